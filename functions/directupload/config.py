@@ -1,0 +1,79 @@
+"""Configuration: environment variables parsed once into a validated model.
+
+The same variables drive Lambda (set by template.yaml) and the local stack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from directupload.errors import ConfigError
+from directupload.profiles import GiB, Profile, load_profiles
+
+ENV_NAMES = {
+    "uploads_table": "UPLOADS_TABLE",
+    "idempotency_table": "IDEMPOTENCY_TABLE",
+    "uploads_bucket": "UPLOADS_BUCKET",
+    "event_bus_name": "EVENT_BUS_NAME",
+    "auth_mode": "AUTH_MODE",
+    "stage": "STAGE",
+    "rejected_objects": "REJECTED_OBJECTS",
+    "profiles_json": "PROFILES_JSON",
+    "quota_max_pending": "QUOTA_MAX_PENDING",
+    "quota_daily_bytes": "QUOTA_DAILY_BYTES",
+    "max_receive_count": "MAX_RECEIVE_COUNT",
+    "record_retention_days": "RECORD_RETENTION_DAYS",
+}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uploads_table: str = Field(min_length=1)
+    idempotency_table: str = Field(min_length=1)
+    uploads_bucket: str = Field(min_length=1)
+    event_bus_name: str = Field(min_length=1)
+    # Required on purpose: auth is off only when someone says so.
+    auth_mode: Literal["jwt", "none"]
+    stage: str = "dev"
+    rejected_objects: Literal["delete", "quarantine"] = "quarantine"
+    profiles_json: str = ""
+    quota_max_pending: int = Field(default=20, ge=1)
+    quota_daily_bytes: int = Field(default=10 * GiB, ge=1)
+    max_receive_count: int = Field(default=5, ge=1)
+    record_retention_days: int = Field(default=30, ge=1)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values = {field: env[name] for field, name in ENV_NAMES.items() if env.get(name, "") != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else "?"
+                problems.append(f"{ENV_NAMES.get(field, field)}: {err['msg']}")
+            raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        return _profiles(self.profiles_json)
+
+
+@lru_cache(maxsize=8)
+def _profiles(profiles_json: str) -> dict[str, Profile]:
+    return load_profiles(profiles_json)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this container, validated once (cold start), profiles included."""
+    settings = Settings.from_env()
+    _ = settings.profiles  # fail at cold start, not on the first request
+    return settings

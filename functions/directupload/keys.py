@@ -1,0 +1,85 @@
+"""The key scheme. Keys are chosen by the server; only a sanitised filename comes from the client.
+
+incoming/{uploadId}/{safe-filename}   what the client uploads
+derived/{uploadId}/...                what processing makes (thumbnails)
+quarantine/{uploadId}/{safe-filename} rejected objects, when kept
+The random id comes first so S3 spreads the load across partitions.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from urllib.parse import unquote_plus
+
+INCOMING = "incoming/"
+DERIVED = "derived/"
+QUARANTINE = "quarantine/"
+
+MAX_FILENAME_BYTES = 120
+UPLOAD_ID_PATTERN = r"^[0-9a-f]{32}$"
+_UPLOAD_ID = re.compile(UPLOAD_ID_PATTERN)
+_UNSAFE = re.compile(r"[^\w.\- ()+,@=]+", re.UNICODE)
+_RUNS = re.compile(r"([_ .-])\1+")
+
+
+def new_upload_id() -> str:
+    """128 random bits, hex: unguessable and evenly spread."""
+    return secrets.token_hex(16)
+
+
+def is_upload_id(value: str) -> bool:
+    return bool(_UPLOAD_ID.match(value))
+
+
+def safe_filename(name: str) -> str:
+    """A filename that is safe as the last segment of a key, in any tool that lists it.
+
+    Keeps the basename only (no ``/``, ``\\``, ``..``), drops control, format and
+    surrogate characters, normalises Unicode (NFC), replaces anything unusual with ``_``,
+    and caps the UTF-8 length while keeping the extension.
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
+    name = _UNSAFE.sub("_", name)
+    name = _RUNS.sub(r"\1", name).strip(" ._-")
+    if not name:
+        name = "file"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 16:
+        stem, ext = name, ""
+    ext_part = f".{ext}" if ext else ""
+    budget = MAX_FILENAME_BYTES - len(ext_part.encode())
+    encoded = stem.encode()
+    if len(encoded) > budget:
+        stem = encoded[:budget].decode("utf-8", errors="ignore").rstrip(" ._-") or "file"
+    return stem + ext_part
+
+
+def incoming_key(upload_id: str, filename: str) -> str:
+    return f"{INCOMING}{upload_id}/{safe_filename(filename)}"
+
+
+def derived_key(upload_id: str, name: str) -> str:
+    return f"{DERIVED}{upload_id}/{name}"
+
+
+def quarantine_key(incoming: str) -> str:
+    return QUARANTINE + incoming.removeprefix(INCOMING)
+
+
+def key_from_event(raw_key: str) -> str:
+    """S3 event notifications URL-encode keys (``+`` for a space)."""
+    return unquote_plus(raw_key)
+
+
+def upload_id_from_key(key: str) -> str | None:
+    """The upload id of an ``incoming/{id}/name`` key, or None for anything else."""
+    if not key.startswith(INCOMING):
+        return None
+    parts = key[len(INCOMING) :].split("/", 1)
+    if len(parts) != 2 or not is_upload_id(parts[0]) or not parts[1]:
+        return None
+    return parts[0]

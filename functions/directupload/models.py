@@ -1,0 +1,164 @@
+"""Data shapes: the upload record (what we store) and the API's wire models (camelCase)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+# An upload that started just before its URL lapsed may still finish; only then is it abandoned.
+EXPIRY_GRACE = timedelta(minutes=10)
+MAX_METADATA_ENTRIES = 10
+MAX_METADATA_VALUE = 256
+# S3 limits user metadata to 2 KB in all; we stay well under it.
+MAX_METADATA_BYTES = 1024
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    UPLOADED = "UPLOADED"
+    PROCESSED = "PROCESSED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL = frozenset({Status.PROCESSED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Wire(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Problem(Wire):
+    """RFC 9457 problem details, the body of every error."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class MultipartInfo(Wire):
+    part_size: int
+    part_count: int
+
+
+class UploadError(Wire):
+    code: str
+    message: str
+
+
+MetadataKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+MetadataValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class IssueUploadRequest(Wire):
+    profile: Annotated[str, Field(min_length=1, max_length=32)]
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: Annotated[str, Field(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")]
+    # Positive and below S3's 5 TiB object limit; the profile narrows it further.
+    size: Annotated[int, Field(gt=0, le=5 * 1024**4)]
+    checksum_sha256: Sha256Hex | None = None
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_ENTRIES)] | None = None
+
+
+class IssuedUpload(Wire):
+    upload_id: str
+    key: str
+    expires_at: datetime
+    method: Literal["POST"] | None = None
+    url: str | None = None
+    fields: dict[str, str] | None = None
+    multipart: MultipartInfo | None = None
+
+
+class UploadView(Wire):
+    """What GET /uploads/{id} answers."""
+
+    upload_id: str
+    status: Status
+    profile: str
+    filename: str
+    key: str
+    content_type: str
+    size: int
+    sha256: str | None = None
+    metadata: dict[str, str] | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    multipart: MultipartInfo | None = None
+    result: dict[str, Any] | None = None
+    error: UploadError | None = None
+
+
+class UploadRecord(BaseModel):
+    """The stored record of one upload (DynamoDB item ``pk = upload#{id}``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    upload_id: str
+    owner: str
+    status: Status
+    profile: str
+    filename: str
+    key: str
+    content_type: str
+    size: int
+    checksum_sha256: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    s3_upload_id: str | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+    sha256: str | None = None
+    result: dict[str, Any] | None = None
+    error: UploadError | None = None
+    attempts: int = 0
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.s3_upload_id is not None
+
+    def view(self, now: datetime | None = None) -> UploadView:
+        status = self.status
+        if status == Status.PENDING and (now or utcnow()) >= self.expires_at + EXPIRY_GRACE:
+            status = Status.EXPIRED  # abandoned: nothing arrived while the upload was open
+        multipart = None
+        if self.part_size is not None and self.part_count is not None:
+            multipart = MultipartInfo(part_size=self.part_size, part_count=self.part_count)
+        return UploadView(
+            upload_id=self.upload_id,
+            status=status,
+            profile=self.profile,
+            filename=self.filename,
+            key=self.key,
+            content_type=self.content_type,
+            size=self.size,
+            sha256=self.sha256,
+            metadata=self.metadata or None,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            expires_at=self.expires_at,
+            multipart=multipart,
+            result=self.result,
+            error=self.error,
+        )

@@ -1,0 +1,64 @@
+"""Presigned S3 requests: the POST policy for single-part uploads, and part URLs for multipart.
+
+The POST policy pins everything the client could otherwise change: the exact key, the exact
+size (content-length-range [size, size]), the exact Content-Type, the upload id in the
+object's metadata, and an expiry of minutes. S3 enforces it; the local emulator does not,
+which is why ``tests/unit`` decodes and checks every condition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+UPLOAD_ID_META = "x-amz-meta-upload-id"
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+
+
+def post_policy_parts(
+    *, key: str, content_type: str, size: int, upload_id: str, metadata: dict[str, str]
+) -> tuple[dict[str, str], list[Any]]:
+    """The form fields and policy conditions of one upload (the bucket and key are added by boto3)."""
+    fields = {"Content-Type": content_type, UPLOAD_ID_META: upload_id}
+    fields.update({f"x-amz-meta-{name}": value for name, value in metadata.items()})
+    conditions: list[Any] = [{name: value} for name, value in fields.items()]
+    conditions.append(["content-length-range", size, size])
+    return fields, conditions
+
+
+def presign_post(
+    s3: Any,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    size: int,
+    upload_id: str,
+    metadata: dict[str, str],
+    expires_in: int,
+) -> PresignedPost:
+    fields, conditions = post_policy_parts(
+        key=key, content_type=content_type, size=size, upload_id=upload_id, metadata=metadata
+    )
+    signed = s3.generate_presigned_post(
+        Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+    )
+    return PresignedPost(url=signed["url"], fields=signed["fields"])
+
+
+def presign_part(
+    s3: Any, *, bucket: str, key: str, s3_upload_id: str, part_number: int, expires_in: int
+) -> str:
+    return str(
+        s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": s3_upload_id, "PartNumber": part_number},
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+    )

@@ -1,0 +1,1 @@
+"""Processing: verify an uploaded object, run its profile's steps, record the outcome."""

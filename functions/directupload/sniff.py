@@ -1,0 +1,79 @@
+"""Content sniffing: what the first bytes say a file is, and whether that matches its declaration."""
+
+from __future__ import annotations
+
+import puremagic
+
+# How many leading bytes the sniffer looks at (puremagic needs a few KiB for some formats).
+HEAD_BYTES = 8192
+
+# Executable formats are never accepted, whatever the profile and declared type.
+_EXECUTABLE_MAGIC = (
+    b"MZ",  # Windows PE / DOS
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",  # Mach-O
+)
+
+# Types whose bytes announce themselves: a declaration of one of these must match the bytes.
+_FAMILIES = {
+    "image/jpeg": {"image/jpeg", "image/jpg", "image/pjpeg"},
+    "image/png": {"image/png"},
+    "image/gif": {"image/gif"},
+    "image/webp": {"image/webp"},
+    "image/avif": {"image/avif"},
+    "image/heic": {"image/heic", "image/heif"},
+    "image/tiff": {"image/tiff"},
+    "image/bmp": {"image/bmp", "image/x-ms-bmp"},
+    "application/pdf": {"application/pdf", "application/x-pdf"},
+    "application/zip": {"application/zip", "application/x-zip-compressed"},
+    "video/mp4": {"video/mp4", "video/x-m4v", "video/iso.segment", "audio/mp4"},
+    "video/quicktime": {"video/quicktime"},
+    "video/webm": {"video/webm", "video/x-matroska"},
+    "audio/mpeg": {"audio/mpeg", "audio/mp3"},
+    "audio/ogg": {"audio/ogg", "application/ogg"},
+    "audio/wav": {"audio/wav", "audio/x-wav", "audio/wave"},
+}
+_TEXT = {"text/plain", "text/csv", "application/json"}
+
+
+def is_executable(head: bytes) -> bool:
+    return head.startswith(_EXECUTABLE_MAGIC)
+
+
+def sniff(head: bytes) -> str | None:
+    """The MIME type the bytes say, or None when they say nothing recognisable."""
+    if not head:
+        return None
+    try:
+        return str(puremagic.from_string(head, mime=True)) or None
+    except (puremagic.PureError, ValueError):
+        return None
+
+
+def mismatch(declared: str, head: bytes, sniffed: str | None) -> str | None:
+    """Why ``head`` is not an acceptable ``declared`` file, or None when it is."""
+    if is_executable(head):
+        return "the file is an executable"
+    family = _FAMILIES.get(declared)
+    if family is not None:
+        if sniffed is None or sniffed.lower() not in family:
+            return f"declared {declared} but the bytes are {sniffed or 'unrecognised'}"
+        return None
+    if declared in _TEXT:
+        if b"\x00" in head:
+            return f"declared {declared} but the bytes are binary"
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # a character cut at the end of the head is fine
+                return f"declared {declared} but the bytes are not UTF-8 text"
+        return None
+    if declared.startswith(("image/", "video/", "audio/")):
+        # a declared media type we have no family for: the bytes must at least agree on the kind
+        kind = declared.split("/")[0]
+        if sniffed is None or not sniffed.startswith(kind + "/"):
+            return f"declared {declared} but the bytes are {sniffed or 'unrecognised'}"
+    return None

@@ -1,0 +1,131 @@
+"""UploadsBucket adapter: the few S3 operations the functions perform."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    content_type: str | None
+    etag: str
+    metadata: dict[str, str]
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    part_number: int
+    etag: str
+    size: int
+
+
+class NoSuchUpload(Exception):
+    """S3 has no multipart upload by that id (completed, aborted or never made)."""
+
+
+def _is_no_such_upload(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    # moto answers an unknown UploadId with a 500 rather than S3's 404 NoSuchUpload.
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("NoSuchUpload", "404") or status in (404, 500)
+
+
+class Storage:
+    def __init__(self, bucket: str, client: Any) -> None:
+        self.bucket = bucket
+        self.client = client
+
+    # reading
+    def head(self, key: str) -> ObjectHead | None:
+        try:
+            reply = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectHead(
+            size=int(reply["ContentLength"]),
+            content_type=reply.get("ContentType"),
+            etag=str(reply.get("ETag", "")).strip('"'),
+            metadata={k.lower(): v for k, v in reply.get("Metadata", {}).items()},
+            version_id=reply.get("VersionId"),
+        )
+
+    def stream(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    # writing
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def move(self, source: str, target: str) -> None:
+        self.client.copy_object(
+            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+        )
+        self.delete(source)
+
+    # multipart
+    def create_multipart(self, key: str, content_type: str, metadata: dict[str, str]) -> str:
+        reply = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
+        )
+        return str(reply["UploadId"])
+
+    def list_parts(self, key: str, s3_upload_id: str) -> list[StoredPart]:
+        parts: list[StoredPart] = []
+        marker = 0
+        while True:
+            try:
+                reply = self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=s3_upload_id, PartNumberMarker=marker
+                )
+            except ClientError as exc:
+                if _is_no_such_upload(exc):
+                    raise NoSuchUpload(s3_upload_id) from exc
+                raise
+            for part in reply.get("Parts", []):
+                parts.append(
+                    StoredPart(
+                        part_number=int(part["PartNumber"]),
+                        etag=str(part["ETag"]).strip('"'),
+                        size=int(part["Size"]),
+                    )
+                )
+            if not reply.get("IsTruncated"):
+                return parts
+            marker = int(reply["NextPartNumberMarker"])
+
+    def complete_multipart(self, key: str, s3_upload_id: str, parts: list[tuple[int, str]]) -> None:
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=s3_upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]},
+            )
+        except ClientError as exc:
+            if _is_no_such_upload(exc) and exc.response.get("Error", {}).get("Code") != "InvalidPart":
+                raise NoSuchUpload(s3_upload_id) from exc
+            raise
+
+    def abort_multipart(self, key: str, s3_upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=s3_upload_id)
+        except ClientError as exc:
+            if not _is_no_such_upload(exc):
+                raise

@@ -1,0 +1,53 @@
+"""The composition root: builds each function's objects once per container, from settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+from directupload import aws
+from directupload.config import get_settings
+from directupload.events import EventPublisher
+from directupload.processing.pipeline import Processor
+from directupload.storage import Storage
+from directupload.store import UploadStore
+from directupload.uploads import UploadService
+
+
+@cache
+def store() -> UploadStore:
+    settings = get_settings()
+    return UploadStore(
+        settings.uploads_table, aws.client("dynamodb"), retention=timedelta(days=settings.record_retention_days)
+    )
+
+
+@cache
+def storage() -> Storage:
+    return Storage(get_settings().uploads_bucket, aws.client("s3"))
+
+
+@cache
+def upload_service() -> UploadService:
+    settings = get_settings()
+    return UploadService(profiles=settings.profiles, store=store(), storage=storage(), s3=aws.client("s3"))
+
+
+@cache
+def processor() -> Processor:
+    settings = get_settings()
+    return Processor(
+        profiles=settings.profiles,
+        store=store(),
+        storage=storage(),
+        publisher=EventPublisher(settings.event_bus_name, aws.client("events")),
+        rejected_objects=settings.rejected_objects,
+    )
+
+
+def reset() -> None:
+    """Forget every built object (tests that change the environment call this)."""
+    for factory in (store, storage, upload_service, processor):
+        factory.cache_clear()
+    get_settings.cache_clear()
+    aws.client.cache_clear()

@@ -1,0 +1,1 @@
+"""Lambda entry points: thin, they parse, call directupload, and shape the reply."""

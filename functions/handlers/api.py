@@ -1,0 +1,195 @@
+"""ApiFunction: the HTTP API (API Gateway HTTP API, payload v2)."""
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from directupload import wiring
+from directupload.config import get_settings
+from directupload.errors import DomainError, Unauthorized
+from directupload.keys import UPLOAD_ID_PATTERN
+from directupload.models import IssuedUpload, IssueUploadRequest, UploadView, Wire
+from directupload.observability import logger, metrics, tracer
+from directupload.problems import PROBLEM_JSON, problem_body
+
+ANONYMOUS = "anonymous"
+MAX_BODY_BYTES = 64 * 1024
+
+get_settings()  # validate the configuration at cold start, naming anything missing
+
+
+def _serialize(value: Any) -> str:
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if v is not None}
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+app = APIGatewayHttpResolver(enable_validation=True, serializer=_serialize)
+UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
+
+
+class PartsRequest(Wire):
+    part_numbers: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=1, max_length=1000)]
+
+
+class SignedPartView(Wire):
+    part_number: int
+    url: str
+    expires_at: str
+
+
+class SignedParts(Wire):
+    parts: list[SignedPartView]
+
+
+class StoredPartView(Wire):
+    part_number: int
+    etag: str
+    size: int
+
+
+class StoredParts(Wire):
+    parts: list[StoredPartView]
+
+
+class CompletedPart(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    part_number: Annotated[int, Field(ge=1, le=10_000)]
+    etag: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class CompleteRequest(Wire):
+    parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=10_000)]
+
+
+def owner() -> str:
+    """Who is asking: the JWT ``sub`` the authorizer verified, or the one anonymous owner."""
+    if get_settings().auth_mode == "none":
+        return ANONYMOUS
+    authorizer = app.current_event.request_context.authorizer
+    claims = authorizer.jwt_claim if authorizer is not None else None
+    sub = (claims or {}).get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthorized("a valid bearer token is required")
+    return sub
+
+
+def _json(status: int, model: Wire) -> Response[Any]:
+    return Response(status, content_type="application/json", body=model.wire())
+
+
+@app.post("/uploads")
+@tracer.capture_method
+def issue_upload(request: Annotated[IssueUploadRequest, Body()]) -> Response[IssuedUpload]:
+    return _json(201, wiring.upload_service().issue(owner(), request))
+
+
+@app.get("/uploads/<upload_id>")
+@tracer.capture_method
+def get_upload(upload_id: UploadId) -> Response[UploadView]:
+    return _json(200, wiring.upload_service().get(owner(), upload_id).view())
+
+
+@app.post("/uploads/<upload_id>/parts")
+@tracer.capture_method
+def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) -> Response[SignedParts]:
+    signed = wiring.upload_service().sign_parts(owner(), upload_id, request.part_numbers)
+    parts = [SignedPartView(part_number=p.part_number, url=p.url, expires_at=p.expires_at.isoformat()) for p in signed]
+    return _json(200, SignedParts(parts=parts))
+
+
+@app.get("/uploads/<upload_id>/parts")
+@tracer.capture_method
+def list_parts(upload_id: UploadId) -> Response[StoredParts]:
+    _, stored = wiring.upload_service().list_parts(owner(), upload_id)
+    parts = [StoredPartView(part_number=p.part_number, etag=p.etag, size=p.size) for p in stored]
+    return _json(200, StoredParts(parts=parts))
+
+
+@app.post("/uploads/<upload_id>/complete")
+@tracer.capture_method
+def complete_upload(upload_id: UploadId, request: Annotated[CompleteRequest, Body()]) -> Response[UploadView]:
+    parts = [(p.part_number, p.etag) for p in request.parts]
+    return _json(200, wiring.upload_service().complete(owner(), upload_id, parts).view())
+
+
+@app.delete("/uploads/<upload_id>")
+@tracer.capture_method
+def cancel_upload(upload_id: UploadId) -> Response[UploadView]:
+    return _json(200, wiring.upload_service().cancel(owner(), upload_id).view())
+
+
+@app.get("/openapi.json")
+def openapi() -> Response[Any]:
+    return Response(200, content_type="application/json", body=_openapi_document())
+
+
+def _openapi_document() -> str:
+    return app.get_openapi_json_schema(
+        title="directupload",
+        version="1.0.0",
+        description="Direct-to-S3 uploads: issue presigned uploads, follow their processing.",
+    )
+
+
+# errors: every one a problem+json body, mapped here and nowhere else
+def _problem(status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **ext: Any) -> Response[str]:
+    return Response(status, content_type=PROBLEM_JSON, body=problem_body(status, slug, title, detail, **ext), headers=headers)
+
+
+@app.exception_handler(DomainError)
+def _domain_error(error: DomainError) -> Response[str]:
+    return _problem(error.status, error.slug, error.title, error.detail, headers=error.headers, **error.extensions)
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(error: RequestValidationError) -> Response[str]:
+    errors = error.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _problem(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
+    details = [
+        {"location": ".".join(str(part) for part in e.get("loc", ())), "message": str(e.get("msg", ""))[:200]}
+        for e in errors[:20]
+    ]
+    summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:3])
+    return _problem(422, "validation-error", "Request failed validation", summary, errors=details)
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response[str]:
+    event = app.current_event
+    return _problem(404, "not-found", "Not found", f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[str]:
+    logger.exception("unhandled error")
+    return _problem(500, "internal", "Internal error", "the server failed; the request id identifies it in the logs")
+
+
+def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse an oversized body before parsing it (API Gateway's own limit is 10 MB)."""
+    body = event.get("body") or ""
+    limit = MAX_BODY_BYTES * 4 // 3 + 4 if event.get("isBase64Encoded") else MAX_BODY_BYTES
+    if len(body) <= limit:
+        return None
+    detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": problem_body(413, "body-too-large", "Request body too large", detail),
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _too_large(event) or app.resolve(event, context)

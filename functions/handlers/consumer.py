@@ -1,0 +1,29 @@
+"""ConsumerFunction: a sample downstream consumer of directupload's events.
+
+Subscribed by an EventBridge rule to "Upload Processed", "Upload Rejected" and
+"Upload Failed". Replace the body with what your product does next (index the file,
+notify the user, start a transcode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from directupload.observability import logger
+
+
+@logger.inject_lambda_context(log_event=False)
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    detail = event.detail
+    logger.info(
+        "upload event received",
+        detail_type=event.detail_type,
+        upload_id=detail.get("uploadId"),
+        profile=detail.get("profile"),
+        size=detail.get("size"),
+    )
+    return {"uploadId": detail.get("uploadId"), "seen": event.detail_type}

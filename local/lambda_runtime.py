@@ -1,0 +1,48 @@
+"""What Lambda gives a handler: a context object, and one invocation at a time per container."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LocalContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 60.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalFunction:
+    """One warm 'container' of a function: calls are serialised, as Lambda never runs two at once in one."""
+
+    def __init__(self, name: str, handler: Handler, timeout: float = 60.0) -> None:
+        self.name = name
+        self.handler = handler
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        context = LocalContext(
+            function_name=self.name,
+            timeout_seconds=self.timeout,
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{self.name}",
+            _deadline=time.monotonic() + self.timeout,
+        )
+        with self._lock:
+            return self.handler(event, context)

@@ -1,0 +1,222 @@
+"""`make run`: the whole system on this machine, no AWS account, no Docker.
+
+  moto (ThreadedMotoServer)  S3, SQS, DynamoDB, EventBridge on loopback
+  gateway                    HTTP API v2 events -> the real ApiFunction handler, demo page at /
+  poller                     SQS batches -> the real ProcessFunction handler
+  event tap                  bus events -> console, .local/events.jsonl, the sample consumer
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local import ROOT
+from local.gateway import Gateway
+from local.lambda_runtime import LocalFunction
+from local.poller import EventTap, QueuePoller
+from local.provision import Provisioned, provision
+from local.template import LocalTemplate, load
+
+REGION = "us-east-1"
+# moto accepts any credentials; these are placeholders, not secrets.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    emulator_port: int = 4566
+    state_dir: Path = ROOT / ".local"
+    auth: str = "none"
+    retry_delay: int = 1
+    quiet: bool = False
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.emulator: Any = None
+        self.gateway: Gateway | None = None
+        self.threads: list[Any] = []
+        self.resources: Provisioned | None = None
+        self.env: dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        assert self.gateway is not None
+        host, port = self.gateway.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def emulator_url(self) -> str:
+        host, port = self.emulator._server.server_address[:2]  # noqa: SLF001 - moto exposes no getter
+        return f"http://{host}:{port}"
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+        opts = self.options
+        self.emulator = ThreadedMotoServer(ip_address=opts.host, port=opts.emulator_port, verbose=False)
+        self.emulator.start()
+
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.emulator_url})
+        tpl = LocalTemplate(
+            load(), region=REGION, parameters={"Stage": "dev", **opts.parameters}, endpoint=self.emulator_url
+        )
+        clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events")}
+        self.resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
+
+        # the functions' environment, from the template, as Lambda would set it
+        self.env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
+        self.env.update(
+            {
+                "AUTH_MODE": opts.auth,
+                "STAGE": "local",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCAL_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_DEV": "false",
+            }
+        )
+        os.environ.update(self.env)
+
+        api = importlib.import_module("handlers.api")
+        processor = importlib.import_module("handlers.processor")
+        consumer = importlib.import_module("handlers.consumer")
+        process_timeout = float(tpl.properties("ProcessFunction").get("Timeout", 60))
+        api_fn = LocalFunction("ApiFunction", api.lambda_handler, timeout=29)
+        process_fn = LocalFunction("ProcessFunction", processor.lambda_handler, timeout=process_timeout)
+        consumer_fn = LocalFunction("ConsumerFunction", consumer.lambda_handler)
+
+        opts.state_dir.mkdir(parents=True, exist_ok=True)
+        poller = QueuePoller(
+            clients["sqs"], self.resources.ingest_queue_url, process_fn, retry_delay=opts.retry_delay, region=REGION
+        )
+        tap = EventTap(
+            clients["sqs"], self.resources.events_queue_url, opts.state_dir / "events.jsonl", consumer_fn, opts.quiet
+        )
+        self.threads = [poller, tap]
+        for thread in self.threads:
+            thread.start()
+
+        self.gateway = Gateway(
+            (opts.host, opts.port),
+            api_fn,
+            ROOT / "client-demo",
+            config=self.client_config,
+            allowed_origins=["*"],
+        )
+        threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True).start()
+        (opts.state_dir / "stack.json").write_text(_json(self.describe()))
+        return self
+
+    def client_config(self) -> dict[str, Any]:
+        return {"apiBaseUrl": self.api_url, "stage": "local", "auth": self.options.auth}
+
+    def describe(self) -> dict[str, Any]:
+        assert self.resources is not None
+        return {
+            "apiUrl": self.api_url,
+            "emulatorUrl": self.emulator_url,
+            "region": REGION,
+            "bucket": self.resources.bucket,
+            "uploadsTable": self.resources.uploads_table,
+            "idempotencyTable": self.resources.idempotency_table,
+            "eventBus": self.resources.event_bus,
+            "ingestQueueUrl": self.resources.ingest_queue_url,
+            "deadLetterQueueUrl": self.resources.dead_letter_queue_url,
+            "eventsLog": str(self.options.state_dir / "events.jsonl"),
+        }
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            thread.stop()
+        if self.gateway is not None:
+            self.gateway.shutdown()
+            self.gateway.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        if self.emulator is not None:
+            self.emulator.stop()
+
+
+def _client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run directupload locally (moto as AWS).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
+    parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    parser.add_argument("--auth", choices=["jwt", "none"], default=os.environ.get("LOCAL_AUTH", "none"))
+    parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed message is retried")
+    parser.add_argument("--quiet", action="store_true", help="do not print each event")
+    args = parser.parse_args(argv)
+    stack = LocalStack(
+        StackOptions(
+            host=args.host,
+            port=args.port,
+            emulator_port=args.emulator_port,
+            state_dir=args.state_dir,
+            auth=args.auth,
+            retry_delay=args.retry_delay,
+            quiet=args.quiet,
+        )
+    ).start()
+    info = stack.describe()
+    print(
+        "\n".join(
+            [
+                "directupload local stack is up",
+                f"  demo page + API   {info['apiUrl']}/  (OpenAPI: {info['apiUrl']}/openapi.json)",
+                f"  AWS emulator      {info['emulatorUrl']}  (moto: S3, SQS, DynamoDB, EventBridge)",
+                f"  bucket            {info['bucket']}",
+                f"  ingest queue      {info['ingestQueueUrl']}",
+                f"  dead letters      {info['deadLetterQueueUrl']}",
+                f"  events            printed here and appended to {info['eventsLog']}",
+                f"  auth              {stack.options.auth}",
+                "Ctrl-C stops everything.",
+            ]
+        ),
+        flush=True,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    print("stopping...", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

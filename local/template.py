@@ -1,0 +1,166 @@
+"""Reads template.yaml, the one source of truth for resources, and resolves what the local
+stack needs from it: resource properties and the functions' environment variables."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local import ROOT
+
+TEMPLATE = ROOT / "template.yaml"
+ACCOUNT = "123456789012"
+
+
+def load(path: Path = TEMPLATE) -> dict[str, Any]:
+    from cfnlint.decode import decode_str
+
+    template, matches = decode_str(path.read_text())
+    if template is None:
+        raise RuntimeError(f"cannot parse {path}: {matches}")
+    return dict(template)
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+@dataclass
+class LocalTemplate:
+    """The template with its intrinsic functions resolved against local names."""
+
+    raw: dict[str, Any]
+    region: str = "us-east-1"
+    prefix: str = "directupload-local"
+    parameters: dict[str, str] = field(default_factory=dict)
+    endpoint: str = ""
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        """The resources of one type that this configuration creates (their Condition holds)."""
+        return {
+            name: res
+            for name, res in self.raw.get("Resources", {}).items()
+            if res.get("Type") == type_ and ("Condition" not in res or self.condition(res["Condition"]))
+        }
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        return dict(self.raw["Resources"][logical_id])
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        return dict(self.resolve(self.raw["Resources"][logical_id].get("Properties", {})))
+
+    # names
+    def physical_name(self, logical_id: str) -> str:
+        return f"{self.prefix}-{_kebab(logical_id)}"
+
+    def arn(self, logical_id: str) -> str:
+        res_type = self.raw["Resources"][logical_id]["Type"]
+        name = self.physical_name(logical_id)
+        if res_type == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
+        if res_type == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{name}"
+        if res_type == "AWS::DynamoDB::Table":
+            return f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{name}"
+        if res_type == "AWS::Events::EventBus":
+            return f"arn:aws:events:{self.region}:{ACCOUNT}:event-bus/{name}"
+        return f"arn:aws:local:{self.region}:{ACCOUNT}:{name}"
+
+    def ref(self, name: str) -> Any:
+        params = self.raw.get("Parameters", {})
+        if name in params:
+            value = self.parameters.get(name, str(params[name].get("Default", "")))
+            if params[name].get("Type") == "CommaDelimitedList":
+                return [item.strip() for item in value.split(",")]
+            return value
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::StackName": self.prefix,
+                  "AWS::Partition": "aws",
+                  "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/{self.prefix}/0", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+        if name in pseudo:
+            return pseudo[name]  # type: ignore[return-value]
+        res = self.raw.get("Resources", {}).get(name)
+        if res is None:
+            raise KeyError(f"!Ref {name}: no such parameter or resource")
+        if res["Type"] == "AWS::SQS::Queue":
+            return f"{self.endpoint}/{ACCOUNT}/{self.physical_name(name)}"
+        return self.physical_name(name)
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        if attribute == "Arn":
+            return self.arn(logical_id)
+        if attribute == "QueueName":
+            return self.physical_name(logical_id)
+        if attribute == "QueueUrl":
+            return self.ref(logical_id)
+        return self.physical_name(logical_id)
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.raw.get("Conditions", {})[name]))
+
+    # intrinsic functions, as far as the local stack needs them
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        if len(node) == 1:
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                return self.ref(arg)
+            if fn == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            if fn == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+                def sub(match: re.Match[str]) -> str:
+                    var = match.group(1)
+                    if var in extra:
+                        return str(extra[var])
+                    if "." in var:
+                        return str(self.get_att(*var.split(".", 1)))
+                    return str(self.ref(var))
+                return re.sub(r"\$\{([^}!]+)\}", sub, text)
+            if fn == "Fn::If":
+                cond, yes, no = arg
+                return self.resolve(yes if self.condition(cond) else no)
+            if fn == "Fn::Equals":
+                left, right = self.resolve(arg)
+                return str(left) == str(right)
+            if fn == "Fn::Not":
+                return not self.resolve(arg[0])
+            if fn == "Fn::And":
+                return all(self.resolve(item) for item in arg)
+            if fn == "Fn::Or":
+                return any(self.resolve(item) for item in arg)
+            if fn == "Condition":
+                return self.condition(arg)
+            if fn == "Fn::Join":
+                sep, items = arg
+                return sep.join(str(i) for i in self.resolve(items))
+            if fn == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(index)]
+            if fn == "Fn::Split":
+                sep, text = arg
+                return str(self.resolve(text)).split(sep)
+            if fn == "Fn::FindInMap":
+                table, key, attr = self.resolve(arg)
+                return self.raw["Mappings"][table][key][attr]
+        return {key: self.resolve(value) for key, value in node.items()}
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """Globals' variables overlaid with the function's own, resolved."""
+        variables: dict[str, Any] = {}
+        glob = self.raw.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        variables.update(glob)
+        own = self.raw["Resources"][logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
+        variables.update(own)
+        resolved = {}
+        for name, value in variables.items():
+            value = self.resolve(value)
+            if value is not None:
+                resolved[name] = str(value).lower() if isinstance(value, bool) else str(value)
+        return resolved
