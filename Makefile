@@ -1,0 +1,67 @@
+# directupload. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs python3.12: the venv matches it where pyenv has it (its shim alone does not switch).
+PY312 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
+PYTHON ?= $(if $(PY312),$(PY312),python3)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+DEPS_HASH := $(shell cat requirements-dev.txt functions/requirements.txt 2>/dev/null | sha1sum | cut -c1-12)
+VENV_STAMP := $(VENV)/.stamp-$(DEPS_HASH)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+CHROMIUM := /usr/bin/chromium
+PYTEST_WORKERS ?= 2
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+-include mk/*.mk
+
+.PHONY: help setup run test check lint format typecheck unit integration e2e token redrive clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): requirements-dev.txt functions/requirements.txt
+	@echo "==> Python venv ($(PYTHON))"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.stamp-* && touch $@
+
+$(CHROMIUM):
+	@echo "==> Debian packages: chromium (for the browser tests)"
+	@$(SUDO) apt-get update -qq
+	@DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-liberation >/dev/null
+
+setup: $(VENV_STAMP) ## create the venv and install everything the local stack needs
+
+run: setup demo-deps ## run the whole system locally on http://127.0.0.1:3000 (Ctrl-C stops)
+	@$(BIN)/python -m local.stack
+
+test: setup $(CHROMIUM) demo-deps infra-venv ## set everything up and run the whole test suite
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+unit: setup ## unit tests only (no network)
+	@$(BIN)/python -m pytest tests/unit -q
+
+integration: setup ## handlers against moto
+	@$(BIN)/python -m pytest tests/integration -q
+
+e2e: setup $(CHROMIUM) demo-deps ## the local stack over HTTP, and the demo page in Chromium
+	@$(BIN)/python -m pytest tests/e2e -q
+
+lint: setup ## ruff
+	@$(BIN)/ruff check functions local tests client-demo bench
+	@$(BIN)/ruff format --check functions local tests client-demo bench
+
+format: setup ## ruff format + fixes
+	@$(BIN)/ruff format functions local tests client-demo bench
+	@$(BIN)/ruff check --fix functions local tests client-demo bench
+
+typecheck: setup ## mypy
+	@$(BIN)/mypy
+
+check: lint typecheck test ## lint, types and tests
+
+clean: ## remove venvs, caches and local state
+	rm -rf $(VENV) .venv-* .local .pytest_cache .mypy_cache .ruff_cache .aws-sam client-demo/node_modules

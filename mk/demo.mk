@@ -1,0 +1,4 @@
+# placeholder until the demo page's npm dependencies land
+.PHONY: demo-deps
+demo-deps:
+	@true

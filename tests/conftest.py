@@ -1,0 +1,176 @@
+"""Shared fixtures: a real moto server over HTTP, resources provisioned from template.yaml,
+and the local stack as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+
+
+# --- moto server (integration) ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One ThreadedMotoServer per test process; every test gets its own resources in it."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server._server.server_address[:2]  # noqa: SLF001
+    url = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                                            "AWS_REGION", "AWS_ENDPOINT_URL")}
+    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
+                       "AWS_REGION": REGION, "AWS_ENDPOINT_URL": url,
+                       "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+                       "POWERTOOLS_LOG_LEVEL": "WARNING"})
+    yield url
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@dataclass
+class Aws:
+    """Clients and resource names of one test's stack in the emulator."""
+
+    endpoint: str
+    resources: Any  # local.provision.Provisioned
+    env: dict[str, str]
+    s3: Any
+    sqs: Any
+    dynamodb: Any
+    events: Any
+
+    @property
+    def bucket(self) -> str:
+        return str(self.resources.bucket)
+
+
+def aws_client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=REGION,
+                        config=Config(signature_version="s3v4") if service == "s3" else None)
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """Fresh resources from template.yaml (unique names per test) and the functions' environment
+    pointing at them, as Lambda would set it. Handlers are rebuilt from that environment."""
+    from directupload import wiring
+    from local.provision import provision
+    from local.template import LocalTemplate, load
+
+    tpl = LocalTemplate(load(), region=REGION, prefix=f"t{uuid.uuid4().hex[:10]}", endpoint=moto_server,
+                        parameters={"Stage": "dev"})
+    clients = {name: aws_client(name) for name in ("s3", "sqs", "dynamodb", "events")}
+    resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
+    env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
+    env["AUTH_MODE"] = "none"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    wiring.reset()
+    yield Aws(moto_server, resources, env, **clients)
+    wiring.reset()
+
+
+# --- the local stack, as a user runs it (e2e) -------------------------------------------------
+
+
+@dataclass
+class Stack:
+    info: dict[str, Any]
+    process: subprocess.Popen[bytes]
+    state_dir: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return str(self.info["apiUrl"])
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.state_dir / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_stack(state_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60) -> Stack:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "stack.log"
+    command = [sys.executable, "-m", "local.stack", "--port", "0", "--emulator-port", "0",
+               "--state-dir", str(state_dir), "--quiet", *extra]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})})
+    info_path = state_dir / "stack.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local stack exited {process.returncode}:\n{log_path.read_text()}")
+        if info_path.exists():
+            info = json.loads(info_path.read_text())
+            try:
+                if requests.get(info["apiUrl"] + "/openapi.json", timeout=5).status_code == 200:
+                    return Stack(info, process, state_dir, log_path)
+            except requests.ConnectionError:
+                pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"local stack not ready in {timeout}s:\n{log_path.read_text()}")
+
+
+def stop_stack(stack: Stack) -> None:
+    stack.process.terminate()
+    try:
+        stack.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The local stack exactly as `make run` starts it, on free ports, for one test module."""
+    stack = start_stack(tmp_path_factory.mktemp("stack"))
+    yield stack
+    stop_stack(stack)
+
+
+# --- waiting without sleep loops in the tests themselves -------------------------------------
+
+
+def wait_for_status(base_url: str, upload_id: str, final: tuple[str, ...] = ("PROCESSED", "REJECTED", "FAILED",
+                    "CANCELLED", "EXPIRED"), timeout: float = 30, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = requests.get(f"{base_url}/uploads/{upload_id}", headers=headers, timeout=10).json()
+        if body.get("status") in final:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"upload {upload_id} not final after {timeout}s: {body}")
