@@ -1,0 +1,149 @@
+"""The signed POST policy refuses everything it must, for every profile (S3 enforces it; moto does not)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from directupload.models import IssueUploadRequest
+from directupload.profiles import BUILTIN_PROFILES, Profile
+from directupload.uploads import UploadService
+from tests.policy_checker import decode_policy, evaluate
+
+BUCKET = "uploads-bucket"
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.records: dict[str, Any] = {}
+
+    def create(self, record: Any) -> None:
+        self.records[record.upload_id] = record
+
+
+class NoStorage:
+    bucket = BUCKET
+
+
+def concrete_type(profile: Profile) -> str:
+    pattern = profile.content_types[0]
+    return pattern.replace("*", "png") if pattern.endswith("/*") else pattern
+
+
+def single_part_size(profile: Profile) -> int:
+    return min(profile.max_size, (profile.multipart_threshold or profile.max_size + 1) - 1, 1234)
+
+
+def issue(profile: Profile, now: datetime) -> tuple[dict[str, Any], Any]:
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+    service = UploadService(profiles=BUILTIN_PROFILES, store=MemoryStore(), storage=NoStorage(), s3=s3,  # type: ignore[arg-type]
+                            clock=lambda: now)
+    request = IssueUploadRequest(profile=profile.name, filename="report final.bin",
+                                 content_type=concrete_type(profile), size=single_part_size(profile),
+                                 metadata={"album": "summer"})
+    issued = service.issue("alice", request).wire()
+    return issued, request
+
+
+PROFILES = [pytest.param(p, id=name) for name, p in BUILTIN_PROFILES.items()]
+
+
+def _with(fields: dict[str, str], **changes: str) -> dict[str, str]:
+    return {**fields, **changes}
+
+
+ABUSE: dict[str, Any] = {
+    "wrong content type": lambda f, size: (_with(f, **{"Content-Type": "text/html"}), size),
+    "different key": lambda f, size: (_with(f, key="incoming/someone-else/index.html"), size),
+    "key outside incoming/": lambda f, size: (_with(f, key="derived/x/thumbnail.webp"), size),
+    "changed upload id metadata": lambda f, size: (_with(f, **{"x-amz-meta-upload-id": "0" * 32}), size),
+    "changed user metadata": lambda f, size: (_with(f, **{"x-amz-meta-album": "other"}), size),
+    "added metadata": lambda f, size: (_with(f, **{"x-amz-meta-role": "admin"}), size),
+    "public ACL": lambda f, size: (_with(f, acl="public-read"), size),
+    "redirect": lambda f, size: (_with(f, success_action_redirect="https://attacker.test/"), size),
+    "one byte too many": lambda f, size: (f, size + 1),
+    "one byte too few": lambda f, size: (f, size - 1),
+    "empty file": lambda f, size: (f, 0),
+}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_issued_policy_pins_key_size_type_and_upload_id(profile: Profile, fake_credentials: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    issued, request = issue(profile, now)
+    policy = decode_policy(issued["fields"])
+    conditions = policy["conditions"]
+
+    assert {"bucket": BUCKET} in conditions
+    assert {"key": issued["key"]} in conditions
+    assert issued["key"] == f"incoming/{issued['uploadId']}/report final.bin"
+    assert {"Content-Type": request.content_type} in conditions
+    assert {"x-amz-meta-upload-id": issued["uploadId"]} in conditions
+    assert ["content-length-range", request.size, request.size] in conditions
+    assert {"x-amz-algorithm": "AWS4-HMAC-SHA256"} in conditions  # SigV4, never legacy SigV2
+    # no starts-with anywhere: nothing is left for the client to choose
+    assert not [c for c in conditions if isinstance(c, list) and c[0] == "starts-with"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_policy_expires_within_the_profile_lifetime(profile: Profile, fake_credentials: dict[str, str]) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    issued, _ = issue(profile, now)
+    expiration = datetime.fromisoformat(decode_policy(issued["fields"])["expiration"].replace("Z", "+00:00"))
+    lifetime = expiration - now
+    assert timedelta(0) < lifetime <= timedelta(seconds=profile.url_ttl_seconds + 1)
+    assert lifetime <= timedelta(hours=1)  # minutes, not hours
+    assert issued["expiresAt"].startswith(str((now + timedelta(seconds=profile.url_ttl_seconds)).date()))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_genuine_form_is_accepted(profile: Profile, fake_credentials: dict[str, str]) -> None:
+    issued, request = issue(profile, datetime.now(UTC))
+    assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size,
+                    secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"]) == []
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("abuse", list(ABUSE))
+def test_the_policy_refuses_abuse(profile: Profile, abuse: str, fake_credentials: dict[str, str]) -> None:
+    issued, request = issue(profile, datetime.now(UTC))
+    fields, size = ABUSE[abuse](issued["fields"], request.size)
+    problems = evaluate(fields, bucket=BUCKET, file_size=size, secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"])
+    assert problems, f"S3 would accept a form with {abuse}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_expired_policy_is_refused(profile: Profile, fake_credentials: dict[str, str]) -> None:
+    issued, request = issue(profile, datetime.now(UTC))
+    expiration = datetime.fromisoformat(decode_policy(issued["fields"])["expiration"].replace("Z", "+00:00"))
+    secret = fake_credentials["AWS_SECRET_ACCESS_KEY"]
+    assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key=secret,
+                    now=expiration - timedelta(seconds=1)) == []
+    problems = evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key=secret,
+                        now=expiration + timedelta(seconds=1))
+    assert any("expired" in p for p in problems)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_rewritten_policy_breaks_the_signature(profile: Profile, fake_credentials: dict[str, str]) -> None:
+    issued, request = issue(profile, datetime.now(UTC))
+    policy = decode_policy(issued["fields"])
+    policy["conditions"] = [c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "content-length-range")]
+    policy["conditions"].append(["content-length-range", 0, 5 * 1024**3])
+    forged = _with(issued["fields"], policy=base64.b64encode(json.dumps(policy).encode()).decode())
+    problems = evaluate(forged, bucket=BUCKET, file_size=request.size * 100,
+                        secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"])
+    assert problems == ["signature does not match the policy"]
+
+
+def test_the_checker_itself_catches_a_wrong_secret(fake_credentials: dict[str, str]) -> None:
+    issued, request = issue(BUILTIN_PROFILES["avatar"], datetime.now(UTC))
+    assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key="another") == [
+        "signature does not match the policy"
+    ]
