@@ -50,6 +50,9 @@ integration: setup ## handlers against moto
 e2e: setup $(CHROMIUM) demo-deps ## the local stack over HTTP, and the demo page in Chromium
 	@$(BIN)/python -m pytest tests/e2e -q
 
+token: setup ## print a bearer token for the local stack: make token USER=alice
+	@$(BIN)/python -m local.auth $(USER)
+
 lint: setup ## ruff
 	@$(BIN)/ruff check functions local tests client-demo bench
 	@$(BIN)/ruff format --check functions local tests client-demo bench

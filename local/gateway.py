@@ -19,6 +19,8 @@ from local.lambda_runtime import LocalFunction
 
 # API Gateway's own payload limit; larger requests never reach the function.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# A local-only route: (headers, body) -> (status, JSON payload). Never part of the deployed API.
+LocalRoute = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
 TEXT_TYPES = ("application/json", "application/problem+json", "text/", "application/x-www-form-urlencoded")
 
 
@@ -90,7 +92,8 @@ class Gateway(ThreadingHTTPServer):
         static_dir: Path,
         config: Callable[[], dict[str, Any]],
         authenticate: Callable[[dict[str, str]], dict[str, Any] | None] | None = None,
-        local_routes: dict[str, Callable[[dict[str, str]], tuple[int, dict[str, Any]]]] | None = None,
+        local_routes: dict[str, LocalRoute] | None = None,
+        public_routes: frozenset[str] = frozenset(),
         allowed_origins: list[str] | None = None,
     ) -> None:
         super().__init__(address, _Handler)
@@ -99,6 +102,7 @@ class Gateway(ThreadingHTTPServer):
         self.config = config
         self.authenticate = authenticate
         self.local_routes = local_routes or {}
+        self.public_routes = public_routes
         self.allowed_origins = allowed_origins or ["*"]
         self.requests_served = 0
 
@@ -192,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
         route = self.server.local_routes.get(f"{self.command} {path}")
         if route is not None:
-            status, payload = route(dict(self.headers.items()))
+            status, payload = route(dict(self.headers.items()), body)
             return self._json(status, payload)
         self._invoke(body)
         return None
@@ -211,7 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _invoke(self, body: bytes) -> None:
         headers = dict(self.headers.items())
         claims = None
-        if self.server.authenticate is not None:
+        public = f"{self.command} {urlsplit(self.path).path}" in self.server.public_routes
+        if self.server.authenticate is not None and not public:
             try:
                 claims = self.server.authenticate(headers)
             except PermissionError as exc:

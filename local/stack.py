@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import re
 import logging
 import os
 import signal
@@ -17,10 +19,12 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from local import ROOT
+from local.auth import TOKEN_LIFETIME, LocalIssuer
 from local.gateway import Gateway
 from local.lambda_runtime import LocalFunction
 from local.poller import EventTap, QueuePoller
@@ -38,7 +42,7 @@ class StackOptions:
     port: int = 3000
     emulator_port: int = 4566
     state_dir: Path = ROOT / ".local"
-    auth: str = "none"
+    auth: str = "jwt"
     retry_delay: int = 1
     quiet: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
@@ -115,12 +119,17 @@ class LocalStack:
         for thread in self.threads:
             thread.start()
 
+        issuer = LocalIssuer(opts.state_dir)
         self.gateway = Gateway(
             (opts.host, opts.port),
             api_fn,
             ROOT / "client-demo",
             config=self.client_config,
-            allowed_origins=["*"],
+            authenticate=issuer.verify if opts.auth == "jwt" else None,
+            # as the template's authorizer: everything but the OpenAPI document needs a token
+            public_routes=frozenset({"GET /openapi.json"}),
+            local_routes={"POST /local/token": partial(_token_route, issuer)},
+            allowed_origins=tpl.ref("AllowedOrigins"),
         )
         threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True).start()
         (opts.state_dir / "stack.json").write_text(_json(self.describe()))
@@ -156,6 +165,18 @@ class LocalStack:
             self.emulator.stop()
 
 
+def _token_route(issuer: LocalIssuer, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    """Local only: a token for any user name, as a sign-in would give (never part of the deployed API)."""
+    try:
+        user = (json.loads(body or b"{}") or {}).get("user", "demo")
+    except (ValueError, AttributeError):
+        user = None
+    if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", user):
+        return 400, {"type": "urn:directupload:problem:invalid-request", "title": "Invalid request", "status": 400,
+                     "detail": "body must be {\"user\": \"<name>\"} with 1-64 letters, digits or ._@-"}
+    return 200, {"token": issuer.mint(user), "tokenType": "Bearer", "expiresIn": TOKEN_LIFETIME, "user": user}
+
+
 def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
@@ -164,8 +185,6 @@ def _client(service: str) -> Any:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, indent=2)
 
 
@@ -175,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
     parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
-    parser.add_argument("--auth", choices=["jwt", "none"], default=os.environ.get("LOCAL_AUTH", "none"))
+    parser.add_argument("--auth", choices=["jwt", "none"], default=os.environ.get("LOCAL_AUTH", "jwt"),
+                        help="jwt (default): bearer tokens required, as with the template's authorizer; none: one anonymous owner")
     parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed message is retried")
     parser.add_argument("--quiet", action="store_true", help="do not print each event")
     args = parser.parse_args(argv)

@@ -121,11 +121,14 @@ class Stack:
         return self.log_path.read_text(errors="replace")
 
 
-def start_stack(state_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60) -> Stack:
+def start_stack(state_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60,
+                auth: str = "none") -> Stack:
+    """Start `python -m local.stack` on free ports. Auth is off unless asked for: the auth tests
+    (and the browser test of the default `make run`) pass auth="jwt"."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "stack.log"
     command = [sys.executable, "-m", "local.stack", "--port", "0", "--emulator-port", "0",
-               "--state-dir", str(state_dir), "--quiet", *extra]
+               "--state-dir", str(state_dir), "--quiet", "--auth", auth, *extra]
     process = subprocess.Popen(command, cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})})
     info_path = state_dir / "stack.json"

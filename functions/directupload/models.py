@@ -69,6 +69,8 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class IssueUploadRequest(Wire):
+    model_config = ConfigDict(strict=True)  # "100" is not a size
+
     profile: Annotated[str, Field(min_length=1, max_length=32)]
     filename: Annotated[str, Field(min_length=1, max_length=255)]
     content_type: Annotated[str, Field(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")]

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from directupload import keys, presign
@@ -23,6 +24,7 @@ from directupload.errors import (
     UnsupportedType,
 )
 from directupload.models import (
+    EXPIRY_GRACE,
     MAX_METADATA_BYTES,
     IssuedUpload,
     IssueUploadRequest,
@@ -32,8 +34,8 @@ from directupload.models import (
     utcnow,
 )
 from directupload.observability import logger, metrics
-from directupload.profiles import S3_MAX_PARTS, Profile
-from directupload.storage import NoSuchUpload, Storage, StoredPart
+from directupload.profiles import S3_MAX_PARTS, S3_MAX_SINGLE_POST, S3_MIN_PART, Profile
+from directupload.storage import NoSuchUpload, PartsRefused, Storage, StoredPart
 from directupload.store import TransitionRefused, UploadStore
 
 # Lifetime of a multipart upload: the bucket's lifecycle aborts incomplete ones after a day.
@@ -42,8 +44,23 @@ MAX_PARTS_PER_SIGN = 1000
 
 
 class Quota(Protocol):
-    def reserve(self, owner: str, size: int, now: datetime) -> None: ...
-    def release(self, owner: str) -> None: ...
+    def reserve(self, owner: str, upload_id: str, size: int, now: datetime, open_until: datetime) -> None: ...
+    def release(self, owner: str, upload_id: str) -> None: ...
+
+
+class Transfer(StrEnum):
+    """How the bytes travel. Our own clients let the profile decide; Uppy decides for itself."""
+
+    PROFILE = "profile"  # by the profile's threshold: one POST, or multipart in parts we size
+    POST = "post"  # one presigned POST whatever the threshold (Uppy's /s3/params)
+    # Multipart whatever the size, in parts the client sizes (Uppy's /s3/multipart). The
+    # declared size is then a ceiling; the parts' real total becomes the size at completion.
+    CLIENT_PARTS = "client-parts"
+
+    def is_multipart(self, profile: Profile, size: int) -> bool:
+        if self is Transfer.PROFILE:
+            return profile.is_multipart(size)
+        return self is Transfer.CLIENT_PARTS
 
 
 @dataclass(frozen=True)
@@ -91,10 +108,12 @@ class UploadService:
         if size < profile.min_size:
             raise Unprocessable(f"{size} bytes is under the {profile.name!r} minimum of {profile.min_size} bytes")
 
-    def issue(self, owner: str, request: IssueUploadRequest) -> IssuedUpload:
+    def issue(self, owner: str, request: IssueUploadRequest, transfer: Transfer = Transfer.PROFILE) -> IssuedUpload:
         profile = self.profile(request.profile)
         content_type = request.content_type.lower()
         self.check(profile, content_type, request.size)
+        if transfer is Transfer.POST and request.size > S3_MAX_SINGLE_POST:
+            raise TooLarge(f"S3 takes at most {S3_MAX_SINGLE_POST} bytes in one POST: upload it multipart")
         metadata = dict(request.metadata or {})
         if sum(len(k) + len(v.encode()) for k, v in metadata.items()) > MAX_METADATA_BYTES:
             raise Unprocessable(f"metadata is over {MAX_METADATA_BYTES} bytes")
@@ -104,8 +123,10 @@ class UploadService:
         now = self.clock()
         upload_id = keys.new_upload_id()
         key = keys.incoming_key(upload_id, request.filename)
+        multipart = transfer.is_multipart(profile, request.size)
         if self.quota is not None:
-            self.quota.reserve(owner, request.size, now)
+            lifetime = MULTIPART_LIFETIME if multipart else timedelta(seconds=profile.url_ttl_seconds) + EXPIRY_GRACE
+            self.quota.reserve(owner, upload_id, request.size, now, now + lifetime)
 
         issued: IssuedUpload
         record = UploadRecord(
@@ -123,19 +144,16 @@ class UploadService:
             updated_at=now,
             expires_at=now,
         )
-        if profile.is_multipart(request.size):
-            part_size = profile.part_size_for(request.size)
-            part_count = math.ceil(request.size / part_size)
+        if multipart:
             s3_metadata = {"upload-id": upload_id, **metadata}
             record.s3_upload_id = self.storage.create_multipart(key, content_type, s3_metadata)
-            record.part_size, record.part_count = part_size, part_count
             record.expires_at = now + MULTIPART_LIFETIME
-            issued = IssuedUpload(
-                upload_id=upload_id,
-                key=key,
-                expires_at=record.expires_at,
-                multipart=MultipartInfo(part_size=part_size, part_count=part_count),
-            )
+            plan = None  # parts the client sizes: no plan, up to S3's 10,000
+            if transfer is Transfer.PROFILE:
+                part_size = profile.part_size_for(request.size)
+                plan = MultipartInfo(part_size=part_size, part_count=math.ceil(request.size / part_size))
+                record.part_size, record.part_count = plan.part_size, plan.part_count
+            issued = IssuedUpload(upload_id=upload_id, key=key, expires_at=record.expires_at, multipart=plan)
         else:
             signed = presign.presign_post(
                 self.s3,
@@ -185,15 +203,19 @@ class UploadService:
         return record
 
     def sign_parts(self, owner: str, upload_id: str, part_numbers: Sequence[int]) -> list[SignedPart]:
+        """Presigned PUT URLs for the parts; any part, any number of times, while the upload is open."""
         record = self._open_multipart(owner, upload_id)
-        assert record.part_count is not None and record.s3_upload_id is not None
+        assert record.s3_upload_id is not None
         if not part_numbers:
-            raise InvalidRequest("partNumbers is empty")
+            raise Unprocessable("partNumbers is empty")
         if len(part_numbers) > MAX_PARTS_PER_SIGN:
-            raise InvalidRequest(f"at most {MAX_PARTS_PER_SIGN} parts per request")
-        bad = [n for n in part_numbers if not 1 <= n <= record.part_count]
+            raise Unprocessable(f"at most {MAX_PARTS_PER_SIGN} parts per request")
+        last = record.part_count or S3_MAX_PARTS  # the client sizes its parts: S3's limit only
+        bad = [n for n in part_numbers if not 1 <= n <= last]
         if bad:
-            raise InvalidRequest(f"part numbers out of range 1..{record.part_count}: {bad[:10]}")
+            raise Unprocessable(f"part numbers out of range 1..{last}: {bad[:10]}")
+        if len(set(part_numbers)) != len(part_numbers):
+            raise Unprocessable("partNumbers lists a part more than once")
         profile = self.profile(record.profile)
         expires_at = self.clock() + timedelta(seconds=profile.url_ttl_seconds)
         return [
@@ -209,7 +231,7 @@ class UploadService:
                 ),
                 expires_at=expires_at,
             )
-            for n in dict.fromkeys(part_numbers)
+            for n in part_numbers
         ]
 
     def list_parts(self, owner: str, upload_id: str) -> tuple[UploadRecord, list[StoredPart]]:
@@ -221,27 +243,70 @@ class UploadService:
             raise Conflict("S3 no longer has this multipart upload") from exc
 
     def complete(self, owner: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> UploadRecord:
-        record, stored = self.list_parts(owner, upload_id)
-        assert record.s3_upload_id is not None and record.part_count is not None
+        """Assemble the object from its parts, once they are all in S3 and add up.
+
+        409 when S3's parts differ from the client's list (missing, other ETag): list them and
+        retry. Completing again after a lost reply answers the same record.
+        """
+        record = self._open_multipart(owner, upload_id)
+        assert record.s3_upload_id is not None
+        try:
+            stored = self.storage.list_parts(record.key, record.s3_upload_id)
+        except NoSuchUpload as exc:
+            if self._completed(record):
+                return record  # the client retries a complete whose reply it lost
+            raise Conflict("S3 no longer has this multipart upload") from exc
+        total = self._check_parts(record, parts, stored)
+        if record.part_count is None and total != record.size:
+            # Parts the client sized (Uppy): the declared size was a ceiling; the real total is
+            # the size from now on, which processing verifies the object against.
+            try:
+                record = self.store.transition(
+                    upload_id, Status.PENDING, [Status.PENDING], now=self.clock(), size=total
+                )
+            except TransitionRefused as exc:
+                raise Conflict("the upload changed state while being completed") from exc
+        try:
+            self.storage.complete_multipart(record.key, record.s3_upload_id, list(parts))
+        except PartsRefused as exc:
+            raise Conflict(f"S3 refused the parts ({exc.code}): list them and retry") from exc
+        except NoSuchUpload as exc:
+            if self._completed(record):
+                return record
+            raise Conflict("S3 no longer has this multipart upload") from exc
+        logger.info("multipart completed", upload_id=upload_id, parts=len(parts), size=total)
+        return record
+
+    def _check_parts(self, record: UploadRecord, parts: Sequence[tuple[int, str]], stored: list[StoredPart]) -> int:
+        """The parts' total size, if the client's list matches S3's parts and the upload's limits."""
         numbers = [n for n, _ in parts]
-        if numbers != list(range(1, record.part_count + 1)):
-            raise InvalidRequest(f"complete needs parts 1..{record.part_count}, each once, in order")
+        count = record.part_count or len(parts)
+        if not parts or numbers != list(range(1, count + 1)):
+            raise Unprocessable(f"complete needs parts 1..{count}, each once, in order")
         have = {p.part_number: p for p in stored}
         missing = [n for n in numbers if n not in have]
         if missing:
             raise Conflict(f"S3 has not received parts {missing[:10]}")
-        mismatched = [n for n, etag in parts if have[n].etag != etag.strip('"')]
+        mismatched = [n for n, etag in parts if have[n].etag != etag.strip().strip('"')]
         if mismatched:
-            raise InvalidRequest(f"ETags do not match what S3 holds for parts {mismatched[:10]}")
-        total = sum(have[n].size for n in numbers)
-        if total != record.size:
+            raise Conflict(f"ETags do not match what S3 holds for parts {mismatched[:10]}")
+        sizes = [have[n].size for n in numbers]
+        total = sum(sizes)
+        if record.part_count is not None and total != record.size:
             raise Unprocessable(f"the parts hold {total} bytes, the upload declared {record.size}")
-        try:
-            self.storage.complete_multipart(record.key, record.s3_upload_id, list(parts))
-        except NoSuchUpload as exc:
-            raise Conflict("S3 no longer has this multipart upload") from exc
-        logger.info("multipart completed", upload_id=upload_id, parts=len(numbers), size=total)
-        return record
+        if total > record.size:
+            raise TooLarge(f"the parts hold {total} bytes, over this upload's {record.size}", max_size=record.size)
+        small = [n for n, size in zip(numbers[:-1], sizes[:-1], strict=True) if size < S3_MIN_PART]
+        if small:
+            raise Unprocessable(f"parts {small[:10]} are under S3's 5 MiB minimum (only the last may be smaller)")
+        min_size = self.profile(record.profile).min_size
+        if total < min_size:
+            raise Unprocessable(f"the parts hold {total} bytes, under the {record.profile!r} minimum of {min_size}")
+        return total
+
+    def _completed(self, record: UploadRecord) -> bool:
+        head = self.storage.head(record.key)
+        return head is not None and head.metadata.get("upload-id") == record.upload_id
 
     def cancel(self, owner: str, upload_id: str) -> UploadRecord:
         record = self.get(owner, upload_id)
@@ -254,7 +319,7 @@ class UploadService:
         except TransitionRefused as exc:
             raise Conflict("the upload changed state while being cancelled") from exc
         if self.quota is not None:
-            self.quota.release(owner)
+            self.quota.release(owner, upload_id)
         logger.info("upload cancelled", upload_id=upload_id)
         return record
 

@@ -9,6 +9,7 @@ from directupload import aws
 from directupload.config import get_settings
 from directupload.events import EventPublisher
 from directupload.processing.pipeline import Processor
+from directupload.quotas import OwnerQuota
 from directupload.storage import Storage
 from directupload.store import UploadStore
 from directupload.uploads import UploadService
@@ -30,7 +31,18 @@ def storage() -> Storage:
 @cache
 def upload_service() -> UploadService:
     settings = get_settings()
-    return UploadService(profiles=settings.profiles, store=store(), storage=storage(), s3=aws.client("s3"))
+    return UploadService(profiles=settings.profiles, store=store(), storage=storage(), s3=aws.client("s3"), quota=quota())
+
+
+@cache
+def quota() -> OwnerQuota:
+    settings = get_settings()
+    return OwnerQuota(
+        settings.uploads_table,
+        aws.client("dynamodb"),
+        max_pending=settings.quota_max_pending,
+        daily_bytes=settings.quota_daily_bytes,
+    )
 
 
 @cache
@@ -47,7 +59,7 @@ def processor() -> Processor:
 
 def reset() -> None:
     """Forget every built object (tests that change the environment call this)."""
-    for factory in (store, storage, upload_service, processor):
+    for factory in (store, storage, upload_service, processor, quota):
         factory.cache_clear()
     get_settings.cache_clear()
     aws.client.cache_clear()

@@ -1,11 +1,13 @@
 """ApiFunction: the HTTP API (API Gateway HTTP API, payload v2)."""
 
+import base64
 import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +17,7 @@ from directupload import wiring
 from directupload.config import get_settings
 from directupload.errors import DomainError, Unauthorized
 from directupload.keys import UPLOAD_ID_PATTERN
-from directupload.models import IssuedUpload, IssueUploadRequest, UploadView, Wire
+from directupload.models import IssuedUpload, IssueUploadRequest, Problem, UploadView, Wire
 from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, problem_body
 
@@ -36,6 +38,7 @@ UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
 
 
 class PartsRequest(Wire):
+    model_config = ConfigDict(strict=True)
     part_numbers: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=1, max_length=1000)]
 
 
@@ -60,13 +63,29 @@ class StoredParts(Wire):
 
 
 class CompletedPart(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
     part_number: Annotated[int, Field(ge=1, le=10_000)]
     etag: Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class CompleteRequest(Wire):
+    model_config = ConfigDict(strict=True)
     parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=10_000)]
+
+
+def responses(ok: int, model: type[BaseModel], *statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for a route: its success, and the problem+json errors it can answer
+    (every route: 400, 401, 413, 422)."""
+    titles = {400: "Malformed request", 401: "Missing or invalid bearer token", 404: "No such upload (or not yours)",
+              409: "The upload's state does not allow this", 413: "Too large", 415: "Content type not allowed",
+              422: "Request failed validation", 429: "Quota exceeded (see Retry-After)"}
+    wanted = sorted({400, 401, 413, 422, *statuses})
+    documented: dict[int, OpenAPIResponse] = {
+        ok: {"description": "Success", "content": {"application/json": {"model": model}}}
+    }
+    for status in wanted:
+        documented[status] = {"description": titles[status], "content": {PROBLEM_JSON: {"model": Problem}}}
+    return documented
 
 
 def owner() -> str:
@@ -85,19 +104,19 @@ def _json(status: int, model: Wire) -> Response[Any]:
     return Response(status, content_type="application/json", body=model.wire())
 
 
-@app.post("/uploads")
+@app.post("/uploads", responses=responses(201, IssuedUpload, 415, 429), summary="Issue an upload (presigned POST or multipart)")
 @tracer.capture_method
 def issue_upload(request: Annotated[IssueUploadRequest, Body()]) -> Response[IssuedUpload]:
     return _json(201, wiring.upload_service().issue(owner(), request))
 
 
-@app.get("/uploads/<upload_id>")
+@app.get("/uploads/<upload_id>", responses=responses(200, UploadView, 404), summary="An upload's status and result")
 @tracer.capture_method
 def get_upload(upload_id: UploadId) -> Response[UploadView]:
     return _json(200, wiring.upload_service().get(owner(), upload_id).view())
 
 
-@app.post("/uploads/<upload_id>/parts")
+@app.post("/uploads/<upload_id>/parts", responses=responses(200, SignedParts, 404, 409), summary="Sign part URLs (any time, again)")
 @tracer.capture_method
 def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) -> Response[SignedParts]:
     signed = wiring.upload_service().sign_parts(owner(), upload_id, request.part_numbers)
@@ -105,7 +124,7 @@ def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) ->
     return _json(200, SignedParts(parts=parts))
 
 
-@app.get("/uploads/<upload_id>/parts")
+@app.get("/uploads/<upload_id>/parts", responses=responses(200, StoredParts, 404, 409), summary="The parts S3 already has")
 @tracer.capture_method
 def list_parts(upload_id: UploadId) -> Response[StoredParts]:
     _, stored = wiring.upload_service().list_parts(owner(), upload_id)
@@ -113,20 +132,20 @@ def list_parts(upload_id: UploadId) -> Response[StoredParts]:
     return _json(200, StoredParts(parts=parts))
 
 
-@app.post("/uploads/<upload_id>/complete")
+@app.post("/uploads/<upload_id>/complete", responses=responses(200, UploadView, 404, 409), summary="Complete a multipart upload")
 @tracer.capture_method
 def complete_upload(upload_id: UploadId, request: Annotated[CompleteRequest, Body()]) -> Response[UploadView]:
     parts = [(p.part_number, p.etag) for p in request.parts]
     return _json(200, wiring.upload_service().complete(owner(), upload_id, parts).view())
 
 
-@app.delete("/uploads/<upload_id>")
+@app.delete("/uploads/<upload_id>", responses=responses(200, UploadView, 404, 409), summary="Cancel or abort an upload")
 @tracer.capture_method
 def cancel_upload(upload_id: UploadId) -> Response[UploadView]:
     return _json(200, wiring.upload_service().cancel(owner(), upload_id).view())
 
 
-@app.get("/openapi.json")
+@app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:
     return Response(200, content_type="application/json", body=_openapi_document())
 
@@ -174,22 +193,28 @@ def _unexpected(error: Exception) -> Response[str]:
     return _problem(500, "internal", "Internal error", "the server failed; the request id identifies it in the logs")
 
 
-def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:
-    """Refuse an oversized body before parsing it (API Gateway's own limit is 10 MB)."""
+def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Bodies the router must never parse: oversized (API Gateway's own limit is 10 MB), or not UTF-8."""
     body = event.get("body") or ""
-    limit = MAX_BODY_BYTES * 4 // 3 + 4 if event.get("isBase64Encoded") else MAX_BODY_BYTES
-    if len(body) <= limit:
-        return None
-    detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-    return {
-        "statusCode": 413,
-        "headers": {"Content-Type": PROBLEM_JSON},
-        "body": problem_body(413, "body-too-large", "Request body too large", detail),
-    }
+    encoded = bool(event.get("isBase64Encoded"))
+    limit = MAX_BODY_BYTES * 4 // 3 + 4 if encoded else MAX_BODY_BYTES
+    if len(body) > limit:
+        return _early(413, "body-too-large", "Request body too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    if encoded:
+        try:
+            base64.b64decode(body, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return _early(400, "malformed-body", "Malformed request body", "the request body is not UTF-8 JSON")
+    return None
+
+
+def _early(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_JSON},
+            "body": problem_body(status, slug, title, detail)}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _too_large(event) or app.resolve(event, context)
+    return _refuse_early(event) or app.resolve(event, context)

@@ -41,7 +41,7 @@ def single_part_size(profile: Profile) -> int:
 
 
 def issue(profile: Profile, now: datetime) -> tuple[dict[str, Any], Any]:
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+    s3 = boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))  # fresh credentials
     service = UploadService(profiles=BUILTIN_PROFILES, store=MemoryStore(), storage=NoStorage(), s3=s3,  # type: ignore[arg-type]
                             clock=lambda: now)
     request = IssueUploadRequest(profile=profile.name, filename="report final.bin",

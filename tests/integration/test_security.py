@@ -1,0 +1,235 @@
+"""Authentication, owner isolation, quotas, and every bad input answered with a 4xx problem."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Api
+
+UPLOAD = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 100}
+
+
+@pytest.fixture
+def jwt_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from directupload import wiring
+
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    wiring.reset()
+    return aws
+
+
+def assert_problem(status: int, body: dict[str, Any], headers: dict[str, str], expected: int) -> None:
+    assert status == expected, body
+    assert headers.get("Content-Type") == "application/problem+json"
+    assert set(body) >= {"type", "title", "status", "detail"} and body["status"] == expected
+    assert "Traceback" not in json.dumps(body)
+
+
+# --- authentication and owner isolation ---------------------------------------------------------
+
+
+def test_without_a_verified_subject_every_route_answers_401(jwt_env: Any) -> None:
+    api = Api(claims=None)
+    for method, path in [("POST", "/uploads"), ("GET", "/uploads/" + "a" * 32), ("DELETE", "/uploads/" + "a" * 32),
+                         ("GET", "/uploads/" + "a" * 32 + "/parts")]:
+        status, body, headers = api.call(method, path, UPLOAD)
+        assert_problem(status, body, headers, 401)
+
+
+def test_someone_elses_upload_is_indistinguishable_from_a_missing_one(jwt_env: Any) -> None:
+    alice, bob = Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
+    status, issued, _ = alice.call("POST", "/uploads", UPLOAD)
+    assert status == 201
+    upload_id = issued["uploadId"]
+
+    assert alice.call("GET", f"/uploads/{upload_id}")[0] == 200
+    for method, path, body in [("GET", f"/uploads/{upload_id}", None), ("DELETE", f"/uploads/{upload_id}", None),
+                               ("GET", f"/uploads/{upload_id}/parts", None),
+                               ("POST", f"/uploads/{upload_id}/parts", {"partNumbers": [1]}),
+                               ("POST", f"/uploads/{upload_id}/complete", {"parts": [{"partNumber": 1, "etag": "x"}]})]:
+        theirs = bob.call(method, path, body)
+        missing = bob.call(method, path.replace(upload_id, "f" * 32), body)
+        assert_problem(*theirs, 404)
+        assert theirs[1]["title"] == missing[1]["title"] and theirs[0] == missing[0]
+    # and bob's attempts changed nothing
+    assert alice.call("GET", f"/uploads/{upload_id}")[1]["status"] == "PENDING"
+
+
+def test_the_owner_is_recorded_from_the_token_not_the_body(jwt_env: Any) -> None:
+    from directupload import wiring
+
+    status, issued, _ = Api(claims={"sub": "alice"}).call("POST", "/uploads", {**UPLOAD, "metadata": {"owner": "bob"}})
+    assert status == 201
+    assert wiring.store().get(issued["uploadId"]).owner == "alice"
+    assert Api(claims={"sub": "bob"}).call("GET", f"/uploads/{issued['uploadId']}")[0] == 404
+
+
+# --- quotas --------------------------------------------------------------------------------------
+
+
+def test_pending_uploads_are_capped_per_owner_with_retry_after(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload import wiring
+
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    monkeypatch.setenv("QUOTA_MAX_PENDING", "2")
+    wiring.reset()
+    alice, bob = Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
+    first = alice.call("POST", "/uploads", UPLOAD)[1]
+    assert alice.call("POST", "/uploads", UPLOAD)[0] == 201
+    status, body, headers = alice.call("POST", "/uploads", UPLOAD)
+    assert_problem(status, body, headers, 429)
+    assert 1 <= int(headers["Retry-After"]) <= 300 + 600 + 1  # the avatar URL lifetime plus the grace
+    assert bob.call("POST", "/uploads", UPLOAD)[0] == 201  # per owner
+
+    assert alice.call("DELETE", f"/uploads/{first['uploadId']}")[0] == 200  # cancelling frees a slot
+    assert alice.call("POST", "/uploads", UPLOAD)[0] == 201
+
+
+def test_bytes_issued_per_day_are_capped(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload import wiring
+
+    monkeypatch.setenv("QUOTA_DAILY_BYTES", "1000")
+    wiring.reset()
+    api = Api()
+    assert api.call("POST", "/uploads", {**UPLOAD, "size": 600})[0] == 201
+    status, body, headers = api.call("POST", "/uploads", {**UPLOAD, "size": 600})
+    assert_problem(status, body, headers, 429)
+    assert 0 < int(headers["Retry-After"]) <= 86_401
+    assert api.call("POST", "/uploads", {**UPLOAD, "size": 400})[0] == 201  # exactly up to the limit
+
+
+def test_quota_reservations_are_atomic_under_concurrency(aws: Any) -> None:
+    from directupload.aws import client
+    from directupload.errors import QuotaExceeded
+    from directupload.quotas import OwnerQuota
+
+    quota = OwnerQuota(aws.env["UPLOADS_TABLE"], client("dynamodb"), max_pending=3, daily_bytes=10**9)
+    now = datetime.now(UTC)
+    granted, refused = [], []
+    barrier = threading.Barrier(12)
+
+    def reserve(i: int) -> None:
+        barrier.wait()
+        try:
+            quota.reserve("carol", f"{i:032x}", 10, now, now + timedelta(minutes=5))
+            granted.append(i)
+        except QuotaExceeded:
+            refused.append(i)
+
+    threads = [threading.Thread(target=reserve, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(granted) == 3 and len(refused) == 9
+
+
+def test_lapsed_reservations_free_their_slot_by_themselves(aws: Any) -> None:
+    from directupload.aws import client
+    from directupload.errors import QuotaExceeded
+    from directupload.quotas import OwnerQuota
+
+    quota = OwnerQuota(aws.env["UPLOADS_TABLE"], client("dynamodb"), max_pending=1, daily_bytes=10**9)
+    now = datetime.now(UTC)
+    quota.reserve("dave", "1" * 32, 1, now, now + timedelta(minutes=5))
+    with pytest.raises(QuotaExceeded):
+        quota.reserve("dave", "2" * 32, 1, now, now + timedelta(minutes=5))
+    later = now + timedelta(minutes=6)  # the first upload was abandoned
+    quota.reserve("dave", "3" * 32, 1, later, later + timedelta(minutes=5))
+
+
+# --- every bad input answered --------------------------------------------------------------------
+
+BAD_ISSUES: dict[str, tuple[Any, int]] = {
+    "malformed JSON": (b'{"profile": "avatar",', 400),
+    "invalid UTF-8": (b'{"profile": "\xff\xfe"}', 400),
+    "array body": ([1, 2], 422),
+    "string body": ("avatar", 422),
+    "null body": (None, 422),
+    "empty object": ({}, 422),
+    "missing size": ({k: v for k, v in UPLOAD.items() if k != "size"}, 422),
+    "size as string": ({**UPLOAD, "size": "100"}, 422),
+    "size zero": ({**UPLOAD, "size": 0}, 422),
+    "size negative": ({**UPLOAD, "size": -5}, 422),
+    "size 10^20": ({**UPLOAD, "size": 10**20}, 422),
+    "size float": ({**UPLOAD, "size": 1.5}, 422),
+    "size over the profile": ({**UPLOAD, "size": 5 * 1024 * 1024 + 1}, 413),
+    "type not allowed": ({**UPLOAD, "contentType": "text/html"}, 415),
+    "type malformed": ({**UPLOAD, "contentType": "image png; drop"}, 422),
+    "unknown profile": ({**UPLOAD, "profile": "nope"}, 422),
+    "profile not a string": ({**UPLOAD, "profile": ["avatar"]}, 422),
+    "empty filename": ({**UPLOAD, "filename": ""}, 422),
+    "filename too long": ({**UPLOAD, "filename": "a" * 300 + ".png"}, 422),
+    "unknown field": ({**UPLOAD, "bucket": "elsewhere"}, 422),
+    "too much metadata": ({**UPLOAD, "metadata": {f"k{i}": "v" for i in range(11)}}, 422),
+    "metadata bad key": ({**UPLOAD, "metadata": {"Bad Key!": "v"}}, 422),
+    "metadata value too long": ({**UPLOAD, "metadata": {"k": "v" * 300}}, 422),
+    "metadata control chars": ({**UPLOAD, "metadata": {"k": "a\u0000b"}}, 422),
+    "metadata lone surrogate": (b'{"profile":"avatar","filename":"a.png","contentType":"image/png","size":5,'
+                                b'"metadata":{"k":"\\ud800"}}', 422),
+    "filename lone surrogate": (b'{"profile":"avatar","filename":"\\ud800.png","contentType":"image/png","size":5}', 422),
+    "checksum not hex": ({**UPLOAD, "checksumSha256": "zz"}, 422),
+    "oversized body": ({**UPLOAD, "metadata": {"k": "v" * 200}, "pad": "x" * 70_000}, 413),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ISSUES))
+def test_every_bad_issue_request_gets_a_problem(aws: Any, api: Api, case: str) -> None:
+    body, expected = BAD_ISSUES[case]
+    if isinstance(body, bytes):
+        status, payload, headers = api.call("POST", "/uploads", raw=body)
+    else:
+        status, payload, headers = api.call("POST", "/uploads", body)
+    assert_problem(status, payload, headers, expected)
+
+
+@pytest.mark.parametrize(
+    ("filename", "key_suffix"),
+    [("../../../etc/passwd", "/passwd"), ("..\\..\\boot.ini", "/boot.ini"), ("a\x00b\x1b[31m.png", "/ab_31m.png"),
+     ("\u202egnp.exe", "/gnp.exe"), ("   ", "/file")],
+)
+def test_hostile_filenames_are_sanitised_into_the_server_key(aws: Any, api: Api, filename: str, key_suffix: str) -> None:
+    status, issued, _ = api.call("POST", "/uploads", {**UPLOAD, "filename": filename})
+    assert status == 201, issued
+    assert issued["key"] == f"incoming/{issued['uploadId']}{key_suffix}"
+    assert issued["fields"]["key"] == issued["key"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    [
+        ("GET", "/nope", None, 404),
+        ("PUT", "/uploads", UPLOAD, 404),
+        ("PATCH", "/uploads/" + "a" * 32, {}, 404),
+        ("GET", "/uploads/" + "a" * 32, None, 404),
+        ("GET", "/uploads/not-an-id", None, 422),
+        ("GET", "/uploads/../../etc/passwd", None, 404),
+        ("GET", "/uploads/" + "a" * 32 + "/parts", None, 404),
+        ("POST", "/uploads/" + "a" * 32 + "/parts", {"partNumbers": []}, 422),
+        ("POST", "/uploads/" + "a" * 32 + "/parts", {"partNumbers": [0, -1]}, 422),
+        ("POST", "/uploads/" + "a" * 32 + "/parts", {"partNumbers": "1"}, 422),
+        ("POST", "/uploads/" + "a" * 32 + "/parts", {"partNumbers": [10**20]}, 422),
+        ("POST", "/uploads/" + "a" * 32 + "/complete", {"parts": "x"}, 422),
+        ("POST", "/uploads/" + "a" * 32 + "/complete", {"parts": [{"partNumber": 1}]}, 422),
+        ("POST", "/uploads/" + "a" * 32 + "/complete", b"{{", 400),
+        ("DELETE", "/uploads/" + "a" * 32, None, 404),
+    ],
+)
+def test_every_route_answers_bad_input_with_a_problem(aws: Any, api: Api, method: str, path: str, body: Any,
+                                                      expected: int) -> None:
+    if isinstance(body, bytes):
+        reply = api.call(method, path, raw=body)
+    else:
+        reply = api.call(method, path, body)
+    assert_problem(*reply, expected)
+
+
+def test_a_pending_single_post_upload_cannot_be_treated_as_multipart(aws: Any, api: Api) -> None:
+    _, issued, _ = api.call("POST", "/uploads", UPLOAD)
+    reply = api.call("POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1]})
+    assert_problem(*reply, 409)
