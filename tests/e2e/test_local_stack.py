@@ -1,0 +1,131 @@
+"""The local stack exactly as a user runs it: real HTTP to the gateway, real uploads to the emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
+
+
+def png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (250, 120, 20)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def upload(stack: Stack, data: bytes, filename: str, content_type: str, profile: str = "avatar",
+           headers: dict[str, str] | None = None) -> dict[str, Any]:
+    reply = requests.post(f"{stack.url}/uploads", json={"profile": profile, "filename": filename,
+                                                        "contentType": content_type, "size": len(data)},
+                          headers=headers, timeout=10)
+    assert reply.status_code == 201, reply.text
+    issued = reply.json()
+    s3 = requests.post(issued["url"], data=issued["fields"], files={"file": (filename, data, content_type)},
+                       timeout=30)
+    assert s3.status_code == 204, s3.text
+    return dict(issued)
+
+
+def test_a_real_png_goes_from_post_to_processed(local_stack: Stack) -> None:
+    data = png(120, 80)
+    issued = upload(local_stack, data, "sunset at sea.png", "image/png")
+    record = wait_for_status(local_stack.url, issued["uploadId"])
+
+    assert record["status"] == "PROCESSED", record
+    assert record["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (record["result"]["width"], record["result"]["height"]) == (120, 80)
+    assert record["result"]["contentType"] == "image/png"
+    s3 = boto3.client("s3", endpoint_url=local_stack.info["emulatorUrl"], region_name="us-east-1",
+                      aws_access_key_id="local", aws_secret_access_key="local",
+                      config=Config(signature_version="s3v4"))
+    thumb = s3.get_object(Bucket=local_stack.info["bucket"], Key=record["result"]["thumbnail"]["key"])["Body"].read()
+    assert thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
+
+    events = [e for e in _wait_for_events(local_stack, issued["uploadId"])]
+    assert [e["detail-type"] for e in events] == ["Upload Processed"]
+    assert events[0]["detail"]["sha256"] == record["sha256"]
+
+
+def test_a_spoofed_file_is_rejected(local_stack: Stack) -> None:
+    elf = b"\x7fELF\x02\x01\x01" + b"\x00" * 1000
+    issued = upload(local_stack, elf, "kitten.png", "image/png")
+    record = wait_for_status(local_stack.url, issued["uploadId"])
+    assert record["status"] == "REJECTED"
+    assert record["error"]["code"] == "type-mismatch"
+    assert "executable" in record["error"]["message"]
+
+
+def test_the_demo_config_is_discovered_not_hard_coded(local_stack: Stack) -> None:
+    config = requests.get(f"{local_stack.url}/config.json", timeout=5).json()
+    assert config["apiBaseUrl"] == local_stack.url
+    assert requests.get(f"{local_stack.url}/openapi.json", timeout=5).json()["info"]["title"] == "directupload"
+
+
+def _wait_for_events(stack: Stack, upload_id: str, timeout: float = 10) -> list[dict[str, Any]]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in stack.events() if e["detail"].get("uploadId") == upload_id]
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no event for {upload_id} in {stack.state_dir / 'events.jsonl'}")
+
+
+# --- auth on, as `make run` starts it -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def secured_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = start_stack(tmp_path_factory.mktemp("secured"), auth="jwt")
+    yield stack
+    stop_stack(stack)
+
+
+def token(stack: Stack, user: str) -> dict[str, str]:
+    reply = requests.post(f"{stack.url}/local/token", json={"user": user}, timeout=5)
+    assert reply.status_code == 200
+    return {"Authorization": f"Bearer {reply.json()['token']}"}
+
+
+def test_without_a_token_the_gateway_answers_401_like_the_authorizer(secured_stack: Stack) -> None:
+    body = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 10}
+    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic YWxpY2U6eA=="}):
+        reply = requests.post(f"{secured_stack.url}/uploads", json=body, headers=headers, timeout=5)
+        assert reply.status_code == 401
+        assert reply.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(f"{secured_stack.url}/openapi.json", timeout=5).status_code == 200  # public
+
+
+def test_tokens_from_make_token_and_the_local_endpoint_both_work(secured_stack: Stack) -> None:
+    printed = subprocess.run([sys.executable, "-m", "local.auth", "erin", "--state-dir", str(secured_stack.state_dir)],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    data = png(8, 8)
+    issued = upload(secured_stack, data, "a.png", "image/png", headers={"Authorization": f"Bearer {printed}"})
+    assert wait_for_status(secured_stack.url, issued["uploadId"],
+                           headers={"Authorization": f"Bearer {printed}"})["status"] == "PROCESSED"
+
+
+def test_one_user_cannot_see_anothers_upload(secured_stack: Stack) -> None:
+    alice, bob = token(secured_stack, "alice"), token(secured_stack, "bob")
+    issued = upload(secured_stack, png(4, 4), "a.png", "image/png", headers=alice)
+    mine = requests.get(f"{secured_stack.url}/uploads/{issued['uploadId']}", headers=alice, timeout=5)
+    theirs = requests.get(f"{secured_stack.url}/uploads/{issued['uploadId']}", headers=bob, timeout=5)
+    missing = requests.get(f"{secured_stack.url}/uploads/{'0' * 32}", headers=bob, timeout=5)
+    assert mine.status_code == 200
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["title"] == missing.json()["title"]
+    assert requests.delete(f"{secured_stack.url}/uploads/{issued['uploadId']}", headers=bob, timeout=5).status_code == 404
