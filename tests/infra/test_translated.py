@@ -1,0 +1,563 @@
+"""Assertions on the CloudFormation that the SAM translator makes of template.yaml, offline.
+
+Parameter values are applied the way CloudFormation applies them (conditions evaluated,
+Fn::If resolved) so each test states a deployment and checks what it would get.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+import pytest
+
+from tests.infra.cfn import (
+    as_list,
+    evaluate_conditions,
+    load_template,
+    policy_statements,
+    resolve_conditionals,
+    resources_of_type,
+    translate,
+)
+
+DEV: dict[str, str] = {}
+PROD_WITH_AUTH = {"Stage": "prod", "JwtIssuer": "https://issuer.example.com", "JwtAudience": "client-a,client-b"}
+WEBHOOK = {"WebhookUrl": "https://hooks.example.com/uploads", "WebhookApiKey": "secret"}
+
+FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction"]
+
+# The contract with the Python code (functions/directupload/config.py and friends).
+ENVIRONMENT = {
+    "UPLOADS_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "UPLOADS_BUCKET",
+    "EVENT_BUS_NAME",
+    "INGEST_QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
+    "AUTH_MODE",
+    "STAGE",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_LOGGER_LOG_EVENT",
+    "REJECTED_OBJECTS",
+    "PROFILES_JSON",
+    "QUOTA_MAX_PENDING",
+    "QUOTA_DAILY_BYTES",
+}
+OUTPUTS = {
+    "ApiUrl",
+    "UploadsBucketName",
+    "UploadsTableName",
+    "IdempotencyTableName",
+    "EventBusName",
+    "IngestQueueUrl",
+    "DeadLetterQueueUrl",
+    "Region",
+}
+
+
+def deployed(overrides: dict[str, str]) -> dict[str, Any]:
+    """The translated template as CloudFormation would create it for these parameter values."""
+    translated = translate(overrides)
+    conditions = evaluate_conditions(translated, overrides)
+    resources = {
+        name: resolve_conditionals(resource, conditions)
+        for name, resource in translated["Resources"].items()
+        if conditions.get(resource.get("Condition", ""), True)
+    }
+    return {**translated, "Resources": resources}
+
+
+@pytest.fixture(scope="module")
+def dev() -> dict[str, Any]:
+    return deployed(DEV)
+
+
+@pytest.fixture(scope="module")
+def prod() -> dict[str, Any]:
+    return deployed(PROD_WITH_AUTH)
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def get_att(name: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [name, attribute]}
+
+
+def alias_of(template: dict[str, Any], function: str) -> str:
+    aliases = [
+        name
+        for name, alias in resources_of_type(template, "AWS::Lambda::Alias").items()
+        if alias["Properties"]["FunctionName"] == ref(function)
+    ]
+    assert len(aliases) == 1, f"{function} should have exactly one alias: {aliases}"
+    assert template["Resources"][aliases[0]]["Properties"]["Name"] == "live"
+    return aliases[0]
+
+
+# --- S3 -> SQS -> ProcessFunction ------------------------------------------------------------
+
+
+def test_bucket_notifies_the_ingest_queue_of_objects_under_incoming(dev: dict[str, Any]) -> None:
+    notification = dev["Resources"]["UploadsBucket"]["Properties"]["NotificationConfiguration"]
+
+    [queue_config] = notification["QueueConfigurations"]
+    assert queue_config["Queue"] == get_att("IngestQueue", "Arn")
+    assert queue_config["Event"].startswith("s3:ObjectCreated:")
+    assert queue_config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    assert set(notification) == {"QueueConfigurations"}
+
+
+def test_queue_policy_admits_exactly_the_uploads_bucket_without_a_cycle(dev: dict[str, Any]) -> None:
+    bucket = dev["Resources"]["UploadsBucket"]
+    [statement] = dev["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    bucket_name, bucket_vars = bucket["Properties"]["BucketName"]["Fn::Sub"]
+    source_arn, arn_vars = statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+
+    # the policy names the bucket by the same computed name, not by a reference to it ...
+    assert source_arn == "arn:${AWS::Partition}:s3:::" + bucket_name
+    assert arn_vars == bucket_vars
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ref("AWS::AccountId")}
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert as_list(statement["Action"]) == ["sqs:SendMessage"]
+    # ... so the bucket can wait for it: S3 checks the permission when it saves the notification.
+    assert "IngestQueuePolicy" in as_list(bucket["DependsOn"])
+    # the computed name only uses values known before anything exists, and is valid for S3
+    assert "${UploadsBucket" not in source_arn
+    for stage in load_template()["Parameters"]["Stage"]["AllowedValues"]:
+        name = _render_sub(bucket_name, bucket_vars, {"Stage": stage, **SAMPLE_PSEUDO})
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", name), name
+        assert name.endswith("-" + SAMPLE_PSEUDO["AWS::StackId"].split("/")[2].split("-")[0])
+
+
+SAMPLE_PSEUDO = {
+    "AWS::AccountId": "123456789012",
+    "AWS::StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/directupload-prod/"
+    "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+}
+
+
+def _evaluate(value: Any, known: dict[str, str]) -> Any:
+    """The few intrinsic functions a name is computed with."""
+    if isinstance(value, dict):
+        [(fn, arg)] = value.items()
+        if fn == "Ref":
+            return known[arg]
+        if fn == "Fn::Split":
+            return _evaluate(arg[1], known).split(arg[0])
+        if fn == "Fn::Select":
+            return _evaluate(arg[1], known)[int(arg[0])]
+        raise NotImplementedError(fn)
+    return value
+
+
+def _render_sub(pattern: str, variables: dict[str, Any], known: dict[str, str]) -> str:
+    values = {**known, **{k: _evaluate(v, known) for k, v in variables.items()}}
+    return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], pattern)
+
+
+def test_processor_reads_the_queue_through_its_alias_with_partial_batch_failures(dev: dict[str, Any]) -> None:
+    [mapping] = resources_of_type(dev, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+
+    assert props["EventSourceArn"] == get_att("IngestQueue", "Arn")
+    assert props["FunctionName"] == ref(alias_of(dev, "ProcessFunction"))
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == ref("ProcessMaxConcurrency")
+    assert props["BatchSize"] == ref("ProcessBatchSize")
+
+
+def test_ingest_queue_redrives_to_the_dead_letter_queue(dev: dict[str, Any]) -> None:
+    redrive = dev["Resources"]["IngestQueue"]["Properties"]["RedrivePolicy"]
+
+    assert redrive["deadLetterTargetArn"] == get_att("DeadLetterQueue", "Arn")
+    assert redrive["maxReceiveCount"] == ref("MaxReceiveCount")
+
+
+def test_visibility_timeout_is_at_least_six_processor_timeouts(dev: dict[str, Any]) -> None:
+    visibility = int(dev["Resources"]["IngestQueue"]["Properties"]["VisibilityTimeout"])
+    timeout = int(dev["Resources"]["ProcessFunction"]["Properties"]["Timeout"])
+
+    assert visibility >= 6 * timeout
+
+
+def test_dead_letters_outlive_the_source_queue(dev: dict[str, Any]) -> None:
+    """A message keeps its first enqueue time when it moves to the DLQ, so a shorter DLQ
+    retention would drop it early."""
+    ingest = int(dev["Resources"]["IngestQueue"]["Properties"]["MessageRetentionPeriod"])
+    dead = int(dev["Resources"]["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"])
+
+    assert dead > ingest
+    assert dead == 14 * 24 * 3600
+
+
+def test_queues_are_encrypted(prod: dict[str, Any]) -> None:
+    with_webhook = deployed({**PROD_WITH_AUTH, **WEBHOOK})
+    queues = resources_of_type(with_webhook, "AWS::SQS::Queue")
+
+    assert {"IngestQueue", "DeadLetterQueue", "WebhookDeadLetterQueue"} <= set(queues)
+    for name, queue in queues.items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, name
+
+
+# --- API and events go through the `live` alias ---------------------------------------------
+
+
+def test_api_integrations_and_permissions_target_the_alias(dev: dict[str, Any]) -> None:
+    alias = alias_of(dev, "ApiFunction")
+    body = dev["Resources"]["UploadsApi"]["Properties"]["Body"]
+    operations = [op for path in body["paths"].values() for op in path.values()]
+    permissions = [
+        p["Properties"]
+        for p in resources_of_type(dev, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+
+    assert operations
+    for op in operations:
+        integration = op["x-amazon-apigateway-integration"]
+        assert integration["payloadFormatVersion"] == "2.0"
+        assert "${" + alias + "}" in integration["uri"]["Fn::Sub"]
+    assert len(permissions) == len(operations)
+    assert all(p["FunctionName"] == ref(alias) for p in permissions)
+
+
+def test_no_route_catches_the_cors_preflight(dev: dict[str, Any]) -> None:
+    """An OPTIONS (or ANY) route would take preflights away from API Gateway's CORS answer,
+    and with the JWT authorizer on, fail them for lack of a token."""
+    body = dev["Resources"]["UploadsApi"]["Properties"]["Body"]
+    methods = {method for path in body["paths"].values() for method in path}
+
+    assert methods.isdisjoint({"options", "x-amazon-apigateway-any-method"})
+    assert "OPTIONS" in body["x-amazon-apigateway-cors"]["allowMethods"]
+    assert body["x-amazon-apigateway-cors"]["allowOrigins"] == ref("AllowedOrigins")
+
+
+def test_consumer_rule_listens_on_the_bus_and_targets_the_alias(dev: dict[str, Any]) -> None:
+    rules = {
+        name: rule["Properties"]
+        for name, rule in resources_of_type(dev, "AWS::Events::Rule").items()
+        if any(t["Arn"] == ref(alias_of(dev, "ConsumerFunction")) for t in rule["Properties"]["Targets"])
+    }
+
+    [rule] = rules.values()
+    assert rule["EventBusName"] == ref("EventBus")
+    assert rule["EventPattern"]["source"] == ["directupload"]
+    assert set(rule["EventPattern"]["detail-type"]) == {"Upload Processed", "Upload Rejected", "Upload Failed"}
+
+
+def test_webhook_exists_only_when_its_url_is_set_and_hears_what_the_consumer_hears(dev: dict[str, Any]) -> None:
+    with_webhook = deployed({**DEV, **WEBHOOK})
+    webhook_only = set(with_webhook["Resources"]) - set(dev["Resources"])
+    rule = with_webhook["Resources"]["WebhookRule"]["Properties"]
+    consumer_rule = next(
+        r["Properties"]
+        for name, r in resources_of_type(dev, "AWS::Events::Rule").items()
+        if name.startswith("ConsumerFunction")
+    )
+
+    assert {
+        "WebhookConnection",
+        "WebhookApiDestination",
+        "WebhookRule",
+        "WebhookRole",
+        "WebhookDeadLetterQueue",
+        "WebhookDeadLetterQueueAlarm",
+    } <= webhook_only
+    assert rule["EventPattern"] == consumer_rule["EventPattern"]
+    [target] = rule["Targets"]
+    assert target["Arn"] == get_att("WebhookApiDestination", "Arn")
+    assert target["RoleArn"] == get_att("WebhookRole", "Arn")
+    assert target["DeadLetterConfig"]["Arn"] == get_att("WebhookDeadLetterQueue", "Arn")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert load_template()["Parameters"]["WebhookApiKey"]["NoEcho"] is True
+
+
+# --- JWT authorizer -------------------------------------------------------------------------
+
+
+def _operations_by_route(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{method.upper()} {path}": op for path, item in body["paths"].items() for method, op in item.items()}
+
+
+def test_jwt_authorizer_guards_every_route_but_the_openapi_document_when_an_issuer_is_set(
+    prod: dict[str, Any],
+) -> None:
+    body = prod["Resources"]["UploadsApi"]["Properties"]["Body"]
+    schemes = body["components"]["securitySchemes"]
+    [(name, scheme)] = schemes.items()
+    authorizer = scheme["x-amazon-apigateway-authorizer"]
+
+    assert authorizer["type"] == "jwt"
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    assert authorizer["jwtConfiguration"] == {"issuer": ref("JwtIssuer"), "audience": ref("JwtAudience")}
+    for route, op in _operations_by_route(body).items():
+        if route == "GET /openapi.json":
+            assert "security" not in op, route
+        else:
+            assert op["security"] == [{name: []}], route
+
+
+def test_no_authorizer_and_anonymous_auth_mode_without_an_issuer(dev: dict[str, Any]) -> None:
+    body = dev["Resources"]["UploadsApi"]["Properties"]["Body"]
+
+    assert not body.get("components", {}).get("securitySchemes")
+    assert all("security" not in op for op in _operations_by_route(body).values())
+    for function in FUNCTIONS:
+        assert dev["Resources"][function]["Properties"]["Environment"]["Variables"]["AUTH_MODE"] == "none"
+
+
+def test_auth_mode_is_jwt_with_an_issuer(prod: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        assert prod["Resources"][function]["Properties"]["Environment"]["Variables"]["AUTH_MODE"] == "jwt"
+
+
+# --- IAM --------------------------------------------------------------------------------------
+
+
+def test_each_function_has_its_own_role(dev: dict[str, Any]) -> None:
+    functions = resources_of_type(dev, "AWS::Lambda::Function")
+    roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()]
+
+    assert set(functions) == set(FUNCTIONS)
+    assert len(set(roles)) == len(functions)
+    for role in roles:
+        assert dev["Resources"][role]["Type"] == "AWS::IAM::Role"
+
+
+def test_no_statement_grants_every_action_or_a_whole_service_on_everything() -> None:
+    everything_on = deployed({**PROD_WITH_AUTH, **WEBHOOK, "AlarmEmail": "ops@example.com"})
+    statements = list(policy_statements(everything_on))
+
+    assert statements
+    for owner, statement in statements:
+        actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
+        resources = as_list(statement.get("Resource", []))
+        if statement["Effect"] != "Allow":
+            continue
+        assert "*" not in actions, (owner, statement)
+        if "*" in resources:
+            assert not any(a.endswith(":*") for a in actions), (owner, statement)
+
+
+def _allowed(template: dict[str, Any], role: str) -> list[tuple[str, Any]]:
+    """(action, resource) pairs a role's inline policies allow."""
+    pairs: list[tuple[str, Any]] = []
+    for policy in template["Resources"][role]["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                for action in as_list(statement["Action"]):
+                    pairs.extend((action, resource) for resource in as_list(statement["Resource"]))
+    return pairs
+
+
+def _role_of(template: dict[str, Any], function: str) -> str:
+    return template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+INCOMING = {"Fn::Sub": "${UploadsBucket.Arn}/incoming/*"}
+
+
+def test_api_role_may_sign_uploads_only_under_incoming(dev: dict[str, Any]) -> None:
+    allowed = _allowed(dev, _role_of(dev, "ApiFunction"))
+    s3 = [(a, r) for a, r in allowed if a.startswith("s3:")]
+
+    assert ("s3:PutObject", INCOMING) in s3
+    for action, resource in s3:
+        if action == "s3:ListBucketMultipartUploads":
+            assert resource == get_att("UploadsBucket", "Arn")
+        else:
+            assert resource == INCOMING, (action, resource)
+    assert not {a for a, _ in s3} & {"s3:GetObject", "s3:DeleteObject"}
+
+
+def test_processor_never_writes_under_incoming(dev: dict[str, Any]) -> None:
+    allowed = _allowed(dev, _role_of(dev, "ProcessFunction"))
+    written = [r for a, r in allowed if a == "s3:PutObject"]
+
+    assert written
+    assert INCOMING not in written
+    assert ("s3:GetObject", INCOMING) in allowed
+
+
+def test_only_the_processor_publishes_events_and_the_consumer_holds_no_inline_policy(dev: dict[str, Any]) -> None:
+    publishers = [
+        function
+        for function in FUNCTIONS
+        if any(a == "events:PutEvents" for a, _ in _allowed(dev, _role_of(dev, function)))
+    ]
+
+    assert publishers == ["ProcessFunction"]
+    assert _allowed(dev, _role_of(dev, "ProcessFunction")).count(("events:PutEvents", get_att("EventBus", "Arn"))) == 1
+    assert _allowed(dev, _role_of(dev, "ConsumerFunction")) == []
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+DATA = ["UploadsBucket", "UploadsTable", "IdempotencyTable"]
+
+
+@pytest.mark.parametrize(("stage", "policy"), [("prod", "Retain"), ("dev", "Delete")])
+def test_prod_retains_the_bucket_and_tables(stage: str, policy: str) -> None:
+    translated = translate({"Stage": stage})
+
+    for name in DATA:
+        assert translated["Resources"][name]["DeletionPolicy"] == policy, name
+        assert translated["Resources"][name]["UpdateReplacePolicy"] == policy, name
+
+
+@pytest.mark.parametrize(("stage", "retention"), [("prod", 90), ("dev", 14)])
+def test_every_function_logs_to_its_own_group_kept_for_the_stage(stage: str, retention: int) -> None:
+    template = deployed({"Stage": stage})
+    groups = set()
+
+    for function in FUNCTIONS:
+        group = template["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        groups.add(group)
+        assert template["Resources"][group]["Properties"]["RetentionInDays"] == retention
+    assert len(groups) == len(FUNCTIONS)
+    assert template["Resources"]["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] == retention
+
+
+def _deployment_group(template: dict[str, Any], function: str) -> dict[str, Any]:
+    alias = template["Resources"][alias_of(template, function)]
+    group = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"]["Ref"]
+    return template["Resources"][group]["Properties"]
+
+
+def _config_name(group: dict[str, Any]) -> str:
+    pattern, variables = group["DeploymentConfigName"]["Fn::Sub"]
+    return pattern.replace("${ConfigName}", variables["ConfigName"])
+
+
+def test_prod_shifts_traffic_by_canary_and_rolls_back_on_the_function_errors_alarm(prod: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        group = _deployment_group(prod, function)
+        [alarm] = group["AlarmConfiguration"]["Alarms"]
+        alarm_name = alarm["Name"]["Ref"]
+        alarm_props = prod["Resources"][alarm_name]["Properties"]
+
+        assert _config_name(group) == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+        assert group["AlarmConfiguration"]["Enabled"] is True
+        assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+        assert alarm_props["MetricName"] == "Errors"
+        assert alarm_props["Dimensions"] == [{"Name": "FunctionName", "Value": ref(function)}]
+
+
+def test_dev_deploys_all_at_once_without_rollback_alarms(dev: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        group = _deployment_group(dev, function)
+
+        assert _config_name(group) == "CodeDeployDefault.LambdaAllAtOnce"
+        assert not group.get("AlarmConfiguration")
+
+
+def test_prod_alarms_are_stricter_than_dev(prod: dict[str, Any], dev: dict[str, Any]) -> None:
+    alarms = resources_of_type(dev, "AWS::CloudWatch::Alarm")
+    lambda_alarms = [name for name, a in alarms.items() if a["Properties"]["Namespace"] == "AWS/Lambda"]
+
+    assert len(lambda_alarms) == 2 * len(FUNCTIONS)
+    for name in lambda_alarms:
+        assert prod["Resources"][name]["Properties"]["Threshold"] < dev["Resources"][name]["Properties"]["Threshold"]
+
+
+def test_every_function_has_errors_and_throttles_alarms_and_the_dlq_one(dev: dict[str, Any]) -> None:
+    alarms = [a["Properties"] for a in resources_of_type(dev, "AWS::CloudWatch::Alarm").values()]
+    watched = {(a["MetricName"], a["Dimensions"][0]["Value"]["Ref"]) for a in alarms if a["Namespace"] == "AWS/Lambda"}
+    dlq = [a for a in alarms if a["Dimensions"][0]["Value"] == get_att("DeadLetterQueue", "QueueName")]
+
+    assert watched == {(metric, f) for f in FUNCTIONS for metric in ("Errors", "Throttles")}
+    [dlq_alarm] = dlq
+    assert dlq_alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert dlq_alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert dlq_alarm["Threshold"] == 0
+
+
+def test_alarms_notify_the_topic_only_when_an_email_is_given(dev: dict[str, Any]) -> None:
+    with_email = deployed({"AlarmEmail": "ops@example.com"})
+
+    for name, alarm in resources_of_type(with_email, "AWS::CloudWatch::Alarm").items():
+        assert alarm["Properties"]["AlarmActions"] == [ref("AlarmTopic")], name
+    for name, alarm in resources_of_type(dev, "AWS::CloudWatch::Alarm").items():
+        assert "AlarmActions" not in alarm["Properties"], name
+    assert "AlarmTopic" not in dev["Resources"]
+
+
+# --- contract with the code -----------------------------------------------------------------
+
+
+def test_every_function_gets_the_environment_the_code_reads(dev: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        variables = dev["Resources"][function]["Properties"]["Environment"]["Variables"]
+
+        assert set(variables) >= ENVIRONMENT, function
+        assert variables["UPLOADS_TABLE"] == ref("UploadsTable")
+        assert variables["IDEMPOTENCY_TABLE"] == ref("IdempotencyTable")
+        assert variables["UPLOADS_BUCKET"] == ref("UploadsBucket")
+        assert variables["EVENT_BUS_NAME"] == ref("EventBus")
+        assert variables["INGEST_QUEUE_URL"] == ref("IngestQueue")
+        assert variables["DEAD_LETTER_QUEUE_URL"] == ref("DeadLetterQueue")
+        assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+
+
+@pytest.mark.parametrize(("stage", "level"), [("prod", "INFO"), ("dev", "DEBUG")])
+def test_log_level_follows_the_stage(stage: str, level: str) -> None:
+    template = deployed({"Stage": stage})
+
+    for function in FUNCTIONS:
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_LOG_LEVEL"] == level
+        assert variables["STAGE"] == ref("Stage")
+
+
+def test_idempotency_table_matches_the_powertools_persistence_defaults(dev: dict[str, Any]) -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    defaults = inspect.signature(DynamoDBPersistenceLayer).parameters
+    table = dev["Resources"]["IdempotencyTable"]["Properties"]
+
+    assert table["KeySchema"] == [{"AttributeName": defaults["key_attr"].default, "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": defaults["expiry_attr"].default, "Enabled": True}
+
+
+def test_uploads_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: dict[str, Any]) -> None:
+    table = dev["Resources"]["UploadsTable"]["Properties"]
+
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert [k["KeyType"] for k in table["KeySchema"]] == ["HASH"]
+    assert table["TimeToLiveSpecification"]["Enabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_bucket_is_private_tls_only_and_cleans_up_after_itself(dev: dict[str, Any]) -> None:
+    bucket = dev["Resources"]["UploadsBucket"]["Properties"]
+    [deny] = dev["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    [cors] = bucket["CorsConfiguration"]["CorsRules"]
+
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 for r in rules)
+    assert any(r.get("Prefix") == "quarantine/" and r.get("ExpirationInDays") == 30 for r in rules)
+    assert cors["AllowedOrigins"] == ref("AllowedOrigins")
+    assert cors["ExposedHeaders"] == ["ETag"]
+    assert set(cors["AllowedMethods"]) >= {"POST", "PUT"}
+
+
+def test_outputs_let_clients_and_tests_discover_the_stack(dev: dict[str, Any]) -> None:
+    assert set(dev["Outputs"]) >= OUTPUTS
+
+
+def test_every_parameter_is_described_and_has_a_default() -> None:
+    """So `sam deploy --guided` only asks, never fails for a missing value."""
+    for name, spec in load_template()["Parameters"].items():
+        assert spec.get("Description"), name
+        assert "Default" in spec, name
