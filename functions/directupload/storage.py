@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -31,11 +32,29 @@ class NoSuchUpload(Exception):
     """S3 has no multipart upload by that id (completed, aborted or never made)."""
 
 
+class PartsRefused(Exception):  # noqa: N818 - a refusal, named as NoSuchUpload is
+    """S3 refused to assemble the parts (a part missing, its ETag stale, one too small)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# What S3 answers CompleteMultipartUpload when the part list does not hold.
+_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
+
+
 def _is_no_such_upload(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    # moto answers an unknown UploadId with a 500 rather than S3's 404 NoSuchUpload.
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("NoSuchUpload", "404") or status in (404, 500)
+    if code == "NoSuchUpload" or status == 404:
+        return True
+    # moto answers an unknown UploadId on UploadPart and CompleteMultipartUpload with a bare
+    # 500 (no S3 error document, so botocore names the code "500"). S3 itself sends
+    # NoSuchUpload; its genuine 500s carry the code InternalError and stay server errors.
+    return status == 500 and code == "500"
 
 
 class Storage:
@@ -65,6 +84,11 @@ class Storage:
             yield from body.iter_chunks(chunk_size)
         finally:
             body.close()
+
+    def object_url(self, key: str) -> str:
+        """The object's address (path style). The bucket is private: an address, not a link."""
+        endpoint = str(self.client.meta.endpoint_url).rstrip("/")
+        return f"{endpoint}/{self.bucket}/{quote(key)}"
 
     # writing
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -119,7 +143,10 @@ class Storage:
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]},
             )
         except ClientError as exc:
-            if _is_no_such_upload(exc) and exc.response.get("Error", {}).get("Code") != "InvalidPart":
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _PARTS_CODES:
+                raise PartsRefused(code, exc.response.get("Error", {}).get("Message", code)) from exc
+            if _is_no_such_upload(exc):
                 raise NoSuchUpload(s3_upload_id) from exc
             raise
 

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from directupload import keys, presign
 from directupload.errors import (
     Conflict,
-    InvalidRequest,
     NotFound,
     TooLarge,
     UnknownProfile,

@@ -1,0 +1,364 @@
+"""Multipart uploads through every route, against moto over real HTTP: issue -> sign parts -> PUT
+them to S3 with requests -> list -> complete -> S3's own notifications -> ProcessFunction -> status."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+from urllib.parse import unquote_plus
+
+import pytest
+import requests
+
+from tests.integration.conftest import Api
+from tests.integration.test_issue_and_process import drain_events
+from tests.lambda_context import context
+
+MiB = 1024 * 1024
+PART = 16 * MiB  # the `video` profile's part size; it goes multipart from 16 MiB
+# An ISO BMFF `ftyp` box: what makes the sniffer see video/mp4.
+FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+def mp4_bytes(size: int) -> bytes:
+    return FTYP + os.urandom(size - len(FTYP))
+
+
+def issue_video(api: Api, size: int, filename: str = "clip.mp4") -> dict[str, Any]:
+    status, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "video", "filename": filename, "contentType": "video/mp4", "size": size}
+    )
+    assert status == 201, issued
+    return issued
+
+
+def sign(api: Api, upload_id: str, numbers: list[int]) -> dict[int, str]:
+    status, body, _ = api.call("POST", f"/uploads/{upload_id}/parts", {"partNumbers": numbers})
+    assert status == 200, body
+    return {p["partNumber"]: p["url"] for p in body["parts"]}
+
+
+def put_part(url: str, data: bytes) -> str:
+    """What a client does with a part URL: PUT the bytes, keep the ETag S3 answers."""
+    reply = requests.put(url, data=data, timeout=60)
+    assert reply.status_code == 200, reply.text
+    return reply.headers["ETag"].strip('"')
+
+
+def chunks(data: bytes, part_size: int = PART) -> dict[int, bytes]:
+    return {i // part_size + 1: data[i : i + part_size] for i in range(0, len(data), part_size)}
+
+
+def upload_parts(api: Api, upload_id: str, data: bytes, part_size: int = PART) -> list[dict[str, Any]]:
+    pieces = chunks(data, part_size)
+    urls = sign(api, upload_id, list(pieces))
+    return [{"partNumber": n, "etag": put_part(urls[n], piece)} for n, piece in pieces.items()]
+
+
+def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
+    """Hand what S3 really sent to the ingest queue to ProcessFunction, as Lambda's SQS poller does
+    (moto sends two ObjectCreated notifications per completed multipart upload)."""
+    from handlers import processor
+    from local.poller import sqs_event
+
+    replies = []
+    while True:
+        messages = aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10,
+                                           AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return replies
+        event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1")
+        replies.append(processor.lambda_handler(event, context("ProcessFunction")))
+        for message in messages:
+            aws.sqs.delete_message(QueueUrl=aws.resources.ingest_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def created_events(aws: Any, key: str) -> list[str]:
+    """The ObjectCreated notifications waiting in the ingest queue for ``key`` (left in place)."""
+    names = []
+    reply = aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10,
+                                    VisibilityTimeout=0, WaitTimeSeconds=0)
+    for message in reply.get("Messages", []):
+        for record in json.loads(message["Body"]).get("Records", []):
+            if unquote_plus(record["s3"]["object"]["key"]) == key:  # S3 URL-encodes keys (+ for space)
+                names.append(record["eventName"])
+    return names
+
+
+@pytest.fixture
+def jwt_api(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from directupload import wiring
+
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    wiring.reset()
+    return aws
+
+
+# --- the happy path ------------------------------------------------------------------------------
+
+
+def test_multipart_upload_goes_to_processed_with_one_event(aws: Any, api: Api) -> None:
+    # Given a video just over one part
+    data = mp4_bytes(PART + 3 * MiB + 17)
+    issued = issue_video(api, len(data), "holiday clip.mp4")
+    assert issued["multipart"] == {"partSize": PART, "partCount": 2}
+    assert "url" not in issued and "fields" not in issued
+    assert issued["key"] == f"incoming/{issued['uploadId']}/holiday clip.mp4"
+    upload_id = issued["uploadId"]
+
+    # When the parts go to S3 (second one first: order does not matter) and the upload completes
+    pieces = chunks(data)
+    urls = sign(api, upload_id, [2, 1])
+    etags = {n: put_part(urls[n], pieces[n]) for n in (2, 1)}
+    status, listed, _ = api.call("GET", f"/uploads/{upload_id}/parts")
+    assert status == 200
+    assert listed["parts"] == [{"partNumber": 1, "etag": etags[1], "size": PART},
+                               {"partNumber": 2, "etag": etags[2], "size": len(data) - PART}]
+    status, record, _ = api.call("POST", f"/uploads/{upload_id}/complete",
+                                 {"parts": [{"partNumber": n, "etag": f'"{etags[n]}"'} for n in (1, 2)]})
+    assert status == 200, record
+    assert record["status"] == "PENDING" and record["multipart"] == {"partSize": PART, "partCount": 2}
+
+    # Then S3's notifications (moto sends two) make exactly one outcome and one event
+    assert created_events(aws, issued["key"]) == ["ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"]
+    assert all(reply == {"batchItemFailures": []} for reply in deliver_notifications(aws))
+    status, record, _ = api.call("GET", f"/uploads/{upload_id}")
+    assert record["status"] == "PROCESSED", record
+    assert record["sha256"] == hashlib.sha256(data).hexdigest()
+    assert record["size"] == len(data) and record["result"]["contentType"] == "video/mp4"
+    events = drain_events(aws)
+    assert [e["detail-type"] for e in events] == ["Upload Processed"]
+    assert events[0]["detail"]["uploadId"] == upload_id
+
+
+def test_a_lost_complete_reply_can_be_retried(aws: Any, api: Api) -> None:
+    data = mp4_bytes(PART + 100)
+    upload_id = issue_video(api, len(data))["uploadId"]
+    parts = upload_parts(api, upload_id, data)
+    first = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    again = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert first[0] == again[0] == 200
+    assert first[1]["uploadId"] == again[1]["uploadId"] == upload_id
+
+
+# --- signing parts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numbers", "why"),
+    [
+        ([], "empty"),
+        ([0], "below 1"),
+        ([3], "beyond the part count"),
+        ([10_001], "beyond S3's 10,000"),
+        ([1, 2, 1], "duplicate"),
+        (list(range(1, 1002)), "over 1000 per request"),
+        ("1", "not a list"),
+    ],
+)
+def test_sign_parts_refuses_bad_part_numbers(aws: Any, api: Api, numbers: Any, why: str) -> None:
+    upload_id = issue_video(api, PART + 1)["uploadId"]
+    status, body, headers = api.call("POST", f"/uploads/{upload_id}/parts", {"partNumbers": numbers})
+    assert status == 422, (why, body)
+    assert headers["Content-Type"] == "application/problem+json" and body["status"] == 422
+
+
+def test_the_same_parts_can_be_signed_again_any_time(aws: Any, api: Api) -> None:
+    data = mp4_bytes(PART + 1000)
+    upload_id = issue_video(api, len(data))["uploadId"]
+    pieces = chunks(data)
+
+    first = sign(api, upload_id, [1])
+    etag_1 = put_part(first[1], pieces[1])
+    # after a part landed, before the others: sign it again and send it again
+    again = sign(api, upload_id, [1, 2])
+    assert put_part(again[1], pieces[1]) == etag_1
+    etag_2 = put_part(again[2], pieces[2])
+    assert set(sign(api, upload_id, [2])) == {2}
+
+    status, record, _ = api.call("POST", f"/uploads/{upload_id}/complete",
+                                 {"parts": [{"partNumber": 1, "etag": etag_1}, {"partNumber": 2, "etag": etag_2}]})
+    assert status == 200, record
+
+
+def test_a_single_post_upload_has_no_parts(aws: Any, api: Api) -> None:
+    status, issued, _ = api.call("POST", "/uploads", {"profile": "video", "filename": "short.mp4",
+                                                      "contentType": "video/mp4", "size": 1000})
+    assert status == 201 and issued["method"] == "POST" and "multipart" not in issued
+    for method, path, body in [("POST", "parts", {"partNumbers": [1]}), ("GET", "parts", None),
+                               ("POST", "complete", {"parts": [{"partNumber": 1, "etag": "x"}]})]:
+        status, problem, _ = api.call(method, f"/uploads/{issued['uploadId']}/{path}", body)
+        assert status == 409, problem
+        assert "single POST" in problem["detail"]
+
+
+# --- completing ----------------------------------------------------------------------------------
+
+
+def test_complete_with_a_wrong_etag_is_refused_and_the_upload_stays_open(aws: Any, api: Api) -> None:
+    data = mp4_bytes(PART + 10)
+    upload_id = issue_video(api, len(data))["uploadId"]
+    parts = upload_parts(api, upload_id, data)
+
+    wrong = [parts[0], {"partNumber": 2, "etag": "0" * 32}]
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": wrong})
+    assert status == 409, problem
+    assert "ETags do not match" in problem["detail"] and "[2]" in problem["detail"]
+
+    assert api.call("GET", f"/uploads/{upload_id}")[1]["status"] == "PENDING"
+    assert api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})[0] == 200
+
+
+def test_complete_with_a_part_s3_never_received_is_refused(aws: Any, api: Api) -> None:
+    data = mp4_bytes(PART + 10)
+    upload_id = issue_video(api, len(data))["uploadId"]
+    urls = sign(api, upload_id, [1])
+    etag = put_part(urls[1], data[:PART])
+
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete",
+                                  {"parts": [{"partNumber": 1, "etag": etag}, {"partNumber": 2, "etag": "f" * 32}]})
+    assert status == 409, problem
+    assert "S3 has not received parts [2]" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("listed", "why"),
+    [
+        ([1], "a part left out"),
+        ([2, 1], "out of order"),
+        ([1, 1, 2], "a part twice"),
+        ([1, 2, 3], "a part beyond the plan"),
+    ],
+)
+def test_complete_needs_every_planned_part_once_in_order(aws: Any, api: Api, listed: list[int], why: str) -> None:
+    upload_id = issue_video(api, PART + 10)["uploadId"]
+    body = {"parts": [{"partNumber": n, "etag": "a" * 32} for n in listed]}
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete", body)
+    assert status == 422, (why, problem)
+    assert "parts 1..2, each once, in order" in problem["detail"]
+
+
+def test_complete_refuses_parts_that_do_not_add_up_to_the_declared_size(aws: Any, api: Api) -> None:
+    declared = PART + 5000
+    upload_id = issue_video(api, declared)["uploadId"]
+    # the client sends less than it declared
+    parts = upload_parts(api, upload_id, mp4_bytes(PART + 4000))
+
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert status == 422, problem
+    assert problem["detail"] == f"the parts hold {PART + 4000} bytes, the upload declared {declared}"
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0
+
+
+def test_complete_refuses_a_first_part_under_s3s_minimum(aws: Any, api: Api) -> None:
+    size = PART + 10
+    upload_id = issue_video(api, size)["uploadId"]
+    data = mp4_bytes(size)
+    urls = sign(api, upload_id, [1, 2])
+    # the right total, split wrongly: S3 would refuse it (EntityTooSmall); we say why first
+    parts = [{"partNumber": 1, "etag": put_part(urls[1], data[:MiB])},
+             {"partNumber": 2, "etag": put_part(urls[2], data[MiB:])}]
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert status == 422, problem
+    assert "under S3's 5 MiB minimum" in problem["detail"]
+
+
+def test_an_object_larger_than_declared_is_rejected_in_processing(aws: Any, api: Api) -> None:
+    # Given parts that hold more than declared, assembled behind the API's back (a race, a bug)
+    declared = PART + 10
+    issued = issue_video(api, declared)
+    data = mp4_bytes(PART + 2000)
+    parts = upload_parts(api, issued["uploadId"], data)
+    s3_upload_id = aws.s3.list_multipart_uploads(Bucket=aws.bucket)["Uploads"][0]["UploadId"]
+    aws.s3.complete_multipart_upload(
+        Bucket=aws.bucket, Key=issued["key"], UploadId=s3_upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["partNumber"], "ETag": f'"{p["etag"]}"'} for p in parts]},
+    )
+
+    # When S3's notifications reach the processor
+    deliver_notifications(aws)
+
+    # Then the upload is rejected, the object is not left where it could be served, one event
+    _, record, _ = api.call("GET", f"/uploads/{issued['uploadId']}")
+    assert record["status"] == "REJECTED"
+    assert record["error"]["code"] == "size-mismatch"
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
+    assert issued["key"] not in keys
+    assert [e["detail-type"] for e in drain_events(aws)] == ["Upload Rejected"]
+
+
+# --- cancelling, and uploads S3 no longer has -----------------------------------------------------
+
+
+def test_a_cancelled_upload_is_aborted_in_s3_and_closed_for_parts(aws: Any, api: Api) -> None:
+    data = mp4_bytes(PART + 10)
+    upload_id = issue_video(api, len(data))["uploadId"]
+    parts = upload_parts(api, upload_id, data)
+
+    status, record, _ = api.call("DELETE", f"/uploads/{upload_id}")
+    assert (status, record["status"]) == (200, "CANCELLED")
+    assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
+
+    for method, path, body in [("POST", "parts", {"partNumbers": [1]}), ("GET", "parts", None),
+                               ("POST", "complete", {"parts": parts})]:
+        status, problem, _ = api.call(method, f"/uploads/{upload_id}/{path}", body)
+        assert status == 409, problem
+        assert "CANCELLED" in problem["detail"]
+    assert api.call("DELETE", f"/uploads/{upload_id}")[0] == 409
+
+
+def test_an_upload_s3_no_longer_has_answers_409(aws: Any, api: Api) -> None:
+    # the bucket's lifecycle rule aborted it, say
+    issued = issue_video(api, PART + 10)
+    upload_id = issued["uploadId"]
+    s3_upload_id = aws.s3.list_multipart_uploads(Bucket=aws.bucket)["Uploads"][0]["UploadId"]
+    aws.s3.abort_multipart_upload(Bucket=aws.bucket, Key=issued["key"], UploadId=s3_upload_id)
+
+    status, problem, _ = api.call("GET", f"/uploads/{upload_id}/parts")
+    assert status == 409 and problem["detail"] == "S3 no longer has this multipart upload"
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete",
+                                  {"parts": [{"partNumber": 1, "etag": "a" * 32}, {"partNumber": 2, "etag": "b" * 32}]})
+    assert status == 409 and problem["detail"] == "S3 no longer has this multipart upload"
+    # cancelling still works: there is nothing left to abort
+    assert api.call("DELETE", f"/uploads/{upload_id}")[1]["status"] == "CANCELLED"
+
+
+def test_storage_maps_a_missing_multipart_upload_as_s3_and_moto_answer_it(aws: Any) -> None:
+    """S3 answers NoSuchUpload (404); moto answers CompleteMultipartUpload with a bare 500."""
+    import boto3
+    from botocore.config import Config
+
+    from directupload.storage import NoSuchUpload, Storage
+
+    client = boto3.client("s3", config=Config(signature_version="s3v4", retries={"max_attempts": 1}))
+    storage = Storage(aws.bucket, client)
+    with pytest.raises(NoSuchUpload):
+        storage.list_parts("incoming/x/y", "no-such-upload")
+    with pytest.raises(NoSuchUpload):
+        storage.complete_multipart("incoming/x/y", "no-such-upload", [(1, "a" * 32)])
+    storage.abort_multipart("incoming/x/y", "no-such-upload")  # nothing to abort is fine
+
+
+# --- owners --------------------------------------------------------------------------------------
+
+
+def test_someone_elses_multipart_upload_answers_exactly_like_a_missing_one(jwt_api: Any) -> None:
+    alice, bob = Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
+    data = mp4_bytes(PART + 10)
+    upload_id = issue_video(alice, len(data))["uploadId"]
+    parts = upload_parts(alice, upload_id, data)
+    missing_id = "0" * 32
+
+    for method, suffix, body in [("GET", "", None), ("POST", "/parts", {"partNumbers": [1]}), ("GET", "/parts", None),
+                                 ("POST", "/complete", {"parts": parts}), ("DELETE", "", None)]:
+        theirs = bob.call(method, f"/uploads/{upload_id}{suffix}", body)
+        missing = bob.call(method, f"/uploads/{missing_id}{suffix}", body)
+        assert theirs[0] == missing[0] == 404, theirs
+        assert theirs[1] == json.loads(json.dumps(missing[1]).replace(missing_id, upload_id))
+        assert theirs[2] == missing[2]
+
+    # bob changed nothing: alice's upload is open and completes
+    assert alice.call("GET", f"/uploads/{upload_id}/parts")[1]["parts"][0]["etag"] == parts[0]["etag"]
+    assert alice.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})[0] == 200
