@@ -248,9 +248,10 @@ class UploadService:
         retry. Completing again after a lost reply answers the same record.
         """
         record = self._open_multipart(owner, upload_id)
-        assert record.s3_upload_id is not None
+        s3_upload_id = record.s3_upload_id
+        assert s3_upload_id is not None
         try:
-            stored = self.storage.list_parts(record.key, record.s3_upload_id)
+            stored = self.storage.list_parts(record.key, s3_upload_id)
         except NoSuchUpload as exc:
             if self._completed(record):
                 return record  # the client retries a complete whose reply it lost
@@ -266,7 +267,7 @@ class UploadService:
             except TransitionRefused as exc:
                 raise Conflict("the upload changed state while being completed") from exc
         try:
-            self.storage.complete_multipart(record.key, record.s3_upload_id, list(parts))
+            self.storage.complete_multipart(record.key, s3_upload_id, list(parts))
         except PartsRefused as exc:
             raise Conflict(f"S3 refused the parts ({exc.code}): list them and retry") from exc
         except NoSuchUpload as exc:

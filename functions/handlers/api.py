@@ -20,6 +20,7 @@ from directupload.keys import UPLOAD_ID_PATTERN
 from directupload.models import IssuedUpload, IssueUploadRequest, Problem, UploadView, Wire
 from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, problem_body
+from handlers import uppy
 
 ANONYMOUS = "anonymous"
 MAX_BODY_BYTES = 64 * 1024
@@ -34,6 +35,7 @@ def _serialize(value: Any) -> str:
 
 
 app = APIGatewayHttpResolver(enable_validation=True, serializer=_serialize)
+app.include_router(uppy.router)  # Uppy's companion-mode routes, on the same domain logic
 UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
 
 

@@ -1,0 +1,230 @@
+"""Uppy compatibility: the routes ``@uppy/aws-s3`` 6.x calls in companion mode
+(``companionEndpoint`` pointed at this API), with Companion's request and JSON shapes:
+
+  GET    /s3/params?filename=&type=&metadata[k]=v         -> {method: "POST", url, fields, expires}
+  POST   /s3/multipart {filename, type, metadata}         -> {key, uploadId, bucket}
+  GET    /s3/multipart/{uploadId}?key=                    -> [{PartNumber, ETag, Size}]
+  GET    /s3/multipart/{uploadId}/{partNumber}?key=       -> {url, expires}
+  POST   /s3/multipart/{uploadId}/complete?key= {parts}   -> {location, key, bucket}
+  DELETE /s3/multipart/{uploadId}?key=                    -> {}
+
+Every route is the JSON API's logic under Uppy's names: the ``uploadId`` Uppy holds is ours (POST
+/s3/multipart returns it), so records, owner checks, profiles and limits are the same. ``key`` is
+accepted and not needed: the owner-checked upload id names the upload, and the server chose the key.
+
+Uppy's file meta arrives as ``metadata``: ``profile`` picks the profile (default ``file``), ``size``
+declares the size (Uppy sends no size of its own in companion mode: the page sets this meta, see
+docs/multipart.md), Uppy's own fields (name, type, relativePath) are not stored, the rest is the
+upload's metadata under the usual rules.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from directupload import keys, wiring
+from directupload.errors import Unprocessable
+from directupload.models import IssueUploadRequest
+from directupload.observability import tracer
+from directupload.profiles import S3_MAX_PARTS
+from directupload.uploads import Transfer
+
+router = APIGatewayHttpRouter()
+
+DEFAULT_PROFILE = "file"
+# Fields Uppy puts in every file's meta itself; they describe the file, not the upload.
+UPPY_OWN_META = frozenset({"name", "type", "relativePath"})
+# Ours, read from the meta rather than stored as metadata.
+CONTROL_META = frozenset({"profile", "size"})
+# Uppy's key proposal outside companion mode: `${crypto.randomUUID()}-${file.name}`.
+_RANDOM_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-(?=.)", re.IGNORECASE)
+
+UploadId = Annotated[str, Path(pattern=keys.UPLOAD_ID_PATTERN)]
+ObjectKey = Annotated[str | None, Query(max_length=1024, description="accepted for Uppy; the upload id suffices")]
+
+
+class _Uppy(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class CreateMultipartRequest(_Uppy):
+    filename: Annotated[str, Field(min_length=1, max_length=1024)]
+    file_type: Annotated[str, Field(alias="type", max_length=255)] = ""
+    metadata: dict[str, Any] | None = None
+
+
+class UppyPartEtag(_Uppy):
+    part_number: Annotated[int, Field(alias="PartNumber", ge=1, le=S3_MAX_PARTS)]
+    etag: Annotated[str, Field(alias="ETag", min_length=1, max_length=128)]
+
+
+class CompleteMultipartRequest(_Uppy):
+    parts: Annotated[list[UppyPartEtag], Field(min_length=1, max_length=S3_MAX_PARTS)]
+
+
+class PostParams(_Uppy):
+    method: str = "POST"
+    url: str
+    fields: dict[str, str]
+    expires: int  # seconds, as Companion answers
+
+
+class CreatedMultipart(_Uppy):
+    key: str
+    upload_id: str = Field(alias="uploadId")
+    bucket: str
+
+
+class UppyPart(_Uppy):
+    part_number: int = Field(alias="PartNumber")
+    etag: str = Field(alias="ETag")
+    size: int = Field(alias="Size")
+
+
+class SignedPartUrl(_Uppy):
+    url: str
+    expires: int
+
+
+class CompletedMultipart(_Uppy):
+    location: str
+    key: str
+    bucket: str
+
+
+def _owner() -> str:
+    # The JSON API owns identity; imported when called, as api.py includes this router.
+    from handlers.api import owner
+
+    return owner()
+
+
+def _json(body: Any) -> Response[Any]:
+    return Response(200, content_type="application/json", body=body)
+
+
+def _seconds_until(moment: datetime) -> int:
+    return max(0, round((moment - wiring.upload_service().clock()).total_seconds()))
+
+
+def _size(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise Unprocessable("metadata size must be the file's size in bytes, a whole number")
+
+
+def _issue_request(filename: str, file_type: str, meta: Mapping[str, Any], size: int) -> IssueUploadRequest:
+    """The JSON API's request for what Uppy asked: its meta's name (else its proposed key without
+    the random prefix), its type without parameters, its other meta as metadata."""
+    name = meta.get("name") if isinstance(meta.get("name"), str) and meta.get("name") else None
+    name = name or _RANDOM_PREFIX.sub("", filename)
+    content_type = file_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
+    profile = meta.get("profile") or DEFAULT_PROFILE
+    extra = {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in meta.items()
+        if key not in UPPY_OWN_META | CONTROL_META and value is not None
+    }
+    try:
+        return IssueUploadRequest(
+            profile=str(profile),
+            filename=keys.safe_filename(name),
+            content_type=content_type,
+            size=size,
+            metadata=extra or None,
+        )
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise Unprocessable("; ".join(problems[:3])) from None
+
+
+@router.get("/s3/params", summary="Uppy: a presigned POST for one file")
+@tracer.capture_method
+def uppy_params(
+    filename: Annotated[str, Query(min_length=1, max_length=1024)],
+    file_type: Annotated[str, Query(alias="type", max_length=255)] = "",
+) -> Response[PostParams]:
+    query = parse_qsl(router.current_event.raw_query_string, keep_blank_values=True)
+    meta = {
+        name[len("metadata[") : -1]: value for name, value in query if name.startswith("metadata[") and name[-1:] == "]"
+    }
+    size = _size(meta.get("size"))
+    if size is None:
+        raise Unprocessable(
+            "Uppy sends no file size: set the file's `size` meta (see docs/multipart.md), so the POST policy can pin it"
+        )
+    service = wiring.upload_service()
+    request = _issue_request(filename, file_type, meta, size)
+    issued = service.issue(_owner(), request, Transfer.POST)
+    assert issued.url is not None and issued.fields is not None
+    expires = _seconds_until(issued.expires_at)
+    return _json(PostParams(url=issued.url, fields=issued.fields, expires=expires).body())
+
+
+@router.post("/s3/multipart", summary="Uppy: start a multipart upload")
+@tracer.capture_method
+def uppy_create_multipart(request: Annotated[CreateMultipartRequest, Body()]) -> Response[CreatedMultipart]:
+    service = wiring.upload_service()
+    meta = request.metadata or {}
+    profile = service.profile(str(meta.get("profile") or DEFAULT_PROFILE))
+    # With no size declared the profile's maximum is the ceiling; completion records the real total.
+    size = _size(meta.get("size")) or profile.max_size
+    issue = _issue_request(request.filename, request.file_type, meta, size)
+    issued = service.issue(_owner(), issue, Transfer.CLIENT_PARTS)
+    return _json(CreatedMultipart(key=issued.key, uploadId=issued.upload_id, bucket=service.storage.bucket).body())
+
+
+@router.get("/s3/multipart/<upload_id>", summary="Uppy: the parts S3 already has")
+@tracer.capture_method
+def uppy_list_parts(upload_id: UploadId, key: ObjectKey = None) -> Response[list[UppyPart]]:
+    _, stored = wiring.upload_service().list_parts(_owner(), upload_id)
+    parts = [UppyPart(PartNumber=p.part_number, ETag=f'"{p.etag}"', Size=p.size) for p in stored]
+    return _json([p.body() for p in parts])
+
+
+@router.get("/s3/multipart/<upload_id>/<part_number>", summary="Uppy: sign one part's URL")
+@tracer.capture_method
+def uppy_sign_part(
+    upload_id: UploadId,
+    part_number: Annotated[int, Path(ge=1, le=S3_MAX_PARTS)],
+    key: ObjectKey = None,
+) -> Response[SignedPartUrl]:
+    (signed,) = wiring.upload_service().sign_parts(_owner(), upload_id, [part_number])
+    return _json(SignedPartUrl(url=signed.url, expires=_seconds_until(signed.expires_at)).body())
+
+
+@router.post("/s3/multipart/<upload_id>/complete", summary="Uppy: complete a multipart upload")
+@tracer.capture_method
+def uppy_complete(
+    upload_id: UploadId, request: Annotated[CompleteMultipartRequest, Body()], key: ObjectKey = None
+) -> Response[CompletedMultipart]:
+    service = wiring.upload_service()
+    parts = [(p.part_number, p.etag) for p in request.parts]
+    record = service.complete(_owner(), upload_id, parts)
+    location = service.storage.object_url(record.key)
+    return _json(CompletedMultipart(location=location, key=record.key, bucket=service.storage.bucket).body())
+
+
+@router.delete("/s3/multipart/<upload_id>", summary="Uppy: abort a multipart upload")
+@tracer.capture_method
+def uppy_abort(upload_id: UploadId, key: ObjectKey = None) -> Response[dict[str, Any]]:
+    wiring.upload_service().cancel(_owner(), upload_id)
+    return _json({})
