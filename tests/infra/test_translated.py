@@ -6,6 +6,8 @@ Fn::If resolved) so each test states a deployment and checks what it would get.
 
 from __future__ import annotations
 
+import json
+
 import inspect
 import re
 from typing import Any
@@ -22,7 +24,8 @@ from tests.infra.cfn import (
     translate,
 )
 
-DEV: dict[str, str] = {}
+# dev as a demo: auth off, said explicitly (the default AuthMode is jwt and needs an issuer)
+DEV: dict[str, str] = {"AuthMode": "none"}
 PROD_WITH_AUTH = {"Stage": "prod", "JwtIssuer": "https://issuer.example.com", "JwtAudience": "client-a,client-b"}
 WEBHOOK = {"WebhookUrl": "https://hooks.example.com/uploads", "WebhookApiKey": "secret"}
 
@@ -303,13 +306,22 @@ def test_jwt_authorizer_guards_every_route_but_the_openapi_document_when_an_issu
             assert op["security"] == [{name: []}], route
 
 
-def test_no_authorizer_and_anonymous_auth_mode_without_an_issuer(dev: dict[str, Any]) -> None:
+def test_no_authorizer_and_anonymous_auth_mode_only_when_auth_mode_none_is_said(dev: dict[str, Any]) -> None:
     body = dev["Resources"]["UploadsApi"]["Properties"]["Body"]
 
     assert not body.get("components", {}).get("securitySchemes")
     assert all("security" not in op for op in _operations_by_route(body).values())
     for function in FUNCTIONS:
         assert dev["Resources"][function]["Properties"]["Environment"]["Variables"]["AUTH_MODE"] == "none"
+
+
+def test_auth_is_on_unless_switched_off_and_then_needs_an_issuer() -> None:
+    template = load_template()
+    assert template["Parameters"]["AuthMode"]["Default"] == "jwt"
+    rule = template["Rules"]["IssuerAndAudienceRequiredWithJwt"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "AuthMode"}, "jwt"]}
+    asserted = json.dumps(rule["Assertions"])
+    assert '"Ref": "JwtIssuer"' in asserted and '"Ref": "JwtAudience"' in asserted
 
 
 def test_auth_mode_is_jwt_with_an_issuer(prod: dict[str, Any]) -> None:
