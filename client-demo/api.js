@@ -1,0 +1,165 @@
+// What both demo pages share: finding the API, signing in, calling it, following an upload.
+// Plain ES module, no build step. Nothing here is hard-coded to a host: config.json (served
+// beside the page by the local stack, or written next to the page by a deployment) names the API.
+
+export const FINAL_STATUSES = new Set(["PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED"]);
+
+// The built-in profiles (functions/directupload/profiles.py). Used when the API's OpenAPI
+// document does not enumerate them; a deployment with other profiles lists its own there.
+export const BUILTIN_PROFILES = ["file", "avatar", "document", "video"];
+
+/** An API answer that was not 2xx, with the problem+json title and detail when the API sent one. */
+export class ApiError extends Error {
+  constructor(status, title, detail, body) {
+    super(detail ? `${title}: ${detail}` : title);
+    this.name = "ApiError";
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+    this.body = body;
+  }
+}
+
+/** {apiBaseUrl, stage, auth} from config.json next to the page; the page's origin when it is missing. */
+export async function loadConfig() {
+  const fallback = { apiBaseUrl: window.location.origin, stage: "unknown", auth: "none" };
+  try {
+    const response = await fetch(new URL("config.json", window.location.href), { cache: "no-store" });
+    if (!response.ok) return fallback;
+    const config = await response.json();
+    return {
+      apiBaseUrl: String(config.apiBaseUrl || fallback.apiBaseUrl).replace(/\/+$/, ""),
+      stage: config.stage || fallback.stage,
+      auth: config.auth === "jwt" ? "jwt" : "none",
+    };
+  } catch {
+    return fallback; // no config.json (a static host): the API is assumed to share the page's origin
+  }
+}
+
+export class Api {
+  constructor(config) {
+    this.base = config.apiBaseUrl;
+    this.auth = config.auth;
+    this.token = null;
+    this.user = "demo-user";
+  }
+
+  /** With auth "jwt", a token for `user` from the local stack's /local/token (dev only). */
+  async signIn(user = "demo-user") {
+    if (this.auth !== "jwt") return null;
+    this.user = user;
+    const response = await fetch(`${this.base}/local/token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ user }),
+    });
+    const body = await readBody(response);
+    if (!response.ok || !body || typeof body.token !== "string") {
+      throw problemFrom(response, body, "Could not sign in");
+    }
+    this.token = body.token;
+    return this.token;
+  }
+
+  headers(extra = {}) {
+    return this.token ? { ...extra, authorization: `Bearer ${this.token}` } : { ...extra };
+  }
+
+  async request(method, path, body, { retried = false } = {}) {
+    const init = { method, headers: this.headers() };
+    if (body !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(`${this.base}${path}`, init);
+    } catch (error) {
+      throw new ApiError(0, "The API cannot be reached", `${method} ${this.base}${path}: ${error.message}`);
+    }
+    if (response.status === 401 && this.auth === "jwt" && !retried) {
+      await this.signIn(this.user); // the token lapsed: a fresh one, then the same request once more
+      return this.request(method, path, body, { retried: true });
+    }
+    const payload = await readBody(response);
+    if (!response.ok) throw problemFrom(response, payload, `${method} ${path} failed`);
+    return payload;
+  }
+
+  /** Profile names: the OpenAPI document's enum when it has one, else the built-in set. */
+  async profiles() {
+    try {
+      const doc = await this.request("GET", "/openapi.json");
+      const schema = doc?.components?.schemas?.IssueUploadRequest?.properties?.profile;
+      const names = schema?.enum || schema?.examples;
+      if (Array.isArray(names) && names.length && names.every((n) => typeof n === "string")) return names;
+    } catch {
+      // the built-in list below is the documented default
+    }
+    return BUILTIN_PROFILES;
+  }
+
+  /**
+   * GET /uploads/{id} until the status is final. `onUpdate(view)` sees every change.
+   * Polls fast at first, then backs off; gives up after `timeoutMs`.
+   */
+  async waitForFinal(uploadId, onUpdate = () => {}, { timeoutMs = 120_000 } = {}) {
+    const started = Date.now();
+    let delay = 150;
+    let last = "";
+    for (;;) {
+      const view = await this.request("GET", `/uploads/${encodeURIComponent(uploadId)}`);
+      if (view.status !== last) {
+        last = view.status;
+        onUpdate(view);
+      }
+      if (FINAL_STATUSES.has(view.status)) return view;
+      if (Date.now() - started > timeoutMs) {
+        throw new ApiError(0, "Still processing", `upload ${uploadId} is ${view.status} after ${timeoutMs / 1000}s`);
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 1.5, 2000);
+    }
+  }
+}
+
+async function readBody(response) {
+  const text = await response.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function problemFrom(response, body, fallbackTitle) {
+  if (body && typeof body === "object" && (body.title || body.detail)) {
+    return new ApiError(response.status, body.title || fallbackTitle, body.detail || "", body);
+  }
+  const detail = typeof body === "string" && body ? body.slice(0, 300) : `HTTP ${response.status} ${response.statusText}`;
+  return new ApiError(response.status, fallbackTitle, detail, body);
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function formatBytes(bytes) {
+  if (!Number.isFinite(bytes)) return "?";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The upload id in a key the API issued: incoming/{uploadId}/{filename}. */
+export function uploadIdFromKey(key) {
+  const match = /^(?:[^/]+)\/([0-9a-f]{32})\//.exec(String(key || ""));
+  return match ? match[1] : null;
+}

@@ -1,0 +1,291 @@
+// The plain demo page: issue an upload, send the bytes straight to S3, follow the processing.
+import { Api, ApiError, formatBytes, loadConfig, sleep } from "./api.js";
+
+const PART_CONCURRENCY = 4;
+const PART_RETRIES = 3;
+const SIGN_BATCH = 8;
+// a part URL this close to its expiry is signed again before use
+const RESIGN_MARGIN_MS = 60_000;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  form: $("upload-form"),
+  file: $("file"),
+  profile: $("profile"),
+  upload: $("upload"),
+  cancel: $("cancel"),
+  apiInfo: $("api-info"),
+  progress: $("progress"),
+  progressText: $("progress-text"),
+  status: $("status"),
+  error: $("error"),
+  errorTitle: $("error-title"),
+  errorDetail: $("error-detail"),
+  result: $("result"),
+};
+
+let api = null;
+let current = null; // {uploadId, abort: AbortController}
+
+async function main() {
+  const config = await loadConfig();
+  api = new Api(config);
+  ui.apiInfo.textContent = `API ${config.apiBaseUrl} · stage ${config.stage} · auth ${config.auth}`;
+  try {
+    if (await api.signIn()) ui.apiInfo.textContent += ` · signed in as ${api.user}`;
+  } catch (error) {
+    showError(error);
+  }
+  const profiles = await api.profiles();
+  ui.profile.replaceChildren(...profiles.map((name) => new Option(name, name, name === "file", name === "file")));
+  ui.upload.disabled = false;
+  ui.form.addEventListener("submit", onSubmit);
+  ui.cancel.addEventListener("click", onCancel);
+  document.body.dataset.ready = "true";
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  const file = ui.file.files[0];
+  if (!file) {
+    showError(new ApiError(0, "No file chosen", "pick a file to upload first"));
+    ui.file.focus();
+    return;
+  }
+  clearError();
+  resetResult();
+  setProgress(0);
+  ui.upload.disabled = true;
+  ui.cancel.hidden = false;
+  const abort = new AbortController();
+  current = { uploadId: null, abort };
+  try {
+    await upload(file, ui.profile.value, abort.signal);
+  } catch (error) {
+    if (abort.signal.aborted) {
+      setStatus("Upload cancelled.");
+    } else {
+      setStatus("Upload failed.");
+      showError(error);
+    }
+  } finally {
+    ui.upload.disabled = false;
+    ui.cancel.hidden = true;
+    current = null;
+  }
+}
+
+async function onCancel() {
+  if (!current) return;
+  const { uploadId, abort } = current;
+  abort.abort();
+  if (uploadId) {
+    try {
+      showResult(await api.request("DELETE", `/uploads/${uploadId}`));
+    } catch (error) {
+      showError(error); // e.g. 409: it had already arrived
+    }
+  }
+}
+
+async function upload(file, profile, signal) {
+  setStatus(`Asking the API for an upload URL (${profile}, ${formatBytes(file.size)})…`);
+  const issued = await api.request("POST", "/uploads", {
+    profile,
+    filename: file.name,
+    contentType: file.type || "application/octet-stream",
+    size: file.size,
+  });
+  current.uploadId = issued.uploadId;
+  showResult({ uploadId: issued.uploadId, status: "PENDING" });
+
+  if (issued.multipart) {
+    await uploadMultipart(file, issued, signal);
+  } else {
+    setStatus("Uploading to S3…");
+    await postForm(issued.url, issued.fields, file, signal, (loaded) => setProgress((loaded / file.size) * 100));
+  }
+  setProgress(100);
+  setStatus("Uploaded. Waiting for processing…");
+  const view = await api.waitForFinal(issued.uploadId, (update) => {
+    showResult(update);
+    setStatus(`Status: ${update.status}`);
+  });
+  showResult(view);
+  setStatus(`Upload ${view.status.toLowerCase()}.`);
+}
+
+/** A real multipart/form-data POST: the policy fields first, the file last (S3 ignores fields after it). */
+function postForm(url, fields, file, signal, onProgress) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  form.append("file", file);
+  return send("POST", url, form, signal, onProgress).then(() => undefined);
+}
+
+async function uploadMultipart(file, issued, signal) {
+  const { partSize, partCount } = issued.multipart;
+  const uploadId = issued.uploadId;
+  const loaded = new Array(partCount + 1).fill(0);
+  const report = () => setProgress((loaded.reduce((a, b) => a + b, 0) / file.size) * 100);
+  const signer = new PartSigner(uploadId, partCount);
+  const etags = new Array(partCount + 1);
+  let next = 1;
+  let done = 0;
+  setStatus(`Uploading ${partCount} parts of ${formatBytes(partSize)}, ${PART_CONCURRENCY} at a time…`);
+
+  async function worker() {
+    while (next <= partCount) {
+      const partNumber = next++;
+      const blob = file.slice((partNumber - 1) * partSize, Math.min(partNumber * partSize, file.size));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const url = await signer.url(partNumber);
+          const xhr = await send("PUT", url, blob, signal, (bytes) => {
+            loaded[partNumber] = bytes;
+            report();
+          });
+          const etag = xhr.getResponseHeader("ETag");
+          if (!etag) {
+            throw new ApiError(0, "S3 sent no ETag", "the bucket's CORS configuration must expose the ETag header");
+          }
+          etags[partNumber] = etag;
+          loaded[partNumber] = blob.size;
+          report();
+          done += 1;
+          setStatus(`Uploaded part ${done} of ${partCount}…`);
+          break;
+        } catch (error) {
+          loaded[partNumber] = 0;
+          if (signal.aborted || attempt >= PART_RETRIES || error instanceof ApiError && error.status === 403) {
+            throw error;
+          }
+          signer.forget(partNumber); // the URL may have expired: sign it again
+          await sleep(500 * attempt);
+        }
+      }
+    }
+  }
+
+  await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, partCount) }, worker));
+  setStatus("Completing the multipart upload…");
+  const parts = etags.slice(1).map((etag, i) => ({ partNumber: i + 1, etag }));
+  showResult(await api.request("POST", `/uploads/${uploadId}/complete`, { parts }));
+}
+
+/** Signs part URLs a few at a time, just before they are needed, so none is stale when used. */
+class PartSigner {
+  constructor(uploadId, partCount) {
+    this.uploadId = uploadId;
+    this.partCount = partCount;
+    this.signed = new Map(); // partNumber -> {url, expiresAt}
+    this.pending = new Map(); // partNumber -> Promise
+  }
+
+  async url(partNumber) {
+    const known = this.signed.get(partNumber);
+    if (known && Date.parse(known.expiresAt) - Date.now() > RESIGN_MARGIN_MS) return known.url;
+    if (!this.pending.has(partNumber)) {
+      const numbers = [];
+      for (let n = partNumber; n <= this.partCount && numbers.length < SIGN_BATCH; n++) {
+        if (!this.signed.has(n) && !this.pending.has(n)) numbers.push(n);
+      }
+      if (!numbers.includes(partNumber)) numbers.unshift(partNumber);
+      const request = api.request("POST", `/uploads/${this.uploadId}/parts`, { partNumbers: numbers }).then((body) => {
+        for (const part of body.parts) this.signed.set(part.partNumber, part);
+      });
+      for (const n of numbers) this.pending.set(n, request);
+      request.finally(() => numbers.forEach((n) => this.pending.delete(n))).catch(() => {});
+    }
+    await this.pending.get(partNumber);
+    return this.signed.get(partNumber).url;
+  }
+
+  forget(partNumber) {
+    this.signed.delete(partNumber);
+  }
+}
+
+/** XMLHttpRequest (fetch has no upload progress) as a promise; S3's XML errors become ApiErrors. */
+function send(method, url, body, signal, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded);
+    };
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) resolve(xhr);
+      else reject(s3Error(xhr));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "Network error", `${method} to storage failed (offline, or CORS?)`));
+    xhr.onabort = () => reject(new ApiError(0, "Cancelled", "the upload was cancelled"));
+    signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    xhr.send(body);
+  });
+}
+
+function s3Error(xhr) {
+  let code = "";
+  let message = xhr.responseText.slice(0, 300);
+  try {
+    const doc = new DOMParser().parseFromString(xhr.responseText, "application/xml");
+    code = doc.querySelector("Code")?.textContent || "";
+    message = doc.querySelector("Message")?.textContent || message;
+  } catch {
+    // not XML: the raw text is the detail
+  }
+  return new ApiError(xhr.status, `Storage refused the upload (${xhr.status}${code ? ` ${code}` : ""})`, message);
+}
+
+// view
+function setStatus(text) {
+  ui.status.textContent = text;
+}
+
+function setProgress(percent) {
+  const value = Math.max(0, Math.min(100, percent));
+  ui.progress.value = value;
+  ui.progressText.textContent = `${Math.floor(value)}%`;
+}
+
+function showError(error) {
+  ui.errorTitle.textContent = error instanceof ApiError ? error.title : "Something went wrong";
+  ui.errorDetail.textContent = error instanceof ApiError ? error.detail : String(error?.message || error);
+  ui.error.hidden = false;
+}
+
+function clearError() {
+  ui.error.hidden = true;
+  ui.errorTitle.textContent = "";
+  ui.errorDetail.textContent = "";
+}
+
+function resetResult() {
+  ui.result.hidden = true;
+  for (const id of ["result-id", "result-status"]) $(id).textContent = "";
+  for (const id of ["result-sha256", "result-size", "result-type", "result-dimensions", "result-error"]) {
+    $(id).textContent = "–";
+  }
+}
+
+function showResult(view) {
+  const result = view.result || {};
+  ui.result.hidden = false;
+  $("result-id").textContent = view.uploadId || "";
+  const badge = $("result-status");
+  badge.textContent = view.status || "";
+  badge.dataset.status = view.status || "";
+  $("result-sha256").textContent = view.sha256 || result.sha256 || "–";
+  const size = result.size ?? view.size;
+  $("result-size").textContent = Number.isFinite(size) ? `${formatBytes(size)} (${size} bytes)` : "–";
+  $("result-type").textContent = result.contentType || "–";
+  $("result-dimensions").textContent =
+    Number.isFinite(result.width) && Number.isFinite(result.height) ? `${result.width} × ${result.height}` : "–";
+  $("result-error").textContent = view.error ? `${view.error.code}: ${view.error.message}` : "–";
+}
+
+main().catch((error) => {
+  showError(error);
+  document.body.dataset.ready = "error";
+});
