@@ -1,0 +1,225 @@
+// The Uppy page: Dashboard + AwsS3 in companionEndpoint mode against this API's /s3/ routes,
+// then each file's processing followed through GET /uploads/{uploadId}.
+import { Api, ApiError, formatBytes, loadConfig, uploadIdFromKey } from "./api.js";
+
+const MiB = 1024 * 1024;
+// When the API's profiles switch to multipart, and with what part size (profiles.py). Uppy decides
+// multipart on the client; matching the profile keeps the part count the API expects.
+const MULTIPART = { video: { from: 16 * MiB, partSize: 16 * MiB }, file: { from: 64 * MiB, partSize: 16 * MiB } };
+const DEFAULT_PART_SIZE = 16 * MiB;
+
+const $ = (id) => document.getElementById(id);
+const rows = new Map(); // Uppy file id -> <tr>
+let api = null;
+
+async function main() {
+  const config = await loadConfig();
+  api = new Api(config);
+  $("api-info").textContent = `API ${config.apiBaseUrl} · stage ${config.stage} · auth ${config.auth}`;
+
+  const UppyLib = window.Uppy;
+  if (!UppyLib || !UppyLib.AwsS3) {
+    showError(
+      new ApiError(0, "Uppy is not installed", "client-demo/node_modules/uppy is missing: run `make demo-deps`."),
+    );
+    document.body.dataset.ready = "error";
+    return;
+  }
+
+  const problems = watchCompanionRequests(config.apiBaseUrl, () => api.token);
+  try {
+    if (await api.signIn()) $("api-info").textContent += ` · signed in as ${api.user}`;
+  } catch (error) {
+    showError(error);
+  }
+
+  const select = $("profile");
+  const profiles = await api.profiles();
+  select.replaceChildren(...profiles.map((name) => new Option(name, name, name === "file", name === "file")));
+
+  const uppy = new UppyLib.Uppy({ id: "directupload", autoProceed: false, meta: { profile: select.value } });
+  uppy.use(UppyLib.Dashboard, {
+    inline: true,
+    target: "#dashboard",
+    width: "100%",
+    height: 380,
+    showProgressDetails: true,
+    proudlyDisplayPoweredByUppy: false,
+    metaFields: [{ id: "profile", name: "Profile", placeholder: profiles.join(", ") }],
+    note: "Straight to S3; the API signs every request.",
+  });
+  uppy.use(UppyLib.AwsS3, {
+    // Uppy calls `${companionEndpoint}/s3/params`, `/s3/multipart`, ... on the API itself.
+    companionEndpoint: config.apiBaseUrl,
+    // Only these travel as metadata (by default Uppy sends name, type and relativePath too).
+    // `size`: Uppy's companion requests carry no file size; the API pins it in the POST policy.
+    allowedMetaFields: ["profile", "size"],
+    shouldUseMultipart: (file) => {
+      const rule = MULTIPART[file.meta.profile];
+      return Boolean(rule) && file.size >= rule.from;
+    },
+    getChunkSize: () => DEFAULT_PART_SIZE,
+    limit: 4,
+  });
+  // expose for debugging from the console
+  window.demoUppy = uppy;
+
+  select.addEventListener("change", () => {
+    // new files get this profile; files not yet uploaded switch to it too
+    uppy.setState({ meta: { ...uppy.getState().meta, profile: select.value } });
+    for (const file of uppy.getFiles()) {
+      if (!file.progress.uploadStarted) uppy.setFileMeta(file.id, { profile: select.value });
+    }
+  });
+
+  uppy.on("file-added", (file) => {
+    uppy.setFileMeta(file.id, { profile: file.meta.profile || select.value, size: file.size });
+    row(file);
+  });
+  uppy.on("file-removed", (file) => {
+    rows.get(file.id)?.remove();
+    rows.delete(file.id);
+  });
+  uppy.on("upload-progress", (file, progress) => {
+    const total = progress.bytesTotal || file.size || 0;
+    const percent = total ? Math.floor((progress.bytesUploaded / total) * 100) : 0;
+    update(file, { status: `UPLOADING ${percent}%`, statusKey: "UPLOADING" });
+  });
+  uppy.on("upload-success", (file, response) => {
+    const key = response?.body?.key;
+    const uploadId = uploadIdFromKey(key);
+    if (!uploadId) {
+      update(file, { status: "UNKNOWN", details: `S3 answered with key ${key}: no upload id in it` });
+      return;
+    }
+    update(file, { uploadId, status: "UPLOADED", statusKey: "UPLOADED" });
+    follow(file, uploadId);
+  });
+  uppy.on("upload-error", (file, error) => {
+    const problem = problems.about(file.name);
+    update(file, {
+      status: "ERROR",
+      statusKey: "FAILED",
+      details: problem ? `${problem.title}: ${problem.detail}` : error.message,
+    });
+    if (problem) showError(new ApiError(problem.status, problem.title, problem.detail));
+  });
+  uppy.on("complete", (result) => {
+    $("status").textContent =
+      `${result.successful.length} uploaded, ${result.failed.length} failed; processing is followed below.`;
+  });
+  document.body.dataset.ready = "true";
+}
+
+/** Poll the upload's status until it is final and show what processing found. */
+async function follow(file, uploadId) {
+  try {
+    const view = await api.waitForFinal(uploadId, (update_) => update(file, viewFields(update_)));
+    update(file, viewFields(view));
+    $("status").textContent = `${file.name}: ${view.status}`;
+  } catch (error) {
+    update(file, { status: "UNKNOWN", details: error.message });
+  }
+}
+
+function viewFields(view) {
+  const result = view.result || {};
+  const details = [];
+  if (Number.isFinite(result.size ?? view.size)) details.push(formatBytes(result.size ?? view.size));
+  if (result.contentType) details.push(result.contentType);
+  if (Number.isFinite(result.width) && Number.isFinite(result.height)) details.push(`${result.width} × ${result.height}`);
+  if (view.multipart) details.push(`${view.multipart.partCount} parts`);
+  if (view.error) details.push(`${view.error.code}: ${view.error.message}`);
+  return { status: view.status, statusKey: view.status, sha256: view.sha256 || result.sha256, details: details.join(" · ") };
+}
+
+/**
+ * Uppy's companion client calls fetch() with no headers and reports only the status text.
+ * This wrapper adds the bearer token (auth "jwt") to requests for the API's /s3/ routes and
+ * keeps the problem+json bodies of failed ones, so the page can say why.
+ */
+function watchCompanionRequests(base, token) {
+  const original = window.fetch.bind(window);
+  const seen = [];
+  window.fetch = async (input, init = {}) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (!url.startsWith(`${base}/s3/`)) return original(input, init);
+    const headers = new Headers(init.headers || undefined);
+    if (token()) headers.set("authorization", `Bearer ${token()}`);
+    const response = await original(input, { ...init, headers });
+    if (!response.ok) {
+      let problem = null;
+      try {
+        problem = await response.clone().json();
+      } catch {
+        // not JSON: the status line is all there is
+      }
+      seen.push({
+        about: `${decodeURIComponent(url)} ${typeof init.body === "string" ? init.body : ""}`,
+        status: response.status,
+        title: problem?.title || `HTTP ${response.status}`,
+        detail: problem?.detail || response.statusText,
+      });
+    }
+    return response;
+  };
+  return {
+    about(filename) {
+      for (let i = seen.length - 1; i >= 0; i--) {
+        if (seen[i].about.includes(filename)) return seen[i];
+      }
+      return null;
+    },
+  };
+}
+
+// view
+function row(file) {
+  let tr = rows.get(file.id);
+  if (tr) return tr;
+  tr = document.createElement("tr");
+  tr.dataset.fileName = file.name;
+  for (const cls of ["name", "profile", "upload mono", "status", "sha mono", "details"]) {
+    const td = document.createElement("td");
+    td.className = cls;
+    tr.append(td);
+  }
+  tr.querySelector(".name").textContent = file.name;
+  tr.querySelector(".status").innerHTML = '<span class="badge">WAITING</span>';
+  $("outcome-rows").append(tr);
+  rows.set(file.id, tr);
+  return tr;
+}
+
+function update(file, fields) {
+  const tr = row(file);
+  const current = window.demoUppy?.getFile(file.id) || file;
+  tr.querySelector(".profile").textContent = current.meta?.profile || "";
+  if (fields.uploadId) setAbbreviated(tr.querySelector(".upload"), fields.uploadId, "uploadId");
+  if (fields.status) {
+    const badge = tr.querySelector(".badge");
+    badge.textContent = fields.status;
+    badge.dataset.status = fields.statusKey || fields.status;
+    tr.dataset.status = fields.statusKey || fields.status;
+  }
+  if (fields.sha256) setAbbreviated(tr.querySelector(".sha"), fields.sha256, "sha256");
+  if (fields.details !== undefined) tr.querySelector(".details").textContent = fields.details;
+}
+
+/** Long hex values shortened on screen; the whole value in the tooltip and a data attribute. */
+function setAbbreviated(cell, value, name) {
+  cell.textContent = value.length > 20 ? `${value.slice(0, 8)}…${value.slice(-8)}` : value;
+  cell.title = value;
+  cell.dataset[name] = value;
+}
+
+function showError(error) {
+  $("error-title").textContent = error instanceof ApiError ? error.title : "Something went wrong";
+  $("error-detail").textContent = error instanceof ApiError ? error.detail : String(error?.message || error);
+  $("error").hidden = false;
+}
+
+main().catch((error) => {
+  showError(error);
+  document.body.dataset.ready = "error";
+});
