@@ -106,6 +106,7 @@ async function upload(file, profile, signal) {
     await postForm(issued.url, issued.fields, file, signal, (loaded) => setProgress((loaded / file.size) * 100));
   }
   setProgress(100);
+  ui.cancel.hidden = true; // the bytes are in: only the pending upload could be called off
   setStatus("Uploaded. Waiting for processing…");
   const view = await api.waitForFinal(issued.uploadId, (update) => {
     showResult(update);
