@@ -1,4 +1,10 @@
-"""EventBus adapter: the events downstream consumers subscribe to."""
+"""EventBus adapter: the events downstream consumers subscribe to.
+
+Contract (docs/processing.md, schemas/*.schema.json): per upload at most one
+``Upload Failed`` (its notification ran out of retries and waits in the dead-letter queue)
+and at most one terminal event, ``Upload Processed`` or ``Upload Rejected``, which may
+follow an ``Upload Failed`` once the message is redriven.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,11 @@ SOURCE = "directupload"
 PROCESSED = "Upload Processed"
 REJECTED = "Upload Rejected"
 FAILED = "Upload Failed"
+TERMINAL = frozenset({PROCESSED, REJECTED})
+
+
+class PublishFailedError(RuntimeError):
+    """EventBridge accepted the call but not the entry (throttled or failed internally): retry."""
 
 
 class EventPublisher:
@@ -31,4 +42,5 @@ class EventPublisher:
         if reply.get("FailedEntryCount"):
             entry = reply["Entries"][0]
             # raising makes the SQS record fail, so the publish is retried with it
-            raise RuntimeError(f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            reason = f"{entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            raise PublishFailedError(f"EventBridge refused the event: {reason}")

@@ -1,23 +1,45 @@
-"""ProcessFunction: S3 ObjectCreated notifications, delivered in SQS batches."""
+"""ProcessFunction: S3 ObjectCreated notifications, delivered in SQS batches.
+
+A record that raises is reported in ``batchItemFailures`` and SQS delivers it again; on
+its last delivery (``MAX_RECEIVE_COUNT``, the IngestQueue's maxReceiveCount) the upload is
+recorded FAILED before the message moves on to the dead-letter queue. A file that can
+never be accepted is not an error here: the pipeline records it REJECTED at once.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from directupload import wiring
+from directupload import aws, keys, wiring
 from directupload.config import get_settings
-from directupload.keys import key_from_event
 from directupload.observability import logger, metrics, tracer
-from directupload.processing.pipeline import ObjectRef
+from directupload.processing import idempotency
+from directupload.processing.pipeline import ObjectRef, Processor
 
 get_settings()  # validate the configuration at cold start
 
-batch = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial response (all of them listed), not
+# a function error: SQS retries it the same way, and the Errors alarm (a CodeDeploy rollback
+# trigger in prod) stays for crashes and timeouts.
+batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+idempotency_config = idempotency.config()
+
+
+def process_once() -> Callable[..., str]:
+    return _process_once(wiring.processor(), get_settings().idempotency_table)
+
+
+@lru_cache(maxsize=1)  # keyed by the processor, so wiring.reset() rebuilds this too
+def _process_once(processor: Processor, table_name: str) -> Callable[..., str]:
+    return idempotency.process_once(processor, table_name, aws.client("dynamodb"), idempotency_config)
 
 
 def object_refs(body: str) -> list[ObjectRef]:
@@ -34,7 +56,7 @@ def object_refs(body: str) -> list[ObjectRef]:
         refs.append(
             ObjectRef(
                 bucket=s3["bucket"]["name"],
-                key=key_from_event(obj["key"]),
+                key=keys.key_from_event(obj["key"]),
                 size=obj.get("size"),
                 etag=obj.get("eTag"),
                 sequencer=obj.get("sequencer"),
@@ -46,23 +68,28 @@ def object_refs(body: str) -> list[ObjectRef]:
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
-    processor = wiring.processor()
     receive_count = int(record.attributes.approximate_receive_count or 1)
     last_attempt = receive_count >= get_settings().max_receive_count
     for ref in object_refs(record.body):
+        # the upload id follows the upload through both functions' logs
+        logger.set_correlation_id(keys.upload_id_from_key(ref.key))
         with logger.append_context_keys(key=ref.key, receive_count=receive_count):
             try:
-                outcome = processor.process(ref)
+                outcome = process_once()(ref=ref)
             except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
                 if last_attempt:
-                    processor.fail(ref, f"{type(exc).__name__}: {exc}")
-                logger.warning("processing attempt failed; will retry", error=f"{type(exc).__name__}: {exc}"[:300])
+                    wiring.processor().fail(ref, reason)
+                else:
+                    logger.warning("processing attempt failed; will retry", error=reason[:300])
                 raise
             logger.info("notification handled", outcome=outcome)
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    idempotency_config.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)

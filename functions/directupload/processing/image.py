@@ -1,44 +1,87 @@
-"""The ``image`` step: dimensions, and a WebP thumbnail without the original's metadata."""
+"""The ``image`` step: dimensions, and a WebP thumbnail without the original's metadata.
+
+The thumbnail is rebuilt from pixel data alone, so nothing of the original's EXIF (GPS
+position, camera serial, capture time), XMP or ICC text survives into the derived copy;
+the orientation EXIF asked for is applied to the pixels first.
+"""
 
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import IO
 
-from directupload import keys
 from directupload.errors import Rejected
-from directupload.processing.steps import VerifiedObject
-from directupload.storage import Storage
+from directupload.processing.steps import Derived, StepResult, VerifiedObject
 
+THUMBNAIL_NAME = "thumbnail.webp"
 THUMBNAIL_BOX = (256, 256)
-# Decompression-bomb guard: refuse images over 50 megapixels.
+# Decompression-bomb guard: refuse images over 50 megapixels before decoding them.
 MAX_PIXELS = 50_000_000
+# Formats whose last bytes are fixed. Pillow decodes a PNG without its IEND chunk or a GIF
+# without its trailer, but a file cut short is corrupt, not complete.
+_ENDINGS = {"PNG": b"IEND\xaeB`\x82", "GIF": b";"}
 
 
-def run(obj: VerifiedObject, storage: Storage) -> dict[str, Any]:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _cut_short(fmt: str | None, body: IO[bytes]) -> bool:
+    ending = _ENDINGS.get(fmt or "")
+    if ending is None:
+        return False
+    body.seek(-len(ending), 2)
+    cut = body.read() != ending
+    body.seek(0)
+    return cut
 
+
+def run(obj: VerifiedObject) -> StepResult:
+    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is corrupt, never half a picture
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    body = obj.read()
     try:
-        with Image.open(obj.read()) as img:
+        with Image.open(body) as probe:
+            probe.verify()  # the checks a format carries (PNG: every chunk's CRC) without decoding
+        body.seek(0)
+        with Image.open(body) as img:
             width, height = img.size
             fmt = img.format
-            img.load()  # decodes every byte: a truncated or corrupt file fails here
+            if _cut_short(fmt, body):
+                raise Rejected("corrupt-image", f"the {fmt} file is truncated (it lacks its final bytes)")
+            if width * height > MAX_PIXELS:
+                raise Rejected("image-too-large", f"{width}x{height} is over {MAX_PIXELS} pixels")
+            img.load()  # decodes every byte of the first frame: a truncated or corrupt file fails here
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                img.seek(frames - 1)  # animations: the last frame must decode too (a cut-off GIF fails here)
+                img.load()
+                img.seek(0)
+                img.load()
             thumb = ImageOps.exif_transpose(img)
             thumb.thumbnail(THUMBNAIL_BOX)
             if thumb.mode not in ("RGB", "RGBA"):
-                thumb = thumb.convert("RGBA" if "A" in thumb.getbands() or "transparency" in thumb.info else "RGB")
-            out = io.BytesIO()
+                has_alpha = "A" in thumb.getbands() or "transparency" in thumb.info
+                thumb = thumb.convert("RGBA" if has_alpha else "RGB")
             # a fresh image from pixel data only: EXIF (GPS included), XMP and ICC text are not carried over
             clean = Image.frombytes(thumb.mode, thumb.size, thumb.tobytes())
+            out = io.BytesIO()
             clean.save(out, format="WEBP", quality=80)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Rejected:
+        raise
+    except UnidentifiedImageError as exc:
+        raise Rejected("corrupt-image", "the bytes are not an image that can be decoded") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise Rejected("corrupt-image", f"the image cannot be decoded: {exc}") from exc
-    thumb_key = keys.derived_key(obj.record.upload_id, "thumbnail.webp")
-    storage.put(thumb_key, out.getvalue(), "image/webp")
-    return {
-        "width": width,
-        "height": height,
-        "format": fmt,
-        "thumbnail": {"key": thumb_key, "width": clean.width, "height": clean.height, "contentType": "image/webp"},
-    }
+    return StepResult(
+        fields={
+            "width": width,
+            "height": height,
+            "format": fmt,
+            "thumbnail": {
+                "key": obj.derived_key(THUMBNAIL_NAME),
+                "width": clean.width,
+                "height": clean.height,
+                "contentType": "image/webp",
+            },
+        },
+        derived=[Derived(THUMBNAIL_NAME, out.getvalue(), "image/webp")],
+    )

@@ -1,32 +1,53 @@
-"""The ``pdf`` step: page count, and whether the document is encrypted."""
+"""The ``pdf`` step: page count, and whether the document is encrypted.
+
+An encrypted PDF that opens with the empty user password (only an owner password set,
+which merely restricts printing or copying) reports its pages; one that needs a password
+to open is accepted with ``pages: null``: we never guess passwords.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO
 
 from directupload.errors import Rejected
-from directupload.processing.steps import VerifiedObject
-from directupload.storage import Storage
+from directupload.processing.steps import StepResult, VerifiedObject
+
+# The PDF specification ends a file with %%EOF; readers look for it in the last 1024 bytes.
+TRAILER_WINDOW = 1024
 
 
-def run(obj: VerifiedObject, storage: Storage) -> dict[str, Any]:
+def _complete(body: IO[bytes]) -> bool:
+    body.seek(0, 2)
+    size = body.tell()
+    body.seek(max(0, size - TRAILER_WINDOW))
+    tail = body.read()
+    body.seek(0)
+    return b"%%EOF" in tail
+
+
+def run(obj: VerifiedObject) -> StepResult:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
+    body = obj.read()
+    if not _complete(body):
+        # pypdf would rebuild a cut-off file's cross-reference table and count what is left
+        raise Rejected("corrupt-pdf", "the PDF is truncated (no %%EOF at its end)")
     try:
-        reader = PdfReader(obj.read(), strict=False)
+        reader = PdfReader(body, strict=False)
         encrypted = reader.is_encrypted
+        pages: int | None
         if encrypted:
-            # an encrypted PDF may still open with the empty user password; if not, its pages are unknown
             try:
-                reader.decrypt("")
-                pages: int | None = len(reader.pages)
-            except Exception:  # noqa: BLE001 - pypdf raises several types for undecryptable files
+                opened = bool(reader.decrypt(""))
+                pages = len(reader.pages) if opened else None
+            except (FileNotDecryptedError, DependencyError, NotImplementedError):
+                # a password is needed, or the cipher is one this runtime cannot read
                 pages = None
         else:
             pages = len(reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise Rejected("corrupt-pdf", f"the PDF cannot be read: {exc}") from exc
     if pages == 0:
         raise Rejected("corrupt-pdf", "the PDF has no pages")
-    return {"pages": pages, "encrypted": encrypted}
+    return StepResult(fields={"pages": pages, "encrypted": encrypted})

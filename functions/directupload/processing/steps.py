@@ -1,23 +1,37 @@
 """The step interface and registry.
 
-A step is a small function that gets the verified object (with a seekable copy of its
-bytes when it asks for one) and the storage adapter, and returns result fields. It may
-write derived objects under ``derived/{uploadId}/``. It raises ``Rejected`` for a file
-that can never be accepted (permanent) and anything else for a failure worth retrying.
+A step is a small function: it gets the verified object (its record, its SHA-256, the
+sniffed type and, when the step asks for it, a seekable copy of its bytes) and returns a
+``StepResult``: fields merged into the record's ``result``, and derived objects that the
+pipeline writes under ``derived/{uploadId}/``. Steps never touch S3 or DynamoDB
+themselves, so each one is tested with bytes alone.
+
+A step raises ``Rejected`` for a file that can never be accepted (permanent: the upload
+ends REJECTED at once) and anything else for a failure worth retrying.
+
+Adding a step: a module in this package with a ``run(obj) -> StepResult`` function, an
+entry in ``registry()`` and its name in ``STEP_NAMES`` (profiles validate their step
+lists against it at cold start). docs/processing.md walks through an example.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+from directupload import keys
 from directupload.models import UploadRecord
-from directupload.storage import Storage
+
+# Every step a profile may name. Kept free of imports so profile validation stays cheap;
+# a unit test checks it against registry().
+STEP_NAMES = frozenset({"verify", "image", "pdf"})
 
 
 @dataclass
 class VerifiedObject:
+    """An uploaded object whose size, type and checksum the ``verify`` step has checked."""
+
     record: UploadRecord
     bucket: str
     key: str
@@ -27,28 +41,57 @@ class VerifiedObject:
     etag: str
     body: IO[bytes] | None = None  # set when a step of the profile needs the bytes
 
+    @property
+    def upload_id(self) -> str:
+        return self.record.upload_id
+
     def read(self) -> IO[bytes]:
+        """The object's bytes, rewound. Only for steps registered with ``needs_body=True``."""
         if self.body is None:
             raise RuntimeError("this step did not declare needs_body")
         self.body.seek(0)
         return self.body
 
+    def derived_key(self, name: str) -> str:
+        """Where the pipeline stores a derived object called ``name``."""
+        return keys.derived_key(self.upload_id, name)
 
-StepFunction = Callable[[VerifiedObject, Storage], dict[str, Any]]
+
+@dataclass(frozen=True)
+class Derived:
+    """An object a step made from the upload (a thumbnail, a text extract)."""
+
+    name: str  # a file name: stored as derived/{uploadId}/{name}
+    data: bytes
+    content_type: str
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ValueError(f"derived object name {self.name!r} must be a plain file name")
+
+
+@dataclass
+class StepResult:
+    fields: dict[str, Any] = field(default_factory=dict)
+    derived: list[Derived] = field(default_factory=list)
+
+
+StepFunction = Callable[[VerifiedObject], StepResult]
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
     run: StepFunction
-    needs_body: bool = False
+    needs_body: bool = False  # the pipeline keeps a copy of the bytes (memory, then /tmp) for it
 
 
 def registry() -> dict[str, Step]:
     """Every known step by name. Imported lazily so a cold start loads only what it uses."""
-    from directupload.processing import image, pdf
+    from directupload.processing import image, pdf, verify
 
     return {
+        "verify": Step("verify", verify.run),
         "image": Step("image", image.run, needs_body=True),
         "pdf": Step("pdf", pdf.run, needs_body=True),
     }

@@ -1,0 +1,77 @@
+"""The ``verify`` step, run for every profile before any other: the object in the bucket is
+the one the upload declared (size, upload-id metadata, SHA-256 when the client gave one)
+and its bytes are of the declared type (sniffed, executables refused whatever the type).
+
+Reading is one streaming pass: the SHA-256, the first bytes for the sniffer and, when a
+later step needs them, a spooled copy of the bytes (memory, then /tmp).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from typing import IO
+
+from directupload import sniff
+from directupload.errors import Rejected
+from directupload.models import UploadRecord
+from directupload.processing.steps import StepResult, VerifiedObject
+from directupload.storage import Storage
+
+# Bodies a step needs are kept in memory up to this size, then spill to /tmp.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+class ObjectMissingError(LookupError):
+    """The notification arrived but the object is not (yet) readable: transient, retried."""
+
+
+def verify(record: UploadRecord, bucket: str, storage: Storage, *, keep_body: bool = False) -> VerifiedObject:
+    """Check the object against its record; raise ``Rejected`` when it can never be accepted."""
+    head = storage.head(record.key)
+    if head is None:
+        raise ObjectMissingError(f"object {record.key} is not in the bucket (yet)")
+    if head.size != record.size:
+        raise Rejected("size-mismatch", f"the object has {head.size} bytes, the upload declared {record.size}")
+    if head.metadata.get("upload-id") != record.upload_id:
+        raise Rejected("metadata-mismatch", "the object's upload-id metadata does not match its key")
+
+    digest = hashlib.sha256()
+    first = bytearray()
+    seen = 0
+    body: IO[bytes] | None = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) if keep_body else None  # noqa: SIM115
+    try:
+        for chunk in storage.stream(record.key):
+            digest.update(chunk)
+            seen += len(chunk)
+            if len(first) < sniff.HEAD_BYTES:
+                first += chunk[: sniff.HEAD_BYTES - len(first)]
+            if body is not None:
+                body.write(chunk)
+        obj = VerifiedObject(
+            record=record,
+            bucket=bucket,
+            key=record.key,
+            size=seen,
+            sha256=digest.hexdigest(),
+            sniffed_type=sniff.sniff(bytes(first)),
+            etag=head.etag,
+            body=body,
+        )
+        if seen != record.size:
+            raise Rejected("size-mismatch", f"read {seen} bytes, the upload declared {record.size}")
+        if record.checksum_sha256 and record.checksum_sha256 != obj.sha256:
+            raise Rejected("checksum-mismatch", "the SHA-256 of the bytes is not the one the client declared")
+        why = sniff.mismatch(record.content_type, bytes(first), obj.sniffed_type)
+        if why:
+            raise Rejected("type-mismatch", why)
+    except BaseException:
+        if body is not None:
+            body.close()
+        raise
+    return obj
+
+
+def run(obj: VerifiedObject) -> StepResult:
+    """The fields every processed upload reports: what was verified."""
+    return StepResult(fields={"size": obj.size, "sha256": obj.sha256, "contentType": obj.sniffed_type})

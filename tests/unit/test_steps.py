@@ -1,0 +1,261 @@
+"""Processing steps, with bytes alone: what each reports, and that every corrupt or cut-off
+file of its kind ends in a permanent rejection (never a retry)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from PIL import ExifTags, Image
+
+from directupload import profiles
+from directupload.errors import Rejected
+from directupload.models import Status, UploadRecord
+from directupload.processing import image, pdf, verify
+from directupload.processing.steps import STEP_NAMES, Derived, VerifiedObject, registry
+
+UPLOAD_ID = "0123456789abcdef0123456789abcdef"
+GPS = {
+    ExifTags.GPS.GPSLatitudeRef: "N",
+    ExifTags.GPS.GPSLatitude: (52.0, 31.0, 12.0),
+    ExifTags.GPS.GPSLongitudeRef: "E",
+    ExifTags.GPS.GPSLongitude: (13.0, 24.0, 36.0),
+}
+
+
+def record(content_type: str = "image/png", size: int = 1) -> UploadRecord:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return UploadRecord(upload_id=UPLOAD_ID, owner="alice", status=Status.UPLOADED, profile="avatar",
+                        filename="f", key=f"incoming/{UPLOAD_ID}/f", content_type=content_type, size=size,
+                        created_at=now, updated_at=now, expires_at=now + timedelta(minutes=5))
+
+
+def verified(data: bytes, content_type: str = "image/png") -> VerifiedObject:
+    return VerifiedObject(record=record(content_type, len(data)), bucket="b", key=f"incoming/{UPLOAD_ID}/f",
+                          size=len(data), sha256="0" * 64, sniffed_type=content_type, etag="e",
+                          body=io.BytesIO(data))
+
+
+# --- sample files ------------------------------------------------------------------------------
+
+def picture(width: int = 300, height: int = 200) -> Image.Image:
+    return Image.linear_gradient("L").convert("RGB").resize((width, height))
+
+
+def encode(fmt: str, **options: Any) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "GIF":  # animated: every frame has to decode
+        frames = [picture().convert("P")] + [Image.new("P", (300, 200), i * 40) for i in range(1, 4)]
+        frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    else:
+        picture().save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def jpeg_with_gps(orientation: int = 1) -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "TestCam"
+    exif[ExifTags.Base.Orientation] = orientation
+    exif[ExifTags.Base.GPSInfo] = GPS
+    buf = io.BytesIO()
+    picture().save(buf, "JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def a_pdf(pages: int = 3, *, user: str | None = None, owner: str | None = None, algorithm: str = "AES-256") -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(200, 200)
+    if user is not None or owner is not None:
+        writer.encrypt(user_password=user or "", owner_password=owner, algorithm=algorithm)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def truncated(data: bytes, fraction: float) -> bytes:
+    return data[: int(len(data) * fraction)]
+
+
+def cut_out_middle(data: bytes) -> bytes:
+    """Half the file gone, its start and its last bytes intact (so end markers are still there)."""
+    return data[: len(data) // 2] + data[-16:]
+
+
+def flipped_middle(data: bytes) -> bytes:
+    third = len(data) // 3
+    return data[:third] + bytes(b ^ 0xFF for b in data[third : 2 * third]) + data[2 * third :]
+
+
+IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+def test_registry_profiles_and_step_names_agree() -> None:
+    assert set(registry()) == STEP_NAMES == profiles.KNOWN_STEPS
+    for profile in profiles.BUILTIN_PROFILES.values():
+        assert profile.steps[0] == "verify"
+
+
+def test_a_derived_object_is_a_plain_file_name() -> None:
+    for bad in ("", "../x", "a/b", ".."):
+        with pytest.raises(ValueError, match="plain file name"):
+            Derived(bad, b"", "text/plain")
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+def test_verify_step_reports_what_was_checked() -> None:
+    obj = verified(b"abc", "text/plain")
+    assert verify.run(obj).fields == {"size": 3, "sha256": "0" * 64, "contentType": "text/plain"}
+
+
+# --- image -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", IMAGE_FORMATS)
+def test_image_reports_dimensions_and_makes_a_webp_thumbnail(fmt: str) -> None:
+    out = image.run(verified(encode(fmt), IMAGE_FORMATS[fmt]))
+
+    assert (out.fields["width"], out.fields["height"], out.fields["format"]) == (300, 200, fmt)
+    [thumb] = out.derived
+    assert thumb.name == "thumbnail.webp" and thumb.content_type == "image/webp"
+    assert out.fields["thumbnail"] == {"key": f"derived/{UPLOAD_ID}/thumbnail.webp", "width": 256, "height": 171,
+                                       "contentType": "image/webp"}
+    with Image.open(io.BytesIO(thumb.data)) as img:
+        assert (img.format, img.size) == ("WEBP", (256, 171))
+
+
+def test_thumbnail_of_a_jpeg_with_gps_exif_carries_no_metadata() -> None:
+    # Given a JPEG whose EXIF holds a GPS position and the camera make
+    data = jpeg_with_gps()
+    with Image.open(io.BytesIO(data)) as original:
+        assert original.getexif().get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] == "N"
+
+    # When the image step makes its thumbnail
+    [thumb] = image.run(verified(data, "image/jpeg")).derived
+
+    # Then the derived copy has no EXIF at all: no GPS, no make, no XMP or ICC either
+    with Image.open(io.BytesIO(thumb.data)) as img:
+        assert not img.getexif()
+        assert not {"exif", "xmp", "icc_profile"} & set(img.info)
+    assert b"Exif" not in thumb.data and b"TestCam" not in thumb.data
+    assert b"EXIF" not in thumb.data and b"XMP " not in thumb.data  # WebP metadata chunks
+
+
+def test_thumbnail_follows_the_exif_orientation() -> None:
+    out = image.run(verified(jpeg_with_gps(orientation=6), "image/jpeg"))  # 6: rotate 90 degrees to display
+    assert (out.fields["thumbnail"]["width"], out.fields["thumbnail"]["height"]) == (171, 256)
+
+
+def test_palette_image_with_transparency_keeps_its_alpha() -> None:
+    img = Image.new("P", (20, 10), 0)
+    img.info["transparency"] = 0
+    buf = io.BytesIO()
+    img.save(buf, "PNG", transparency=0)
+    [thumb] = image.run(verified(buf.getvalue())).derived
+    with Image.open(io.BytesIO(thumb.data)) as out:
+        assert out.mode == "RGBA"
+
+
+@pytest.mark.parametrize("fmt", IMAGE_FORMATS)
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_image_is_rejected(fmt: str, cut: float) -> None:
+    with pytest.raises(Rejected) as caught:
+        image.run(verified(truncated(encode(fmt), cut), IMAGE_FORMATS[fmt]))
+    assert caught.value.code == "corrupt-image"
+
+
+@pytest.mark.parametrize("fmt", IMAGE_FORMATS)
+def test_image_cut_short_by_its_last_byte_is_rejected(fmt: str) -> None:
+    # Pillow alone decodes a PNG missing its IEND chunk or a GIF missing its trailer
+    with pytest.raises(Rejected) as caught:
+        image.run(verified(encode(fmt)[:-1], IMAGE_FORMATS[fmt]))
+    assert caught.value.code == "corrupt-image"
+
+
+@pytest.mark.parametrize("damage", [flipped_middle, cut_out_middle])
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP"])
+def test_image_damaged_inside_is_rejected(fmt: str, damage: Any) -> None:
+    with pytest.raises(Rejected) as caught:
+        image.run(verified(damage(encode(fmt)), IMAGE_FORMATS[fmt]))
+    assert caught.value.code == "corrupt-image"
+
+
+def test_jpeg_with_broken_entropy_data_is_rejected() -> None:
+    # JPEG carries no checksum: damage that still decodes is undetectable, but a broken stream is not
+    with pytest.raises(Rejected, match="cannot be decoded"):
+        image.run(verified(flipped_middle(encode("JPEG")), "image/jpeg"))
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, b"GIF89a",
+                                  b"\xff\xd8\xff\xe0" + b"\x00" * 50, b"RIFF\x10\x00\x00\x00WEBPVP8 ", b"not an image"])
+def test_header_only_or_garbage_image_is_rejected(data: bytes) -> None:
+    with pytest.raises(Rejected) as caught:
+        image.run(verified(data))
+    assert caught.value.code == "corrupt-image"
+
+
+def test_image_over_the_pixel_limit_is_rejected_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(Rejected) as caught:
+        image.run(verified(encode("PNG")))  # 300 x 200
+    assert caught.value.code in ("image-too-large", "corrupt-image")
+
+
+# --- pdf ---------------------------------------------------------------------------------------
+
+def test_pdf_reports_its_pages() -> None:
+    assert pdf.run(verified(a_pdf(3), "application/pdf")).fields == {"pages": 3, "encrypted": False}
+
+
+def test_encrypted_pdf_that_needs_a_password_is_accepted_without_a_page_count() -> None:
+    data = a_pdf(2, user="s3cret", owner="owner")
+    assert pdf.run(verified(data, "application/pdf")).fields == {"pages": None, "encrypted": True}
+
+
+def test_encrypted_pdf_with_only_an_owner_password_reports_its_pages() -> None:
+    data = a_pdf(4, owner="owner", algorithm="RC4-128")  # opens with the empty user password
+    assert pdf.run(verified(data, "application/pdf")).fields == {"pages": 4, "encrypted": True}
+
+
+ENCRYPTED_PDF = {"user-password": {"user": "s3cret", "owner": "o"}, "owner-only": {"owner": "o"}}
+
+
+@pytest.mark.parametrize("kind", [None, *ENCRYPTED_PDF])
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.95])
+def test_truncated_pdf_is_rejected(kind: str | None, cut: float) -> None:
+    data = a_pdf(3, **ENCRYPTED_PDF[kind]) if kind else a_pdf(3)
+    with pytest.raises(Rejected) as caught:
+        pdf.run(verified(truncated(data, cut), "application/pdf"))
+    assert caught.value.code == "corrupt-pdf"
+
+
+@pytest.mark.parametrize("kind", [None, *ENCRYPTED_PDF])
+def test_pdf_with_its_middle_cut_out_is_rejected(kind: str | None) -> None:
+    data = a_pdf(3, **ENCRYPTED_PDF[kind]) if kind else a_pdf(3)
+    with pytest.raises(Rejected) as caught:
+        pdf.run(verified(cut_out_middle(data), "application/pdf"))
+    assert caught.value.code == "corrupt-pdf"
+
+
+@pytest.mark.parametrize("kind", list(ENCRYPTED_PDF))
+def test_encrypted_pdf_with_a_damaged_encryption_dictionary_is_rejected(kind: str) -> None:
+    with pytest.raises(Rejected, match="cannot be read"):
+        pdf.run(verified(flipped_middle(a_pdf(3, **ENCRYPTED_PDF[kind])), "application/pdf"))
+
+
+@pytest.mark.parametrize("data", [b"%PDF-1.7\n" + bytes(200) + b"\n%%EOF\n", b"%PDF-1.4\n%%EOF", b"%%EOF"])
+def test_garbage_pdf_is_rejected(data: bytes) -> None:
+    with pytest.raises(Rejected) as caught:
+        pdf.run(verified(data, "application/pdf"))
+    assert caught.value.code == "corrupt-pdf"
+
+
+def test_pdf_without_pages_is_rejected() -> None:
+    with pytest.raises(Rejected, match="no pages"):
+        pdf.run(verified(a_pdf(0), "application/pdf"))
