@@ -1,0 +1,489 @@
+"""Processing that never loses an upload, against moto over real HTTP: duplicate and late
+notifications, transient failures that retry, retries that run out into the dead-letter
+queue, the redrive that brings them back, and the events consumers see (each one validated
+against its published schema)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.faults import Faults
+from local.lambda_runtime import LocalFunction
+from local.poller import QueuePoller
+from local.redrive import redrive
+from tests.event_schemas import validate_event
+from tests.events import s3_notification, sqs_batch
+from tests.integration.conftest import Api, png, post_to_s3
+from tests.lambda_context import context
+
+MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provisions
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
+    status, issued, _ = api.call("POST", "/uploads", {"profile": profile, "filename": filename,
+                                                      "contentType": content_type, "size": len(data)})
+    assert status == 201, issued
+    assert post_to_s3(issued, data, filename).status_code == 204
+    return issued
+
+
+def poller(aws: Any, faults: Faults | None = None) -> QueuePoller:
+    """The local stack's poller over the real ingest queue: failures come back at once."""
+    from handlers import processor
+
+    function = LocalFunction("ProcessFunction", processor.lambda_handler)
+    return QueuePoller(aws.sqs, aws.resources.ingest_queue_url, function, wait_seconds=0, retry_delay=0,
+                       faults=faults)
+
+
+def drain(aws: Any, faults: Faults | None = None, rounds: int = 50) -> QueuePoller:
+    """Deliver until the ingest queue is empty (messages that exhaust their receives move to the DLQ)."""
+    p = poller(aws, faults)
+    for _ in range(rounds):
+        if p.poll_once() == 0 and p.poll_once() == 0:
+            return p
+    raise AssertionError("the ingest queue did not drain")
+
+
+def events(aws: Any) -> list[dict[str, Any]]:
+    """Every event the bus delivered since the last call, each checked against its schema."""
+    out = []
+    while True:
+        reply = aws.sqs.receive_message(QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10,
+                                        WaitTimeSeconds=0)
+        messages = reply.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            event = json.loads(message["Body"])
+            validate_event(event)
+            out.append(event)
+            aws.sqs.delete_message(QueueUrl=aws.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return out
+
+
+def per_upload(evts: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    return Counter((e["detail"]["uploadId"], e["detail-type"]) for e in evts)
+
+
+def queue_depth(aws: Any, url: str) -> int:
+    attrs = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                         "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(v) for v in attrs["Attributes"].values())
+
+
+def record(api: Api, upload_id: str) -> dict[str, Any]:
+    status, body, _ = api.call("GET", f"/uploads/{upload_id}")
+    assert status == 200
+    return body
+
+
+def raw_item(aws: Any, upload_id: str) -> dict[str, Any]:
+    reply = aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key={"pk": {"S": f"upload#{upload_id}"}})
+    return dict(reply["Item"])
+
+
+def process(aws: Any, key: str, size: int, receive_count: int = 1, etag: str = "0" * 32) -> dict[str, Any]:
+    from handlers import processor
+
+    body = s3_notification(aws.bucket, key, size, etag=etag)
+    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))
+
+
+def fail_calls(service: str, operation: str, times: int, code: str = "ThrottlingException",
+               when: Any = None) -> list[int]:
+    """The next ``times`` calls of ``operation`` (matching ``when(params)``) by the functions' own
+    client answer with a real ClientError, as a throttled call does once botocore gives up."""
+    from botocore.awsrequest import AWSResponse
+
+    from directupload import aws as clients
+
+    left = [times]
+
+    def decide(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if left[0] > 0 and (when is None or when(params)):
+            left[0] -= 1
+            context["test_fault"] = True
+
+    def answer(context: dict[str, Any], **_: Any) -> Any:
+        if context.get("test_fault"):
+            parsed = {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return AWSResponse("", 400, {}, None), parsed
+        return None
+
+    events_ = clients.client(service).meta.events
+    events_.register(f"before-parameter-build.{service}.{operation}", decide)
+    events_.register_first(f"before-call.{service}.{operation}", answer)
+    return left
+
+
+def jpeg_with_gps() -> bytes:
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.GPSInfo] = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (52.0, 31.0, 12.0)}
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(buf, "JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def a_pdf(pages: int) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(100, 100)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+# --- one outcome per upload --------------------------------------------------------------------
+
+
+def test_duplicate_and_late_notifications_make_one_outcome_and_one_event(aws: Any, api: Api) -> None:
+    # Given three uploads of different profiles whose notifications S3 sent, and sends again
+    uploads = [
+        upload(api, png(64, 48), "a.png", "image/png", "avatar"),
+        upload(api, a_pdf(2), "b.pdf", "application/pdf", "document"),
+        upload(api, b"plain text\n", "c.txt", "text/plain", "file"),
+    ]
+    notifications = [m for m in aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url,
+                                                        MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+                     if "Records" in json.loads(m["Body"])]  # (S3 also sends one s3:TestEvent)
+    assert len(notifications) == 3
+    for message in notifications:  # a duplicate of each, at once
+        aws.sqs.send_message(QueueUrl=aws.resources.ingest_queue_url, MessageBody=message["Body"])
+
+    # When everything is delivered, and every notification arrives once more, late
+    drain(aws)
+    for message in notifications:
+        aws.sqs.send_message(QueueUrl=aws.resources.ingest_queue_url, MessageBody=message["Body"])
+    drain(aws)
+
+    # Then each upload is PROCESSED once, with exactly one event, and nothing is left owed
+    for issued in uploads:
+        assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+        assert "pending_event" not in raw_item(aws, issued["uploadId"])
+    seen = events(aws)
+    assert per_upload(seen) == Counter({(u["uploadId"], "Upload Processed"): 1 for u in uploads})
+    by_id = {e["detail"]["uploadId"]: e["detail"] for e in seen}
+    assert by_id[uploads[0]["uploadId"]]["result"]["width"] == 64
+    assert by_id[uploads[1]["uploadId"]]["result"]["pages"] == 2
+    assert by_id[uploads[2]["uploadId"]]["result"]["contentType"] is None  # plain text has no magic bytes
+    # and each object version has its idempotency record
+    items = aws.dynamodb.scan(TableName=aws.resources.idempotency_table)["Items"]
+    assert sorted(i["status"]["S"] for i in items) == ["COMPLETED"] * 3
+
+
+def test_a_duplicate_is_answered_from_the_idempotency_record_without_reading_the_object(aws: Any, api: Api) -> None:
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
+    # S3 reads of the object now fail: a duplicate that reached the pipeline would be retried
+    left = fail_calls("s3", "HeadObject", 5, code="SlowDown")
+
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
+    assert left == [5]
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+
+
+def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aws: Any, api: Api) -> None:
+    # a notification with another ETag is another idempotency key: the record's state machine decides
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    process(aws, issued["key"], len(data), etag="1" * 32)
+    process(aws, issued["key"], len(data), etag="2" * 32)
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+
+
+def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_there(aws: Any, api: Api) -> None:
+    data = b"early bird\n"
+    status, issued, _ = api.call("POST", "/uploads", {"profile": "file", "filename": "e.txt",
+                                                      "contentType": "text/plain", "size": len(data)})
+    # the notification overtakes the object (a reordered delivery)
+    reply = process(aws, issued["key"], len(data))
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert record(api, issued["uploadId"])["status"] == "UPLOADED"
+
+    post_to_s3(issued, data)
+    drain(aws)  # S3's own notification
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+
+
+# --- transient failures retry ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("service", "operation"), [("s3", "GetObject"), ("s3", "PutObject"),
+                                                    ("dynamodb", "GetItem"), ("dynamodb", "UpdateItem")])
+def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(aws: Any, api: Api, service: str,
+                                                                       operation: str) -> None:
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    fail_calls(service, operation, 1)
+
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert record(api, issued["uploadId"])["status"] in ("PENDING", "UPLOADED")
+    assert events(aws) == []
+
+    assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+
+
+def test_an_event_that_could_not_be_sent_is_sent_by_the_retry_and_only_once(aws: Any, api: Api) -> None:
+    # Given an upload whose outcome is recorded but whose event EventBridge throttles
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    fail_calls("events", "PutEvents", 1)
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert raw_item(aws, issued["uploadId"])["pending_event"] == {"S": "Upload Processed"}
+    assert events(aws) == []
+
+    # When the message is retried
+    assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
+
+    # Then the event goes out once, and nothing is owed any more
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert "pending_event" not in raw_item(aws, issued["uploadId"])
+    process(aws, issued["key"], len(data), receive_count=1)
+    assert events(aws) == []
+
+
+def test_a_rejection_whose_event_failed_still_quarantines_and_announces_on_retry(aws: Any, api: Api) -> None:
+    data = b"MZ\x90\x00" + b"\x00" * 300
+    issued = upload(api, data, "x.png", "image/png", "avatar")
+    fail_calls("s3", "CopyObject", 1)  # the move to quarantine/
+    assert process(aws, issued["key"], len(data))["batchItemFailures"]
+    assert record(api, issued["uploadId"])["status"] == "REJECTED"
+
+    assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
+    assert keys == [f"quarantine/{issued['uploadId']}/x.png"]
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Rejected"]
+
+
+def test_when_the_outbox_marker_cannot_be_removed_the_event_is_still_sent_once(aws: Any, api: Api) -> None:
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    fail_calls("dynamodb", "UpdateItem", 3, when=lambda p: p.get("UpdateExpression", "").startswith("REMOVE"))
+
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}  # not retried: the event is out
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert "pending_event" in raw_item(aws, issued["uploadId"])  # the documented leftover
+    process(aws, issued["key"], len(data))  # the same notification again: answered by idempotency
+    assert events(aws) == []
+
+
+# --- permanent failures: rejected at once --------------------------------------------------------
+
+
+def test_a_corrupt_image_is_rejected_at_once_without_retries(aws: Any, api: Api) -> None:
+    data = png(200, 100)
+    data = data[: len(data) // 2]  # cut short, and declared at that size
+    issued = upload(api, data, "cut.png", "image/png", "avatar")
+
+    p = drain(aws)
+
+    assert p.failures == 0
+    body = record(api, issued["uploadId"])
+    assert body["status"] == "REJECTED" and body["error"]["code"] == "corrupt-image"
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
+    assert keys == [f"quarantine/{issued['uploadId']}/cut.png"]
+    seen = events(aws)
+    assert [e["detail-type"] for e in seen] == ["Upload Rejected"]
+    assert seen[0]["detail"]["error"]["code"] == "corrupt-image"
+    assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 0
+
+
+def test_the_thumbnail_of_an_uploaded_jpeg_keeps_no_gps_position(aws: Any, api: Api) -> None:
+    from PIL import Image
+
+    data = jpeg_with_gps()
+    issued = upload(api, data, "where.jpg", "image/jpeg", "avatar")
+    drain(aws)
+    result = record(api, issued["uploadId"])["result"]
+    assert result["thumbnail"]["key"] == f"derived/{issued['uploadId']}/thumbnail.webp"
+    thumb = aws.s3.get_object(Bucket=aws.bucket, Key=result["thumbnail"]["key"])["Body"].read()
+    with Image.open(io.BytesIO(thumb)) as img:
+        assert img.format == "WEBP" and not img.getexif() and "exif" not in img.info
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+# --- retries run out: dead-letter queue, FAILED, redrive ------------------------------------------
+
+
+def test_retries_run_out_into_the_dlq_as_failed_and_a_redrive_completes_the_upload(
+    aws: Any, api: Api, tmp_path: Path
+) -> None:
+    from directupload import aws as clients
+
+    # Given an object every S3 read of which fails while the switch file exists
+    switch = tmp_path / "faults-on"
+    switch.touch()
+    faults = Faults(poison=("*/stuck.txt",), switch=switch)
+    faults.install({"s3": clients.client("s3")})
+    data = b"stuck for now\n"
+    issued = upload(api, data, "stuck.txt", "text/plain", "file")
+
+    # When its notification is delivered until SQS gives up on it
+    p = drain(aws, faults)
+
+    # Then it tried MaxReceiveCount times, parked in the DLQ, and the record says FAILED and why
+    assert p.failures == MAX_RECEIVE_COUNT
+    assert faults.counts["poison"] == MAX_RECEIVE_COUNT
+    assert queue_depth(aws, aws.resources.ingest_queue_url) == 0
+    assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 1
+    body = record(api, issued["uploadId"])
+    assert body["status"] == "FAILED"
+    assert body["error"]["code"] == "processing-failed" and "SlowDown" in body["error"]["message"]
+    failed = events(aws)
+    assert [e["detail-type"] for e in failed] == ["Upload Failed"]
+    assert failed[0]["detail"]["error"]["code"] == "processing-failed"
+
+    # When the cause is gone and the DLQ is redriven
+    switch.unlink()
+    report = redrive(aws.sqs, aws.resources.dead_letter_queue_url, aws.resources.ingest_queue_url)
+    assert (report.moved, report.failed) == (1, [])
+    drain(aws, faults)
+
+    # Then the upload completes with its one terminal event
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 0
+
+
+def test_two_messages_of_one_upload_running_out_send_one_failed_event(aws: Any, api: Api, tmp_path: Path) -> None:
+    from directupload import aws as clients
+
+    switch = tmp_path / "on"
+    switch.touch()
+    faults = Faults(poison=("*/twice.txt",), switch=switch)
+    faults.install({"s3": clients.client("s3")})
+    issued = upload(api, b"x\n", "twice.txt", "text/plain", "file")
+    [message] = [m for m in aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10,
+                                                    VisibilityTimeout=0)["Messages"] if "Records" in m["Body"]]
+    aws.sqs.send_message(QueueUrl=aws.resources.ingest_queue_url, MessageBody=message["Body"])
+
+    drain(aws, faults)
+
+    assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 2
+    assert record(api, issued["uploadId"])["status"] == "FAILED"
+    assert per_upload(events(aws)) == Counter({(issued["uploadId"], "Upload Failed"): 1})
+
+    switch.unlink()
+    assert redrive(aws.sqs, aws.resources.dead_letter_queue_url, aws.resources.ingest_queue_url).moved == 2
+    drain(aws, faults)
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert per_upload(events(aws)) == Counter({(issued["uploadId"], "Upload Processed"): 1})
+
+
+def test_the_last_attempt_records_failed_even_when_that_write_is_throttled_once(aws: Any, api: Api) -> None:
+    data = b"z\n"
+    issued = upload(api, data, "z.txt", "text/plain", "file")
+    fail_calls("s3", "HeadObject", 1, code="SlowDown")
+    to_failed = fail_calls("dynamodb", "UpdateItem", 1,
+                           when=lambda p: {"S": "FAILED"} in p.get("ExpressionAttributeValues", {}).values())
+
+    reply = process(aws, issued["key"], len(data), receive_count=MAX_RECEIVE_COUNT)
+
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # it still moves to the DLQ
+    assert to_failed == [0]
+    assert record(api, issued["uploadId"])["status"] == "FAILED"
+    assert [e["detail-type"] for e in events(aws)] == ["Upload Failed"]
+
+
+def test_redrive_moves_every_message_in_batches_and_keeps_bodies(aws: Any) -> None:
+    dlq, queue = aws.resources.dead_letter_queue_url, aws.resources.ingest_queue_url
+    bodies = [json.dumps({"n": i}) for i in range(23)]
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=dlq, MessageBody=body)
+
+    assert redrive(aws.sqs, dlq, queue, limit=5).moved == 5
+    assert redrive(aws.sqs, dlq, queue).moved == 18
+
+    moved = []
+    while True:
+        got = aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        moved += [m["Body"] for m in got if m["Body"].startswith('{"n"')]  # (not S3's s3:TestEvent)
+    assert sorted(moved) == sorted(bodies)
+    assert queue_depth(aws, dlq) == 0
+
+
+# --- consumers and logs --------------------------------------------------------------------------
+
+
+@contextmanager
+def json_logs() -> Iterator[list[dict[str, Any]]]:
+    """What the powertools Logger writes (at INFO), parsed: the lines CloudWatch would hold."""
+    from directupload.observability import logger
+
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    previous, level = handler.setStream(stream), logger.log_level
+    logger.setLevel("INFO")
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        handler.setStream(previous)
+        logger.setLevel(level)
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{"))
+
+
+def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correlation_id(
+    aws: Any, api: Api
+) -> None:
+    from handlers import consumer
+
+    good = upload(api, png(), "ok.png", "image/png", "avatar")
+    bad = upload(api, b"MZ\x90\x00" + bytes(100), "bad.png", "image/png", "avatar")
+    drain(aws)
+    gone = upload(api, b"q\n", "gone.txt", "text/plain", "file")
+    aws.s3.delete_object(Bucket=aws.bucket, Key=gone["key"])  # the object vanished: every attempt fails
+    process(aws, gone["key"], 2, receive_count=MAX_RECEIVE_COUNT)
+    seen = events(aws)
+    assert sorted(e["detail-type"] for e in seen) == ["Upload Failed", "Upload Processed", "Upload Rejected"]
+
+    with json_logs() as lines:
+        for event in seen:
+            assert consumer.lambda_handler(event, context("ConsumerFunction")) == {
+                "uploadId": event["detail"]["uploadId"], "seen": event["detail-type"]}
+    received = [line for line in lines if line.get("message") == "upload event received"]
+    assert {(line["correlation_id"], line["detail_type"]) for line in received} == {
+        (good["uploadId"], "Upload Processed"), (bad["uploadId"], "Upload Rejected"),
+        (gone["uploadId"], "Upload Failed")}
+
+
+def test_processor_logs_carry_the_upload_id_as_correlation_id(aws: Any, api: Api) -> None:
+    data = b"log me\n"
+    issued = upload(api, data, "l.txt", "text/plain", "file")
+    fail_calls("s3", "GetObject", 1, code="SlowDown")
+
+    with json_logs() as lines:
+        process(aws, issued["key"], len(data))
+        process(aws, issued["key"], len(data), receive_count=2)
+
+    handled = next(line for line in lines if line.get("message") == "notification handled")
+    assert (handled["correlation_id"], handled["outcome"]) == (issued["uploadId"], "processed")
+    warning = next(line for line in lines if line.get("message") == "processing attempt failed; will retry")
+    assert warning["correlation_id"] == issued["uploadId"]
+    assert warning["upload_id"] == issued["uploadId"] and warning["receive_count"] == 1
+    assert "SlowDown" in warning["error"]
