@@ -41,14 +41,20 @@ export class Api {
   constructor(config) {
     this.base = config.apiBaseUrl;
     this.auth = config.auth;
+    this.stage = config.stage;
     this.token = null;
     this.user = "demo-user";
   }
 
-  /** With auth "jwt", a token for `user` from the local stack's /local/token (dev only). */
+  /**
+   * With auth "jwt": on the local stack, a token for `user` from /local/token (dev only); on a
+   * deployed stack (no such endpoint), the access token your identity provider gave you, pasted
+   * once and kept in this browser's sessionStorage.
+   */
   async signIn(user = "demo-user") {
     if (this.auth !== "jwt") return null;
     this.user = user;
+    if (this.stage !== "local") return this.askForToken();
     const response = await fetch(`${this.base}/local/token`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -59,6 +65,15 @@ export class Api {
       throw problemFrom(response, body, "Could not sign in");
     }
     this.token = body.token;
+    return this.token;
+  }
+
+  askForToken() {
+    const kept = sessionStorage.getItem("directupload.token");
+    const token = this.token || !kept ? window.prompt("Paste an access token from your identity provider") : kept;
+    if (!token) throw new ApiError(401, "Not signed in", "this API needs a bearer token");
+    sessionStorage.setItem("directupload.token", token.trim());
+    this.token = token.trim();
     return this.token;
   }
 

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 # config.json key <- stack output (template.yaml Outputs)
-CONFIG_FROM_OUTPUTS = {"apiBaseUrl": "ApiUrl", "region": "Region", "bucket": "UploadsBucketName"}
+CONFIG_FROM_OUTPUTS = {"apiBaseUrl": "ApiUrl", "region": "Region", "bucket": "UploadsBucketName", "auth": "AuthMode"}
 
 
 class StackOutputsError(Exception):
@@ -37,6 +37,7 @@ def client_config(outputs: dict[str, str]) -> dict[str, str]:
         raise StackOutputsError(f"the stack has no output {', '.join(missing)} (deployed from an older template?)")
     config = {key: outputs[name] for key, name in CONFIG_FROM_OUTPUTS.items()}
     config["apiBaseUrl"] = config["apiBaseUrl"].rstrip("/")
+    config["stage"] = "aws"
     return config
 
 

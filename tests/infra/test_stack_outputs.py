@@ -51,6 +51,8 @@ def test_config_names_the_api_region_and_bucket_from_the_template_outputs(tmp_pa
         "apiBaseUrl": "https://abc123.execute-api.eu-west-1.amazonaws.com",
         "region": outputs["Region"],
         "bucket": outputs["UploadsBucketName"],
+        "auth": outputs["AuthMode"],
+        "stage": "aws",  # the page then asks for a token instead of calling /local/token
     }
 
 
