@@ -1,16 +1,26 @@
 """What Lambda's SQS event source mapping does: long-poll the queue, hand batches to the
-function, delete what succeeded, and leave the reported failures for a retry."""
+function, delete what succeeded, and leave the reported failures for a retry.
+
+The queue's redrive policy does the rest, as on AWS: the emulator moves a message that was
+received maxReceiveCount times to the dead-letter queue on the next receive. Failed
+messages come back after ``retry_delay`` seconds instead of the queue's visibility timeout.
+With the LOCAL_FAULT_* variables set (local/faults.py) the poller also injects throttling
+into the function's AWS calls and delivers some notifications twice."""
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from local.faults import Faults
 from local.lambda_runtime import LocalFunction
+
+DUPLICATE_ATTRIBUTE = "local-duplicate"
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
@@ -45,6 +55,7 @@ class QueuePoller(threading.Thread):
         retry_delay: int = 1,
         region: str = "us-east-1",
         on_batch: Callable[[int, int], None] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         super().__init__(name=f"poller-{function.name}", daemon=True)
         self.sqs = sqs
@@ -61,6 +72,12 @@ class QueuePoller(threading.Thread):
         ]
         self.batches = 0
         self.failures = 0
+        self.faults = faults if faults is not None else Faults.from_env()
+        if self.faults is not None:
+            from directupload import aws  # the very clients the function's code uses
+
+            self.faults.install({name: aws.client(name) for name in ("s3", "dynamodb", "events")})
+            print(f"[faults] injecting: {self.faults.describe()}", flush=True)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -84,25 +101,54 @@ class QueuePoller(threading.Thread):
         messages = reply.get("Messages", [])
         if not messages:
             return 0
-        result = self.function.invoke(sqs_event(messages, self.queue_arn, self.region)) or {}
-        failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        self._duplicate_some(messages)
+        event = sqs_event(messages, self.queue_arn, self.region)
+        try:
+            if self.faults is not None:
+                with self.faults.armed():
+                    result = self.function.invoke(event) or {}
+            else:
+                result = self.function.invoke(event) or {}
+            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        except Exception as exc:  # noqa: BLE001 - an invocation error fails the whole batch, as on Lambda
+            print(f"[poller] {self.function.name} failed the batch: {type(exc).__name__}: {exc}", flush=True)
+            failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
-        for message in messages:
-            if message["MessageId"] in failed:
-                # Lambda waits out the queue's visibility timeout; locally a retry comes sooner.
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay
-                )
+        retry = [m for m in messages if m["MessageId"] in failed]
+        if retry:
+            # Lambda waits out the queue's visibility timeout; locally a retry comes sooner.
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay}
+                    for i, m in enumerate(retry)
+                ],
+            )
         self.batches += 1
         self.failures += len(failed)
         if self.on_batch:
             self.on_batch(len(messages), len(failed))
         return len(messages)
+
+    def _duplicate_some(self, messages: list[dict[str, Any]]) -> None:
+        """S3 delivers at least once: send some notifications again, a little later (so out of order)."""
+        if self.faults is None:
+            return
+        for message in messages:
+            if DUPLICATE_ATTRIBUTE in message.get("MessageAttributes", {}) or not self.faults.duplicate():
+                continue
+            print(f"[fault] duplicate {message['MessageId']}", flush=True)
+            self.sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=message["Body"],
+                DelaySeconds=random.randint(0, 2),  # jitter: a late, out-of-order copy
+                MessageAttributes={DUPLICATE_ATTRIBUTE: {"DataType": "String", "StringValue": message["MessageId"]}},
+            )
 
 
 class EventTap(threading.Thread):
@@ -146,5 +192,8 @@ class EventTap(threading.Thread):
                         flush=True,
                     )
                 if self.consumer is not None:
-                    self.consumer.invoke(event)
+                    try:
+                        self.consumer.invoke(event)
+                    except Exception as exc:  # noqa: BLE001 - a failing consumer must not stop the tap
+                        print(f"[events] {self.consumer.name}: {type(exc).__name__}: {exc}", flush=True)
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
