@@ -1,0 +1,240 @@
+"""The CLI's part transfers against a scripted API + S3 over real HTTP: parts in parallel but never
+more than --concurrency, URLs signed in small batches just in time and again after S3's 403,
+failed parts retried, SIGTERM answered with how to resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
+UPLOAD_ID = "a" * 32
+PART = 1024 * 1024
+
+
+class Script:
+    """What the fake API and S3 saw, and how S3 misbehaves."""
+
+    def __init__(self, part_count: int, fail: dict[int, list[int]], stall: float = 0.0) -> None:
+        self.part_count = part_count
+        self.fail = fail  # part number -> statuses its first PUTs get
+        self.stall = stall
+        self.lock = threading.Lock()
+        self.signed: list[list[int]] = []
+        self.puts: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.completed: list[dict[str, Any]] | None = None
+        self.body = b""
+
+
+def handler(script: Script) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def reply(self, status: int, body: Any = None, content_type: str = "application/json") -> None:
+            data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            if status == 200 and self.command == "PUT":
+                self.send_header("ETag", f'"{hashlib.md5(self.data).hexdigest()}"')
+            self.end_headers()
+            self.wfile.write(data)
+
+        def read(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def record(self, status: str) -> dict[str, Any]:
+            return {
+                "uploadId": UPLOAD_ID,
+                "status": status,
+                "profile": "video",
+                "filename": "f.mp4",
+                "key": f"incoming/{UPLOAD_ID}/f.mp4",
+                "contentType": "video/mp4",
+                "size": len(script.body),
+                "sha256": hashlib.sha256(script.body).hexdigest(),
+                "multipart": {"partSize": PART, "partCount": script.part_count},
+            }
+
+        def do_POST(self) -> None:
+            body = json.loads(self.read() or b"{}")
+            if self.path == "/uploads":
+                self.reply(
+                    201,
+                    {
+                        "uploadId": UPLOAD_ID,
+                        "key": f"incoming/{UPLOAD_ID}/f.mp4",
+                        "expiresAt": "2099-01-01T00:00:00Z",
+                        "multipart": {"partSize": PART, "partCount": script.part_count},
+                    },
+                )
+            elif self.path.endswith("/parts"):
+                with script.lock:
+                    script.signed.append(body["partNumbers"])
+                    version = len(script.signed)
+                expires = (datetime.now(UTC) + timedelta(minutes=15)).isoformat()
+                host = f"http://127.0.0.1:{self.server.server_address[1]}"
+                self.reply(
+                    200,
+                    {
+                        "parts": [
+                            {"partNumber": n, "url": f"{host}/s3/{n}?v={version}", "expiresAt": expires}
+                            for n in body["partNumbers"]
+                        ]
+                    },
+                )
+            elif self.path.endswith("/complete"):
+                script.completed = body["parts"]
+                self.reply(200, self.record("PENDING"))
+            else:
+                self.reply(404, {"title": "Not found", "status": 404, "detail": self.path})
+
+        def do_GET(self) -> None:
+            if self.path == "/config.json":
+                self.reply(404, {"title": "Not found", "status": 404, "detail": "no config"})
+            else:
+                self.reply(200, self.record("PROCESSED" if script.completed else "PENDING"))
+
+        def do_PUT(self) -> None:
+            n = int(re.match(r"/s3/(\d+)", self.path).group(1))  # type: ignore[union-attr]
+            with script.lock:
+                script.in_flight += 1
+                script.max_in_flight = max(script.max_in_flight, script.in_flight)
+                script.puts.append(n)
+                failures = script.fail.get(n, [])
+                status = failures.pop(0) if failures else 200
+            try:
+                self.data = self.read()
+                time.sleep(script.stall or 0.02)  # long enough for the workers to overlap
+                if status == 403:
+                    self.reply(
+                        403,
+                        b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                        "application/xml",
+                    )
+                elif status != 200:
+                    self.reply(
+                        status,
+                        b"<Error><Code>InternalError</Code><Message>try again</Message></Error>",
+                        "application/xml",
+                    )
+                else:
+                    self.reply(200)
+            finally:
+                with script.lock:
+                    script.in_flight -= 1
+
+    return Handler
+
+
+def command(url: str, path: Path, *extra: str) -> list[str]:
+    state = str(path.parent / "state")
+    return [
+        sys.executable,
+        str(CLI),
+        "upload",
+        str(path),
+        "--profile",
+        "video",
+        "--api",
+        url,
+        "--state-dir",
+        state,
+        *extra,
+    ]
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[Script, str]]:
+    script = Script(part_count=12, fail={2: [403], 3: [500, 503]})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(script))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield script, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_parts_go_in_parallel_within_the_limit_signed_just_in_time_and_retried(
+    fake: tuple[Script, str], tmp_path: Path
+) -> None:
+    script, url = fake
+    data = bytes(range(256)) * (12 * PART // 256 - 10)  # the last part is short
+    script.body = data
+    path = tmp_path / "f.mp4"
+    path.write_bytes(data)
+
+    done = subprocess.run(
+        command(url, path, "--concurrency", "3", "--json"), capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "PROCESSED"
+    # every part once in the completion, with the ETag S3 gave for its bytes
+    assert script.completed == [
+        {"partNumber": n, "etag": hashlib.md5(data[(n - 1) * PART : n * PART]).hexdigest()} for n in range(1, 13)
+    ]
+    # parallel, never beyond --concurrency
+    assert script.max_in_flight == 3
+    # signed a few at a time, not all up front; part 2 signed again after S3's 403
+    assert len(script.signed[0]) < 12 and all(len(batch) <= 8 for batch in script.signed)
+    assert sum(batch.count(2) for batch in script.signed) == 2
+    # the 500 and the 503 retried: part 3 went three times, the others once (part 2 twice)
+    assert script.puts.count(3) == 3 and script.puts.count(2) == 2
+    assert all(script.puts.count(n) == 1 for n in range(4, 13))
+
+
+def test_a_part_that_keeps_failing_ends_with_its_reason_and_how_to_resume(
+    fake: tuple[Script, str], tmp_path: Path
+) -> None:
+    script, url = fake
+    script.part_count = 2
+    script.fail = {2: [500] * 10}
+    path = tmp_path / "f.mp4"
+    path.write_bytes(b"x" * (PART + 10))
+
+    done = subprocess.run(command(url, path, "--retries", "1"), capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 4, done.stderr
+    assert "part 2 failed 2 times, last: InternalError: try again" in done.stderr
+    assert f"--resume {UPLOAD_ID}" in done.stderr
+    assert script.completed is None
+
+
+def test_sigterm_stops_the_upload_and_says_how_to_resume(fake: tuple[Script, str], tmp_path: Path) -> None:
+    script, url = fake
+    script.stall = 30  # S3 is slow: the parts are still in flight
+    path = tmp_path / "f.mp4"
+    path.write_bytes(b"x" * 12 * PART)
+    process = subprocess.Popen(command(url, path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not script.puts and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted; resume with:" in err and f"--resume {UPLOAD_ID}" in err
+    assert (tmp_path / "state" / f"{UPLOAD_ID}.json").exists()
