@@ -61,12 +61,14 @@ def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
     """Hand what S3 really sent to the ingest queue to ProcessFunction, as Lambda's SQS poller does
     (moto sends two ObjectCreated notifications per completed multipart upload)."""
     from handlers import processor
+
     from local.poller import sqs_event
 
     replies = []
     while True:
-        messages = aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10,
-                                           AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+        messages = aws.sqs.receive_message(
+            QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", [])
         if not messages:
             return replies
         event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1")
@@ -78,8 +80,9 @@ def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
 def created_events(aws: Any, key: str) -> list[str]:
     """The ObjectCreated notifications waiting in the ingest queue for ``key`` (left in place)."""
     names = []
-    reply = aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10,
-                                    VisibilityTimeout=0, WaitTimeSeconds=0)
+    reply = aws.sqs.receive_message(
+        QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+    )
     for message in reply.get("Messages", []):
         for record in json.loads(message["Body"]).get("Records", []):
             if unquote_plus(record["s3"]["object"]["key"]) == key:  # S3 URL-encodes keys (+ for space)
@@ -114,10 +117,15 @@ def test_multipart_upload_goes_to_processed_with_one_event(aws: Any, api: Api) -
     etags = {n: put_part(urls[n], pieces[n]) for n in (2, 1)}
     status, listed, _ = api.call("GET", f"/uploads/{upload_id}/parts")
     assert status == 200
-    assert listed["parts"] == [{"partNumber": 1, "etag": etags[1], "size": PART},
-                               {"partNumber": 2, "etag": etags[2], "size": len(data) - PART}]
-    status, record, _ = api.call("POST", f"/uploads/{upload_id}/complete",
-                                 {"parts": [{"partNumber": n, "etag": f'"{etags[n]}"'} for n in (1, 2)]})
+    assert listed["parts"] == [
+        {"partNumber": 1, "etag": etags[1], "size": PART},
+        {"partNumber": 2, "etag": etags[2], "size": len(data) - PART},
+    ]
+    status, record, _ = api.call(
+        "POST",
+        f"/uploads/{upload_id}/complete",
+        {"parts": [{"partNumber": n, "etag": f'"{etags[n]}"'} for n in (1, 2)]},
+    )
     assert status == 200, record
     assert record["status"] == "PENDING" and record["multipart"] == {"partSize": PART, "partCount": 2}
 
@@ -178,17 +186,24 @@ def test_the_same_parts_can_be_signed_again_any_time(aws: Any, api: Api) -> None
     etag_2 = put_part(again[2], pieces[2])
     assert set(sign(api, upload_id, [2])) == {2}
 
-    status, record, _ = api.call("POST", f"/uploads/{upload_id}/complete",
-                                 {"parts": [{"partNumber": 1, "etag": etag_1}, {"partNumber": 2, "etag": etag_2}]})
+    status, record, _ = api.call(
+        "POST",
+        f"/uploads/{upload_id}/complete",
+        {"parts": [{"partNumber": 1, "etag": etag_1}, {"partNumber": 2, "etag": etag_2}]},
+    )
     assert status == 200, record
 
 
 def test_a_single_post_upload_has_no_parts(aws: Any, api: Api) -> None:
-    status, issued, _ = api.call("POST", "/uploads", {"profile": "video", "filename": "short.mp4",
-                                                      "contentType": "video/mp4", "size": 1000})
+    status, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "video", "filename": "short.mp4", "contentType": "video/mp4", "size": 1000}
+    )
     assert status == 201 and issued["method"] == "POST" and "multipart" not in issued
-    for method, path, body in [("POST", "parts", {"partNumbers": [1]}), ("GET", "parts", None),
-                               ("POST", "complete", {"parts": [{"partNumber": 1, "etag": "x"}]})]:
+    for method, path, body in [
+        ("POST", "parts", {"partNumbers": [1]}),
+        ("GET", "parts", None),
+        ("POST", "complete", {"parts": [{"partNumber": 1, "etag": "x"}]}),
+    ]:
         status, problem, _ = api.call(method, f"/uploads/{issued['uploadId']}/{path}", body)
         assert status == 409, problem
         assert "single POST" in problem["detail"]
@@ -217,8 +232,11 @@ def test_complete_with_a_part_s3_never_received_is_refused(aws: Any, api: Api) -
     urls = sign(api, upload_id, [1])
     etag = put_part(urls[1], data[:PART])
 
-    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete",
-                                  {"parts": [{"partNumber": 1, "etag": etag}, {"partNumber": 2, "etag": "f" * 32}]})
+    status, problem, _ = api.call(
+        "POST",
+        f"/uploads/{upload_id}/complete",
+        {"parts": [{"partNumber": 1, "etag": etag}, {"partNumber": 2, "etag": "f" * 32}]},
+    )
     assert status == 409, problem
     assert "S3 has not received parts [2]" in problem["detail"]
 
@@ -258,8 +276,10 @@ def test_complete_refuses_a_first_part_under_s3s_minimum(aws: Any, api: Api) -> 
     data = mp4_bytes(size)
     urls = sign(api, upload_id, [1, 2])
     # the right total, split wrongly: S3 would refuse it (EntityTooSmall); we say why first
-    parts = [{"partNumber": 1, "etag": put_part(urls[1], data[:MiB])},
-             {"partNumber": 2, "etag": put_part(urls[2], data[MiB:])}]
+    parts = [
+        {"partNumber": 1, "etag": put_part(urls[1], data[:MiB])},
+        {"partNumber": 2, "etag": put_part(urls[2], data[MiB:])},
+    ]
     status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
     assert status == 422, problem
     assert "under S3's 5 MiB minimum" in problem["detail"]
@@ -273,7 +293,9 @@ def test_an_object_larger_than_declared_is_rejected_in_processing(aws: Any, api:
     parts = upload_parts(api, issued["uploadId"], data)
     s3_upload_id = aws.s3.list_multipart_uploads(Bucket=aws.bucket)["Uploads"][0]["UploadId"]
     aws.s3.complete_multipart_upload(
-        Bucket=aws.bucket, Key=issued["key"], UploadId=s3_upload_id,
+        Bucket=aws.bucket,
+        Key=issued["key"],
+        UploadId=s3_upload_id,
         MultipartUpload={"Parts": [{"PartNumber": p["partNumber"], "ETag": f'"{p["etag"]}"'} for p in parts]},
     )
 
@@ -301,8 +323,11 @@ def test_a_cancelled_upload_is_aborted_in_s3_and_closed_for_parts(aws: Any, api:
     assert (status, record["status"]) == (200, "CANCELLED")
     assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
 
-    for method, path, body in [("POST", "parts", {"partNumbers": [1]}), ("GET", "parts", None),
-                               ("POST", "complete", {"parts": parts})]:
+    for method, path, body in [
+        ("POST", "parts", {"partNumbers": [1]}),
+        ("GET", "parts", None),
+        ("POST", "complete", {"parts": parts}),
+    ]:
         status, problem, _ = api.call(method, f"/uploads/{upload_id}/{path}", body)
         assert status == 409, problem
         assert "CANCELLED" in problem["detail"]
@@ -318,8 +343,11 @@ def test_an_upload_s3_no_longer_has_answers_409(aws: Any, api: Api) -> None:
 
     status, problem, _ = api.call("GET", f"/uploads/{upload_id}/parts")
     assert status == 409 and problem["detail"] == "S3 no longer has this multipart upload"
-    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete",
-                                  {"parts": [{"partNumber": 1, "etag": "a" * 32}, {"partNumber": 2, "etag": "b" * 32}]})
+    status, problem, _ = api.call(
+        "POST",
+        f"/uploads/{upload_id}/complete",
+        {"parts": [{"partNumber": 1, "etag": "a" * 32}, {"partNumber": 2, "etag": "b" * 32}]},
+    )
     assert status == 409 and problem["detail"] == "S3 no longer has this multipart upload"
     # cancelling still works: there is nothing left to abort
     assert api.call("DELETE", f"/uploads/{upload_id}")[1]["status"] == "CANCELLED"
@@ -329,7 +357,6 @@ def test_storage_maps_a_missing_multipart_upload_as_s3_and_moto_answer_it(aws: A
     """S3 answers NoSuchUpload (404); moto answers CompleteMultipartUpload with a bare 500."""
     import boto3
     from botocore.config import Config
-
     from directupload.storage import NoSuchUpload, Storage
 
     client = boto3.client("s3", config=Config(signature_version="s3v4", retries={"max_attempts": 1}))
@@ -351,8 +378,13 @@ def test_someone_elses_multipart_upload_answers_exactly_like_a_missing_one(jwt_a
     parts = upload_parts(alice, upload_id, data)
     missing_id = "0" * 32
 
-    for method, suffix, body in [("GET", "", None), ("POST", "/parts", {"partNumbers": [1]}), ("GET", "/parts", None),
-                                 ("POST", "/complete", {"parts": parts}), ("DELETE", "", None)]:
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("POST", "/parts", {"partNumbers": [1]}),
+        ("GET", "/parts", None),
+        ("POST", "/complete", {"parts": parts}),
+        ("DELETE", "", None),
+    ]:
         theirs = bob.call(method, f"/uploads/{upload_id}{suffix}", body)
         missing = bob.call(method, f"/uploads/{missing_id}{suffix}", body)
         assert theirs[0] == missing[0] == 404, theirs

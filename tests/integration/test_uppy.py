@@ -111,8 +111,9 @@ def test_params_without_a_size_explain_what_the_page_must_send(aws: Any, api: Ap
 
 
 def test_params_default_to_the_file_profile_and_drop_uppys_random_key_prefix(aws: Any, api: Api) -> None:
-    query = params_query("1b4e28ba-2fa1-11d2-883f-0016d3cca427-report final.csv", "text/csv; charset=utf-8",
-                         {"size": 20})
+    query = params_query(
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca427-report final.csv", "text/csv; charset=utf-8", {"size": 20}
+    )
     status, params, _ = api.call("GET", query)
     assert status == 200, params
     assert params["fields"]["key"].endswith("/report final.csv")
@@ -131,8 +132,9 @@ def test_params_default_to_the_file_profile_and_drop_uppys_random_key_prefix(aws
         ({"size": 10, "Not-A-Key": "x"}, "text/plain", 422),
     ],
 )
-def test_params_refuse_what_the_profile_refuses(aws: Any, api: Api, meta: dict[str, Any], file_type: str,
-                                                 status: int) -> None:
+def test_params_refuse_what_the_profile_refuses(
+    aws: Any, api: Api, meta: dict[str, Any], file_type: str, status: int
+) -> None:
     assert_problem(api.call("GET", params_query("f", file_type, meta)), status)
 
 
@@ -144,8 +146,9 @@ def test_params_need_a_filename(aws: Any, api: Api) -> None:
 
 
 def create(api: Api, filename: str, file_type: str, meta: dict[str, Any]) -> dict[str, Any]:
-    status, created, headers = api.call("POST", "/s3/multipart", {"filename": filename, "metadata": meta,
-                                                                  "type": file_type})
+    status, created, headers = api.call(
+        "POST", "/s3/multipart", {"filename": filename, "metadata": meta, "type": file_type}
+    )
     assert status == 200, created
     assert headers["Content-Type"] == "application/json"
     return created
@@ -188,8 +191,10 @@ def test_multipart_in_uppys_own_chunks_for_a_file_the_profile_would_post(aws: An
     parts = upload_chunks(api, created, data)
     status, listed, _ = api.call("GET", f"/s3/multipart/{upload_id}?{urlencode({'key': created['key']})}")
     assert status == 200
-    assert listed == [{"PartNumber": p["PartNumber"], "ETag": f'"{p["ETag"]}"', "Size": size}
-                      for p, size in zip(parts, [UPPY_CHUNK, UPPY_CHUNK, MiB + 123], strict=True)]
+    assert listed == [
+        {"PartNumber": p["PartNumber"], "ETag": f'"{p["ETag"]}"', "Size": size}
+        for p, size in zip(parts, [UPPY_CHUNK, UPPY_CHUNK, MiB + 123], strict=True)
+    ]
     status, done, _ = complete(api, created, parts)
 
     # Then the answer is Companion's, the real total is the size, and processing accepts it
@@ -259,8 +264,9 @@ def test_abort_answers_json_and_closes_the_upload(aws: Any, api: Api) -> None:
         ({"filename": "a.mp4", "type": "video/mp4", "metadata": {"size": -1}}, 422),
     ],
 )
-def test_create_multipart_refuses_what_the_profile_refuses(aws: Any, api: Api, body: dict[str, Any],
-                                                            status: int) -> None:
+def test_create_multipart_refuses_what_the_profile_refuses(
+    aws: Any, api: Api, body: dict[str, Any], status: int
+) -> None:
     assert_problem(api.call("POST", "/s3/multipart", body), status)
 
 
@@ -273,10 +279,12 @@ def test_part_numbers_are_checked(aws: Any, api: Api) -> None:
 
 def test_unknown_upload_ids_answer_404_problems(aws: Any, api: Api) -> None:
     missing = "0" * 32
-    for method, path, body in [("GET", f"/s3/multipart/{missing}", None), ("GET", f"/s3/multipart/{missing}/1", None),
-                               ("POST", f"/s3/multipart/{missing}/complete",
-                                {"parts": [{"PartNumber": 1, "ETag": "x"}]}),
-                               ("DELETE", f"/s3/multipart/{missing}", None)]:
+    for method, path, body in [
+        ("GET", f"/s3/multipart/{missing}", None),
+        ("GET", f"/s3/multipart/{missing}/1", None),
+        ("POST", f"/s3/multipart/{missing}/complete", {"parts": [{"PartNumber": 1, "ETag": "x"}]}),
+        ("DELETE", f"/s3/multipart/{missing}", None),
+    ]:
         assert_problem(api.call(method, path + "?key=incoming/x/y", body), 404)
     assert_problem(api.call("GET", "/s3/multipart/not-an-id"), 422)
 
@@ -285,9 +293,12 @@ def test_someone_elses_uppy_upload_answers_exactly_like_a_missing_one(jwt_api: A
     alice, bob = Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
     created = create(alice, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4"))
     upload_id, missing_id = created["uploadId"], "0" * 32
-    for method, suffix, body in [("GET", "", None), ("GET", "/1", None),
-                                 ("POST", "/complete", {"parts": [{"PartNumber": 1, "ETag": "x"}]}),
-                                 ("DELETE", "", None)]:
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("GET", "/1", None),
+        ("POST", "/complete", {"parts": [{"PartNumber": 1, "ETag": "x"}]}),
+        ("DELETE", "", None),
+    ]:
         theirs = bob.call(method, f"/s3/multipart/{upload_id}{suffix}?key={created['key']}", body)
         missing = bob.call(method, f"/s3/multipart/{missing_id}{suffix}?key={created['key']}", body)
         assert theirs[0] == missing[0] == 404
@@ -300,5 +311,10 @@ def test_someone_elses_uppy_upload_answers_exactly_like_a_missing_one(jwt_api: A
 
 def test_the_uppy_routes_are_in_the_openapi_document(aws: Any, api: Api) -> None:
     _, document, _ = api.call("GET", "/openapi.json")
-    assert {"/s3/params", "/s3/multipart", "/s3/multipart/{upload_id}", "/s3/multipart/{upload_id}/{part_number}",
-            "/s3/multipart/{upload_id}/complete"} <= set(document["paths"])
+    assert {
+        "/s3/params",
+        "/s3/multipart",
+        "/s3/multipart/{upload_id}",
+        "/s3/multipart/{upload_id}/{part_number}",
+        "/s3/multipart/{upload_id}/complete",
+    } <= set(document["paths"])
