@@ -2,11 +2,15 @@
 
 Endpoints come from the standard ``AWS_ENDPOINT_URL`` variables, so the local stack
 points the very same code at its emulator without a line of code changing here.
+
+Every client comes from one boto3 session: a session loads and parses botocore's data
+files (endpoints, partitions, service models) once for all its clients, where a session per
+client parsed them again for each, which a cold start paid (docs/performance.md).
 """
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from typing import Any
 
 import boto3
@@ -17,7 +21,31 @@ _S3_CONFIG = Config(signature_version="s3v4", retries={"mode": "standard", "max_
 _DEFAULT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 
-@cache
-def client(service: str) -> Any:
-    session = boto3.session.Session()
-    return session.client(service, config=_S3_CONFIG if service == "s3" else _DEFAULT_CONFIG)
+class _Clients:
+    """``client(service)``, cached; ``client.cache_clear()`` forgets the clients and their session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # a boto3 session is not thread-safe; its clients are
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        built = self._clients.get(service)
+        if built is not None:
+            return built
+        with self._lock:
+            if service not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                self._clients[service] = self._session.client(
+                    service, config=_S3_CONFIG if service == "s3" else _DEFAULT_CONFIG
+                )
+            return self._clients[service]
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._session = None
+            self._clients.clear()
+
+
+client = _Clients()
