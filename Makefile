@@ -16,7 +16,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 -include mk/*.mk
 
-.PHONY: help setup run test check lint format typecheck unit integration e2e token redrive clean
+.PHONY: help setup run test check lint format typecheck unit integration e2e token upload clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ integration: setup ## handlers against moto
 
 e2e: setup $(CHROMIUM) demo-deps ## the local stack over HTTP, and the demo page in Chromium
 	@$(BIN)/python -m pytest tests/e2e -q
+
+upload: setup ## upload a file through the CLI client: make upload FILE=clip.mp4 PROFILE=video
+	@$(BIN)/python client-demo/cli/directupload_cli.py upload "$(FILE)" --profile "$(or $(PROFILE),file)"
 
 token: setup ## print a bearer token for the local stack: make token USER=alice
 	@$(BIN)/python -m local.auth $(USER)
