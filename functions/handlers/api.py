@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,14 +14,14 @@ from pydantic.alias_generators import to_camel
 
 from directupload import wiring
 from directupload.config import get_settings
-from directupload.errors import DomainError, Unauthorized
+from directupload.errors import DomainError
 from directupload.keys import UPLOAD_ID_PATTERN
-from directupload.models import IssuedUpload, IssueUploadRequest, Problem, UploadView, Wire
+from directupload.models import IssuedUpload, IssueUploadRequest, UploadView, Wire
 from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, problem_body
-from handlers import uppy
+from handlers import contract, uppy
+from handlers.contract import responses
 
-ANONYMOUS = "anonymous"
 MAX_BODY_BYTES = 64 * 1024
 
 get_settings()  # validate the configuration at cold start, naming anything missing
@@ -75,38 +74,19 @@ class CompleteRequest(Wire):
     parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=10_000)]
 
 
-def responses(ok: int, model: type[BaseModel], *statuses: int) -> dict[int, OpenAPIResponse]:
-    """OpenAPI entries for a route: its success, and the problem+json errors it can answer
-    (every route: 400, 401, 413, 422)."""
-    titles = {400: "Malformed request", 401: "Missing or invalid bearer token", 404: "No such upload (or not yours)",
-              409: "The upload's state does not allow this", 413: "Too large", 415: "Content type not allowed",
-              422: "Request failed validation", 429: "Quota exceeded (see Retry-After)"}
-    wanted = sorted({400, 401, 413, 422, *statuses})
-    documented: dict[int, OpenAPIResponse] = {
-        ok: {"description": "Success", "content": {"application/json": {"model": model}}}
-    }
-    for status in wanted:
-        documented[status] = {"description": titles[status], "content": {PROBLEM_JSON: {"model": Problem}}}
-    return documented
-
-
 def owner() -> str:
-    """Who is asking: the JWT ``sub`` the authorizer verified, or the one anonymous owner."""
-    if get_settings().auth_mode == "none":
-        return ANONYMOUS
-    authorizer = app.current_event.request_context.authorizer
-    claims = authorizer.jwt_claim if authorizer is not None else None
-    sub = (claims or {}).get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise Unauthorized("a valid bearer token is required")
-    return sub
+    return contract.owner(app.current_event)
 
 
 def _json(status: int, model: Wire) -> Response[Any]:
     return Response(status, content_type="application/json", body=model.wire())
 
 
-@app.post("/uploads", responses=responses(201, IssuedUpload, 415, 429), summary="Issue an upload (presigned POST or multipart)")
+@app.post(
+    "/uploads",
+    responses=responses(201, IssuedUpload, 415, 429),
+    summary="Issue an upload (presigned POST or multipart)",
+)
 @tracer.capture_method
 def issue_upload(request: Annotated[IssueUploadRequest, Body()]) -> Response[IssuedUpload]:
     return _json(201, wiring.upload_service().issue(owner(), request))
@@ -118,7 +98,11 @@ def get_upload(upload_id: UploadId) -> Response[UploadView]:
     return _json(200, wiring.upload_service().get(owner(), upload_id).view())
 
 
-@app.post("/uploads/<upload_id>/parts", responses=responses(200, SignedParts, 404, 409), summary="Sign part URLs (any time, again)")
+@app.post(
+    "/uploads/<upload_id>/parts",
+    responses=responses(200, SignedParts, 404, 409),
+    summary="Sign part URLs (any time, again)",
+)
 @tracer.capture_method
 def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) -> Response[SignedParts]:
     signed = wiring.upload_service().sign_parts(owner(), upload_id, request.part_numbers)
@@ -126,7 +110,9 @@ def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) ->
     return _json(200, SignedParts(parts=parts))
 
 
-@app.get("/uploads/<upload_id>/parts", responses=responses(200, StoredParts, 404, 409), summary="The parts S3 already has")
+@app.get(
+    "/uploads/<upload_id>/parts", responses=responses(200, StoredParts, 404, 409), summary="The parts S3 already has"
+)
 @tracer.capture_method
 def list_parts(upload_id: UploadId) -> Response[StoredParts]:
     _, stored = wiring.upload_service().list_parts(owner(), upload_id)
@@ -134,7 +120,11 @@ def list_parts(upload_id: UploadId) -> Response[StoredParts]:
     return _json(200, StoredParts(parts=parts))
 
 
-@app.post("/uploads/<upload_id>/complete", responses=responses(200, UploadView, 404, 409), summary="Complete a multipart upload")
+@app.post(
+    "/uploads/<upload_id>/complete",
+    responses=responses(200, UploadView, 404, 409),
+    summary="Complete a multipart upload",
+)
 @tracer.capture_method
 def complete_upload(upload_id: UploadId, request: Annotated[CompleteRequest, Body()]) -> Response[UploadView]:
     parts = [(p.part_number, p.etag) for p in request.parts]
@@ -161,8 +151,12 @@ def _openapi_document() -> str:
 
 
 # errors: every one a problem+json body, mapped here and nowhere else
-def _problem(status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **ext: Any) -> Response[str]:
-    return Response(status, content_type=PROBLEM_JSON, body=problem_body(status, slug, title, detail, **ext), headers=headers)
+def _problem(
+    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **ext: Any
+) -> Response[str]:
+    return Response(
+        status, content_type=PROBLEM_JSON, body=problem_body(status, slug, title, detail, **ext), headers=headers
+    )
 
 
 @app.exception_handler(DomainError)
@@ -201,7 +195,9 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
     encoded = bool(event.get("isBase64Encoded"))
     limit = MAX_BODY_BYTES * 4 // 3 + 4 if encoded else MAX_BODY_BYTES
     if len(body) > limit:
-        return _early(413, "body-too-large", "Request body too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        return _early(
+            413, "body-too-large", "Request body too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+        )
     if encoded:
         try:
             base64.b64decode(body, validate=True).decode("utf-8")
@@ -211,8 +207,11 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _early(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_JSON},
-            "body": problem_body(status, slug, title, detail)}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": problem_body(status, slug, title, detail),
+    }
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)

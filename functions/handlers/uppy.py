@@ -36,6 +36,8 @@ from directupload.models import IssueUploadRequest
 from directupload.observability import tracer
 from directupload.profiles import S3_MAX_PARTS
 from directupload.uploads import Transfer
+from handlers import contract
+from handlers.contract import responses
 
 router = APIGatewayHttpRouter()
 
@@ -104,10 +106,7 @@ class CompletedMultipart(_Uppy):
 
 
 def _owner() -> str:
-    # The JSON API owns identity; imported when called, as api.py includes this router.
-    from handlers.api import owner
-
-    return owner()
+    return contract.owner(router.current_event)
 
 
 def _json(body: Any) -> Response[Any]:
@@ -156,7 +155,9 @@ def _issue_request(filename: str, file_type: str, meta: Mapping[str, Any], size:
         raise Unprocessable("; ".join(problems[:3])) from None
 
 
-@router.get("/s3/params", summary="Uppy: a presigned POST for one file")
+@router.get(
+    "/s3/params", responses=responses(200, PostParams, 404, 415, 429), summary="Uppy: a presigned POST for one file"
+)
 @tracer.capture_method
 def uppy_params(
     filename: Annotated[str, Query(min_length=1, max_length=1024)],
@@ -179,7 +180,9 @@ def uppy_params(
     return _json(PostParams(url=issued.url, fields=issued.fields, expires=expires).body())
 
 
-@router.post("/s3/multipart", summary="Uppy: start a multipart upload")
+@router.post(
+    "/s3/multipart", responses=responses(200, CreatedMultipart, 415, 429), summary="Uppy: start a multipart upload"
+)
 @tracer.capture_method
 def uppy_create_multipart(request: Annotated[CreateMultipartRequest, Body()]) -> Response[CreatedMultipart]:
     service = wiring.upload_service()
@@ -192,7 +195,11 @@ def uppy_create_multipart(request: Annotated[CreateMultipartRequest, Body()]) ->
     return _json(CreatedMultipart(key=issued.key, uploadId=issued.upload_id, bucket=service.storage.bucket).body())
 
 
-@router.get("/s3/multipart/<upload_id>", summary="Uppy: the parts S3 already has")
+@router.get(
+    "/s3/multipart/<upload_id>",
+    responses=responses(200, list[UppyPart], 404, 409),
+    summary="Uppy: the parts S3 already has",
+)
 @tracer.capture_method
 def uppy_list_parts(upload_id: UploadId, key: ObjectKey = None) -> Response[list[UppyPart]]:
     _, stored = wiring.upload_service().list_parts(_owner(), upload_id)
@@ -200,7 +207,11 @@ def uppy_list_parts(upload_id: UploadId, key: ObjectKey = None) -> Response[list
     return _json([p.body() for p in parts])
 
 
-@router.get("/s3/multipart/<upload_id>/<part_number>", summary="Uppy: sign one part's URL")
+@router.get(
+    "/s3/multipart/<upload_id>/<part_number>",
+    responses=responses(200, SignedPartUrl, 404, 409),
+    summary="Uppy: sign one part's URL",
+)
 @tracer.capture_method
 def uppy_sign_part(
     upload_id: UploadId,
@@ -211,7 +222,11 @@ def uppy_sign_part(
     return _json(SignedPartUrl(url=signed.url, expires=_seconds_until(signed.expires_at)).body())
 
 
-@router.post("/s3/multipart/<upload_id>/complete", summary="Uppy: complete a multipart upload")
+@router.post(
+    "/s3/multipart/<upload_id>/complete",
+    responses=responses(200, CompletedMultipart, 404, 409),
+    summary="Uppy: complete a multipart upload",
+)
 @tracer.capture_method
 def uppy_complete(
     upload_id: UploadId, request: Annotated[CompleteMultipartRequest, Body()], key: ObjectKey = None
@@ -223,7 +238,11 @@ def uppy_complete(
     return _json(CompletedMultipart(location=location, key=record.key, bucket=service.storage.bucket).body())
 
 
-@router.delete("/s3/multipart/<upload_id>", summary="Uppy: abort a multipart upload")
+@router.delete(
+    "/s3/multipart/<upload_id>",
+    responses=responses(200, dict[str, Any], 404, 409),
+    summary="Uppy: abort a multipart upload",
+)
 @tracer.capture_method
 def uppy_abort(upload_id: UploadId, key: ObjectKey = None) -> Response[dict[str, Any]]:
     wiring.upload_service().cancel(_owner(), upload_id)

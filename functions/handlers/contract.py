@@ -1,0 +1,50 @@
+"""What every route shares: who is asking, and how its answers are documented in OpenAPI."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from directupload.config import get_settings
+from directupload.errors import Unauthorized
+from directupload.models import Problem
+from directupload.problems import PROBLEM_JSON
+
+ANONYMOUS = "anonymous"
+
+_TITLES = {
+    400: "Malformed request",
+    401: "Missing or invalid bearer token",
+    404: "No such upload (or not yours)",
+    409: "The upload's state does not allow this",
+    413: "Too large",
+    415: "Content type not allowed",
+    422: "Request failed validation",
+    429: "Quota exceeded (see Retry-After)",
+}
+
+
+def owner(event: APIGatewayProxyEventV2) -> str:
+    """Who is asking: the JWT ``sub`` the authorizer verified, or the one anonymous owner."""
+    if get_settings().auth_mode == "none":
+        return ANONYMOUS
+    authorizer = event.request_context.authorizer
+    claims = authorizer.jwt_claim if authorizer is not None else None
+    sub = (claims or {}).get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthorized("a valid bearer token is required")
+    return sub
+
+
+def responses(ok: int, model: Any, *statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for a route: its success, and the problem+json errors it can answer
+    (every route: 400, 401, 413, 422)."""
+    documented: dict[int, OpenAPIResponse] = {
+        ok: {"description": "Success", "content": {"application/json": {"model": model}}}
+    }
+    for status in sorted({400, 401, 413, 422, *statuses}):
+        documented[status] = {"description": _TITLES[status], "content": {PROBLEM_JSON: {"model": Problem}}}
+    return documented
+
+
+__all__ = ["ANONYMOUS", "owner", "responses"]
