@@ -280,6 +280,22 @@ def test_uppy_page_uploads_a_small_and_a_multipart_file_to_processed(
     page.screenshot(path=str(tmp_path / "uppy-page.png"), full_page=True)
 
 
+@pytest.mark.slow
+def test_uppy_page_uploads_a_120_mib_video_in_parts_to_processed(page: Any, local_stack: Stack, tmp_path: Path) -> None:
+    require_uppy_bundle()
+    # Given a 120 MiB video: eight 16 MiB parts
+    files = {"keynote.mp4": mp4(120 * MiB)}
+
+    # When Uppy uploads it
+    s3_requests = upload_with_uppy(page, local_stack, tmp_path, "video", files)
+
+    # Then it went multipart and reached PROCESSED with the SHA-256 of its bytes
+    assert_processed_row(page, "keynote.mp4", files["keynote.mp4"])
+    routes = [f"{r.method} {r.url.split('?')[0].removeprefix(local_stack.url)}" for r in s3_requests]
+    assert "POST /s3/multipart" in routes and "GET /s3/params" not in routes
+    assert sum(1 for r in routes if r.startswith("GET /s3/multipart/") and r.count("/") == 4) == 8, routes
+
+
 # --- with auth on, as a bare `make run` ------------------------------------------------------
 
 
