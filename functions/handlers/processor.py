@@ -1,14 +1,17 @@
 """ProcessFunction: S3 ObjectCreated notifications, delivered in SQS batches.
 
-A record that raises is reported in ``batchItemFailures`` and SQS delivers it again; on
-its last delivery (``MAX_RECEIVE_COUNT``, the IngestQueue's maxReceiveCount) the upload is
-recorded FAILED before the message moves on to the dead-letter queue. A file that can
-never be accepted is not an error here: the pipeline records it REJECTED at once.
+A record that raises is reported in ``batchItemFailures`` and SQS delivers it again after
+a backoff this handler sets on the message (the IngestQueue's own visibility timeout is
+6 x the 15-minute function timeout); on its last delivery (``MAX_RECEIVE_COUNT``, the
+queue's maxReceiveCount) the upload is recorded FAILED and the message is made visible at
+once, so SQS moves it to the dead-letter queue now rather than 90 minutes later. A file
+that can never be accepted is not an error here: the pipeline records it REJECTED at once.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -16,7 +19,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from directupload import aws, keys, wiring
 from directupload.config import get_settings
@@ -31,6 +36,13 @@ get_settings()  # validate the configuration at cold start
 # trigger in prod) stays for crashes and timeouts.
 batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 idempotency_config = idempotency.config()
+
+# Retry n comes BACKOFF_BASE * 2**(n-1) seconds (+-20 %) after attempt n failed: with the
+# default 5 receives the last attempt is about 5 minutes after the first, long enough for
+# throttling or a brief outage to pass. Another delivery holding the object's idempotency
+# lock holds it for at most the function timeout (15 minutes), so that retry waits as long.
+BACKOFF_BASE = 20
+BACKOFF_IN_PROGRESS = 900
 
 
 def process_once() -> Callable[..., str]:
@@ -81,10 +93,29 @@ def record_handler(record: SQSRecord) -> None:
                 metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
                 if last_attempt:
                     wiring.processor().fail(ref, reason)
+                    retry_in = 0  # straight on to the dead-letter queue
+                elif isinstance(exc, IdempotencyAlreadyInProgressError):
+                    retry_in = BACKOFF_IN_PROGRESS
                 else:
-                    logger.warning("processing attempt failed; will retry", error=reason[:300])
+                    retry_in = round(BACKOFF_BASE * 2 ** (receive_count - 1) * random.uniform(0.8, 1.2))
+                    logger.warning("processing attempt failed; will retry", error=reason[:300], retry_in=retry_in)
+                back_off(record, retry_in)
                 raise
             logger.info("notification handled", outcome=outcome)
+
+
+def back_off(record: SQSRecord, seconds: int) -> None:
+    """Make a failed message visible again in ``seconds`` (best effort: if this fails, SQS
+    retries it after the queue's visibility timeout instead)."""
+    _, _, _, region, account, name = record.event_source_arn.split(":", 5)
+    try:
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=f"https://sqs.{region}.amazonaws.com/{account}/{name}",
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=seconds,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("could not set the retry backoff", error=str(exc)[:300])
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -511,3 +511,42 @@ def test_an_arrived_upload_gives_back_its_owners_pending_slot(aws: Any, monkeypa
 
     assert record(api, first["uploadId"])["status"] == "PROCESSED"
     assert upload(api, b"3\n", "3.txt", "text/plain", "file")["uploadId"]
+
+
+# --- the handler's own backoff -----------------------------------------------------------------
+
+
+def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the_dlq(aws: Any, api: Api) -> None:
+    from handlers import processor
+    from local.poller import sqs_event
+
+    # Given a real notification whose object every S3 read fails for
+    issued = upload(api, b"slow\n", "slow.txt", "text/plain", "file")
+    left = fail_calls("s3", "HeadObject", 100, code="SlowDown")
+    queue, arn = aws.resources.ingest_queue_url, poller(aws).queue_arn
+
+    def attempt() -> dict[str, Any]:
+        messages = [m for m in aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                                       WaitTimeSeconds=0).get("Messages", []) if "Records" in m["Body"]]
+        assert len(messages) == 1
+        reply = processor.lambda_handler(sqs_event(messages, arn, "us-east-1"), context("ProcessFunction"))
+        assert reply == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+        return messages[0]
+
+    # When attempts fail, each sets a growing backoff on its message (made visible here to skip the waits)
+    with json_logs() as lines:
+        first = attempt()
+        for _ in range(MAX_RECEIVE_COUNT - 1):
+            aws.sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"],
+                                              VisibilityTimeout=0)
+            first = attempt()
+    waits = [line["retry_in"] for line in lines if line.get("message") == "processing attempt failed; will retry"]
+    assert [round(w / (20 * 2**n)) for n, w in enumerate(waits)] == [1, 1, 1, 1]  # 20, 40, 80, 160 s +-20 %
+    assert not any("could not set the retry backoff" in line.get("message", "") for line in lines)
+
+    # Then the last attempt records FAILED and leaves the message visible, so SQS dead-letters it at once
+    assert first["Attributes"]["ApproximateReceiveCount"] == str(MAX_RECEIVE_COUNT)
+    assert record(api, issued["uploadId"])["status"] == "FAILED"
+    assert aws.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []  # moved now
+    assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 1
+    assert left[0] == 100 - MAX_RECEIVE_COUNT
