@@ -3,7 +3,7 @@ function, delete what succeeded, and leave the reported failures for a retry.
 
 The queue's redrive policy does the rest, as on AWS: the emulator moves a message that was
 received maxReceiveCount times to the dead-letter queue on the next receive. Failed
-messages come back after ``retry_delay`` seconds instead of the queue's visibility timeout.
+messages come back after ``retry_delay`` seconds, whatever backoff the function set.
 With the LOCAL_FAULT_* variables set (local/faults.py) the poller also injects throttling
 into the function's AWS calls and delivers some notifications twice."""
 
@@ -140,7 +140,9 @@ class QueuePoller(threading.Thread):
         if self.faults is None:
             return
         for message in messages:
-            if DUPLICATE_ATTRIBUTE in message.get("MessageAttributes", {}) or not self.faults.duplicate():
+            first_delivery = message.get("Attributes", {}).get("ApproximateReceiveCount", "1") == "1"
+            copy = DUPLICATE_ATTRIBUTE in message.get("MessageAttributes", {})
+            if not first_delivery or copy or not self.faults.duplicate():
                 continue
             print(f"[fault] duplicate {message['MessageId']}", flush=True)
             self.sqs.send_message(
