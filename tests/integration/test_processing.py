@@ -214,6 +214,7 @@ def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_th
     data = b"early bird\n"
     status, issued, _ = api.call("POST", "/uploads", {"profile": "file", "filename": "e.txt",
                                                       "contentType": "text/plain", "size": len(data)})
+    assert status == 201
     # the notification overtakes the object (a reordered delivery)
     reply = process(aws, issued["key"], len(data))
     assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
