@@ -1,0 +1,186 @@
+"""Client throughput: the CLI (client-demo/cli/directupload_cli.py) uploading a file multipart
+through the local stack, against boto3's upload_file (TransferManager) sending the same file to
+the same emulator with the same part size and concurrency. Both are fresh processes, timed from
+spawn to exit, their peak memory read from the kernel (wait4's ru_maxrss, per child)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench import ROOT
+from bench.emulator import CREDENTIALS, REGION
+from bench.end_to_end import Stack, local_stack
+from bench.figures import Figure, Target
+
+CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
+UPLOADER = ROOT / "bench" / "upload_worker.py"
+LAUNCHER = ROOT / "bench" / "measure_child.py"
+MiB = 1024 * 1024
+PART_SIZE = 16 * MiB  # the video profile's part size
+CONCURRENCY = 4  # the CLI's default
+# An MP4 header, so the video profile's sniffer accepts the file and processing ends PROCESSED.
+MP4_HEAD = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+
+
+@dataclass
+class ChildRun:
+    seconds: float
+    peak_mib: float
+    returncode: int
+    stderr: str
+
+
+def timed_child(command: list[str], env: dict[str, str], cwd: Path) -> ChildRun:
+    """Run a child to its end through bench/measure_child.py: wall seconds from spawn to exit and
+    the child's own peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
+        result = Path(tmp) / "result.json"
+        done = subprocess.run(
+            [sys.executable, str(LAUNCHER), str(result), *command],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if not result.exists():
+            raise RuntimeError(f"the launcher failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        measured = json.loads(result.read_text())
+    return ChildRun(measured["seconds"], measured["peakMiB"], measured["exitCode"], done.stderr)
+
+
+def make_file(path: Path, size: int) -> None:
+    block = random.Random(7).randbytes(MiB)
+    with path.open("wb") as f:
+        f.write(MP4_HEAD)
+        left = size - len(MP4_HEAD)
+        while left > 0:
+            f.write(block[: min(MiB, left)])
+            left -= MiB
+
+
+def wait_final(stack: Stack, upload_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record: dict[str, Any] = requests.get(f"{stack.url}/uploads/{upload_id}", timeout=30).json()
+        if record.get("status") in ("PROCESSED", "REJECTED", "FAILED"):
+            return record
+        time.sleep(0.2)
+    raise RuntimeError(f"upload {upload_id} not final after {timeout}s")
+
+
+def latest_upload_id(stack: Stack, seen: set[str]) -> str:
+    """The upload the CLI just made: the one new object key under incoming/ in the bucket."""
+    from bench.emulator import client
+
+    s3 = client("s3", stack.info["emulatorUrl"])
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.info["bucket"], Prefix="incoming/").get("Contents", [])]
+    new = {k.split("/")[1] for k in keys} - seen
+    if len(new) != 1:
+        raise RuntimeError(f"expected one new upload in the bucket, found {sorted(new)}")
+    (upload_id,) = new
+    seen.add(upload_id)
+    return upload_id
+
+
+def measure_client(
+    *, size: int, repeats: int, progress: Callable[[str], None] = lambda _: None
+) -> tuple[list[Figure], dict[str, Any]]:
+    if not CLI.exists():
+        raise FileNotFoundError(f"{CLI} is not there (yet)")
+    with local_stack() as stack, tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
+        work = Path(tmp)
+        path = work / "film.mp4"
+        make_file(path, size)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DIRECTUPLOAD_"))}
+        env.update({**CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT)})
+        cli = [
+            sys.executable,
+            str(CLI),
+            "upload",
+            str(path),
+            "--profile",
+            "video",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--no-wait",
+            "--quiet",
+            "--api",
+            stack.url,
+            "--state-dir",
+            str(work / "cli-state"),
+        ]
+        seen: set[str] = set()
+        records: list[dict[str, Any]] = []
+        runs: dict[str, list[ChildRun]] = {"cli": [], "boto3": []}
+        for i in range(repeats + 1):  # the first pair warms caches and is not kept
+            for which in ("boto3", "cli") if i % 2 == 0 else ("cli", "boto3"):
+                if which == "cli":
+                    run = timed_child(cli, env, work)
+                    if run.returncode not in (0, 1):  # 1: uploaded, still processing (--no-wait)
+                        raise RuntimeError(f"the CLI exited {run.returncode}:\n{run.stderr[-2000:]}")
+                    # untimed: let processing finish, so it does not load the next run
+                    record = wait_final(stack, latest_upload_id(stack, seen))
+                    if i:
+                        records.append({k: record.get(k) for k in ("uploadId", "status", "size", "sha256")})
+                else:
+                    run = timed_child(
+                        [
+                            sys.executable,
+                            str(UPLOADER),
+                            stack.info["emulatorUrl"],
+                            stack.info["bucket"],
+                            f"bench/boto3-{i}.mp4",
+                            str(path),
+                            str(PART_SIZE),
+                            str(CONCURRENCY),
+                        ],
+                        env,
+                        work,
+                    )
+                    if run.returncode != 0:
+                        raise RuntimeError(f"upload_file failed:\n{run.stderr[-2000:]}")
+                if i:
+                    runs[which].append(run)
+            if i:
+                progress(f"client: repeat {i}/{repeats} (CLI {size / MiB / runs['cli'][-1].seconds:.0f} MiB/s)")
+    mib = size / MiB
+    limit = CONCURRENCY * PART_SIZE / MiB + 64
+    figures = [
+        Figure(
+            f"client: CLI multipart upload of {mib:.0f} MiB, throughput",
+            "MiB/s",
+            [mib / r.seconds for r in runs["cli"]],
+            [mib / r.seconds for r in runs["boto3"]],
+            Target("ratio", ">=", 1.0),
+            baseline_name="boto3 upload_file, same parts and concurrency",
+            notes=f"{CONCURRENCY} parts of {PART_SIZE // MiB} MiB in flight; whole process, spawn to exit; "
+            "the CLI also issues and completes through the local stack's API",
+            details={"records": records},
+        ),
+        Figure(
+            "client: CLI peak memory",
+            "MiB",
+            [r.peak_mib for r in runs["cli"]],
+            [r.peak_mib for r in runs["boto3"]],
+            Target("value", "<=", limit),
+            baseline_name="boto3 upload_file's peak",
+            notes=f"limit: concurrency x part size + 64 MiB = {limit:.0f} MiB (whole process, ru_maxrss)",
+        ),
+    ]
+    return figures, {"records": records}

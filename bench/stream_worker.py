@@ -1,0 +1,108 @@
+"""One streaming measurement in a fresh process: ``python bench/stream_worker.py MODE JOB RESULT``.
+
+  process             the ProcessFunction handler on one SQS batch naming the big object
+                      (warm: clients and idempotency layer built before the clock starts)
+  process-read-ahead  the same, with bench/prototypes.py's read-ahead Storage.stream patched in
+  baseline            get_object on the same object, read in 1 MiB chunks and dropped
+
+Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome"}`` to RESULT. Peak memory is the
+kernel's high-water mark of this process's resident size (VmHWM), reset just before the clock
+starts (``/proc/self/clear_refs``); the growth that counts is that peak minus the resident size
+at the start (imports and clients already in). Not ``ru_maxrss``: Linux carries it across
+fork and exec, so a child of a big parent starts with the parent's peak.
+"""
+
+import json
+import sys
+import time
+
+
+def _status(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise LookupError(field)
+
+
+def rss_mib() -> float:
+    return _status("VmRSS")
+
+
+def peak_mib() -> float:
+    return _status("VmHWM")
+
+
+def reset_peak() -> float:
+    """Restart the high-water mark from the current resident size; that size, in MiB."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return rss_mib()
+
+
+class Context:
+    function_name = "ProcessFunction"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ProcessFunction"
+    aws_request_id = "00000000-0000-4000-8000-000000000001"
+    function_version = "$LATEST"
+    log_group_name = "/aws/lambda/ProcessFunction"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def process(job: dict, read_ahead: bool) -> tuple[float, float, object]:
+    from directupload import aws, wiring
+    from handlers import processor
+
+    if read_ahead:
+        from bench.prototypes import read_ahead_stream
+        from directupload.storage import Storage
+
+        Storage.stream = read_ahead_stream  # type: ignore[method-assign]
+    wiring.processor()
+    processor.process_once()
+    aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
+    before = reset_peak()
+    started = time.perf_counter()
+    reply = processor.lambda_handler(job["event"], Context())
+    seconds = time.perf_counter() - started
+    return seconds, before, reply
+
+
+def baseline(job: dict) -> tuple[float, float, object]:
+    import boto3
+
+    s3 = boto3.session.Session().client("s3")
+    s3.head_bucket(Bucket=job["bucket"])
+    before = reset_peak()
+    started = time.perf_counter()
+    body = s3.get_object(Bucket=job["bucket"], Key=job["key"])["Body"]
+    size = 0
+    for chunk in body.iter_chunks(1024 * 1024):
+        size += len(chunk)
+    seconds = time.perf_counter() - started
+    return seconds, before, {"bytes": size}
+
+
+if __name__ == "__main__":
+    mode, job_path, result_path = sys.argv[1:4]
+    with open(job_path) as f:
+        job = json.load(f)
+    if mode == "baseline":
+        seconds, before, outcome = baseline(job)
+    else:
+        seconds, before, outcome = process(job, read_ahead=mode == "process-read-ahead")
+    with open(result_path, "w") as f:
+        json.dump(
+            {
+                "seconds": seconds,
+                "rssBeforeMiB": before,
+                "peakRssMiB": peak_mib(),
+                "rssAfterMiB": rss_mib(),
+                "outcome": outcome,
+            },
+            f,
+        )
