@@ -551,3 +551,30 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
     assert aws.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []  # moved now
     assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 1
     assert left[0] == 100 - MAX_RECEIVE_COUNT
+
+
+def test_redrive_finds_the_queues_of_a_deployed_stack_from_its_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from local import redrive as cli
+
+    cfn = boto3.client("cloudformation", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)
+    stub.add_response("describe_stacks", {"Stacks": [{
+        "StackName": "directupload-dev", "CreationTime": "2026-01-01T00:00:00Z", "StackStatus": "CREATE_COMPLETE",
+        "Outputs": [{"OutputKey": "IngestQueueUrl", "OutputValue": "https://sqs/1/ingest"},
+                    {"OutputKey": "DeadLetterQueueUrl", "OutputValue": "https://sqs/1/dlq"},
+                    {"OutputKey": "Region", "OutputValue": "eu-west-1"}]}]}, {"StackName": "directupload-dev"})
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: cfn)
+    with stub:
+        target = cli.resolve(cli.argparse.Namespace(queue=None, dlq=None, stack="directupload-dev",
+                                                    region="eu-west-1", endpoint_url=None, state=Path("/nonexistent")))
+    assert target == cli.Target("https://sqs/1/ingest", "https://sqs/1/dlq", "eu-west-1")
+
+
+def test_redrive_wants_both_queue_urls_or_neither() -> None:
+    from local import redrive as cli
+
+    with pytest.raises(SystemExit, match="go together"):
+        cli.main(["--queue", "https://sqs/1/ingest"])
