@@ -1,0 +1,227 @@
+"""`make cost`: what one million uploads cost on AWS with this design (presigned straight to S3),
+against proxying the bytes through API Gateway + Lambda, at 1 MB, 100 MB and 1 GB each.
+
+Function memory, timeouts and architecture are read from template.yaml; the profiles (which
+sizes go multipart, in which parts) from the built-in profiles. Prices are AWS's public
+us-east-1 list prices, written below with the date they were taken; request counts per
+upload are this code's (each one explained where it is counted). Free tiers are left out.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import bench  # noqa: F401 - puts functions/ on the path
+
+# --- prices: us-east-1 list prices, as published on the AWS pricing pages in January 2025 ------------
+PRICES_DATE = "2025-01"
+PRICES = {
+    "lambda_gb_second_arm64": 0.0000133334,  # USD per GB-second, arm64, first 7.5 billion GB-s a month
+    "lambda_request": 0.20 / 1e6,  # USD per invocation
+    "http_api_request": 1.00 / 1e6,  # USD per HTTP API request (first 300 million), metered per 512 KB
+    "dynamodb_write_unit": 0.625 / 1e6,  # USD per on-demand write request unit (1 KB; transactions x2)
+    "dynamodb_read_unit": 0.125 / 1e6,  # USD per on-demand read request unit (4 KB strongly consistent)
+    "sqs_request": 0.40 / 1e6,  # USD per standard queue request (64 KB chunks)
+    "eventbridge_event": 1.00 / 1e6,  # USD per custom event published (64 KB chunks)
+    "s3_put": 0.005 / 1000,  # USD per PUT, COPY, POST, LIST request (S3 Standard)
+    "s3_get": 0.0004 / 1000,  # USD per GET, HEAD and other read requests
+    "s3_gb_month": 0.023,  # USD per GB-month stored, first 50 TB (S3 Standard)
+}
+
+# --- limits that decide where proxying stops working -------------------------------------------
+HTTP_API_MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API request payload
+LAMBDA_MAX_SYNC_PAYLOAD = 6 * 1024 * 1024  # Lambda synchronous invocation request payload
+HTTP_API_METERING = 512 * 1024  # HTTP API bills each started 512 KB of a request as one request
+
+# --- assumptions (not prices): durations on Lambda, kept visible -----------------------------------
+API_MS = {"issue": 40, "get": 15, "sign": 20, "complete": 60}  # warm handler durations, DynamoDB ~5-10 ms a call
+PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions, idempotency, event, outbox
+S3_READ_MB_S = 90  # one S3 GET stream into a 1,024 MB arm64 function
+POLLS = 3  # GET /uploads/{id} calls a client makes until it sees the outcome
+SIGN_BATCH = 8  # parts signed per POST /uploads/{id}/parts (the CLI's smallest batch)
+PROXY_MB_S = 50  # a proxying function writing the body it was handed (API Gateway buffers it first) to S3
+MILLION = 1_000_000
+
+
+def template_settings() -> dict[str, Any]:
+    """MemorySize, Timeout and Architectures of each function, Globals applied."""
+    from local.template import load
+
+    raw = load()
+    glob = raw.get("Globals", {}).get("Function", {})
+    functions = {}
+    for name, resource in raw["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {})
+        functions[name] = {
+            "memoryMb": int(props.get("MemorySize", glob.get("MemorySize", 128))),
+            "timeoutS": int(props.get("Timeout", glob.get("Timeout", 3))),
+            "architectures": props.get("Architectures", glob.get("Architectures", ["x86_64"])),
+        }
+    return functions
+
+
+@dataclass
+class Bill:
+    """Counts for one upload; ``cost()`` turns them into USD per million uploads."""
+
+    lambda_gb_s: float = 0.0
+    lambda_requests: float = 0.0
+    api_requests: float = 0.0
+    write_units: float = 0.0
+    read_units: float = 0.0
+    sqs_requests: float = 0.0
+    events: float = 0.0
+    s3_puts: float = 0.0
+    s3_gets: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def invoke(self, memory_mb: int, ms: float, count: float = 1) -> None:
+        self.lambda_requests += count
+        self.lambda_gb_s += count * memory_mb / 1024 * math.ceil(ms) / 1000  # billed per 1 ms
+
+    def costs(self) -> dict[str, float]:
+        p = PRICES
+        return {
+            "Lambda": MILLION
+            * (self.lambda_gb_s * p["lambda_gb_second_arm64"] + self.lambda_requests * p["lambda_request"]),
+            "API": MILLION * self.api_requests * p["http_api_request"],
+            "DynamoDB": MILLION
+            * (self.write_units * p["dynamodb_write_unit"] + self.read_units * p["dynamodb_read_unit"]),
+            "S3 requests": MILLION * (self.s3_puts * p["s3_put"] + self.s3_gets * p["s3_get"]),
+            "SQS": MILLION * self.sqs_requests * p["sqs_request"],
+            "EventBridge": MILLION * self.events * p["eventbridge_event"],
+        }
+
+
+def profile_for(size: int) -> Any:
+    """The built-in profile an upload of this size would use: file up to its maximum, then video."""
+    from directupload.profiles import BUILTIN_PROFILES
+
+    file, video = BUILTIN_PROFILES["file"], BUILTIN_PROFILES["video"]
+    return file if size <= file.max_size else video
+
+
+def direct(size: int, functions: dict[str, Any]) -> Bill:
+    """This design: the client sends the bytes to S3 itself; the functions see only metadata."""
+    api, proc = functions["ApiFunction"]["memoryMb"], functions["ProcessFunction"]["memoryMb"]
+    bill = Bill()
+    profile = profile_for(size)
+    # POST /uploads: quotas.py's 3 UpdateItems + the record's PutItem
+    bill.api_requests += 1
+    bill.invoke(api, API_MS["issue"])
+    bill.write_units += 4
+    if profile.is_multipart(size):
+        parts = math.ceil(size / profile.part_size_for(size))
+        signs = math.ceil(parts / SIGN_BATCH)
+        # POST /uploads/{id}/parts: a strongly consistent read of the record each
+        bill.api_requests += signs
+        bill.invoke(api, API_MS["sign"], signs)
+        bill.read_units += signs
+        # POST /uploads/{id}/complete: read the record, ListParts, CompleteMultipartUpload
+        bill.api_requests += 1
+        bill.invoke(api, API_MS["complete"])
+        bill.read_units += 1
+        bill.s3_puts += 1 + parts + 1 + 1  # CreateMultipartUpload, UploadPart x n, ListParts, Complete
+        bill.notes.append(f"{profile.name}: multipart, {parts} parts")
+    else:
+        bill.s3_puts += 1  # the presigned POST
+        bill.notes.append(f"{profile.name}: one presigned POST")
+    # S3 -> SQS notification, the event source's receive and delete (batches of 10)
+    bill.sqs_requests += 1 + 0.1 + 0.1
+    # ProcessFunction: one batch of 10 per invocation; read the whole object once (verify)
+    read_ms = size / (S3_READ_MB_S * 1e6) * 1000
+    bill.invoke(proc, PROCESS_FIXED_MS + read_ms, 1)
+    bill.lambda_requests -= 0.9  # ten uploads share an invocation
+    bill.s3_gets += 2  # HeadObject, GetObject
+    # idempotency put + complete, record read, UPLOADED, slot release, PROCESSED (~2 KB), outbox clear
+    bill.write_units += 1 + 1 + 1 + 1 + 2 + 1
+    bill.read_units += 1
+    bill.events += 1
+    # the client polls GET /uploads/{id}
+    bill.api_requests += POLLS
+    bill.invoke(api, API_MS["get"], POLLS)
+    bill.read_units += POLLS
+    if read_ms + PROCESS_FIXED_MS > functions["ProcessFunction"]["timeoutS"] * 1000:
+        bill.notes.append("does not fit the ProcessFunction timeout")
+    return bill
+
+
+def proxied(size: int, functions: dict[str, Any]) -> Bill | str:
+    """The alternative: the bytes go through API Gateway into a Lambda function, which writes them to
+    S3, verifies them on the way and answers the outcome (no notification, queue or polling)."""
+    body = math.ceil(size * 4 / 3)  # a binary body reaches Lambda base64-encoded
+    if size > HTTP_API_MAX_PAYLOAD:
+        return f"impossible: over API Gateway's {HTTP_API_MAX_PAYLOAD // 2**20} MB payload limit"
+    if body > LAMBDA_MAX_SYNC_PAYLOAD:
+        limit = LAMBDA_MAX_SYNC_PAYLOAD // 2**20
+        return f"impossible: {body / 2**20:.1f} MB base64 over Lambda's {limit} MB payload limit"
+    memory = functions["ProcessFunction"]["memoryMb"]  # it holds the body: the larger function
+    bill = Bill()
+    bill.api_requests += math.ceil(size / HTTP_API_METERING)
+    bill.invoke(memory, PROCESS_FIXED_MS + size / (PROXY_MB_S * 1e6) * 1000)
+    bill.write_units += 4 + 2  # quotas and record, then the outcome
+    bill.s3_puts += 1
+    bill.events += 1
+    bill.notes.append(f"{math.ceil(size / HTTP_API_METERING)} API requests billed (512 KB metering)")
+    return bill
+
+
+def money(usd: float) -> str:
+    return f"${usd:,.2f}"
+
+
+def report(sizes: tuple[int, ...] = (10**6, 100 * 10**6, 10**9)) -> str:
+    functions = template_settings()
+    rows = [
+        f"Cost of one million uploads, us-east-1 list prices of {PRICES_DATE}, free tiers left out. "
+        f"Functions from template.yaml: "
+        + ", ".join(
+            f"{n} {f['memoryMb']} MB/{f['timeoutS']} s {'/'.join(f['architectures'])}" for n, f in functions.items()
+        )
+        + ".",
+        "",
+        "| size | design | Lambda | API | DynamoDB | S3 requests | SQS | EventBridge | total | storage/month | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in sizes:
+        label = f"{size / 10**9:g} GB" if size >= 10**9 else f"{size / 10**6:g} MB"
+        storage = MILLION * size / 2**30 * PRICES["s3_gb_month"]
+        for design, bill in (
+            ("direct to S3 (this)", direct(size, functions)),
+            ("proxied through the API", proxied(size, functions)),
+        ):
+            if isinstance(bill, str):
+                rows.append(f"| {label} | {design} | - | - | - | - | - | - | {bill} | {money(storage)} | |")
+                continue
+            costs = bill.costs()
+            cells = " | ".join(
+                money(costs[k]) for k in ("Lambda", "API", "DynamoDB", "S3 requests", "SQS", "EventBridge")
+            )
+            rows.append(
+                f"| {label} | {design} | {cells} | **{money(sum(costs.values()))}** | {money(storage)} | "
+                f"{'; '.join(bill.notes)} |"
+            )
+    largest = min(HTTP_API_MAX_PAYLOAD, LAMBDA_MAX_SYNC_PAYLOAD * 3 // 4)
+    rows += [
+        "",
+        f"Proxying stops working above {largest / 2**20:.1f} MiB: a binary body reaches Lambda base64-encoded "
+        f"(4/3 larger) and a synchronous invocation takes at most {LAMBDA_MAX_SYNC_PAYLOAD // 2**20} MB; API "
+        f"Gateway's own limit is {HTTP_API_MAX_PAYLOAD // 2**20} MB. Larger files would need a chunked protocol "
+        "through the API, which is multipart upload rebuilt at 512 KB-metered API prices.",
+        "",
+        f"Assumptions: warm API durations {API_MS} ms, processing {PROCESS_FIXED_MS} ms + the object read at "
+        f"{S3_READ_MB_S} MB/s, {POLLS} status polls per upload, parts signed {SIGN_BATCH} at a time; a proxying "
+        f"function writes its body to S3 at {PROXY_MB_S} MB/s. Data into AWS is free; CloudWatch Logs and "
+        "X-Ray (Tracing: Active) come on top of both designs.",
+    ]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(report())
+    sys.exit(0)
