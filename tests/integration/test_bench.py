@@ -1,0 +1,204 @@
+"""The benchmarks measure the real thing: each subject is checked for what it must have done (an
+upload record and a presigned POST, every byte read with the right SHA-256, a processed upload),
+never for how fast it did it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bench.emulator import client, deploy
+
+MiB = 1024 * 1024
+
+
+def record(deployment: Any, upload_id: str) -> dict[str, Any]:
+    reply = client("dynamodb", deployment.endpoint).get_item(
+        TableName=deployment.table, Key={"pk": {"S": f"upload#{upload_id}"}}, ConsistentRead=True
+    )
+    return dict(reply.get("Item") or {})
+
+
+def test_request_overhead_subject_issues_real_uploads_with_quota_bookkeeping(moto_server: str) -> None:
+    from bench.api_overhead import measure_request_overhead
+
+    deployment = deploy(moto_server)
+    figures, subject = measure_request_overhead(
+        deployment, repeats=1, pairs=4, variants=("on", "off", "one-call", "one-transaction")
+    )
+
+    assert len(figures) == 5 and all(len(f.subject) == len(f.baseline) == 1 for f in figures)
+    assert all(f.value > 0 and math.isfinite(f.ratio) for f in figures)
+    last = subject.issued[-1]
+    assert last.status == 201
+    issued = last.payload
+    assert issued["method"] == "POST" and issued["key"] == f"incoming/{issued['uploadId']}/notes.txt"
+    assert {"policy", "x-amz-signature", "x-amz-credential", "key"} <= set(issued["fields"])
+    item = record(deployment, issued["uploadId"])
+    assert item["status"]["S"] == "PENDING" and item["owner"]["S"] == "anonymous"
+    ddb = client("dynamodb", deployment.endpoint)
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    counted = ddb.get_item(TableName=deployment.table, Key={"pk": {"S": f"quota#anonymous#{day}"}})["Item"]
+    assert int(counted["bytes"]["N"]) >= 1024  # quotas.py's calls really ran ("on" variant)
+    owner = ddb.get_item(TableName=deployment.table, Key={"pk": {"S": "owner#anonymous"}})["Item"]
+    assert "open" in owner and int(owner["bytes"]["N"]) >= 1024  # and the prototypes' ("one-call" ones)
+
+
+def test_size_independence_issues_a_5_gib_multipart_plan_and_a_1_kib_post(moto_server: str) -> None:
+    from bench.api_overhead import measure_size_independence
+
+    deployment = deploy(moto_server)
+    figures, subject = measure_size_independence(deployment, repeats=1, pairs=2)
+
+    assert len(figures) == 1 and figures[0].passed is not None
+    answers = [i.payload for i in subject.issued]
+    plans = [a["multipart"] for a in answers if "multipart" in a]
+    assert plans and plans[0] == {"partSize": 16 * MiB, "partCount": math.ceil(5 * 1024 * MiB / (16 * MiB))}
+    assert any(a.get("method") == "POST" for a in answers)
+    multipart = next(a for a in answers if "multipart" in a)
+    assert "s3_upload_id" in record(deployment, multipart["uploadId"])  # CreateMultipartUpload happened
+
+
+def test_cold_start_workers_serve_real_requests(moto_server: str) -> None:
+    from bench.cold_start import measure_cold_start
+    from directupload.store import UploadStore
+
+    deployment = deploy(moto_server)
+    figures, evidence = measure_cold_start(deployment, repeats=1)
+
+    assert [len(f.subject) for f in figures] == [1, 1]
+    assert record(deployment, evidence["api"]["lastUploadId"])["status"]["S"] == "PENDING"
+    store = UploadStore(deployment.table, client("dynamodb", deployment.endpoint))
+    processed = [store.get(u) for u in evidence["processor"]["processedUploadIds"]]
+    assert processed and all(r is not None and r.status.value == "PROCESSED" for r in processed)
+    modules = [m["module"] for m in evidence["api"]["importtime"]["heaviest"]]
+    assert modules[0] == "handlers.api"
+
+
+def test_streaming_subject_reads_every_byte_and_its_sha256_matches() -> None:
+    from bench.streaming import Generated, measure_streaming
+
+    size = 6 * MiB + 123
+    figures, evidence = measure_streaming(size=size, repeats=1)
+
+    expected = hashlib.sha256(io.BufferedReader(Generated(size)).read()).hexdigest()
+    assert evidence["big"]["sha256"] == expected
+    throughput = figures[0]
+    for facts in throughput.details["records"]:
+        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size}
+    assert all(growth >= 0 for growth in figures[1].subject)
+
+
+class _Body:
+    def __init__(self, chunks: list[bytes], fail_after: int | None = None) -> None:
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.closed = False
+
+    def iter_chunks(self, size: int) -> Any:
+        for i, chunk in enumerate(self.chunks):
+            if self.fail_after is not None and i == self.fail_after:
+                raise ConnectionError("reset by peer")
+            yield chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Storage:
+    bucket = "b"
+
+    def __init__(self, body: _Body) -> None:
+        self.body = body
+        self.client = self
+
+    def get_object(self, **_: Any) -> dict[str, Any]:
+        return {"Body": self.body}
+
+
+def test_read_ahead_stream_yields_the_same_chunks_in_order_and_raises_what_reading_raised() -> None:
+    from bench.prototypes import read_ahead_stream
+
+    chunks = [bytes([i]) * 1000 for i in range(50)]
+    body = _Body(chunks)
+    assert list(read_ahead_stream(_Storage(body), "k")) == chunks
+    assert body.closed
+
+    failing = _Body(chunks, fail_after=7)
+    got = []
+    with pytest.raises(ConnectionError):
+        for chunk in read_ahead_stream(_Storage(failing), "k"):
+            got.append(chunk)
+    assert got == chunks[:7] and failing.closed
+
+    early = _Body(chunks)
+    stream = read_ahead_stream(_Storage(early), "k")
+    assert next(stream) == chunks[0]
+    stream.close()  # the reader stops early: the pump thread must not hang
+    assert early.closed
+
+
+def test_one_call_quota_keeps_the_pending_and_daily_rules(moto_server: str) -> None:
+    from bench.prototypes import OneCallQuota
+    from directupload.errors import QuotaExceeded
+
+    deployment = deploy(moto_server)
+    quota = OneCallQuota(deployment.table, client("dynamodb", deployment.endpoint), max_pending=2, daily_bytes=1000)
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    later = now + timedelta(minutes=15)
+    quota.reserve("ann", "a", 100, now, later)
+    quota.reserve("ann", "b", 100, now, later)
+    with pytest.raises(QuotaExceeded):
+        quota.reserve("ann", "c", 100, now, later)
+    quota.release("ann", "a")
+    quota.reserve("ann", "c", 100, now, later)
+    quota.release("ann", "b")
+    with pytest.raises(QuotaExceeded):
+        quota.reserve("ann", "d", 800, now, later)  # 300 used today, 1000 allowed
+    quota.reserve("ann", "d", 800, now + timedelta(days=1), later + timedelta(days=1))  # a new day
+    quota.release("ann", "c")
+    quota.release("ann", "d")
+    quota.reserve("ann", "e", 10, now + timedelta(days=1), now)  # lapses at once
+    quota.reserve("ann", "f", 10, now + timedelta(days=1), later + timedelta(days=1))
+    quota.reserve("ann", "g", 10, now + timedelta(days=1), later + timedelta(days=1))  # "e" pruned to make room
+
+
+def test_transactional_issue_writes_quota_and_record_together(moto_server: str) -> None:
+    from bench.api_overhead import SMALL, ApiSubject, function_environment, quota_variant
+
+    deployment = deploy(moto_server)
+    with function_environment(deployment.env), quota_variant("one-transaction"):
+        subject = ApiSubject()
+        try:
+            subject(SMALL)
+            subject(SMALL)
+        finally:
+            subject.close()
+    for issued in subject.issued:
+        assert record(deployment, issued.payload["uploadId"])["status"]["S"] == "PENDING"
+    owner = client("dynamodb", deployment.endpoint).get_item(
+        TableName=deployment.table, Key={"pk": {"S": "owner#anonymous"}}
+    )["Item"]
+    assert int(owner["bytes"]["N"]) == 2 * SMALL["size"]
+
+
+@pytest.mark.slow
+def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
+    from bench.client_upload import measure_client
+    from bench.end_to_end import measure_end_to_end
+
+    figures, evidence = measure_end_to_end(repeats=1, latency_count=2, seconds=1.5)
+    assert len(evidence["uploadIds"]) == 2
+    assert figures[0].value > 0 and figures[2].value > 0  # uploads did complete end to end
+
+    figures, evidence = measure_client(size=20 * MiB, repeats=1)
+    (processed,) = evidence["records"]
+    assert processed["status"] == "PROCESSED" and processed["size"] == 20 * MiB
+    assert all(f.value > 0 for f in figures)
+    json.dumps([f.as_json() for f in figures])
