@@ -54,6 +54,7 @@ def processor() -> Processor:
         storage=storage(),
         publisher=EventPublisher(settings.event_bus_name, aws.client("events")),
         rejected_objects=settings.rejected_objects,
+        quota=quota(),
     )
 
 
