@@ -147,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer repeats, smaller objects")
     parser.add_argument("--only", help="comma-separated suites: request,size,cold,streaming,e2e,client")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--output", type=Path, help="default bench/results.json (--quick: bench/results-quick.json)")
     args = parser.parse_args(argv)
+    if args.output is None:  # a quick run never replaces the full run's results
+        args.output = ROOT / "bench" / ("results-quick.json" if args.quick else "results.json")
 
     plan = QUICK if args.quick else Plan()
     available = suites(plan)
