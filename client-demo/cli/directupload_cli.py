@@ -331,7 +331,7 @@ class Body:
         self.stop = stop
         self.sent = 0
         self._chunks = self._iterate(pieces)
-        self._buffer = b""
+        self._current = memoryview(b"")
 
     def __len__(self) -> int:
         return self.length
@@ -345,19 +345,19 @@ class Body:
                 yield from piece()
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the current chunk: every byte is copied once."""
         if self.stop.is_set():
             raise InterruptError()
         want = self.block if size is None or size < 0 else size
-        while len(self._buffer) < want:
+        while not self._current:
             chunk = next(self._chunks, None)
             if chunk is None:
-                break
-            self._buffer += chunk
-        out, self._buffer = self._buffer[:want], self._buffer[want:]
-        if out:
-            self.limit.take(len(out))
-            self.sent += len(out)
-            self.on_sent(len(out))
+                return b""
+            self._current = memoryview(chunk)
+        out, self._current = bytes(self._current[:want]), self._current[want:]
+        self.limit.take(len(out))
+        self.sent += len(out)
+        self.on_sent(len(out))
         return out
 
 

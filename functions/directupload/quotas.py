@@ -1,26 +1,33 @@
 """Per-owner quotas, enforced atomically in the uploads table (conditional updates, no read-then-write).
 
-- Pending uploads at once: item ``owner#{sub}`` holds a map ``open`` of upload id -> the moment the
-  upload stops being able to arrive. Reserving a slot is one conditional update
-  (``size(open) < max``); finished uploads release their slot, abandoned ones lapse by themselves
-  (pruned, each with its own condition, when the limit is hit).
-- Bytes issued per day (UTC): item ``quota#{sub}#{day}`` counts bytes with a conditional ADD.
+One item per owner, ``owner#{sub}``, holds both limits, so issuing an upload checks and counts
+them in one conditional UpdateItem (one round trip, one write unit):
+
+- ``open``: upload id -> the moment the upload stops being able to arrive. At most
+  ``max_pending`` of them; finished uploads release their slot, abandoned ones lapse by
+  themselves (pruned, each with its own condition, when the limit is hit).
+- ``day`` and ``bytes``: the bytes issued on that UTC day, at most ``daily_bytes``.
+
+The rare cases (an owner's first upload, the first of a day, a limit reached) learn why the
+condition failed from the item as it was (ReturnValuesOnConditionCheckFailure) and deal with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from directupload.errors import QuotaExceeded
+
+# Attempts at the common path before giving up (each failed one fixed what stood in the way).
+ATTEMPTS = 4
 
 
 def _owner_pk(owner: str) -> str:
     return f"owner#{owner}"
-
-
-def _day_pk(owner: str, day: str) -> str:
-    return f"quota#{owner}#{day}"
 
 
 def _seconds_to_midnight(now: datetime) -> int:
@@ -35,114 +42,114 @@ class OwnerQuota:
         self.max_pending = max_pending
         self.daily_bytes = daily_bytes
 
+    def _key(self, owner: str) -> dict[str, Any]:
+        return {"pk": {"S": _owner_pk(owner)}}
+
     def reserve(self, owner: str, upload_id: str, size: int, now: datetime, open_until: datetime) -> None:
         """Count ``size`` against today's bytes and take a pending slot, or raise QuotaExceeded (429)."""
-        day = now.astimezone(UTC).strftime("%Y-%m-%d")
-        self._add_bytes(owner, day, size, now)
-        try:
-            self._take_slot(owner, upload_id, now, open_until)
-        except QuotaExceeded:
-            self._refund_bytes(owner, day, size)
-            raise
-
-    def release(self, owner: str, upload_id: str) -> None:
-        """Give back the pending slot of a finished upload (idempotent)."""
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": _owner_pk(owner)}},
-                UpdateExpression="REMOVE #open.#id",
-                ConditionExpression="attribute_exists(#open)",
-                ExpressionAttributeNames={"#open": "open", "#id": upload_id},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass  # the owner never held a slot
-
-    # bytes per day
-    def _add_bytes(self, owner: str, day: str, size: int, now: datetime) -> None:
         if size > self.daily_bytes:
             raise QuotaExceeded(
                 f"{size} bytes is more than the daily allowance of {self.daily_bytes} bytes",
                 retry_after=_seconds_to_midnight(now),
             )
+        day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        for _ in range(ATTEMPTS):
+            old = self._try_reserve(owner, upload_id, size, day, open_until)
+            if old is None:
+                return
+            if "open" not in old or "day" not in old:  # the owner's first upload
+                self._create(owner, day)
+            elif old["day"]["S"] < day:  # the first upload of a day: a new allowance
+                self._new_day(owner, day)
+            elif int(old["bytes"]["N"]) + size > self.daily_bytes:
+                raise QuotaExceeded(
+                    f"today's upload allowance of {self.daily_bytes} bytes is used up",
+                    retry_after=_seconds_to_midnight(now),
+                )
+            else:  # every slot taken: free the lapsed ones, or say when the first lapses
+                slots = {k: int(v["N"]) for k, v in old["open"]["M"].items()}
+                earliest = self._prune(owner, slots, now)
+                if earliest is not None:
+                    raise QuotaExceeded(
+                        f"at most {self.max_pending} uploads may be pending at once; finish or cancel one",
+                        retry_after=max(1, int(earliest - now.timestamp()) + 1),
+                    )
+        raise QuotaExceeded("the quota changed under this request too often; try again", retry_after=1)
+
+    def release(self, owner: str, upload_id: str) -> None:
+        """Give back the pending slot of a finished upload (idempotent)."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # never held one
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(owner),
+                UpdateExpression="REMOVE #open.#id",
+                ConditionExpression="attribute_exists(#open)",
+                ExpressionAttributeNames={"#open": "open", "#id": upload_id},
+            )
+
+    def _try_reserve(
+        self, owner: str, upload_id: str, size: int, day: str, open_until: datetime
+    ) -> dict[str, Any] | None:
+        """None when reserved; otherwise the item as it was (empty when there is none)."""
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": _day_pk(owner, day)}},
-                UpdateExpression="ADD #bytes :size SET #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression="attribute_not_exists(#bytes) OR #bytes <= :room",
-                ExpressionAttributeNames={"#bytes": "bytes", "#ttl": "ttl"},
+                Key=self._key(owner),
+                UpdateExpression="SET #open.#id = :until ADD #bytes :size",
+                ConditionExpression="#day = :day AND size(#open) < :max AND #bytes <= :room",
+                ExpressionAttributeNames={"#open": "open", "#id": upload_id, "#bytes": "bytes", "#day": "day"},
                 ExpressionAttributeValues={
+                    ":until": {"N": str(int(open_until.timestamp()))},
                     ":size": {"N": str(size)},
+                    ":day": {"S": day},
+                    ":max": {"N": str(self.max_pending)},
                     ":room": {"N": str(self.daily_bytes - size)},
-                    ":ttl": {"N": str(int((now + timedelta(days=2)).timestamp()))},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            raise QuotaExceeded(
-                f"today's upload allowance of {self.daily_bytes} bytes is used up",
-                retry_after=_seconds_to_midnight(now),
-            ) from None
+            return None
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            return dict(exc.response.get("Item") or {})
+        except ClientError as exc:  # the map to set the slot in does not exist yet
+            if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            return {}
 
-    def _refund_bytes(self, owner: str, day: str, size: int) -> None:
+    def _create(self, owner: str, day: str) -> None:
+        """Give the owner's item what reserving needs, keeping whatever it holds already."""
         self.client.update_item(
             TableName=self.table_name,
-            Key={"pk": {"S": _day_pk(owner, day)}},
-            UpdateExpression="ADD #bytes :minus",
-            ExpressionAttributeNames={"#bytes": "bytes"},
-            ExpressionAttributeValues={":minus": {"N": str(-size)}},
+            Key=self._key(owner),
+            UpdateExpression="SET #open = if_not_exists(#open, :empty), #day = if_not_exists(#day, :day), "
+            "#bytes = if_not_exists(#bytes, :zero)",
+            ExpressionAttributeNames={"#open": "open", "#day": "day", "#bytes": "bytes"},
+            ExpressionAttributeValues={":empty": {"M": {}}, ":day": {"S": day}, ":zero": {"N": "0"}},
         )
 
-    # pending slots
-    def _take_slot(self, owner: str, upload_id: str, now: datetime, open_until: datetime) -> None:
-        key = {"pk": {"S": _owner_pk(owner)}}
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=key,
-            UpdateExpression="SET #open = if_not_exists(#open, :empty)",
-            ExpressionAttributeNames={"#open": "open"},
-            ExpressionAttributeValues={":empty": {"M": {}}},
-        )
-        for attempt in range(2):
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=key,
-                    UpdateExpression="SET #open.#id = :until",
-                    ConditionExpression="size(#open) < :max",
-                    ExpressionAttributeNames={"#open": "open", "#id": upload_id},
-                    ExpressionAttributeValues={
-                        ":until": {"N": str(int(open_until.timestamp()))},
-                        ":max": {"N": str(self.max_pending)},
-                    },
-                )
-                return
-            except self.client.exceptions.ConditionalCheckFailedException:
-                earliest = self._prune(owner, now)
-                if attempt == 1 or earliest is not None:
-                    retry = max(1, int(earliest - now.timestamp()) + 1) if earliest is not None else 60
-                    raise QuotaExceeded(
-                        f"at most {self.max_pending} uploads may be pending at once; finish or cancel one",
-                        retry_after=retry,
-                    ) from None
+    def _new_day(self, owner: str, day: str) -> None:
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # a parallel one did
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(owner),
+                UpdateExpression="SET #day = :day, #bytes = :zero",
+                ConditionExpression="#day < :day",
+                ExpressionAttributeNames={"#day": "day", "#bytes": "bytes"},
+                ExpressionAttributeValues={":day": {"S": day}, ":zero": {"N": "0"}},
+            )
 
-    def _prune(self, owner: str, now: datetime) -> float | None:
+    def _prune(self, owner: str, slots: dict[str, int], now: datetime) -> float | None:
         """Drop lapsed slots; the earliest expiry of those still open, or None when some were freed."""
-        item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": _owner_pk(owner)}}, ConsistentRead=True)
-        slots = {k: int(v["N"]) for k, v in item.get("Item", {}).get("open", {}).get("M", {}).items()}
         lapsed = {k: v for k, v in slots.items() if v <= now.timestamp()}
         for upload_id, until in lapsed.items():
-            try:
+            with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # renewed meanwhile
                 self.client.update_item(
                     TableName=self.table_name,
-                    Key={"pk": {"S": _owner_pk(owner)}},
+                    Key=self._key(owner),
                     UpdateExpression="REMOVE #open.#id",
                     ConditionExpression="#open.#id = :until",
                     ExpressionAttributeNames={"#open": "open", "#id": upload_id},
                     ExpressionAttributeValues={":until": {"N": str(until)}},
                 )
-            except self.client.exceptions.ConditionalCheckFailedException:
-                continue  # renewed or released meanwhile
         if lapsed:
             return None
         return float(min(slots.values())) if slots else None

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from directupload import aws
 from directupload.config import get_settings
 from directupload.events import EventPublisher
-from directupload.processing.pipeline import Processor
 from directupload.quotas import OwnerQuota
 from directupload.storage import Storage
 from directupload.store import UploadStore
 from directupload.uploads import UploadService
+
+if TYPE_CHECKING:
+    from directupload.processing.pipeline import Processor
 
 
 @cache
@@ -47,6 +50,9 @@ def quota() -> OwnerQuota:
 
 @cache
 def processor() -> Processor:
+    # imported here: the API function never loads the processing code (sniffing, steps, outbox)
+    from directupload.processing.pipeline import Processor
+
     settings = get_settings()
     return Processor(
         profiles=settings.profiles,
