@@ -15,6 +15,7 @@ import re
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import warnings
@@ -25,9 +26,10 @@ from typing import Any
 
 from local import ROOT
 from local.auth import TOKEN_LIFETIME, LocalIssuer
+from local.emulator import Emulator
 from local.gateway import Gateway
 from local.lambda_runtime import LocalFunction
-from local.poller import EventTap, QueuePoller
+from local.poller import EventTap
 from local.provision import Provisioned, provision
 from local.template import LocalTemplate, load
 
@@ -44,6 +46,7 @@ class StackOptions:
     state_dir: Path = ROOT / ".local"
     auth: str = "jwt"
     retry_delay: int = 1
+    process_workers: int = 3
     quiet: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
 
@@ -51,9 +54,10 @@ class StackOptions:
 class LocalStack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.emulator: Any = None
+        self.emulator: Emulator | None = None
         self.gateway: Gateway | None = None
         self.threads: list[Any] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
         self.resources: Provisioned | None = None
         self.env: dict[str, str] = {}
 
@@ -65,17 +69,14 @@ class LocalStack:
 
     @property
     def emulator_url(self) -> str:
-        host, port = self.emulator._server.server_address[:2]  # noqa: SLF001 - moto exposes no getter
-        return f"http://{host}:{port}"
+        return str(self.emulator.url)
 
     def start(self) -> LocalStack:
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         warnings.filterwarnings("ignore", message="No application metrics to publish")
 
         opts = self.options
-        self.emulator = ThreadedMotoServer(ip_address=opts.host, port=opts.emulator_port, verbose=False)
+        self.emulator = Emulator(opts.host, opts.emulator_port)
         self.emulator.start()
 
         os.environ.update(LOCAL_CREDENTIALS)
@@ -101,21 +102,25 @@ class LocalStack:
         os.environ.update(self.env)
 
         api = importlib.import_module("handlers.api")
-        processor = importlib.import_module("handlers.processor")
         consumer = importlib.import_module("handlers.consumer")
         process_timeout = float(tpl.properties("ProcessFunction").get("Timeout", 60))
         api_fn = LocalFunction("ApiFunction", api.lambda_handler, timeout=29)
-        process_fn = LocalFunction("ProcessFunction", processor.lambda_handler, timeout=process_timeout)
         consumer_fn = LocalFunction("ConsumerFunction", consumer.lambda_handler)
 
         opts.state_dir.mkdir(parents=True, exist_ok=True)
-        poller = QueuePoller(
-            clients["sqs"], self.resources.ingest_queue_url, process_fn, retry_delay=opts.retry_delay, region=REGION
-        )
+        # ProcessFunction: one process per concurrent 'container', as the SQS event source scales out
+        self.workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "local.worker", "--queue-url", self.resources.ingest_queue_url,
+                 "--retry-delay", str(opts.retry_delay), "--timeout", str(process_timeout), "--region", REGION],
+                cwd=ROOT,
+            )
+            for _ in range(opts.process_workers)
+        ]
         tap = EventTap(
             clients["sqs"], self.resources.events_queue_url, opts.state_dir / "events.jsonl", consumer_fn, opts.quiet
         )
-        self.threads = [poller, tap]
+        self.threads = [tap]
         for thread in self.threads:
             thread.start()
 
@@ -159,8 +164,15 @@ class LocalStack:
         if self.gateway is not None:
             self.gateway.shutdown()
             self.gateway.server_close()
+        for worker in self.workers:
+            worker.terminate()
         for thread in self.threads:
             thread.join(timeout=5)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if self.emulator is not None:
             self.emulator.stop()
 
@@ -197,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", choices=["jwt", "none"], default=os.environ.get("LOCAL_AUTH", "jwt"),
                         help="jwt (default): bearer tokens required, as with the template's authorizer; none: one anonymous owner")
     parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed message is retried")
+    parser.add_argument("--process-workers", type=int, default=int(os.environ.get("LOCAL_PROCESS_WORKERS", 3)),
+                        help="ProcessFunction containers (processes) polling the queue at once (default 3)")
     parser.add_argument("--quiet", action="store_true", help="do not print each event")
     args = parser.parse_args(argv)
     stack = LocalStack(
@@ -207,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir,
             auth=args.auth,
             retry_delay=args.retry_delay,
+            process_workers=max(1, args.process_workers),
             quiet=args.quiet,
         )
     ).start()
