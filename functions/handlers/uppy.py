@@ -14,7 +14,7 @@ accepted and not needed: the owner-checked upload id names the upload, and the s
 
 Uppy's file meta arrives as ``metadata``: ``profile`` picks the profile (default ``file``), ``size``
 declares the size (Uppy sends no size of its own in companion mode: the page sets this meta, see
-docs/multipart.md), Uppy's own fields (name, type, relativePath) are not stored, the rest is the
+README, "Uppy and the size"), Uppy's own fields (name, type, relativePath) are not stored, the rest is the
 upload's metadata under the usual rules.
 """
 
@@ -170,7 +170,7 @@ def uppy_params(
     size = _size(meta.get("size"))
     if size is None:
         raise Unprocessable(
-            "Uppy sends no file size: set the file's `size` meta (see docs/multipart.md), so the POST policy can pin it"
+            "Uppy sends no file size: set the file's `size` meta (see the README, 'Uppy and the size'), so the POST policy can pin it"
         )
     service = wiring.upload_service()
     request = _issue_request(filename, file_type, meta, size)

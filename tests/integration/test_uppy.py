@@ -107,7 +107,7 @@ def test_params_choose_one_post_even_where_the_profile_would_go_multipart(aws: A
 def test_params_without_a_size_explain_what_the_page_must_send(aws: Any, api: Api) -> None:
     query = params_query("a.txt", "text/plain", uppy_meta("a.txt", "text/plain"))
     problem = assert_problem(api.call("GET", query), 422)
-    assert "size" in problem["detail"] and "docs/multipart.md" in problem["detail"]
+    assert "size" in problem["detail"] and "Uppy and the size" in problem["detail"]
 
 
 def test_params_default_to_the_file_profile_and_drop_uppys_random_key_prefix(aws: Any, api: Api) -> None:
