@@ -13,6 +13,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 CHROMIUM := /usr/bin/chromium
 PYTEST_WORKERS ?= 2
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# pip warns about index locations this machine's pip.conf names but does not have
+PIP_NOISE := is ignored: it is neither a file nor a directory
 
 -include mk/*.mk
 
@@ -24,8 +26,8 @@ help: ## list the targets
 $(VENV_STAMP): requirements-dev.txt functions/requirements.txt
 	@echo "==> Python venv ($(PYTHON))"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@set -o pipefail; $(BIN)/python -m pip install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@set -o pipefail; $(BIN)/python -m pip install -q -r requirements-dev.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@rm -f $(VENV)/.stamp-* && touch $@
 
 $(CHROMIUM):

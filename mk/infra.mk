@@ -10,6 +10,7 @@
 INFRA_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
                   $(shell command -v python3.12 2>/dev/null) $(shell command -v python3 2>/dev/null))
 INFRA_VENV := .venv-infra
+PIP_NOISE ?= is ignored: it is neither a file nor a directory
 SAM_VENV := .venv-sam
 INFRA_STAMP := $(INFRA_VENV)/.stamp-$(shell sha1sum requirements-infra.txt 2>/dev/null | cut -c1-12)
 SAM_STAMP := $(SAM_VENV)/.stamp-$(shell sha1sum requirements-sam.txt 2>/dev/null | cut -c1-12)
@@ -24,15 +25,15 @@ CONFIG_JSON ?= client-demo/config.json
 $(INFRA_STAMP): requirements-infra.txt
 	@echo "==> checkov venv $(INFRA_VENV) ($(INFRA_PYTHON))"
 	@test -x $(INFRA_VENV)/bin/python || $(INFRA_PYTHON) -m venv $(INFRA_VENV)
-	@$(INFRA_VENV)/bin/python -m pip install -q --upgrade pip
-	@$(INFRA_VENV)/bin/python -m pip install -q -r requirements-infra.txt
+	@set -o pipefail; $(INFRA_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@set -o pipefail; $(INFRA_VENV)/bin/python -m pip install -q -r requirements-infra.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@rm -f $(INFRA_VENV)/.stamp-* && touch $@
 
 $(SAM_STAMP): requirements-sam.txt
 	@echo "==> SAM CLI venv $(SAM_VENV) ($(INFRA_PYTHON))"
 	@test -x $(SAM_VENV)/bin/python || $(INFRA_PYTHON) -m venv $(SAM_VENV)
-	@$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
-	@$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
+	@set -o pipefail; $(SAM_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@set -o pipefail; $(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@rm -f $(SAM_VENV)/.stamp-* && touch $@
 
 infra-venv: $(INFRA_STAMP) $(SAM_STAMP) ## venvs for checkov and the SAM CLI (once; again when their pins change)
