@@ -39,8 +39,16 @@ class LocalIssuer:
 
     def mint(self, user: str, lifetime: int = TOKEN_LIFETIME, **claims: Any) -> str:
         now = int(time.time())
-        payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": user, "iat": now, "nbf": now, "exp": now + lifetime,
-                   "token_use": "access", **claims}
+        payload = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "token_use": "access",
+            **claims,
+        }
         return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": "local"})
 
     def verify(self, headers: dict[str, str]) -> dict[str, Any]:
@@ -51,8 +59,13 @@ class LocalIssuer:
             raise PermissionError("a bearer token is required (Authorization: Bearer <token>)")
         try:
             claims = jwt.decode(
-                token.strip(), self._public, algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]}, leeway=5,
+                token.strip(),
+                self._public,
+                algorithms=["RS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=5,
             )
         except jwt.PyJWTError as exc:
             raise PermissionError(f"the token is not valid: {exc}") from None

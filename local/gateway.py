@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(size) if size else b""
 
     # verbs
-    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
+    def do_OPTIONS(self) -> None:
         self.send_response(204)
         self._cors()
         self.send_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
@@ -166,22 +166,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch()
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -223,8 +223,12 @@ class _Handler(BaseHTTPRequestHandler):
                 # as API Gateway's JWT authorizer: the function is never called
                 return self._json(
                     401,
-                    {"type": "urn:directupload:problem:unauthorized", "title": "Unauthorized", "status": 401,
-                     "detail": str(exc)},
+                    {
+                        "type": "urn:directupload:problem:unauthorized",
+                        "title": "Unauthorized",
+                        "status": 401,
+                        "detail": str(exc),
+                    },
                     "application/problem+json",
                 )
         event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0], claims)

@@ -53,7 +53,9 @@ def _table(ddb: Any, tpl: LocalTemplate, logical_id: str) -> str:
 
 def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """CloudFormation's CorsRule spelled as the S3 API spells it."""
-    out = {key: rule[key] for key in ("AllowedHeaders", "AllowedMethods", "AllowedOrigins") if key in rule}
+    out: dict[str, Any] = {
+        key: rule[key] for key in ("AllowedHeaders", "AllowedMethods", "AllowedOrigins") if key in rule
+    }
     if "ExposedHeaders" in rule:
         out["ExposeHeaders"] = rule["ExposedHeaders"]
     if "MaxAge" in rule:
@@ -67,7 +69,8 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
     order = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {}))
     urls = {logical_id: _queue(sqs, tpl, logical_id) for logical_id in order}
 
-    tables = {logical_id: _table(ddb, tpl, logical_id) for logical_id in tpl.resources("AWS::DynamoDB::Table")}
+    for logical_id in tpl.resources("AWS::DynamoDB::Table"):
+        _table(ddb, tpl, logical_id)
 
     (bucket_id,) = tpl.resources("AWS::S3::Bucket")
     bucket = tpl.physical_name(bucket_id)

@@ -1,19 +1,20 @@
 """`make run`: the whole system on this machine, no AWS account, no Docker.
 
-  moto (ThreadedMotoServer)  S3, SQS, DynamoDB, EventBridge on loopback
-  gateway                    HTTP API v2 events -> the real ApiFunction handler, demo page at /
-  poller                     SQS batches -> the real ProcessFunction handler
-  event tap                  bus events -> console, .local/events.jsonl, the sample consumer
+moto (ThreadedMotoServer)  S3, SQS, DynamoDB, EventBridge on loopback
+gateway                    HTTP API v2 events -> the real ApiFunction handler, demo page at /
+poller                     SQS batches -> the real ProcessFunction handler
+event tap                  bus events -> console, .local/events.jsonl, the sample consumer
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
-import re
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,11 +66,12 @@ class LocalStack:
     def api_url(self) -> str:
         assert self.gateway is not None
         host, port = self.gateway.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def emulator_url(self) -> str:
-        return str(self.emulator.url)
+        assert self.emulator is not None
+        return self.emulator.url
 
     def start(self) -> LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
@@ -111,8 +113,19 @@ class LocalStack:
         # ProcessFunction: one process per concurrent 'container', as the SQS event source scales out
         self.workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "local.worker", "--queue-url", self.resources.ingest_queue_url,
-                 "--retry-delay", str(opts.retry_delay), "--timeout", str(process_timeout), "--region", REGION],
+                [
+                    sys.executable,
+                    "-m",
+                    "local.worker",
+                    "--queue-url",
+                    self.resources.ingest_queue_url,
+                    "--retry-delay",
+                    str(opts.retry_delay),
+                    "--timeout",
+                    str(process_timeout),
+                    "--region",
+                    REGION,
+                ],
                 cwd=ROOT,
             )
             for _ in range(opts.process_workers)
@@ -184,8 +197,12 @@ def _token_route(issuer: LocalIssuer, headers: dict[str, str], body: bytes) -> t
     except (ValueError, AttributeError):
         user = None
     if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", user):
-        return 400, {"type": "urn:directupload:problem:invalid-request", "title": "Invalid request", "status": 400,
-                     "detail": "body must be {\"user\": \"<name>\"} with 1-64 letters, digits or ._@-"}
+        return 400, {
+            "type": "urn:directupload:problem:invalid-request",
+            "title": "Invalid request",
+            "status": 400,
+            "detail": 'body must be {"user": "<name>"} with 1-64 letters, digits or ._@-',
+        }
     return 200, {"token": issuer.mint(user), "tokenType": "Bearer", "expiresIn": TOKEN_LIFETIME, "user": user}
 
 
@@ -193,7 +210,9 @@ def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None)
+    return boto3.client(
+        service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None
+    )
 
 
 def _json(value: Any) -> str:
@@ -206,11 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
     parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
-    parser.add_argument("--auth", choices=["jwt", "none"], default=os.environ.get("LOCAL_AUTH", "jwt"),
-                        help="jwt (default): bearer tokens required, as with the template's authorizer; none: one anonymous owner")
+    parser.add_argument(
+        "--auth",
+        choices=["jwt", "none"],
+        default=os.environ.get("LOCAL_AUTH", "jwt"),
+        help="jwt (default): bearer tokens required, as with the template's authorizer; none: one anonymous owner",
+    )
     parser.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed message is retried")
-    parser.add_argument("--process-workers", type=int, default=int(os.environ.get("LOCAL_PROCESS_WORKERS", 3)),
-                        help="ProcessFunction containers (processes) polling the queue at once (default 3)")
+    parser.add_argument(
+        "--process-workers",
+        type=int,
+        default=int(os.environ.get("LOCAL_PROCESS_WORKERS", 3)),
+        help="ProcessFunction containers (processes) polling the queue at once (default 3)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print each event")
     args = parser.parse_args(argv)
     stack = LocalStack(
@@ -244,10 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         done.wait()
-    except KeyboardInterrupt:
-        pass
     print("stopping...", flush=True)
     stack.stop()
     return 0

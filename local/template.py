@@ -76,11 +76,17 @@ class LocalTemplate:
             if params[name].get("Type") == "CommaDelimitedList":
                 return [item.strip() for item in value.split(",")]
             return value
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::StackName": self.prefix,
-                  "AWS::Partition": "aws",
-                  "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/{self.prefix}/0", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": self.prefix,
+            "AWS::Partition": "aws",
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/{self.prefix}/0",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
         if name in pseudo:
-            return pseudo[name]  # type: ignore[return-value]
+            return pseudo[name]
         res = self.raw.get("Resources", {}).get(name)
         if res is None:
             raise KeyError(f"!Ref {name}: no such parameter or resource")
@@ -107,7 +113,7 @@ class LocalTemplate:
         if not isinstance(node, Mapping):
             return node
         if len(node) == 1:
-            (fn, arg), = node.items()
+            ((fn, arg),) = node.items()
             if fn == "Ref":
                 return self.ref(arg)
             if fn == "Fn::GetAtt":
@@ -115,6 +121,7 @@ class LocalTemplate:
                 return self.get_att(logical_id, attribute)
             if fn == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
                 def sub(match: re.Match[str]) -> str:
                     var = match.group(1)
                     if var in extra:
@@ -122,6 +129,7 @@ class LocalTemplate:
                     if "." in var:
                         return str(self.get_att(*var.split(".", 1)))
                     return str(self.ref(var))
+
                 return re.sub(r"\$\{([^}!]+)\}", sub, text)
             if fn == "Fn::If":
                 cond, yes, no = arg

@@ -34,14 +34,24 @@ def moto_server() -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server._server.server_address[:2]  # noqa: SLF001
+    host, port = server._server.server_address[:2]
     url = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                            "AWS_REGION", "AWS_ENDPOINT_URL")}
-    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
-                       "AWS_REGION": REGION, "AWS_ENDPOINT_URL": url,
-                       "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-                       "POWERTOOLS_LOG_LEVEL": "WARNING"})
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL")
+    }
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": url,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
     yield url
     server.stop()
     for key, value in saved.items():
@@ -72,8 +82,9 @@ def aws_client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, region_name=REGION,
-                        config=Config(signature_version="s3v4") if service == "s3" else None)
+    return boto3.client(
+        service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None
+    )
 
 
 @pytest.fixture
@@ -84,8 +95,9 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     from local.provision import provision
     from local.template import LocalTemplate, load
 
-    tpl = LocalTemplate(load(), region=REGION, prefix=f"t{uuid.uuid4().hex[:10]}", endpoint=moto_server,
-                        parameters={"Stage": "dev"})
+    tpl = LocalTemplate(
+        load(), region=REGION, prefix=f"t{uuid.uuid4().hex[:10]}", endpoint=moto_server, parameters={"Stage": "dev"}
+    )
     clients = {name: aws_client(name) for name in ("s3", "sqs", "dynamodb", "events")}
     resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
     env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
@@ -121,16 +133,31 @@ class Stack:
         return self.log_path.read_text(errors="replace")
 
 
-def start_stack(state_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60,
-                auth: str = "none") -> Stack:
+def start_stack(
+    state_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60, auth: str = "none"
+) -> Stack:
     """Start `python -m local.stack` on free ports. Auth is off unless asked for: the auth tests
     (and the browser test of the default `make run`) pass auth="jwt"."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "stack.log"
-    command = [sys.executable, "-m", "local.stack", "--port", "0", "--emulator-port", "0",
-               "--state-dir", str(state_dir), "--quiet", "--auth", auth, *extra]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-                               env={**os.environ, **(env or {})})
+    command = [
+        sys.executable,
+        "-m",
+        "local.stack",
+        "--port",
+        "0",
+        "--emulator-port",
+        "0",
+        "--state-dir",
+        str(state_dir),
+        "--quiet",
+        "--auth",
+        auth,
+        *extra,
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     info_path = state_dir / "stack.json"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,8 +194,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # --- waiting without sleep loops in the tests themselves -------------------------------------
 
 
-def wait_for_status(base_url: str, upload_id: str, final: tuple[str, ...] = ("PROCESSED", "REJECTED", "FAILED",
-                    "CANCELLED", "EXPIRED"), timeout: float = 30, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def wait_for_status(
+    base_url: str,
+    upload_id: str,
+    final: tuple[str, ...] = ("PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED"),
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -32,8 +32,9 @@ def decode_policy(fields: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(base64.b64decode(fields["policy"])))
 
 
-def evaluate(fields: dict[str, str], *, bucket: str, file_size: int, secret_key: str,
-             now: datetime | None = None) -> list[str]:
+def evaluate(
+    fields: dict[str, str], *, bucket: str, file_size: int, secret_key: str, now: datetime | None = None
+) -> list[str]:
     """Why S3 would refuse this form, or [] when it would accept it."""
     now = now or datetime.now(UTC)
     form = {name.lower(): value for name, value in fields.items()}
@@ -46,8 +47,9 @@ def evaluate(fields: dict[str, str], *, bucket: str, file_size: int, secret_key:
         return ["x-amz-credential is malformed"]
     if form.get("x-amz-algorithm") != "AWS4-HMAC-SHA256":
         problems.append("x-amz-algorithm must be AWS4-HMAC-SHA256")
-    expected = hmac.new(signing_key(secret_key, date, region, service), form.get("policy", "").encode(),
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        signing_key(secret_key, date, region, service), form.get("policy", "").encode(), hashlib.sha256
+    ).hexdigest()
     if not hmac.compare_digest(expected, form.get("x-amz-signature", "")):
         return [*problems, "signature does not match the policy"]
 

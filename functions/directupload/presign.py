@@ -51,9 +51,7 @@ def presign_post(
     return PresignedPost(url=signed["url"], fields=signed["fields"])
 
 
-def presign_part(
-    s3: Any, *, bucket: str, key: str, s3_upload_id: str, part_number: int, expires_in: int
-) -> str:
+def presign_part(s3: Any, *, bucket: str, key: str, s3_upload_id: str, part_number: int, expires_in: int) -> str:
     return str(
         s3.generate_presigned_url(
             "upload_part",

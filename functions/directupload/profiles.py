@@ -55,10 +55,9 @@ class Profile(BaseModel):
         single_max = self.max_size if self.multipart_threshold is None else self.multipart_threshold - 1
         if single_max > S3_MAX_SINGLE_POST:
             raise ValueError("uploads over 5 GiB need multipart: set multipartThreshold")
-        if self.multipart_threshold is not None and self.max_size > self.part_size * S3_MAX_PARTS:
-            # part_for() grows the part size, but never past S3's 5 GiB part limit
-            if self.max_size > S3_MAX_PART * S3_MAX_PARTS:
-                raise ValueError("maxSize exceeds what 10,000 parts can hold")
+        # part_size_for() grows the part size, but never past S3's 5 GiB part limit
+        if self.multipart_threshold is not None and self.max_size > S3_MAX_PART * S3_MAX_PARTS:
+            raise ValueError("maxSize exceeds what 10,000 parts can hold")
         for pattern in self.content_types:
             if pattern.count("/") != 1:
                 raise ValueError(f"content type {pattern!r} is not type/subtype")

@@ -34,7 +34,7 @@ class NoSuchUpload(Exception):
     """S3 has no multipart upload by that id (completed, aborted or never made)."""
 
 
-class PartsRefused(Exception):  # noqa: N818 - a refusal, named as NoSuchUpload is
+class PartsRefused(Exception):
     """S3 refused to assemble the parts (a part missing, its ETag stale, one too small)."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -131,9 +131,7 @@ class Storage:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def move(self, source: str, target: str) -> None:
-        self.client.copy_object(
-            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
-        )
+        self.client.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
         self.delete(source)
 
     # multipart

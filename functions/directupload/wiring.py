@@ -34,7 +34,9 @@ def storage() -> Storage:
 @cache
 def upload_service() -> UploadService:
     settings = get_settings()
-    return UploadService(profiles=settings.profiles, store=store(), storage=storage(), s3=aws.client("s3"), quota=quota())
+    return UploadService(
+        profiles=settings.profiles, store=store(), storage=storage(), s3=aws.client("s3"), quota=quota()
+    )
 
 
 @cache

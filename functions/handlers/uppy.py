@@ -170,7 +170,8 @@ def uppy_params(
     size = _size(meta.get("size"))
     if size is None:
         raise Unprocessable(
-            "Uppy sends no file size: set the file's `size` meta (see the README, 'Uppy and the size'), so the POST policy can pin it"
+            "Uppy sends no file size: set the file's `size` meta (see the README, 'Uppy and the size'), "
+            "so the POST policy can pin it"
         )
     service = wiring.upload_service()
     request = _issue_request(filename, file_type, meta, size)

@@ -49,14 +49,28 @@ def a_png(n: int) -> bytes:
 def files() -> list[dict[str, Any]]:
     """What to upload: plain text, images, corrupt images (rejected), and poison (fail every attempt)."""
     out: list[dict[str, Any]] = []
-    out += [{"name": f"note-{i}.txt", "data": f"note {i}\n".encode() * (1 + i % 5), "type": "text/plain",
-             "profile": "file", "expect": "PROCESSED"} for i in range(PLAIN)]
-    out += [{"name": f"pic-{i}.png", "data": a_png(i), "type": "image/png", "profile": "avatar",
-             "expect": "PROCESSED"} for i in range(IMAGES)]
-    out += [{"name": f"cut-{i}.png", "data": a_png(i)[:60], "type": "image/png", "profile": "avatar",
-             "expect": "REJECTED"} for i in range(CORRUPT)]
-    out += [{"name": f"poison-{i}.txt", "data": b"poison\n", "type": "text/plain", "profile": "file",
-             "expect": "FAILED"} for i in range(POISON)]
+    out += [
+        {
+            "name": f"note-{i}.txt",
+            "data": f"note {i}\n".encode() * (1 + i % 5),
+            "type": "text/plain",
+            "profile": "file",
+            "expect": "PROCESSED",
+        }
+        for i in range(PLAIN)
+    ]
+    out += [
+        {"name": f"pic-{i}.png", "data": a_png(i), "type": "image/png", "profile": "avatar", "expect": "PROCESSED"}
+        for i in range(IMAGES)
+    ]
+    out += [
+        {"name": f"cut-{i}.png", "data": a_png(i)[:60], "type": "image/png", "profile": "avatar", "expect": "REJECTED"}
+        for i in range(CORRUPT)
+    ]
+    out += [
+        {"name": f"poison-{i}.txt", "data": b"poison\n", "type": "text/plain", "profile": "file", "expect": "FAILED"}
+        for i in range(POISON)
+    ]
     return out
 
 
@@ -76,13 +90,22 @@ class Client:
 
     def upload(self, index: int, file: dict[str, Any]) -> dict[str, Any]:
         token = self.tokens[f"user{index % USERS}"]
-        reply = self.session.post(f"{self.url}/uploads", headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                                  json={"profile": file["profile"], "filename": file["name"],
-                                        "contentType": file["type"], "size": len(file["data"])})
+        reply = self.session.post(
+            f"{self.url}/uploads",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            json={
+                "profile": file["profile"],
+                "filename": file["name"],
+                "contentType": file["type"],
+                "size": len(file["data"]),
+            },
+        )
         assert reply.status_code == 201, reply.text
         issued = reply.json()
-        posted = self.session.post(issued["url"], data=issued["fields"], timeout=30,
-                                   files={"file": (file["name"], file["data"], file["type"])})
+        posted = self.session.post(
+            issued["url"], data=issued["fields"], timeout=30, files={"file": (file["name"], file["data"], file["type"])}
+        )
         assert posted.status_code == 204, posted.text
         return {**file, "uploadId": issued["uploadId"], "key": issued["key"]}
 
@@ -95,8 +118,12 @@ class Emulator:
 
         info = stack.info
         # the emulator accepts any credentials; these are placeholders, not secrets
-        kwargs = {"region_name": info["region"], "endpoint_url": info["emulatorUrl"],
-                  "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        kwargs = {
+            "region_name": info["region"],
+            "endpoint_url": info["emulatorUrl"],
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
         self.ddb = boto3.client("dynamodb", **kwargs)
         self.sqs = boto3.client("sqs", **kwargs)
         self.table = info["uploadsTable"]
@@ -117,8 +144,13 @@ class Emulator:
 
     def depth(self, url: str) -> int:
         attrs = self.sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                                          "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
         return sum(int(v) for v in attrs.values())
 
 
@@ -169,9 +201,12 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
                 return False  # cheap checks first: the scan below competes with the stack for the CPU
             statuses = Counter(r["status"]["S"] for r in emulator.records().values())
             kinds = Counter(e["detail-type"] for e in stack.events())
-            return (sum(statuses.values()) == len(by_id) and statuses["PENDING"] == statuses["UPLOADED"] == 0
-                    and kinds["Upload Processed"] + kinds["Upload Rejected"] == statuses["PROCESSED"]
-                    + statuses["REJECTED"] and kinds["Upload Failed"] == statuses["FAILED"])
+            return (
+                sum(statuses.values()) == len(by_id)
+                and statuses["PENDING"] == statuses["UPLOADED"] == 0
+                and kinds["Upload Processed"] + kinds["Upload Rejected"] == statuses["PROCESSED"] + statuses["REJECTED"]
+                and kinds["Upload Failed"] == statuses["FAILED"]
+            )
 
         settle_seconds = wait_until("every upload settled, the ingest queue empty", settled, timeout=90)
 
@@ -249,10 +284,12 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
             assert order.index((upload_id, "Upload Failed")) < order.index((upload_id, "Upload Processed"))
         assert emulator.depth(emulator.queue) == 0 and emulator.depth(emulator.dlq) == 0
 
-        print(f"\nfault injection: {len(by_id)} uploads in {upload_seconds:.1f}s, settled in {settle_seconds:.1f}s, "
-              f"redriven {sum(dlq_keys.values())} message(s) of {len(failed)} upload(s) "
-              f"({len(unlucky)} not poison) in {redrive_seconds:.1f}s; injected {dict(injected)}; "
-              f"events {len(events)}; total {time.monotonic() - started:.1f}s")
+        print(
+            f"\nfault injection: {len(by_id)} uploads in {upload_seconds:.1f}s, settled in {settle_seconds:.1f}s, "
+            f"redriven {sum(dlq_keys.values())} message(s) of {len(failed)} upload(s) "
+            f"({len(unlucky)} not poison) in {redrive_seconds:.1f}s; injected {dict(injected)}; "
+            f"events {len(events)}; total {time.monotonic() - started:.1f}s"
+        )
     finally:
         stop_stack(stack)
 
@@ -265,8 +302,9 @@ def dead_letter_keys(emulator: Emulator) -> list[str]:
     keys: list[str] = []
     held: dict[str, str] = {}
     while True:
-        reply = emulator.sqs.receive_message(QueueUrl=emulator.dlq, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                             WaitTimeSeconds=0)
+        reply = emulator.sqs.receive_message(
+            QueueUrl=emulator.dlq, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
+        )
         messages = reply.get("Messages", [])
         if not messages:
             break
@@ -277,6 +315,8 @@ def dead_letter_keys(emulator: Emulator) -> list[str]:
     handles = list(held.values())
     for start in range(0, len(handles), 10):  # visible again, for the redrive
         batch = handles[start : start + 10]
-        emulator.sqs.change_message_visibility_batch(QueueUrl=emulator.dlq, Entries=[
-            {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)])
+        emulator.sqs.change_message_visibility_batch(
+            QueueUrl=emulator.dlq,
+            Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)],
+        )
     return keys

@@ -25,15 +25,23 @@ def png(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-def upload(stack: Stack, data: bytes, filename: str, content_type: str, profile: str = "avatar",
-           headers: dict[str, str] | None = None) -> dict[str, Any]:
-    reply = requests.post(f"{stack.url}/uploads", json={"profile": profile, "filename": filename,
-                                                        "contentType": content_type, "size": len(data)},
-                          headers=headers, timeout=10)
+def upload(
+    stack: Stack,
+    data: bytes,
+    filename: str,
+    content_type: str,
+    profile: str = "avatar",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    reply = requests.post(
+        f"{stack.url}/uploads",
+        json={"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)},
+        headers=headers,
+        timeout=10,
+    )
     assert reply.status_code == 201, reply.text
     issued = reply.json()
-    s3 = requests.post(issued["url"], data=issued["fields"], files={"file": (filename, data, content_type)},
-                       timeout=30)
+    s3 = requests.post(issued["url"], data=issued["fields"], files={"file": (filename, data, content_type)}, timeout=30)
     assert s3.status_code == 204, s3.text
     return dict(issued)
 
@@ -47,9 +55,14 @@ def test_a_real_png_goes_from_post_to_processed(local_stack: Stack) -> None:
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
     assert (record["result"]["width"], record["result"]["height"]) == (120, 80)
     assert record["result"]["contentType"] == "image/png"
-    s3 = boto3.client("s3", endpoint_url=local_stack.info["emulatorUrl"], region_name="us-east-1",
-                      aws_access_key_id="local", aws_secret_access_key="local",
-                      config=Config(signature_version="s3v4"))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=local_stack.info["emulatorUrl"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(signature_version="s3v4"),
+    )
     thumb = s3.get_object(Bucket=local_stack.info["bucket"], Key=record["result"]["thumbnail"]["key"])["Body"].read()
     assert thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
 
@@ -111,12 +124,19 @@ def test_without_a_token_the_gateway_answers_401_like_the_authorizer(secured_sta
 
 
 def test_tokens_from_make_token_and_the_local_endpoint_both_work(secured_stack: Stack) -> None:
-    printed = subprocess.run([sys.executable, "-m", "local.auth", "erin", "--state-dir", str(secured_stack.state_dir)],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    printed = subprocess.run(
+        [sys.executable, "-m", "local.auth", "erin", "--state-dir", str(secured_stack.state_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     data = png(8, 8)
     issued = upload(secured_stack, data, "a.png", "image/png", headers={"Authorization": f"Bearer {printed}"})
-    assert wait_for_status(secured_stack.url, issued["uploadId"],
-                           headers={"Authorization": f"Bearer {printed}"})["status"] == "PROCESSED"
+    assert (
+        wait_for_status(secured_stack.url, issued["uploadId"], headers={"Authorization": f"Bearer {printed}"})["status"]
+        == "PROCESSED"
+    )
 
 
 def test_one_user_cannot_see_anothers_upload(secured_stack: Stack) -> None:
@@ -128,4 +148,6 @@ def test_one_user_cannot_see_anothers_upload(secured_stack: Stack) -> None:
     assert mine.status_code == 200
     assert theirs.status_code == missing.status_code == 404
     assert theirs.json()["title"] == missing.json()["title"]
-    assert requests.delete(f"{secured_stack.url}/uploads/{issued['uploadId']}", headers=bob, timeout=5).status_code == 404
+    assert (
+        requests.delete(f"{secured_stack.url}/uploads/{issued['uploadId']}", headers=bob, timeout=5).status_code == 404
+    )

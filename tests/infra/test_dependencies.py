@@ -25,7 +25,9 @@ def test_pinned_dependencies_have_no_known_vulnerabilities() -> None:
     audited = [d for d in report.get("dependencies", []) if "skip_reason" not in d]
     if not audited:
         reasons = {d.get("skip_reason", "") for d in report.get("dependencies", [])}
-        pytest.skip("pip-audit could audit nothing: its vulnerability service (PyPI's per-release JSON) "
-                    f"does not answer from this machine ({sorted(reasons)[:1]})")
+        pytest.skip(
+            "pip-audit could audit nothing: its vulnerability service (PyPI's per-release JSON) "
+            f"does not answer from this machine ({sorted(reasons)[:1]})"
+        )
     vulnerable = {d["name"]: [v["id"] for v in d["vulns"]] for d in audited if d.get("vulns")}
     assert not vulnerable, f"known vulnerabilities in pinned dependencies: {vulnerable}"

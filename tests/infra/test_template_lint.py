@@ -36,7 +36,9 @@ def test_template_has_no_cfn_lint_error_or_warning() -> None:
     assert matches == [], _describe(matches)
 
 
-@pytest.mark.parametrize("overrides", [{"AuthMode": "none"}, PROD_EVERYTHING_ON], ids=["dev-open", "prod-everything-on"])
+@pytest.mark.parametrize(
+    "overrides", [{"AuthMode": "none"}, PROD_EVERYTHING_ON], ids=["dev-open", "prod-everything-on"]
+)
 def test_translated_template_has_no_cfn_lint_error_or_warning(overrides: dict[str, str]) -> None:
     """cfn-lint checks a SAM template against SAM's own schema; the IAM statements, routes and
     alarms SAM generates are only checked in its output (this once caught a made-up IAM action)."""

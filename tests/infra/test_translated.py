@@ -6,9 +6,8 @@ Fn::If resolved) so each test states a deployment and checks what it would get.
 
 from __future__ import annotations
 
-import json
-
 import inspect
+import json
 import re
 from typing import Any
 

@@ -28,7 +28,9 @@ class Api:
         self.handler = api.lambda_handler
         self.claims = claims
 
-    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def call(
+        self, method: str, path: str, body: Any = None, **kwargs: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         kwargs.setdefault("claims", self.claims)
         reply = self.handler(http(method, path, body, **kwargs), context("ApiFunction"))
         payload = json.loads(reply["body"]) if reply.get("body") else {}
@@ -43,5 +45,6 @@ def api(aws: Any) -> Api:
 def post_to_s3(issued: dict[str, Any], data: bytes, filename: str = "upload.bin") -> requests.Response:
     """What a browser does with the presigned POST: the fields, then the file, as multipart/form-data."""
     content_type = issued["fields"]["Content-Type"]
-    return requests.post(issued["url"], data=issued["fields"], files={"file": (filename, data, content_type)},
-                         timeout=30)
+    return requests.post(
+        issued["url"], data=issued["fields"], files={"file": (filename, data, content_type)}, timeout=30
+    )

@@ -50,20 +50,22 @@ def test_request_overhead_subject_issues_real_uploads_with_quota_bookkeeping(mot
     assert counted and sum(int(i["bytes"]["N"]) for i in counted) >= 4 * 1024
 
 
-def test_request_overhead_prototypes_issue_real_uploads(moto_server: str) -> None:
+def test_request_overhead_variants_issue_real_uploads(moto_server: str) -> None:
     from bench.api_overhead import measure_request_overhead
 
     deployment = deploy(moto_server)
-    figures, subject = measure_request_overhead(
-        deployment, repeats=1, pairs=4, variants=("off", "one-call", "one-transaction")
-    )
+    figures, subject = measure_request_overhead(deployment, repeats=1, pairs=4, variants=("off", "one-transaction"))
 
-    assert len(figures) == 3 and all(f.value > 0 for f in figures)
+    assert [f.name for f in figures] == [
+        "request overhead p50, quotas off (attribution)",
+        "request overhead p50, quota + record in one transaction (proposed)",
+    ]
+    assert all(f.value > 0 for f in figures)
     assert record(deployment, subject.issued[-1].payload["uploadId"])["status"]["S"] == "PENDING"
     owner = client("dynamodb", deployment.endpoint).get_item(
         TableName=deployment.table, Key={"pk": {"S": "owner#anonymous"}}
     )["Item"]
-    assert "open" in owner and int(owner["bytes"]["N"]) >= 1024  # the prototypes' single owner item
+    assert "open" in owner and int(owner["bytes"]["N"]) >= 1024  # the transaction counted on the owner's item
 
 
 def test_size_independence_issues_a_5_gib_multipart_plan_and_a_1_kib_post(moto_server: str) -> None:
@@ -127,62 +129,76 @@ class _Body:
         self.closed = True
 
 
-class _Storage:
-    bucket = "b"
-
+class _S3:
     def __init__(self, body: _Body) -> None:
         self.body = body
-        self.client = self
 
     def get_object(self, **_: Any) -> dict[str, Any]:
         return {"Body": self.body}
 
 
-def test_read_ahead_stream_yields_the_same_chunks_in_order_and_raises_what_reading_raised() -> None:
-    from bench.prototypes import read_ahead_stream
+def test_the_read_ahead_the_streaming_figure_measures_yields_every_chunk_in_order() -> None:
+    """Storage.stream reads ahead in a thread (the streaming benchmark's subject): the same chunks
+    in order, what reading raised raised to the reader, and no hung thread when the reader stops."""
+    from directupload.storage import Storage
 
     chunks = [bytes([i]) * 1000 for i in range(50)]
     body = _Body(chunks)
-    assert list(read_ahead_stream(_Storage(body), "k")) == chunks
+    assert list(Storage("b", _S3(body)).stream("k")) == chunks
     assert body.closed
 
     failing = _Body(chunks, fail_after=7)
     got = []
     with pytest.raises(ConnectionError):
-        for chunk in read_ahead_stream(_Storage(failing), "k"):
+        for chunk in Storage("b", _S3(failing)).stream("k"):
             got.append(chunk)
     assert got == chunks[:7] and failing.closed
 
     early = _Body(chunks)
-    stream = read_ahead_stream(_Storage(early), "k")
+    stream = Storage("b", _S3(early)).stream("k")
     assert next(stream) == chunks[0]
     stream.close()  # the reader stops early: the pump thread must not hang
     assert early.closed
 
 
-def test_one_call_quota_keeps_the_pending_and_daily_rules(moto_server: str) -> None:
-    from bench.prototypes import OneCallQuota
+def test_transactional_issue_keeps_the_quota_rules_and_writes_only_granted_records(moto_server: str) -> None:
+    """Through the prototype's transaction: the product's pending and daily rules, its rare paths
+    (the owner's first upload, a new day, lapsed slots pruned), and a record only where granted."""
+    from bench.prototypes import TransactionalIssue
     from directupload.errors import QuotaExceeded
+    from directupload.quotas import OwnerQuota
 
     deployment = deploy(moto_server)
-    quota = OneCallQuota(deployment.table, client("dynamodb", deployment.endpoint), max_pending=2, daily_bytes=1000)
+    ddb = client("dynamodb", deployment.endpoint)
+    issue = TransactionalIssue(OwnerQuota(deployment.table, ddb, max_pending=2, daily_bytes=1000))
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     later = now + timedelta(minutes=15)
-    quota.reserve("ann", "a", 100, now, later)
-    quota.reserve("ann", "b", 100, now, later)
+
+    def reserve(upload_id: str, size: int, at: datetime, until: datetime) -> None:
+        issue.quota.reserve("ann", upload_id, size, at, until)
+        issue.client.put_item(
+            TableName=deployment.table,
+            Item={"pk": {"S": f"upload#{upload_id}"}, "status": {"S": "PENDING"}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    reserve("a", 100, now, later)
+    reserve("b", 100, now, later)
     with pytest.raises(QuotaExceeded):
-        quota.reserve("ann", "c", 100, now, later)
-    quota.release("ann", "a")
-    quota.reserve("ann", "c", 100, now, later)
-    quota.release("ann", "b")
+        reserve("c", 100, now, later)
+    assert record(deployment, "c") == {}  # refused: no record either
+    issue.quota.release("ann", "a")
+    reserve("c", 100, now, later)
+    issue.quota.release("ann", "b")
     with pytest.raises(QuotaExceeded):
-        quota.reserve("ann", "d", 800, now, later)  # 300 used today, 1000 allowed
-    quota.reserve("ann", "d", 800, now + timedelta(days=1), later + timedelta(days=1))  # a new day
-    quota.release("ann", "c")
-    quota.release("ann", "d")
-    quota.reserve("ann", "e", 10, now + timedelta(days=1), now)  # lapses at once
-    quota.reserve("ann", "f", 10, now + timedelta(days=1), later + timedelta(days=1))
-    quota.reserve("ann", "g", 10, now + timedelta(days=1), later + timedelta(days=1))  # "e" pruned to make room
+        reserve("d", 800, now, later)  # 300 used today, 1000 allowed
+    reserve("d", 800, now + timedelta(days=1), later + timedelta(days=1))  # a new day
+    issue.quota.release("ann", "c")
+    issue.quota.release("ann", "d")
+    reserve("e", 10, now + timedelta(days=1), now)  # lapses at once
+    reserve("f", 10, now + timedelta(days=1), later + timedelta(days=1))
+    reserve("g", 10, now + timedelta(days=1), later + timedelta(days=1))  # "e" pruned to make room
+    assert all(record(deployment, u)["status"]["S"] == "PENDING" for u in "abcdefg")
 
 
 def test_transactional_issue_writes_quota_and_record_together(moto_server: str) -> None:

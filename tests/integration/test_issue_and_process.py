@@ -13,15 +13,17 @@ from tests.lambda_context import context
 def process(aws: Any, key: str, size: int, receive_count: int = 1) -> dict[str, Any]:
     from handlers import processor
 
-    return processor.lambda_handler(sqs_batch(s3_notification(aws.bucket, key, size), receive_count=receive_count),
-                                    context("ProcessFunction"))
+    return processor.lambda_handler(
+        sqs_batch(s3_notification(aws.bucket, key, size), receive_count=receive_count), context("ProcessFunction")
+    )
 
 
 def drain_events(aws: Any) -> list[dict[str, Any]]:
     out = []
     while True:
-        reply = aws.sqs.receive_message(QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10,
-                                        WaitTimeSeconds=0)
+        reply = aws.sqs.receive_message(
+            QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
         messages = reply.get("Messages", [])
         if not messages:
             return out
@@ -34,8 +36,11 @@ def test_png_upload_is_processed_with_sha256_dimensions_and_thumbnail(aws: Any, 
     import hashlib
 
     data = png(40, 30)
-    status, issued, _ = api.call("POST", "/uploads", {"profile": "avatar", "filename": "holiday photo.png",
-                                                      "contentType": "image/png", "size": len(data)})
+    status, issued, _ = api.call(
+        "POST",
+        "/uploads",
+        {"profile": "avatar", "filename": "holiday photo.png", "contentType": "image/png", "size": len(data)},
+    )
     assert status == 201, issued
     assert issued["method"] == "POST"
     assert issued["key"] == f"incoming/{issued['uploadId']}/holiday photo.png"
@@ -62,8 +67,9 @@ def test_png_upload_is_processed_with_sha256_dimensions_and_thumbnail(aws: Any, 
 
 def test_executable_declared_as_png_is_rejected_and_quarantined(aws: Any, api: Api) -> None:
     data = b"MZ\x90\x00\x03" + b"\x00" * 500
-    _, issued, _ = api.call("POST", "/uploads", {"profile": "avatar", "filename": "cat.png",
-                                                 "contentType": "image/png", "size": len(data)})
+    _, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "avatar", "filename": "cat.png", "contentType": "image/png", "size": len(data)}
+    )
     post_to_s3(issued, data)
     assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
 
@@ -78,8 +84,9 @@ def test_executable_declared_as_png_is_rejected_and_quarantined(aws: Any, api: A
 
 def test_repeated_and_late_notifications_never_move_a_record_backwards(aws: Any, api: Api) -> None:
     data = png()
-    _, issued, _ = api.call("POST", "/uploads", {"profile": "avatar", "filename": "a.png",
-                                                 "contentType": "image/png", "size": len(data)})
+    _, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": len(data)}
+    )
     post_to_s3(issued, data)
     process(aws, issued["key"], len(data))
     process(aws, issued["key"], len(data))  # S3 delivers at least once
@@ -90,8 +97,11 @@ def test_repeated_and_late_notifications_never_move_a_record_backwards(aws: Any,
 
 def test_key_with_spaces_and_plus_is_decoded_from_the_notification(aws: Any, api: Api) -> None:
     data = b"hello, world\n"
-    _, issued, _ = api.call("POST", "/uploads", {"profile": "file", "filename": "notes + ideas v2.txt",
-                                                 "contentType": "text/plain", "size": len(data)})
+    _, issued, _ = api.call(
+        "POST",
+        "/uploads",
+        {"profile": "file", "filename": "notes + ideas v2.txt", "contentType": "text/plain", "size": len(data)},
+    )
     assert issued["key"].endswith("/notes + ideas v2.txt")
     post_to_s3(issued, data)
     process(aws, issued["key"], len(data))

@@ -27,9 +27,12 @@ def test_issuing_and_reading_uploads_logs_no_secret(aws: Any, monkeypatch: pytes
     try:
         api = Api(claims={"sub": "alice"})
         data = png()
-        status, issued, _ = api.call("POST", "/uploads", {"profile": "avatar", "filename": "a.png",
-                                                          "contentType": "image/png", "size": len(data)},
-                                     headers={"authorization": f"Bearer {token}"})
+        status, issued, _ = api.call(
+            "POST",
+            "/uploads",
+            {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": len(data)},
+            headers={"authorization": f"Bearer {token}"},
+        )
         assert status == 201
         post_to_s3(issued, data)
         api.call("GET", f"/uploads/{issued['uploadId']}", headers={"authorization": f"Bearer {token}"})

@@ -61,7 +61,6 @@ def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
     """Hand what S3 really sent to the ingest queue to ProcessFunction, as Lambda's SQS poller does
     (moto sends two ObjectCreated notifications per completed multipart upload)."""
     from handlers import processor
-
     from local.poller import sqs_event
 
     replies = []
@@ -357,6 +356,7 @@ def test_storage_maps_a_missing_multipart_upload_as_s3_and_moto_answer_it(aws: A
     """S3 answers NoSuchUpload (404); moto answers CompleteMultipartUpload with a bare 500."""
     import boto3
     from botocore.config import Config
+
     from directupload.storage import NoSuchUpload, Storage
 
     client = boto3.client("s3", config=Config(signature_version="s3v4", retries={"max_attempts": 1}))

@@ -32,8 +32,9 @@ MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provision
 
 
 def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
-    status, issued, _ = api.call("POST", "/uploads", {"profile": profile, "filename": filename,
-                                                      "contentType": content_type, "size": len(data)})
+    status, issued, _ = api.call(
+        "POST", "/uploads", {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
+    )
     assert status == 201, issued
     assert post_to_s3(issued, data, filename).status_code == 204
     return issued
@@ -44,8 +45,7 @@ def poller(aws: Any, faults: Faults | None = None) -> QueuePoller:
     from handlers import processor
 
     function = LocalFunction("ProcessFunction", processor.lambda_handler)
-    return QueuePoller(aws.sqs, aws.resources.ingest_queue_url, function, wait_seconds=0, retry_delay=0,
-                       faults=faults)
+    return QueuePoller(aws.sqs, aws.resources.ingest_queue_url, function, wait_seconds=0, retry_delay=0, faults=faults)
 
 
 def drain(aws: Any, faults: Faults | None = None, rounds: int = 50) -> QueuePoller:
@@ -61,8 +61,9 @@ def events(aws: Any) -> list[dict[str, Any]]:
     """Every event the bus delivered since the last call, each checked against its schema."""
     out = []
     while True:
-        reply = aws.sqs.receive_message(QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10,
-                                        WaitTimeSeconds=0)
+        reply = aws.sqs.receive_message(
+            QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
         messages = reply.get("Messages", [])
         if not messages:
             break
@@ -79,8 +80,9 @@ def per_upload(evts: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 
 
 def queue_depth(aws: Any, url: str) -> int:
-    attrs = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
-                                                                         "ApproximateNumberOfMessagesNotVisible"])
+    attrs = aws.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
     return sum(int(v) for v in attrs["Attributes"].values())
 
 
@@ -102,8 +104,9 @@ def process(aws: Any, key: str, size: int, receive_count: int = 1, etag: str = "
     return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))
 
 
-def fail_calls(service: str, operation: str, times: int, code: str = "ThrottlingException",
-               when: Any = None) -> list[int]:
+def fail_calls(
+    service: str, operation: str, times: int, code: str = "ThrottlingException", when: Any = None
+) -> list[int]:
     """The next ``times`` calls of ``operation`` (matching ``when(params)``) by the functions' own
     client answer with a real ClientError, as a throttled call does once botocore gives up."""
     from botocore.awsrequest import AWSResponse
@@ -160,9 +163,13 @@ def test_duplicate_and_late_notifications_make_one_outcome_and_one_event(aws: An
         upload(api, a_pdf(2), "b.pdf", "application/pdf", "document"),
         upload(api, b"plain text\n", "c.txt", "text/plain", "file"),
     ]
-    notifications = [m for m in aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url,
-                                                        MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
-                     if "Records" in json.loads(m["Body"])]  # (S3 also sends one s3:TestEvent)
+    notifications = [
+        m
+        for m in aws.sqs.receive_message(
+            QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        )["Messages"]
+        if "Records" in json.loads(m["Body"])
+    ]  # (S3 also sends one s3:TestEvent)
     assert len(notifications) == 3
     for message in notifications:  # a duplicate of each, at once
         aws.sqs.send_message(QueueUrl=aws.resources.ingest_queue_url, MessageBody=message["Body"])
@@ -212,8 +219,9 @@ def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aw
 
 def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_there(aws: Any, api: Api) -> None:
     data = b"early bird\n"
-    status, issued, _ = api.call("POST", "/uploads", {"profile": "file", "filename": "e.txt",
-                                                      "contentType": "text/plain", "size": len(data)})
+    status, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "file", "filename": "e.txt", "contentType": "text/plain", "size": len(data)}
+    )
     assert status == 201
     # the notification overtakes the object (a reordered delivery)
     reply = process(aws, issued["key"], len(data))
@@ -229,10 +237,13 @@ def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_th
 # --- transient failures retry ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("service", "operation"), [("s3", "GetObject"), ("s3", "PutObject"),
-                                                    ("dynamodb", "GetItem"), ("dynamodb", "UpdateItem")])
-def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(aws: Any, api: Api, service: str,
-                                                                       operation: str) -> None:
+@pytest.mark.parametrize(
+    ("service", "operation"),
+    [("s3", "GetObject"), ("s3", "PutObject"), ("dynamodb", "GetItem"), ("dynamodb", "UpdateItem")],
+)
+def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(
+    aws: Any, api: Api, service: str, operation: str
+) -> None:
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
     fail_calls(service, operation, 1)
@@ -377,8 +388,13 @@ def test_two_messages_of_one_upload_running_out_send_one_failed_event(aws: Any, 
     faults = Faults(poison=("*/twice.txt",), switch=switch)
     faults.install({"s3": clients.client("s3")})
     issued = upload(api, b"x\n", "twice.txt", "text/plain", "file")
-    [message] = [m for m in aws.sqs.receive_message(QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10,
-                                                    VisibilityTimeout=0)["Messages"] if "Records" in m["Body"]]
+    [message] = [
+        m
+        for m in aws.sqs.receive_message(
+            QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        )["Messages"]
+        if "Records" in m["Body"]
+    ]
     aws.sqs.send_message(QueueUrl=aws.resources.ingest_queue_url, MessageBody=message["Body"])
 
     drain(aws, faults)
@@ -398,8 +414,9 @@ def test_the_last_attempt_records_failed_even_when_that_write_is_throttled_once(
     data = b"z\n"
     issued = upload(api, data, "z.txt", "text/plain", "file")
     fail_calls("s3", "HeadObject", 1, code="SlowDown")
-    to_failed = fail_calls("dynamodb", "UpdateItem", 1,
-                           when=lambda p: {"S": "FAILED"} in p.get("ExpressionAttributeValues", {}).values())
+    to_failed = fail_calls(
+        "dynamodb", "UpdateItem", 1, when=lambda p: {"S": "FAILED"} in p.get("ExpressionAttributeValues", {}).values()
+    )
 
     reply = process(aws, issued["key"], len(data), receive_count=MAX_RECEIVE_COUNT)
 
@@ -449,9 +466,7 @@ def json_logs() -> Iterator[list[dict[str, Any]]]:
         lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{"))
 
 
-def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correlation_id(
-    aws: Any, api: Api
-) -> None:
+def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correlation_id(aws: Any, api: Api) -> None:
     from handlers import consumer
 
     good = upload(api, png(), "ok.png", "image/png", "avatar")
@@ -466,11 +481,15 @@ def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correl
     with json_logs() as lines:
         for event in seen:
             assert consumer.lambda_handler(event, context("ConsumerFunction")) == {
-                "uploadId": event["detail"]["uploadId"], "seen": event["detail-type"]}
+                "uploadId": event["detail"]["uploadId"],
+                "seen": event["detail-type"],
+            }
     received = [line for line in lines if line.get("message") == "upload event received"]
     assert {(line["correlation_id"], line["detail_type"]) for line in received} == {
-        (good["uploadId"], "Upload Processed"), (bad["uploadId"], "Upload Rejected"),
-        (gone["uploadId"], "Upload Failed")}
+        (good["uploadId"], "Upload Processed"),
+        (bad["uploadId"], "Upload Rejected"),
+        (gone["uploadId"], "Upload Failed"),
+    }
 
 
 def test_processor_logs_carry_the_upload_id_as_correlation_id(aws: Any, api: Api) -> None:
@@ -504,8 +523,9 @@ def test_an_arrived_upload_gives_back_its_owners_pending_slot(aws: Any, monkeypa
 
     first = upload(api, b"1\n", "1.txt", "text/plain", "file")
     upload(api, b"2\n", "2.txt", "text/plain", "file")
-    status, problem, _ = api.call("POST", "/uploads", {"profile": "file", "filename": "3.txt",
-                                                       "contentType": "text/plain", "size": 2})
+    status, problem, _ = api.call(
+        "POST", "/uploads", {"profile": "file", "filename": "3.txt", "contentType": "text/plain", "size": 2}
+    )
     assert status == 429, problem
 
     drain(aws)
@@ -527,8 +547,13 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
     queue, arn = aws.resources.ingest_queue_url, poller(aws).queue_arn
 
     def attempt() -> dict[str, Any]:
-        messages = [m for m in aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                                       WaitTimeSeconds=0).get("Messages", []) if "Records" in m["Body"]]
+        messages = [
+            m
+            for m in aws.sqs.receive_message(
+                QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+            ).get("Messages", [])
+            if "Records" in m["Body"]
+        ]
         assert len(messages) == 1
         reply = processor.lambda_handler(sqs_event(messages, arn, "us-east-1"), context("ProcessFunction"))
         assert reply == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
@@ -538,8 +563,7 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
     with json_logs() as lines:
         first = attempt()
         for _ in range(MAX_RECEIVE_COUNT - 1):
-            aws.sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"],
-                                              VisibilityTimeout=0)
+            aws.sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0)
             first = attempt()
     waits = [line["retry_in"] for line in lines if line.get("message") == "processing attempt failed; will retry"]
     assert [round(w / (20 * 2**n)) for n, w in enumerate(waits)] == [1, 1, 1, 1]  # 20, 40, 80, 160 s +-20 %
@@ -561,15 +585,36 @@ def test_redrive_finds_the_queues_of_a_deployed_stack_from_its_outputs(monkeypat
 
     cfn = boto3.client("cloudformation", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(cfn)
-    stub.add_response("describe_stacks", {"Stacks": [{
-        "StackName": "directupload-dev", "CreationTime": "2026-01-01T00:00:00Z", "StackStatus": "CREATE_COMPLETE",
-        "Outputs": [{"OutputKey": "IngestQueueUrl", "OutputValue": "https://sqs/1/ingest"},
-                    {"OutputKey": "DeadLetterQueueUrl", "OutputValue": "https://sqs/1/dlq"},
-                    {"OutputKey": "Region", "OutputValue": "eu-west-1"}]}]}, {"StackName": "directupload-dev"})
+    stub.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "directupload-dev",
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "StackStatus": "CREATE_COMPLETE",
+                    "Outputs": [
+                        {"OutputKey": "IngestQueueUrl", "OutputValue": "https://sqs/1/ingest"},
+                        {"OutputKey": "DeadLetterQueueUrl", "OutputValue": "https://sqs/1/dlq"},
+                        {"OutputKey": "Region", "OutputValue": "eu-west-1"},
+                    ],
+                }
+            ]
+        },
+        {"StackName": "directupload-dev"},
+    )
     monkeypatch.setattr(boto3, "client", lambda *a, **k: cfn)
     with stub:
-        target = cli.resolve(cli.argparse.Namespace(queue=None, dlq=None, stack="directupload-dev",
-                                                    region="eu-west-1", endpoint_url=None, state=Path("/nonexistent")))
+        target = cli.resolve(
+            cli.argparse.Namespace(
+                queue=None,
+                dlq=None,
+                stack="directupload-dev",
+                region="eu-west-1",
+                endpoint_url=None,
+                state=Path("/nonexistent"),
+            )
+        )
     assert target == cli.Target("https://sqs/1/ingest", "https://sqs/1/dlq", "eu-west-1")
 
 

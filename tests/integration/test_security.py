@@ -35,8 +35,12 @@ def assert_problem(status: int, body: dict[str, Any], headers: dict[str, str], e
 
 def test_without_a_verified_subject_every_route_answers_401(jwt_env: Any) -> None:
     api = Api(claims=None)
-    for method, path in [("POST", "/uploads"), ("GET", "/uploads/" + "a" * 32), ("DELETE", "/uploads/" + "a" * 32),
-                         ("GET", "/uploads/" + "a" * 32 + "/parts")]:
+    for method, path in [
+        ("POST", "/uploads"),
+        ("GET", "/uploads/" + "a" * 32),
+        ("DELETE", "/uploads/" + "a" * 32),
+        ("GET", "/uploads/" + "a" * 32 + "/parts"),
+    ]:
         status, body, headers = api.call(method, path, UPLOAD)
         assert_problem(status, body, headers, 401)
 
@@ -48,10 +52,13 @@ def test_someone_elses_upload_is_indistinguishable_from_a_missing_one(jwt_env: A
     upload_id = issued["uploadId"]
 
     assert alice.call("GET", f"/uploads/{upload_id}")[0] == 200
-    for method, path, body in [("GET", f"/uploads/{upload_id}", None), ("DELETE", f"/uploads/{upload_id}", None),
-                               ("GET", f"/uploads/{upload_id}/parts", None),
-                               ("POST", f"/uploads/{upload_id}/parts", {"partNumbers": [1]}),
-                               ("POST", f"/uploads/{upload_id}/complete", {"parts": [{"partNumber": 1, "etag": "x"}]})]:
+    for method, path, body in [
+        ("GET", f"/uploads/{upload_id}", None),
+        ("DELETE", f"/uploads/{upload_id}", None),
+        ("GET", f"/uploads/{upload_id}/parts", None),
+        ("POST", f"/uploads/{upload_id}/parts", {"partNumbers": [1]}),
+        ("POST", f"/uploads/{upload_id}/complete", {"parts": [{"partNumber": 1, "etag": "x"}]}),
+    ]:
         theirs = bob.call(method, path, body)
         missing = bob.call(method, path.replace(upload_id, "f" * 32), body)
         assert_problem(*theirs, 404)
@@ -170,9 +177,14 @@ BAD_ISSUES: dict[str, tuple[Any, int]] = {
     "metadata bad key": ({**UPLOAD, "metadata": {"Bad Key!": "v"}}, 422),
     "metadata value too long": ({**UPLOAD, "metadata": {"k": "v" * 300}}, 422),
     "metadata control chars": ({**UPLOAD, "metadata": {"k": "a\u0000b"}}, 422),
-    "metadata lone surrogate": (b'{"profile":"avatar","filename":"a.png","contentType":"image/png","size":5,'
-                                b'"metadata":{"k":"\\ud800"}}', 422),
-    "filename lone surrogate": (b'{"profile":"avatar","filename":"\\ud800.png","contentType":"image/png","size":5}', 422),
+    "metadata lone surrogate": (
+        b'{"profile":"avatar","filename":"a.png","contentType":"image/png","size":5,"metadata":{"k":"\\ud800"}}',
+        422,
+    ),
+    "filename lone surrogate": (
+        b'{"profile":"avatar","filename":"\\ud800.png","contentType":"image/png","size":5}',
+        422,
+    ),
     "checksum not hex": ({**UPLOAD, "checksumSha256": "zz"}, 422),
     "oversized body": ({**UPLOAD, "metadata": {"k": "v" * 200}, "pad": "x" * 70_000}, 413),
 }
@@ -190,10 +202,17 @@ def test_every_bad_issue_request_gets_a_problem(aws: Any, api: Api, case: str) -
 
 @pytest.mark.parametrize(
     ("filename", "key_suffix"),
-    [("../../../etc/passwd", "/passwd"), ("..\\..\\boot.ini", "/boot.ini"), ("a\x00b\x1b[31m.png", "/ab_31m.png"),
-     ("\u202egnp.exe", "/gnp.exe"), ("   ", "/file")],
+    [
+        ("../../../etc/passwd", "/passwd"),
+        ("..\\..\\boot.ini", "/boot.ini"),
+        ("a\x00b\x1b[31m.png", "/ab_31m.png"),
+        ("\u202egnp.exe", "/gnp.exe"),
+        ("   ", "/file"),
+    ],
 )
-def test_hostile_filenames_are_sanitised_into_the_server_key(aws: Any, api: Api, filename: str, key_suffix: str) -> None:
+def test_hostile_filenames_are_sanitised_into_the_server_key(
+    aws: Any, api: Api, filename: str, key_suffix: str
+) -> None:
     status, issued, _ = api.call("POST", "/uploads", {**UPLOAD, "filename": filename})
     assert status == 201, issued
     assert issued["key"] == f"incoming/{issued['uploadId']}{key_suffix}"
@@ -220,12 +239,10 @@ def test_hostile_filenames_are_sanitised_into_the_server_key(aws: Any, api: Api,
         ("DELETE", "/uploads/" + "a" * 32, None, 404),
     ],
 )
-def test_every_route_answers_bad_input_with_a_problem(aws: Any, api: Api, method: str, path: str, body: Any,
-                                                      expected: int) -> None:
-    if isinstance(body, bytes):
-        reply = api.call(method, path, raw=body)
-    else:
-        reply = api.call(method, path, body)
+def test_every_route_answers_bad_input_with_a_problem(
+    aws: Any, api: Api, method: str, path: str, body: Any, expected: int
+) -> None:
+    reply = api.call(method, path, raw=body) if isinstance(body, bytes) else api.call(method, path, body)
     assert_problem(*reply, expected)
 
 

@@ -17,8 +17,11 @@ def _no_network() -> Iterator[None]:
 
 @pytest.fixture
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    creds = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "unit-test-signing-key",
-             "AWS_DEFAULT_REGION": "eu-west-1"}
+    creds = {
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "unit-test-signing-key",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
     for key, value in creds.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

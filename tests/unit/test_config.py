@@ -8,7 +8,13 @@ from directupload.config import Settings
 from directupload.errors import ConfigError
 from directupload.profiles import BUILTIN_PROFILES, MiB, load_profiles
 
-BASE = {"UPLOADS_TABLE": "t", "IDEMPOTENCY_TABLE": "i", "UPLOADS_BUCKET": "b", "EVENT_BUS_NAME": "e", "AUTH_MODE": "jwt"}
+BASE = {
+    "UPLOADS_TABLE": "t",
+    "IDEMPOTENCY_TABLE": "i",
+    "UPLOADS_BUCKET": "b",
+    "EVENT_BUS_NAME": "e",
+    "AUTH_MODE": "jwt",
+}
 
 
 def test_settings_parse_from_the_environment() -> None:
@@ -41,7 +47,10 @@ def test_custom_profiles_replace_the_built_in_ones() -> None:
         ("{not json", "not valid JSON"),
         ("[]", "non-empty JSON object"),
         ('{"x": {"contentTypes": ["image/png"]}}', "maxSize"),
-        ('{"x": {"contentTypes": ["image/png"], "maxSize": 10, "steps": ["verify", "virus"]}}', "unknown processing steps"),
+        (
+            '{"x": {"contentTypes": ["image/png"], "maxSize": 10, "steps": ["verify", "virus"]}}',
+            "unknown processing steps",
+        ),
         ('{"x": {"contentTypes": ["image/png"], "maxSize": 10, "steps": ["image"]}}', "verify"),
         ('{"x": {"contentTypes": ["png"], "maxSize": 10}}', "type/subtype"),
         ('{"x": {"contentTypes": ["video/mp4"], "maxSize": 6000000000}}', "multipart"),

@@ -36,7 +36,10 @@ def test_no_tracked_file_holds_a_credential() -> None:
 
 def test_the_scanner_recognises_what_it_looks_for() -> None:
     # assembled at run time, so this file does not trip the scan itself
-    samples = {"AWS access key id": "AKIA" + "ABCDEFGHIJKLMNOP", "private key": "-----BEGIN RSA " + "PRIVATE KEY-----",
-               "JWT": ".".join(["eyJhbGciOiJSUzI1NiJ9", "eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJlLXZhbHVl"])}
+    samples = {
+        "AWS access key id": "AKIA" + "ABCDEFGHIJKLMNOP",
+        "private key": "-----BEGIN RSA " + "PRIVATE KEY-----",
+        "JWT": ".".join(["eyJhbGciOiJSUzI1NiJ9", "eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJlLXZhbHVl"]),
+    }
     for what, sample in samples.items():
         assert PATTERNS[what].search(sample), what

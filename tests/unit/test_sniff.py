@@ -29,8 +29,9 @@ def a_zip(*names: str) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"),
-                                           ("WEBP", "image/webp")])
+@pytest.mark.parametrize(
+    ("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")]
+)
 def test_images_are_sniffed_and_match_their_declaration(fmt: str, mime: str) -> None:
     data = encode(fmt)
     assert sniff.sniff(head(data)) == mime
@@ -48,14 +49,17 @@ def test_jpeg_aliases_are_one_family() -> None:
     assert check("image/pjpeg", encode("JPEG")) is None
 
 
-@pytest.mark.parametrize(("declared", "fmt"), [("image/png", "JPEG"), ("image/jpeg", "PNG"), ("image/webp", "GIF"),
-                                               ("image/gif", "WEBP")])
+@pytest.mark.parametrize(
+    ("declared", "fmt"), [("image/png", "JPEG"), ("image/jpeg", "PNG"), ("image/webp", "GIF"), ("image/gif", "WEBP")]
+)
 def test_an_image_declared_as_another_image_type_is_a_mismatch(declared: str, fmt: str) -> None:
     assert "declared" in (check(declared, encode(fmt)) or "")
 
 
-@pytest.mark.parametrize("declared", ["image/png", "application/pdf", "text/plain", "application/octet-stream",
-                                      "video/mp4", "application/zip"])
+@pytest.mark.parametrize(
+    "declared",
+    ["image/png", "application/pdf", "text/plain", "application/octet-stream", "video/mp4", "application/zip"],
+)
 @pytest.mark.parametrize("magic", [b"MZ\x90\x00\x03", b"\x7fELF\x02\x01\x01", b"\xcf\xfa\xed\xfe\x07\x00"])
 def test_executables_are_refused_whatever_the_declared_type(declared: str, magic: bytes) -> None:
     assert check(declared, magic + b"\x00" * 200) == "the file is an executable"

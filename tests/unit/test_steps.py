@@ -27,18 +27,36 @@ GPS = {
 
 def record(content_type: str = "image/png", size: int = 1) -> UploadRecord:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    return UploadRecord(upload_id=UPLOAD_ID, owner="alice", status=Status.UPLOADED, profile="avatar",
-                        filename="f", key=f"incoming/{UPLOAD_ID}/f", content_type=content_type, size=size,
-                        created_at=now, updated_at=now, expires_at=now + timedelta(minutes=5))
+    return UploadRecord(
+        upload_id=UPLOAD_ID,
+        owner="alice",
+        status=Status.UPLOADED,
+        profile="avatar",
+        filename="f",
+        key=f"incoming/{UPLOAD_ID}/f",
+        content_type=content_type,
+        size=size,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
 
 
 def verified(data: bytes, content_type: str = "image/png") -> VerifiedObject:
-    return VerifiedObject(record=record(content_type, len(data)), bucket="b", key=f"incoming/{UPLOAD_ID}/f",
-                          size=len(data), sha256="0" * 64, sniffed_type=content_type, etag="e",
-                          body=io.BytesIO(data))
+    return VerifiedObject(
+        record=record(content_type, len(data)),
+        bucket="b",
+        key=f"incoming/{UPLOAD_ID}/f",
+        size=len(data),
+        sha256="0" * 64,
+        sniffed_type=content_type,
+        etag="e",
+        body=io.BytesIO(data),
+    )
 
 
 # --- sample files ------------------------------------------------------------------------------
+
 
 def picture(width: int = 300, height: int = 200) -> Image.Image:
     return Image.linear_gradient("L").convert("RGB").resize((width, height))
@@ -96,6 +114,7 @@ IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "
 
 # --- registry ----------------------------------------------------------------------------------
 
+
 def test_registry_profiles_and_step_names_agree() -> None:
     assert set(registry()) == STEP_NAMES == profiles.KNOWN_STEPS
     for profile in profiles.BUILTIN_PROFILES.values():
@@ -110,12 +129,14 @@ def test_a_derived_object_is_a_plain_file_name() -> None:
 
 # --- verify ------------------------------------------------------------------------------------
 
+
 def test_verify_step_reports_what_was_checked() -> None:
     obj = verified(b"abc", "text/plain")
     assert verify.run(obj).fields == {"size": 3, "sha256": "0" * 64, "contentType": "text/plain"}
 
 
 # --- image -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", IMAGE_FORMATS)
 def test_image_reports_dimensions_and_makes_a_webp_thumbnail(fmt: str) -> None:
@@ -124,8 +145,12 @@ def test_image_reports_dimensions_and_makes_a_webp_thumbnail(fmt: str) -> None:
     assert (out.fields["width"], out.fields["height"], out.fields["format"]) == (300, 200, fmt)
     [thumb] = out.derived
     assert thumb.name == "thumbnail.webp" and thumb.content_type == "image/webp"
-    assert out.fields["thumbnail"] == {"key": f"derived/{UPLOAD_ID}/thumbnail.webp", "width": 256, "height": 171,
-                                       "contentType": "image/webp"}
+    assert out.fields["thumbnail"] == {
+        "key": f"derived/{UPLOAD_ID}/thumbnail.webp",
+        "width": 256,
+        "height": 171,
+        "contentType": "image/webp",
+    }
     with Image.open(io.BytesIO(thumb.data)) as img:
         assert (img.format, img.size) == ("WEBP", (256, 171))
 
@@ -192,8 +217,18 @@ def test_jpeg_with_broken_entropy_data_is_rejected() -> None:
         image.run(verified(flipped_middle(encode("JPEG")), "image/jpeg"))
 
 
-@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, b"GIF89a",
-                                  b"\xff\xd8\xff\xe0" + b"\x00" * 50, b"RIFF\x10\x00\x00\x00WEBPVP8 ", b"not an image"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x89PNG\r\n\x1a\n",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 100,
+        b"GIF89a",
+        b"\xff\xd8\xff\xe0" + b"\x00" * 50,
+        b"RIFF\x10\x00\x00\x00WEBPVP8 ",
+        b"not an image",
+    ],
+)
 def test_header_only_or_garbage_image_is_rejected(data: bytes) -> None:
     with pytest.raises(Rejected) as caught:
         image.run(verified(data))
@@ -208,6 +243,7 @@ def test_image_over_the_pixel_limit_is_rejected_before_decoding(monkeypatch: pyt
 
 
 # --- pdf ---------------------------------------------------------------------------------------
+
 
 def test_pdf_reports_its_pages() -> None:
     assert pdf.run(verified(a_pdf(3), "application/pdf")).fields == {"pages": 3, "encrypted": False}

@@ -42,11 +42,20 @@ def single_part_size(profile: Profile) -> int:
 
 def issue(profile: Profile, now: datetime) -> tuple[dict[str, Any], Any]:
     s3 = boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))  # fresh credentials
-    service = UploadService(profiles=BUILTIN_PROFILES, store=MemoryStore(), storage=NoStorage(), s3=s3,  # type: ignore[arg-type]
-                            clock=lambda: now)
-    request = IssueUploadRequest(profile=profile.name, filename="report final.bin",
-                                 content_type=concrete_type(profile), size=single_part_size(profile),
-                                 metadata={"album": "summer"})
+    service = UploadService(
+        profiles=BUILTIN_PROFILES,
+        store=MemoryStore(),
+        storage=NoStorage(),
+        s3=s3,  # type: ignore[arg-type]
+        clock=lambda: now,
+    )
+    request = IssueUploadRequest(
+        profile=profile.name,
+        filename="report final.bin",
+        content_type=concrete_type(profile),
+        size=single_part_size(profile),
+        metadata={"album": "summer"},
+    )
     issued = service.issue("alice", request).wire()
     return issued, request
 
@@ -105,8 +114,15 @@ def test_the_policy_expires_within_the_profile_lifetime(profile: Profile, fake_c
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_genuine_form_is_accepted(profile: Profile, fake_credentials: dict[str, str]) -> None:
     issued, request = issue(profile, datetime.now(UTC))
-    assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size,
-                    secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"]) == []
+    assert (
+        evaluate(
+            issued["fields"],
+            bucket=BUCKET,
+            file_size=request.size,
+            secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"],
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -123,10 +139,23 @@ def test_an_expired_policy_is_refused(profile: Profile, fake_credentials: dict[s
     issued, request = issue(profile, datetime.now(UTC))
     expiration = datetime.fromisoformat(decode_policy(issued["fields"])["expiration"].replace("Z", "+00:00"))
     secret = fake_credentials["AWS_SECRET_ACCESS_KEY"]
-    assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key=secret,
-                    now=expiration - timedelta(seconds=1)) == []
-    problems = evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key=secret,
-                        now=expiration + timedelta(seconds=1))
+    assert (
+        evaluate(
+            issued["fields"],
+            bucket=BUCKET,
+            file_size=request.size,
+            secret_key=secret,
+            now=expiration - timedelta(seconds=1),
+        )
+        == []
+    )
+    problems = evaluate(
+        issued["fields"],
+        bucket=BUCKET,
+        file_size=request.size,
+        secret_key=secret,
+        now=expiration + timedelta(seconds=1),
+    )
     assert any("expired" in p for p in problems)
 
 
@@ -134,11 +163,14 @@ def test_an_expired_policy_is_refused(profile: Profile, fake_credentials: dict[s
 def test_a_rewritten_policy_breaks_the_signature(profile: Profile, fake_credentials: dict[str, str]) -> None:
     issued, request = issue(profile, datetime.now(UTC))
     policy = decode_policy(issued["fields"])
-    policy["conditions"] = [c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "content-length-range")]
+    policy["conditions"] = [
+        c for c in policy["conditions"] if not (isinstance(c, list) and c[0] == "content-length-range")
+    ]
     policy["conditions"].append(["content-length-range", 0, 5 * 1024**3])
     forged = _with(issued["fields"], policy=base64.b64encode(json.dumps(policy).encode()).decode())
-    problems = evaluate(forged, bucket=BUCKET, file_size=request.size * 100,
-                        secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"])
+    problems = evaluate(
+        forged, bucket=BUCKET, file_size=request.size * 100, secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"]
+    )
     assert problems == ["signature does not match the policy"]
 
 
