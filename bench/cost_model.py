@@ -111,10 +111,10 @@ def direct(size: int, functions: dict[str, Any]) -> Bill:
     api, proc = functions["ApiFunction"]["memoryMb"], functions["ProcessFunction"]["memoryMb"]
     bill = Bill()
     profile = profile_for(size)
-    # POST /uploads: quotas.py's 3 UpdateItems + the record's PutItem
+    # POST /uploads: quotas.py's one conditional UpdateItem (the owner's item) + the record's PutItem
     bill.api_requests += 1
     bill.invoke(api, API_MS["issue"])
-    bill.write_units += 4
+    bill.write_units += 2
     if profile.is_multipart(size):
         parts = math.ceil(size / profile.part_size_for(size))
         signs = math.ceil(parts / SIGN_BATCH)
@@ -164,7 +164,7 @@ def proxied(size: int, functions: dict[str, Any]) -> Bill | str:
     bill = Bill()
     bill.api_requests += math.ceil(size / HTTP_API_METERING)
     bill.invoke(memory, PROCESS_FIXED_MS + size / (PROXY_MB_S * 1e6) * 1000)
-    bill.write_units += 4 + 2  # quotas and record, then the outcome
+    bill.write_units += 2 + 2  # quota and record, then the outcome
     bill.s3_puts += 1
     bill.events += 1
     bill.notes.append(f"{math.ceil(size / HTTP_API_METERING)} API requests billed (512 KB metering)")

@@ -1,9 +1,8 @@
 """One streaming measurement in a fresh process: ``python bench/stream_worker.py MODE JOB RESULT``.
 
-  process             the ProcessFunction handler on one SQS batch naming the big object
-                      (warm: clients and idempotency layer built before the clock starts)
-  process-read-ahead  the same, with bench/prototypes.py's read-ahead Storage.stream patched in
-  baseline            get_object on the same object, read in 1 MiB chunks and dropped
+  process   the ProcessFunction handler on one SQS batch naming the big object
+            (warm: clients and idempotency layer built before the clock starts)
+  baseline  get_object on the same object, read in 1 MiB chunks and dropped
 
 Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome"}`` to RESULT. Peak memory is the
 kernel's high-water mark of this process's resident size (VmHWM), reset just before the clock
@@ -53,15 +52,10 @@ class Context:
         return 60_000
 
 
-def process(job: dict, read_ahead: bool) -> tuple[float, float, object]:
+def process(job: dict) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
 
-    if read_ahead:
-        from bench.prototypes import read_ahead_stream
-        from directupload.storage import Storage
-
-        Storage.stream = read_ahead_stream  # type: ignore[method-assign]
     wiring.processor()
     processor.process_once()
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
@@ -91,10 +85,9 @@ if __name__ == "__main__":
     mode, job_path, result_path = sys.argv[1:4]
     with open(job_path) as f:
         job = json.load(f)
-    if mode == "baseline":
-        seconds, before, outcome = baseline(job)
-    else:
-        seconds, before, outcome = process(job, read_ahead=mode == "process-read-ahead")
+    if mode not in ("process", "baseline"):
+        sys.exit(f"unknown mode {mode!r}: process or baseline")
+    seconds, before, outcome = process(job) if mode == "process" else baseline(job)
     with open(result_path, "w") as f:
         json.dump(
             {
