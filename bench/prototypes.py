@@ -1,4 +1,4 @@
-"""A proposed product change, built here only to measure what it would buy (docs/performance.md).
+"""A proposed product change, built here only to measure what it would buy (the README's Performance section).
 
 Nothing in functions/ imports this.
 
