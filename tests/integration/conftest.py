@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.event_schemas import validate_event
 from tests.events import http
 from tests.lambda_context import context
 
@@ -48,3 +49,21 @@ def post_to_s3(issued: dict[str, Any], data: bytes, filename: str = "upload.bin"
     return requests.post(
         issued["url"], data=issued["fields"], files={"file": (filename, data, content_type)}, timeout=30
     )
+
+
+def delivered_events(aws: Any) -> list[dict[str, Any]]:
+    """Every event the bus delivered since the last call, each checked against its schema."""
+    out = []
+    while True:
+        reply = aws.sqs.receive_message(
+            QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        messages = reply.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            event = json.loads(message["Body"])
+            validate_event(event)
+            out.append(event)
+            aws.sqs.delete_message(QueueUrl=aws.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return out

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tests.events import s3_notification, sqs_batch
-from tests.integration.conftest import Api, png, post_to_s3
+from tests.integration.conftest import Api, delivered_events, png, post_to_s3
 from tests.lambda_context import context
 
 
@@ -16,20 +15,6 @@ def process(aws: Any, key: str, size: int, receive_count: int = 1) -> dict[str, 
     return processor.lambda_handler(
         sqs_batch(s3_notification(aws.bucket, key, size), receive_count=receive_count), context("ProcessFunction")
     )
-
-
-def drain_events(aws: Any) -> list[dict[str, Any]]:
-    out = []
-    while True:
-        reply = aws.sqs.receive_message(
-            QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-        )
-        messages = reply.get("Messages", [])
-        if not messages:
-            return out
-        for message in messages:
-            out.append(json.loads(message["Body"]))
-            aws.sqs.delete_message(QueueUrl=aws.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_png_upload_is_processed_with_sha256_dimensions_and_thumbnail(aws: Any, api: Api) -> None:
@@ -59,7 +44,7 @@ def test_png_upload_is_processed_with_sha256_dimensions_and_thumbnail(aws: Any, 
     thumb = aws.s3.get_object(Bucket=aws.bucket, Key=record["result"]["thumbnail"]["key"])
     assert thumb["ContentType"] == "image/webp" and thumb["Body"].read()[8:12] == b"WEBP"
 
-    events = drain_events(aws)
+    events = delivered_events(aws)
     assert [e["detail-type"] for e in events] == ["Upload Processed"]
     assert events[0]["detail"]["uploadId"] == issued["uploadId"]
     assert events[0]["detail"]["sha256"] == record["sha256"]
@@ -79,7 +64,7 @@ def test_executable_declared_as_png_is_rejected_and_quarantined(aws: Any, api: A
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
     assert issued["key"] not in keys
     assert f"quarantine/{issued['uploadId']}/cat.png" in keys
-    assert [e["detail-type"] for e in drain_events(aws)] == ["Upload Rejected"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
 
 def test_repeated_and_late_notifications_never_move_a_record_backwards(aws: Any, api: Api) -> None:
@@ -92,7 +77,7 @@ def test_repeated_and_late_notifications_never_move_a_record_backwards(aws: Any,
     process(aws, issued["key"], len(data))  # S3 delivers at least once
     _, record, _ = api.call("GET", f"/uploads/{issued['uploadId']}")
     assert record["status"] == "PROCESSED"
-    assert [e["detail-type"] for e in drain_events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_key_with_spaces_and_plus_is_decoded_from_the_notification(aws: Any, api: Api) -> None:

@@ -20,9 +20,8 @@ from local.faults import Faults
 from local.lambda_runtime import LocalFunction
 from local.poller import QueuePoller
 from local.redrive import redrive
-from tests.event_schemas import validate_event
 from tests.events import s3_notification, sqs_batch
-from tests.integration.conftest import Api, png, post_to_s3
+from tests.integration.conftest import Api, delivered_events, png, post_to_s3
 from tests.lambda_context import context
 
 MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provisions
@@ -55,24 +54,6 @@ def drain(aws: Any, faults: Faults | None = None, rounds: int = 50) -> QueuePoll
         if p.poll_once() == 0 and p.poll_once() == 0:
             return p
     raise AssertionError("the ingest queue did not drain")
-
-
-def events(aws: Any) -> list[dict[str, Any]]:
-    """Every event the bus delivered since the last call, each checked against its schema."""
-    out = []
-    while True:
-        reply = aws.sqs.receive_message(
-            QueueUrl=aws.resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-        )
-        messages = reply.get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            event = json.loads(message["Body"])
-            validate_event(event)
-            out.append(event)
-            aws.sqs.delete_message(QueueUrl=aws.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return out
 
 
 def per_upload(evts: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
@@ -184,7 +165,7 @@ def test_duplicate_and_late_notifications_make_one_outcome_and_one_event(aws: An
     for issued in uploads:
         assert record(api, issued["uploadId"])["status"] == "PROCESSED"
         assert "pending_event" not in raw_item(aws, issued["uploadId"])
-    seen = events(aws)
+    seen = delivered_events(aws)
     assert per_upload(seen) == Counter({(u["uploadId"], "Upload Processed"): 1 for u in uploads})
     by_id = {e["detail"]["uploadId"]: e["detail"] for e in seen}
     assert by_id[uploads[0]["uploadId"]]["result"]["width"] == 64
@@ -204,7 +185,7 @@ def test_a_duplicate_is_answered_from_the_idempotency_record_without_reading_the
 
     assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
     assert left == [5]
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aws: Any, api: Api) -> None:
@@ -214,7 +195,7 @@ def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aw
     process(aws, issued["key"], len(data), etag="1" * 32)
     process(aws, issued["key"], len(data), etag="2" * 32)
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_there(aws: Any, api: Api) -> None:
@@ -231,7 +212,7 @@ def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_th
     post_to_s3(issued, data)
     drain(aws)  # S3's own notification
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 # --- transient failures retry ------------------------------------------------------------------
@@ -250,11 +231,11 @@ def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(
 
     assert process(aws, issued["key"], len(data)) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert record(api, issued["uploadId"])["status"] in ("PENDING", "UPLOADED")
-    assert events(aws) == []
+    assert delivered_events(aws) == []
 
     assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_an_event_that_could_not_be_sent_is_sent_by_the_retry_and_only_once(aws: Any, api: Api) -> None:
@@ -265,16 +246,16 @@ def test_an_event_that_could_not_be_sent_is_sent_by_the_retry_and_only_once(aws:
     assert process(aws, issued["key"], len(data)) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
     assert raw_item(aws, issued["uploadId"])["pending_event"] == {"S": "Upload Processed"}
-    assert events(aws) == []
+    assert delivered_events(aws) == []
 
     # When the message is retried
     assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
 
     # Then the event goes out once, and nothing is owed any more
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
     assert "pending_event" not in raw_item(aws, issued["uploadId"])
     process(aws, issued["key"], len(data), receive_count=1)
-    assert events(aws) == []
+    assert delivered_events(aws) == []
 
 
 def test_a_rejection_whose_event_failed_still_quarantines_and_announces_on_retry(aws: Any, api: Api) -> None:
@@ -287,7 +268,7 @@ def test_a_rejection_whose_event_failed_still_quarantines_and_announces_on_retry
     assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
     assert keys == [f"quarantine/{issued['uploadId']}/x.png"]
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Rejected"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
 
 def test_when_the_outbox_marker_cannot_be_removed_the_event_is_still_sent_once(aws: Any, api: Api) -> None:
@@ -296,10 +277,10 @@ def test_when_the_outbox_marker_cannot_be_removed_the_event_is_still_sent_once(a
     fail_calls("dynamodb", "UpdateItem", 3, when=lambda p: p.get("UpdateExpression") == "REMOVE #p")  # the marker
 
     assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}  # not retried: the event is out
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
     assert "pending_event" in raw_item(aws, issued["uploadId"])  # the documented leftover
     process(aws, issued["key"], len(data))  # the same notification again: answered by idempotency
-    assert events(aws) == []
+    assert delivered_events(aws) == []
 
 
 # --- permanent failures: rejected at once --------------------------------------------------------
@@ -317,7 +298,7 @@ def test_a_corrupt_image_is_rejected_at_once_without_retries(aws: Any, api: Api)
     assert body["status"] == "REJECTED" and body["error"]["code"] == "corrupt-image"
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
     assert keys == [f"quarantine/{issued['uploadId']}/cut.png"]
-    seen = events(aws)
+    seen = delivered_events(aws)
     assert [e["detail-type"] for e in seen] == ["Upload Rejected"]
     assert seen[0]["detail"]["error"]["code"] == "corrupt-image"
     assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 0
@@ -364,7 +345,7 @@ def test_retries_run_out_into_the_dlq_as_failed_and_a_redrive_completes_the_uplo
     body = record(api, issued["uploadId"])
     assert body["status"] == "FAILED"
     assert body["error"]["code"] == "processing-failed" and "SlowDown" in body["error"]["message"]
-    failed = events(aws)
+    failed = delivered_events(aws)
     assert [e["detail-type"] for e in failed] == ["Upload Failed"]
     assert failed[0]["detail"]["error"]["code"] == "processing-failed"
 
@@ -376,7 +357,7 @@ def test_retries_run_out_into_the_dlq_as_failed_and_a_redrive_completes_the_uplo
 
     # Then the upload completes with its one terminal event
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
     assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 0
 
 
@@ -401,13 +382,13 @@ def test_two_messages_of_one_upload_running_out_send_one_failed_event(aws: Any, 
 
     assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 2
     assert record(api, issued["uploadId"])["status"] == "FAILED"
-    assert per_upload(events(aws)) == Counter({(issued["uploadId"], "Upload Failed"): 1})
+    assert per_upload(delivered_events(aws)) == Counter({(issued["uploadId"], "Upload Failed"): 1})
 
     switch.unlink()
     assert redrive(aws.sqs, aws.resources.dead_letter_queue_url, aws.resources.ingest_queue_url).moved == 2
     drain(aws, faults)
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert per_upload(events(aws)) == Counter({(issued["uploadId"], "Upload Processed"): 1})
+    assert per_upload(delivered_events(aws)) == Counter({(issued["uploadId"], "Upload Processed"): 1})
 
 
 def test_the_last_attempt_records_failed_even_when_that_write_is_throttled_once(aws: Any, api: Api) -> None:
@@ -423,7 +404,7 @@ def test_the_last_attempt_records_failed_even_when_that_write_is_throttled_once(
     assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # it still moves to the DLQ
     assert to_failed == [0]
     assert record(api, issued["uploadId"])["status"] == "FAILED"
-    assert [e["detail-type"] for e in events(aws)] == ["Upload Failed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed"]
 
 
 def test_redrive_moves_every_message_in_batches_and_keeps_bodies(aws: Any) -> None:
@@ -475,7 +456,7 @@ def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correl
     gone = upload(api, b"q\n", "gone.txt", "text/plain", "file")
     aws.s3.delete_object(Bucket=aws.bucket, Key=gone["key"])  # the object vanished: every attempt fails
     process(aws, gone["key"], 2, receive_count=MAX_RECEIVE_COUNT)
-    seen = events(aws)
+    seen = delivered_events(aws)
     assert sorted(e["detail-type"] for e in seen) == ["Upload Failed", "Upload Processed", "Upload Rejected"]
 
     with json_logs() as lines:
