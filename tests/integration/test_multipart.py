@@ -12,8 +12,7 @@ from urllib.parse import unquote_plus
 import pytest
 import requests
 
-from tests.integration.conftest import Api
-from tests.integration.test_issue_and_process import drain_events
+from tests.integration.conftest import Api, delivered_events
 from tests.lambda_context import context
 
 MiB = 1024 * 1024
@@ -135,7 +134,7 @@ def test_multipart_upload_goes_to_processed_with_one_event(aws: Any, api: Api) -
     assert record["status"] == "PROCESSED", record
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
     assert record["size"] == len(data) and record["result"]["contentType"] == "video/mp4"
-    events = drain_events(aws)
+    events = delivered_events(aws)
     assert [e["detail-type"] for e in events] == ["Upload Processed"]
     assert events[0]["detail"]["uploadId"] == upload_id
 
@@ -307,7 +306,7 @@ def test_an_object_larger_than_declared_is_rejected_in_processing(aws: Any, api:
     assert record["error"]["code"] == "size-mismatch"
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
     assert issued["key"] not in keys
-    assert [e["detail-type"] for e in drain_events(aws)] == ["Upload Rejected"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
 
 # --- cancelling, and uploads S3 no longer has -----------------------------------------------------

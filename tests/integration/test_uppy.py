@@ -11,8 +11,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.integration.conftest import Api
-from tests.integration.test_issue_and_process import drain_events
+from tests.integration.conftest import Api, delivered_events
 from tests.integration.test_multipart import MiB, deliver_notifications, mp4_bytes
 
 UPPY_CHUNK = 5 * MiB  # Uppy's minimum chunk size, and what it uses for files under 50 GB
@@ -206,7 +205,7 @@ def test_multipart_in_uppys_own_chunks_for_a_file_the_profile_would_post(aws: An
     _, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["status"] == "PROCESSED", record
     assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["metadata"] == {"album": "summer"}
-    assert [e["detail-type"] for e in drain_events(aws)] == ["Upload Processed"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_multipart_resume_lists_what_s3_has_with_etags_uppy_can_complete_with(aws: Any, api: Api) -> None:
