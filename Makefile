@@ -21,7 +21,7 @@ PIP_NOISE := is ignored: it is neither a file nor a directory
 .PHONY: help setup run test check lint format typecheck unit integration e2e token upload clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): requirements-dev.txt functions/requirements.txt
 	@echo "==> Python venv ($(PYTHON))"
@@ -59,12 +59,12 @@ token: setup ## print a bearer token for the local stack: make token USER=alice
 	@$(BIN)/python -m local.auth $(USER)
 
 lint: setup ## ruff
-	@$(BIN)/ruff check functions local tests client-demo bench
-	@$(BIN)/ruff format --check functions local tests client-demo bench
+	@$(BIN)/ruff check functions local tests client-demo bench scripts
+	@$(BIN)/ruff format --check functions local tests client-demo bench scripts
 
 format: setup ## ruff format + fixes
-	@$(BIN)/ruff format functions local tests client-demo bench
-	@$(BIN)/ruff check --fix functions local tests client-demo bench
+	@$(BIN)/ruff format functions local tests client-demo bench scripts
+	@$(BIN)/ruff check --fix functions local tests client-demo bench scripts
 
 typecheck: setup ## mypy
 	@$(BIN)/mypy
