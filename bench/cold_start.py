@@ -89,40 +89,11 @@ def upload_small_object(subject: Any) -> tuple[str, str]:
 
 
 def _processor_job(deployment: Deployment, key: str, sequence: int) -> dict[str, Any]:
-    from urllib.parse import quote_plus
+    from local.aws_events import s3_notification, sqs_batch
 
-    from local.poller import sqs_event
-
-    notification = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2026-01-01T00:00:00.000Z",
-                "eventName": "ObjectCreated:Post",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "ingest",
-                    "bucket": {"name": deployment.bucket, "arn": f"arn:aws:s3:::{deployment.bucket}"},
-                    "object": {
-                        "key": quote_plus(key, safe="/"),
-                        "size": len(SMALL_OBJECT),
-                        "eTag": "0" * 32,
-                        "sequencer": f"{sequence:018X}",
-                    },
-                },
-            }
-        ]
-    }
-    message = {
-        "MessageId": f"cold-{sequence}",
-        "ReceiptHandle": f"r-{sequence}",
-        "Body": json.dumps(notification),
-        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-    }
+    notification = s3_notification(deployment.bucket, key, len(SMALL_OBJECT), sequencer=f"{sequence:018X}")
     return {
-        "event": sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1"),
+        "event": sqs_batch(notification, id_prefix=f"cold-{sequence}-"),
         "bucket": deployment.bucket,
         "table": deployment.table,
         "key": key,

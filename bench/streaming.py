@@ -107,41 +107,18 @@ def put_big_object(deployment: Deployment, size: int) -> dict[str, Any]:
 
 
 def sqs_job(deployment: Deployment, big: dict[str, Any], sequence: int) -> dict[str, Any]:
-    from urllib.parse import quote_plus
+    from local.aws_events import s3_notification, sqs_batch
 
-    from local.poller import sqs_event
-
-    notification = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2026-01-01T00:00:00.000Z",
-                "eventName": "ObjectCreated:CompleteMultipartUpload",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "ingest",
-                    "bucket": {"name": deployment.bucket, "arn": f"arn:aws:s3:::{deployment.bucket}"},
-                    "object": {
-                        "key": quote_plus(big["key"], safe="/"),
-                        "size": big["size"],
-                        "eTag": "0" * 32,
-                        # a new sequencer each run: a new object version to the idempotency layer
-                        "sequencer": f"{sequence:018X}",
-                    },
-                },
-            }
-        ]
-    }
-    message = {
-        "MessageId": f"stream-{sequence}",
-        "ReceiptHandle": f"r-{sequence}",
-        "Body": json.dumps(notification),
-        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-    }
+    # a new sequencer each run: a new object version to the idempotency layer
+    notification = s3_notification(
+        deployment.bucket,
+        big["key"],
+        big["size"],
+        event_name="ObjectCreated:CompleteMultipartUpload",
+        sequencer=f"{sequence:018X}",
+    )
     return {
-        "event": sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1"),
+        "event": sqs_batch(notification, id_prefix=f"stream-{sequence}-"),
         "bucket": deployment.bucket,
         "key": big["key"],
     }
