@@ -12,6 +12,7 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
 from typing import Any
 
 from local.emulator import _die_with_parent
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if sys.platform == "linux":
         _die_with_parent()
+    # metrics are off locally; powertools still warns on every flush that there were none
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     import boto3
 
