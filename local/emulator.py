@@ -1,39 +1,33 @@
 """The AWS emulator (moto's server) in its own process.
 
 In its own process it has its own interpreter lock: the functions' handlers and the emulator
-each get a core of a 2-core machine instead of sharing one (in-process, ThreadedMotoServer,
-they took turns, and the whole stack carried a third of the uploads per second).
+each get a core of a 2-core machine instead of sharing one. The child binds the port itself
+(port 0: any free one) and reports it on its first line of output, so two stacks started at
+once can never race for the same port.
 """
 
 from __future__ import annotations
 
-import socket
+import logging
+import select
+import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+import threading
 
 
 def _die_with_parent() -> None:
-    """Linux: the emulator gets SIGTERM when the stack's process dies, even by SIGKILL."""
+    """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL."""
     import ctypes
-    import signal
 
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class Emulator:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
-        self.port = port or free_port(host)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.port = port
+        self.process: subprocess.Popen[str] | None = None
 
     @property
     def url(self) -> str:
@@ -41,22 +35,18 @@ class Emulator:
 
     def start(self, timeout: float = 30) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
+            [sys.executable, "-m", "local.emulator", self.host, str(self.port)],
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            text=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the emulator exited ({self.process.returncode}): is port {self.port} in use?")
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=2):  # noqa: S310 - loopback only
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the emulator did not answer on {self.url} within {timeout}s")
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"the emulator did not start on {self.host}:{self.port or 'any port'} (in use?)")
+        self.port = int(line)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -65,3 +55,27 @@ class Emulator:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def main() -> None:
+    """The child: serve moto on HOST PORT, print the bound port, run until SIGTERM."""
+    from moto.server import ThreadedMotoServer
+
+    host, port = sys.argv[1], int(sys.argv[2])
+    if sys.platform == "linux":
+        _die_with_parent()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound = server._server  # moto exposes no getter for the bound address
+    assert bound is not None
+    print(bound.server_address[1], flush=True)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    stopping.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import importlib
 import json
-import logging
 import os
 import re
 import signal
@@ -74,7 +73,6 @@ class LocalStack:
         return self.emulator.url
 
     def start(self) -> LocalStack:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         warnings.filterwarnings("ignore", message="No application metrics to publish")
 
         opts = self.options
