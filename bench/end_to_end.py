@@ -6,24 +6,20 @@ pending uploads because processing gives each slot back."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from bench import ROOT
 from bench.figures import Figure, Target, percentile
+from local.launch import Stack, start_stack, stop_stack
 
 CONTENT = b"directupload end to end\n" * 40  # ~1 KiB of text, profile "file", verify only
 LATENCY_POLL = 0.02  # the brief's client: GET /uploads/{id} every ~20 ms
@@ -31,75 +27,17 @@ THROUGHPUT_POLL = 0.1  # 16 clients at 20 ms would be 800 GET/s: the polling wou
 CLIENTS = 16
 
 
-@dataclass
-class Stack:
-    info: dict[str, Any]
-    process: subprocess.Popen[bytes]
-    state_dir: Path
-
-    @property
-    def url(self) -> str:
-        return str(self.info["apiUrl"])
-
-    def log(self) -> str:
-        path = self.state_dir / "stack.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-
 @contextmanager
 def local_stack(timeout: float = 90) -> Iterator[Stack]:
-    """The local stack on free ports, stopped (by its own pid) afterwards."""
+    """The local stack on free ports (auth off, none of this process's AWS or powertools settings),
+    stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
-        state = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
-        with (state / "stack.log").open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "local.stack",
-                    "--port",
-                    "0",
-                    "--emulator-port",
-                    "0",
-                    "--state-dir",
-                    str(state),
-                    "--quiet",
-                    "--auth",
-                    "none",
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        stack = None
+        stack = start_stack(Path(tmp), env=env, timeout=timeout)
         try:
-            deadline = time.monotonic() + timeout
-            while stack is None:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"the local stack exited {process.returncode}:\n{(state / 'stack.log').read_text()}"
-                    )
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the local stack was not ready in {timeout}s")
-                info_path = state / "stack.json"
-                if info_path.exists():
-                    try:
-                        info = json.loads(info_path.read_text())
-                        if requests.get(info["apiUrl"] + "/openapi.json", timeout=5).status_code == 200:
-                            stack = Stack(info, process, state)
-                    except (ValueError, requests.RequestException):
-                        pass
-                time.sleep(0.2)
             yield stack
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_stack(stack)
 
 
 class Client:

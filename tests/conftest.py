@@ -3,10 +3,7 @@ and the local stack as a real subprocess."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +13,9 @@ from typing import Any
 
 import pytest
 import requests
+
+from local import launch
+from local.launch import Stack, stop_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -112,75 +112,12 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 # --- the local stack, as a user runs it (e2e) -------------------------------------------------
 
 
-@dataclass
-class Stack:
-    info: dict[str, Any]
-    process: subprocess.Popen[bytes]
-    state_dir: Path
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return str(self.info["apiUrl"])
-
-    def events(self) -> list[dict[str, Any]]:
-        path = self.state_dir / "events.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 def start_stack(
     state_dir: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60, auth: str = "none"
 ) -> Stack:
-    """Start `python -m local.stack` on free ports. Auth is off unless asked for: the auth tests
+    """The stack as `make run` starts it, on free ports. Auth is off unless asked for: the auth tests
     (and the browser test of the default `make run`) pass auth="jwt"."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = state_dir / "stack.log"
-    command = [
-        sys.executable,
-        "-m",
-        "local.stack",
-        "--port",
-        "0",
-        "--emulator-port",
-        "0",
-        "--state-dir",
-        str(state_dir),
-        "--quiet",
-        "--auth",
-        auth,
-        *extra,
-    ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-    info_path = state_dir / "stack.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"local stack exited {process.returncode}:\n{log_path.read_text()}")
-        if info_path.exists():
-            info = json.loads(info_path.read_text())
-            try:
-                if requests.get(info["apiUrl"] + "/openapi.json", timeout=5).status_code == 200:
-                    return Stack(info, process, state_dir, log_path)
-            except requests.ConnectionError:
-                pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"local stack not ready in {timeout}s:\n{log_path.read_text()}")
-
-
-def stop_stack(stack: Stack) -> None:
-    stack.process.terminate()
-    try:
-        stack.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        stack.process.kill()
+    return launch.start_stack(state_dir, *extra, env={**os.environ, **(env or {})}, timeout=timeout, auth=auth)
 
 
 @pytest.fixture(scope="module")
