@@ -85,11 +85,16 @@ def wait_final(stack: Stack, upload_id: str, timeout: float = 120) -> dict[str, 
 
 
 def latest_upload_id(stack: Stack, seen: set[str]) -> str:
-    """The upload the CLI just made: the one new object key under incoming/ in the bucket."""
+    """The upload the CLI just made: the one new upload id under incoming/ (staged) or files/
+    (verified and promoted) in the bucket."""
     from bench.emulator import client
 
     s3 = client("s3", stack.info["emulatorUrl"])
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.info["bucket"], Prefix="incoming/").get("Contents", [])]
+    keys = [
+        o["Key"]
+        for prefix in ("incoming/", "files/")
+        for o in s3.list_objects_v2(Bucket=stack.info["bucket"], Prefix=prefix).get("Contents", [])
+    ]
     new = {k.split("/")[1] for k in keys} - seen
     if len(new) != 1:
         raise RuntimeError(f"expected one new upload in the bucket, found {sorted(new)}")

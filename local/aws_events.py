@@ -17,10 +17,15 @@ def s3_notification(
     size: int,
     *,
     event_name: str = "ObjectCreated:Post",
-    etag: str = "0" * 32,
+    etag: str | None = None,
     sequencer: str = "0055AED6DCD90281E5",
 ) -> dict[str, Any]:
-    """An S3 event notification as S3 sends it to SQS (the key URL-encoded, + for a space)."""
+    """An S3 event notification as S3 sends it to SQS (the key URL-encoded, + for a space).
+    S3 always names the version's ETag; without ``etag`` the record leaves it out and the
+    processor asks S3 for the current one."""
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "sequencer": sequencer}
+    if etag is not None:
+        obj["eTag"] = etag
     return {
         "Records": [
             {
@@ -33,7 +38,7 @@ def s3_notification(
                     "s3SchemaVersion": "1.0",
                     "configurationId": "ingest",
                     "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag, "sequencer": sequencer},
+                    "object": obj,
                 },
             }
         ]

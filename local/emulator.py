@@ -61,6 +61,9 @@ def main() -> None:
     """The child: serve moto on HOST PORT, print the bound port, run until SIGTERM."""
     from moto.server import ThreadedMotoServer
 
+    from local import moto_fixes
+
+    moto_fixes.apply()
     host, port = sys.argv[1], int(sys.argv[2])
     if sys.platform == "linux":
         _die_with_parent()

@@ -18,6 +18,8 @@ class Provisioned:
     ingest_queue_url: str
     dead_letter_queue_url: str
     events_queue_url: str  # local only: what the bus delivers, shown to the developer
+    uploads_table_stream_arn: str  # what RetentionFunction reads; "" when the table streams nothing
+    retention_dead_letter_queue_url: str  # "" when the template declares no such queue
 
 
 def _queue(sqs: Any, tpl: LocalTemplate, logical_id: str) -> str:
@@ -34,14 +36,28 @@ def _queue(sqs: Any, tpl: LocalTemplate, logical_id: str) -> str:
     return str(sqs.create_queue(QueueName=tpl.physical_name(logical_id), Attributes=attributes)["QueueUrl"])
 
 
+def _index(index: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's GlobalSecondaryIndex as the DynamoDB API takes it on an on-demand table
+    (CloudFormation's and the API's shapes agree; capacity settings have no use locally)."""
+    return {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+
+
 def _table(ddb: Any, tpl: LocalTemplate, logical_id: str) -> str:
     props = tpl.properties(logical_id)
     name = tpl.physical_name(logical_id)
+    extra: dict[str, Any] = {}
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = [_index(index) for index in props["GlobalSecondaryIndexes"]]
+    stream = props.get("StreamSpecification")
+    if stream:
+        # CloudFormation turns the stream on by naming a view type; the API says so explicitly.
+        extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     ddb.create_table(
         TableName=name,
         KeySchema=props["KeySchema"],
         AttributeDefinitions=props["AttributeDefinitions"],
         BillingMode="PAY_PER_REQUEST",
+        **extra,
     )
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
@@ -63,6 +79,22 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's lifecycle Rule spelled as the S3 API spells it (the parts the template uses)."""
+    out: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        out["ID"] = rule["Id"]
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
+    unknown = set(rule) - {"Id", "Status", "Prefix", "ExpirationInDays", "AbortIncompleteMultipartUpload"}
+    if unknown:
+        raise NotImplementedError(f"lifecycle rule {rule.get('Id')}: translate {sorted(unknown)} for the local stack")
+    return out
+
+
 def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> Provisioned:
     queues = tpl.resources("AWS::SQS::Queue")
     # dead-letter queues first: the others' redrive policies name them
@@ -79,6 +111,11 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
     if "CorsConfiguration" in props:
         rules = [_cors_rule(rule) for rule in props["CorsConfiguration"]["CorsRules"]]
         s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+    # Stored, so the local bucket describes itself like the real one; the emulator expires nothing.
+    # The bucket policy is left out: the emulator does not enforce one.
+    if "LifecycleConfiguration" in props:
+        rules = [_lifecycle_rule(rule) for rule in props["LifecycleConfiguration"]["Rules"]]
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
     queue_configs = []
     for config in props.get("NotificationConfiguration", {}).get("QueueConfigurations", []):
         entry: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
@@ -103,12 +140,16 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
     env = tpl.function_environment("ProcessFunction")
     ingest = next(lid for lid in queues if "RedrivePolicy" in queues[lid].get("Properties", {}))
     dlq = tpl.properties(ingest)["RedrivePolicy"]["deadLetterTargetArn"].rsplit(":", 1)[1]
+    uploads_table = env.get("UPLOADS_TABLE", "")
+    stream_arn = ddb.describe_table(TableName=uploads_table)["Table"].get("LatestStreamArn", "")
     return Provisioned(
         bucket=bucket,
-        uploads_table=env.get("UPLOADS_TABLE", ""),
+        uploads_table=uploads_table,
         idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
         event_bus=bus,
         ingest_queue_url=urls[ingest],
         dead_letter_queue_url=next(url for url in urls.values() if url.endswith("/" + dlq)),
         events_queue_url=events_queue,
+        uploads_table_stream_arn=stream_arn,
+        retention_dead_letter_queue_url=urls.get("RetentionDeadLetterQueue", ""),
     )

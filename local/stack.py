@@ -4,6 +4,7 @@ moto (ThreadedMotoServer)  S3, SQS, DynamoDB, EventBridge on loopback
 gateway                    HTTP API v2 events -> the real ApiFunction handler, demo page at /
 poller                     SQS batches -> the real ProcessFunction handler
 event tap                  bus events -> console, .local/events.jsonl, the sample consumer
+TTL sweeper, stream poller expired records -> the table's stream -> the real RetentionFunction
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from directupload.problems import problem
 from local import ROOT
 from local.auth import TOKEN_LIFETIME, LocalIssuer
 from local.emulator import Emulator
@@ -31,6 +34,7 @@ from local.gateway import Gateway
 from local.lambda_runtime import LocalFunction
 from local.poller import EventTap
 from local.provision import Provisioned, provision
+from local.retention import StreamPoller, TtlSweeper
 from local.template import LocalTemplate, load
 
 REGION = "us-east-1"
@@ -47,6 +51,7 @@ class StackOptions:
     auth: str = "jwt"
     retry_delay: int = 1
     process_workers: int = 3
+    ttl_sweep_seconds: float = 60
     quiet: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +108,7 @@ class LocalStack:
 
         api = importlib.import_module("handlers.api")
         consumer = importlib.import_module("handlers.consumer")
+        retention = importlib.import_module("handlers.retention")
         process_timeout = float(tpl.properties("ProcessFunction").get("Timeout", 60))
         api_fn = LocalFunction("ApiFunction", api.lambda_handler, timeout=29)
         consumer_fn = LocalFunction("ConsumerFunction", consumer.lambda_handler)
@@ -131,7 +137,16 @@ class LocalStack:
         tap = EventTap(
             clients["sqs"], self.resources.events_queue_url, opts.state_dir / "events.jsonl", consumer_fn, opts.quiet
         )
-        self.threads = [tap]
+        stream_arn = clients["dynamodb"].describe_table(TableName=self.resources.uploads_table)["Table"][
+            "LatestStreamArn"
+        ]
+        retention_fn = LocalFunction(
+            "RetentionFunction",
+            retention.lambda_handler,
+            timeout=float(tpl.properties("RetentionFunction").get("Timeout", 60)),
+        )
+        sweeper = TtlSweeper(clients["dynamodb"], self.resources.uploads_table, interval=opts.ttl_sweep_seconds)
+        self.threads = [tap, StreamPoller(_client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
         for thread in self.threads:
             thread.start()
 
@@ -144,7 +159,10 @@ class LocalStack:
             authenticate=issuer.verify if opts.auth == "jwt" else None,
             # as the template's authorizer: everything but the OpenAPI document needs a token
             public_routes=frozenset({"GET /openapi.json"}),
-            local_routes={"POST /local/token": partial(_token_route, issuer)},
+            local_routes={
+                "POST /local/token": partial(_token_route, issuer),
+                "POST /local/ttl-sweep": partial(_sweep_route, sweeper),
+            },
             allowed_origins=tpl.ref("AllowedOrigins"),
         )
         threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True).start()
@@ -195,13 +213,23 @@ def _token_route(issuer: LocalIssuer, headers: dict[str, str], body: bytes) -> t
     except (ValueError, AttributeError):
         user = None
     if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", user):
-        return 400, {
-            "type": "urn:directupload:problem:invalid-request",
-            "title": "Invalid request",
-            "status": 400,
-            "detail": 'body must be {"user": "<name>"} with 1-64 letters, digits or ._@-',
-        }
+        detail = 'body must be {"user": "<name>"} with 1-64 letters, digits or ._@-'
+        return 400, problem(400, "invalid-request", "Invalid request", detail)
     return 200, {"token": issuer.mint(user), "tokenType": "Bearer", "expiresIn": TOKEN_LIFETIME, "user": user}
+
+
+def _sweep_route(sweeper: TtlSweeper, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    """Local only: run DynamoDB's TTL now, as of the moment given (the clock played forward)."""
+    try:
+        at = (json.loads(body or b"{}") or {}).get("at")
+        moment = datetime.fromisoformat(at) if at else datetime.now(UTC)
+        if moment.tzinfo is None:
+            raise ValueError("naive time")
+    except (ValueError, AttributeError, TypeError):
+        return 400, problem(
+            400, "invalid-request", "Invalid request", 'body must be {"at": "<ISO 8601 time with offset>"}'
+        )
+    return 200, {"removed": sweeper.sweep(moment), "at": moment.isoformat()}
 
 
 def _client(service: str) -> Any:

@@ -13,6 +13,7 @@ FILES = {
     "Upload Processed": "upload-processed.schema.json",
     "Upload Rejected": "upload-rejected.schema.json",
     "Upload Failed": "upload-failed.schema.json",
+    "Upload Deleted": "upload-deleted.schema.json",
 }
 
 

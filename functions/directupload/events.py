@@ -9,13 +9,41 @@ follow an ``Upload Failed`` once the message is redriven.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+
+from directupload.models import Status, UploadRecord
 
 SOURCE = "directupload"
 PROCESSED = "Upload Processed"
 REJECTED = "Upload Rejected"
 FAILED = "Upload Failed"
+DELETED = "Upload Deleted"
 TERMINAL = frozenset({PROCESSED, REJECTED})
+
+
+def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) -> dict[str, Any]:
+    """The detail every event of an upload carries (schemas/*.schema.json)."""
+    detail: dict[str, Any] = {
+        "uploadId": record.upload_id,
+        "owner": record.owner,
+        "profile": record.profile,
+        "bucket": bucket,
+        "key": key,
+        "size": record.size,
+        "contentType": record.content_type,
+        "sha256": record.sha256,
+    }
+    if record.status == Status.PROCESSED:
+        detail["result"] = record.result or {}
+    elif record.status in (Status.DELETING, Status.DELETED):
+        detail["reason"] = record.delete_reason or "owner"
+        detail["deletedAt"] = at.isoformat()
+        return detail
+    elif record.error is not None:
+        detail["error"] = record.error.model_dump()
+    detail["processedAt"] = at.isoformat()
+    return detail
 
 
 class PublishFailedError(RuntimeError):

@@ -1,7 +1,10 @@
 """The key scheme. Keys are chosen by the server; only a sanitised filename comes from the client.
 
-incoming/{uploadId}/{safe-filename}   what the client uploads
-derived/{uploadId}/...                what processing makes (thumbnails)
+incoming/{uploadId}/{safe-filename}   staging: what the client uploads (untrusted, re-writable
+                                      while a grant is valid)
+files/{uploadId}/{safe-filename}      the verified object, promoted by the processor; no client
+                                      is ever signed for it and only the processor may write it
+derived/{uploadId}/...                what processing makes (thumbnails); processor-written only
 quarantine/{uploadId}/{safe-filename} rejected objects, when kept
 The random id comes first so S3 spreads the load across partitions.
 """
@@ -14,6 +17,7 @@ import unicodedata
 from urllib.parse import unquote_plus
 
 INCOMING = "incoming/"
+FILES = "files/"
 DERIVED = "derived/"
 QUARANTINE = "quarantine/"
 
@@ -60,6 +64,11 @@ def safe_filename(name: str) -> str:
 
 def incoming_key(upload_id: str, filename: str) -> str:
     return f"{INCOMING}{upload_id}/{safe_filename(filename)}"
+
+
+def file_key(incoming: str) -> str:
+    """Where the verified object of the staging key ``incoming`` is promoted to."""
+    return FILES + incoming.removeprefix(INCOMING)
 
 
 def derived_key(upload_id: str, name: str) -> str:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from directupload import keys
+
 # An upload that started just before its URL lapsed may still finish; only then is it abandoned.
 EXPIRY_GRACE = timedelta(minutes=10)
 MAX_METADATA_ENTRIES = 10
@@ -25,9 +27,19 @@ class Status(StrEnum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     CANCELLED = "CANCELLED"
+    DELETING = "DELETING"  # the owner deleted it: objects are being removed
+    DELETED = "DELETED"  # a short-lived tombstone: objects gone, the record follows
 
 
-TERMINAL = frozenset({Status.PROCESSED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED})
+# Processing is over for good: a notification for one of these is a duplicate or late bytes.
+TERMINAL = frozenset(
+    {Status.PROCESSED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.DELETING, Status.DELETED}
+)
+# What DELETE /uploads/{id} removes for good (a PENDING upload is cancelled instead, an
+# UPLOADED one is being processed). FAILED waits for a redrive, but its owner may give up on it.
+DELETABLE = frozenset(
+    {Status.PROCESSED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.FAILED, Status.DELETING}
+)
 
 
 def utcnow() -> datetime:
@@ -61,6 +73,26 @@ class MultipartInfo(Wire):
 class UploadError(Wire):
     code: str
     message: str
+
+
+class Variant(Wire):
+    """A derived file of a processed upload (``?variant=`` on the download route)."""
+
+    key: str
+    content_type: str
+    size: int
+
+
+class Download(Wire):
+    """A short-lived presigned GET of the verified object or one of its variants."""
+
+    url: str
+    expires_at: datetime
+    variant: str | None = None
+    content_type: str
+    disposition: Literal["inline", "attachment"]
+    size: int
+    sha256: str | None = None
 
 
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
@@ -108,6 +140,16 @@ class UploadView(Wire):
     multipart: MultipartInfo | None = None
     result: dict[str, Any] | None = None
     error: UploadError | None = None
+    variants: list[str] | None = None
+    retain_until: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+class UploadPage(Wire):
+    """What GET /uploads answers: the caller's uploads, newest first."""
+
+    items: list[UploadView]
+    next_cursor: str | None = None
 
 
 class UploadRecord(BaseModel):
@@ -135,6 +177,17 @@ class UploadRecord(BaseModel):
     result: dict[str, Any] | None = None
     error: UploadError | None = None
     attempts: int = 0
+    # the staging version (ETag) one processor attempt verifies and may promote, and until when
+    claim_etag: str | None = None
+    claim_until: datetime | None = None
+    # set once PROCESSED: the promoted, verified object and the derived files
+    file_key: str | None = None
+    variants: dict[str, Variant] = Field(default_factory=dict)
+    retain_until: datetime | None = None
+    deleted_at: datetime | None = None
+    delete_reason: str | None = None
+    # the event an outcome or a deletion still owes (processing/outbox.py)
+    pending_event: str | None = None
 
     @property
     def is_multipart(self) -> bool:
@@ -152,7 +205,7 @@ class UploadRecord(BaseModel):
             status=status,
             profile=self.profile,
             filename=self.filename,
-            key=self.key,
+            key=self.file_key or self.key,
             content_type=self.content_type,
             size=self.size,
             sha256=self.sha256,
@@ -163,4 +216,13 @@ class UploadRecord(BaseModel):
             multipart=multipart,
             result=self.result,
             error=self.error,
+            variants=sorted(self.variants) if status == Status.PROCESSED else None,
+            retain_until=self.retain_until,
+            deleted_at=self.deleted_at,
         )
+
+    def object_keys(self) -> list[str]:
+        """Every key this upload may have bytes under: staging, promoted, derived, quarantined."""
+        found = [self.key, keys.file_key(self.key), keys.quarantine_key(self.key)]
+        found += [variant.key for variant in self.variants.values()]
+        return list(dict.fromkeys(found))

@@ -42,6 +42,11 @@ class Profile(BaseModel):
     # Uploads of at least this many bytes go multipart; None: never.
     multipart_threshold: Annotated[int | None, Field(ge=S3_MIN_PART)] = None
     part_size: Annotated[int, Field(ge=S3_MIN_PART, le=S3_MAX_PART)] = 16 * MiB
+    # Lifetime of a download URL (GET /uploads/{id}/download).
+    download_ttl_seconds: Annotated[int, Field(ge=10, le=3600)] = 300
+    # Processed uploads are removed (object, derived files, record) this many days after
+    # processing; None: kept until their owner deletes them.
+    retain_days: Annotated[int | None, Field(ge=1, le=36500)] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:

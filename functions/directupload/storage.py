@@ -30,6 +30,14 @@ class StoredPart:
     size: int
 
 
+class VersionChanged(Exception):
+    """The object is no longer the version (ETag) asked for: it was written again since."""
+
+
+class DeleteFailedError(RuntimeError):
+    """S3 answered a batch delete with per-object errors (throttled, denied): retry."""
+
+
 class NoSuchUpload(Exception):
     """S3 has no multipart upload by that id (completed, aborted or never made)."""
 
@@ -41,6 +49,14 @@ class PartsRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# CopyObject copies up to 5 GiB in one request; larger objects are copied in parts.
+MAX_SINGLE_COPY = 5 * 1024**3
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 # What S3 answers CompleteMultipartUpload when the part list does not hold.
@@ -80,11 +96,37 @@ class Storage:
             version_id=reply.get("VersionId"),
         )
 
+    def open(self, key: str, etag: str | None = None) -> tuple[ObjectHead, Any] | None:
+        """The object's head and its body (read it with ``chunks``, close it) from one GET, or None
+        when it is missing. With ``etag``, exactly that version: VersionChanged if it was written again."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if etag:
+            params["IfMatch"] = f'"{etag}"'
+        try:
+            reply = self.client.get_object(**params)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            if _code(exc) in ("PreconditionFailed", "412"):
+                raise VersionChanged(key) from exc
+            raise
+        head = ObjectHead(
+            size=int(reply["ContentLength"]),
+            content_type=reply.get("ContentType"),
+            etag=str(reply.get("ETag", "")).strip('"'),
+            metadata={k.lower(): v for k, v in reply.get("Metadata", {}).items()},
+            version_id=reply.get("VersionId"),
+        )
+        return head, reply["Body"]
+
     def stream(self, key: str, chunk_size: int = CHUNK, read_ahead: int = 2) -> Iterator[bytes]:
-        """The object's bytes in order, with up to ``read_ahead`` chunks read by a thread while the
+        """The object's bytes in order (see ``chunks``)."""
+        return self.chunks(self.client.get_object(Bucket=self.bucket, Key=key)["Body"], chunk_size, read_ahead)
+
+    def chunks(self, body: Any, chunk_size: int = CHUNK, read_ahead: int = 2) -> Iterator[bytes]:
+        """The body's bytes in order, with up to ``read_ahead`` chunks read by a thread while the
         caller works on the current one: socket reads and hashlib both release the GIL, so reading
         chunk n+1 overlaps hashing chunk n. Memory: (read_ahead + 2) chunks."""
-        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=read_ahead)
         stop = threading.Event()
 
@@ -130,9 +172,68 @@ class Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def delete_all(self, keys: list[str]) -> None:
+        """Remove every key (missing ones are fine) in one request per 1,000 keys."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            reply = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+            )
+            errors = reply.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise DeleteFailedError(
+                    f"S3 did not delete {len(errors)} objects: {first.get('Code')} {first.get('Key')}"
+                )
+
     def move(self, source: str, target: str) -> None:
         self.client.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
         self.delete(source)
+
+    def promote(
+        self, source: str, target: str, *, etag: str, size: int, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        """Copy exactly version ``etag`` of ``source`` to ``target`` (VersionChanged otherwise),
+        with the content type and metadata given. Above 5 GiB in parts, each conditioned alike."""
+        extra = {
+            "CopySourceIfMatch": f'"{etag}"',
+            "MetadataDirective": "REPLACE",
+            "ContentType": content_type,
+            "Metadata": metadata,
+        }
+        copy_source = {"Bucket": self.bucket, "Key": source}
+        try:
+            if size <= MAX_SINGLE_COPY:
+                self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source, **extra)
+            else:
+                from boto3.s3.transfer import TransferConfig
+
+                self.client.copy(
+                    copy_source,
+                    self.bucket,
+                    target,
+                    ExtraArgs=extra,
+                    Config=TransferConfig(multipart_chunksize=512 * 1024**2),
+                )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412"):
+                raise VersionChanged(source) from exc
+            raise
+
+    def presign_get(self, key: str, *, expires_in: int, content_type: str, disposition: str) -> str:
+        """A presigned GET whose response headers S3 sets as signed: the client cannot change them."""
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentType": content_type,
+                    "ResponseContentDisposition": disposition,
+                },
+                ExpiresIn=expires_in,
+            )
+        )
 
     # multipart
     def create_multipart(self, key: str, content_type: str, metadata: dict[str, str]) -> str:

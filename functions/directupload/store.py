@@ -6,6 +6,7 @@ repeated event can never move a record backwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -15,7 +16,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from directupload.models import Status, UploadRecord, utcnow
 
-_JSON_FIELDS = ("metadata", "result", "error")
+_JSON_FIELDS = ("metadata", "result", "error", "variants")
+# The sparse index of upload records by owner, newest first (template.yaml: UploadsTable).
+OWNER_INDEX = "byOwner"
+# An unset ``expire_at``: the record lapses ``retention`` after this change, as before.
+_RETENTION: Any = object()
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -35,6 +40,11 @@ def _to_item(fields: dict[str, Any]) -> dict[str, Any]:
             value = value.isoformat()
         item[name] = _serializer.serialize(value)
     return item
+
+
+def record_from_item(item: dict[str, Any]) -> UploadRecord:
+    """An upload record from its DynamoDB item (as GetItem, Query and streams return it)."""
+    return _from_item(item)
 
 
 def _from_item(item: dict[str, Any]) -> UploadRecord:
@@ -83,12 +93,24 @@ class UploadStore:
         *,
         now: datetime | None = None,
         remove: Iterable[str] = (),
+        claimed_by: str | None = None,
+        expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
-        """Move the record to ``to`` if it is in one of ``allowed_from``; raise TransitionRefused otherwise."""
+        """Move the record to ``to`` if it is in one of ``allowed_from`` (and, with ``claimed_by``,
+        if that staging version holds the claim); raise TransitionRefused otherwise.
+
+        The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
+        given, or never when ``expire_at`` is None (a processed upload kept until deleted)."""
         now = now or utcnow()
         values = _to_item({**fields, "status": to.value, "updated_at": now})
-        values["ttl"] = {"N": str(self._ttl(now))}
+        removals = list(remove)
+        if expire_at is _RETENTION:
+            values["ttl"] = {"N": str(self._ttl(now))}
+        elif expire_at is None:
+            removals.append("ttl")
+        else:
+            values["ttl"] = {"N": str(int(expire_at.timestamp()))}
         names = {f"#a{i}": name for i, name in enumerate(values)}
         assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
         expr_values = {f":v{i}": value for i, value in enumerate(values.values())}
@@ -97,11 +119,14 @@ class UploadStore:
             expr_values[f":from{i}"] = {"S": status}
         names["#status"] = "status"
         update = f"SET {assignments}"
-        removals = list(remove)
         if removals:
             names.update({f"#r{i}": name for i, name in enumerate(removals)})
             update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removals)))
         condition = "attribute_exists(pk) AND #status IN (" + ", ".join(f":from{i}" for i in range(len(allowed))) + ")"
+        if claimed_by is not None:
+            names["#claim"] = "claim_etag"
+            expr_values[":claim"] = {"S": claimed_by}
+            condition += " AND #claim = :claim"
         try:
             reply = self.client.update_item(
                 TableName=self.table_name,
@@ -115,6 +140,75 @@ class UploadStore:
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise TransitionRefused(f"upload {upload_id} cannot move to {to.value}") from exc
         return _from_item(reply["Attributes"])
+
+    def claim(self, record: UploadRecord, etag: str, *, now: datetime, until: datetime) -> UploadRecord:
+        """Let the attempt that verifies staging version ``etag`` be the one that may promote it.
+
+        One claim at a time per upload: two versions of the staging object (a presigned POST sent
+        twice) are never promoted over each other. A claim lapses at ``until`` (an attempt that
+        died), and a PENDING record becomes UPLOADED in the same write. TransitionRefused when
+        the record moved on or another version holds a live claim."""
+        to = Status.UPLOADED if record.status == Status.PENDING else record.status
+        try:
+            reply = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": upload_pk(record.upload_id)}},
+                UpdateExpression="SET #status = :to, claim_etag = :etag, claim_until = :until, updated_at = :now",
+                ConditionExpression=(
+                    "#status = :from AND (attribute_not_exists(claim_etag) OR claim_etag = :etag OR claim_until < :now)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":to": {"S": to.value},
+                    ":from": {"S": record.status.value},
+                    ":etag": {"S": etag},
+                    ":until": {"S": until.isoformat()},
+                    ":now": {"S": now.isoformat()},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise TransitionRefused(f"upload {record.upload_id}: version {etag} cannot claim it") from exc
+        return _from_item(reply["Attributes"])
+
+    def release(self, upload_id: str, etag: str) -> None:
+        """Give up the claim of staging version ``etag`` (it was replaced before it was promoted)."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": upload_pk(upload_id)}},
+                UpdateExpression="REMOVE claim_etag, claim_until",
+                ConditionExpression="claim_etag = :etag",
+                ExpressionAttributeValues={":etag": {"S": etag}},
+            )
+
+    def by_owner(
+        self, owner: str, *, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[UploadRecord], tuple[str, str] | None]:
+        """One page of the owner's records, newest first, and where the next page starts
+        (upload id and created_at of the last record), or None at the end."""
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            upload_id, created_at = after
+            params["ExclusiveStartKey"] = {
+                "pk": {"S": upload_pk(upload_id)},
+                "owner": {"S": owner},  # the caller's own partition, whatever the cursor says
+                "created_at": {"S": created_at},
+            }
+        reply = self.client.query(**params)
+        records = [_from_item(item) for item in reply.get("Items", [])]
+        last = reply.get("LastEvaluatedKey")
+        if not last or not records:
+            return records, None
+        return records, (records[-1].upload_id, records[-1].created_at.isoformat())
 
     def count_attempt(self, upload_id: str) -> int:
         """Count one processing attempt; returns the new count."""

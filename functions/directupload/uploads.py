@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from directupload import keys, presign
+from directupload import downloads, keys, listing, presign
 from directupload.errors import (
     Conflict,
     NotFound,
@@ -23,12 +23,15 @@ from directupload.errors import (
     UnsupportedType,
 )
 from directupload.models import (
+    DELETABLE,
     EXPIRY_GRACE,
     MAX_METADATA_BYTES,
+    Download,
     IssuedUpload,
     IssueUploadRequest,
     MultipartInfo,
     Status,
+    UploadPage,
     UploadRecord,
     utcnow,
 )
@@ -40,6 +43,16 @@ from directupload.store import TransitionRefused, UploadStore
 # Lifetime of a multipart upload: the bucket's lifecycle aborts incomplete ones after a day.
 MULTIPART_LIFETIME = timedelta(days=1)
 MAX_PARTS_PER_SIGN = 1000
+# Listing: a page holds at most this many uploads, and reads at most this many index pages
+# to fill itself when a filter skips most records (then it ends early, with a cursor).
+MAX_PAGE = 100
+MAX_INDEX_READS = 5
+# A download of a profile no longer configured
+DEFAULT_DOWNLOAD_TTL = 300
+
+
+class Deletion(Protocol):
+    def delete(self, record: UploadRecord, reason: str = "owner") -> UploadRecord: ...
 
 
 class Quota(Protocol):
@@ -78,6 +91,7 @@ class UploadService:
         storage: Storage,
         s3: Any,
         quota: Quota | None = None,
+        deleter: Deletion | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.profiles = profiles
@@ -85,6 +99,7 @@ class UploadService:
         self.storage = storage
         self.s3 = s3
         self.quota = quota
+        self.deleter = deleter
         self.clock = clock
 
     # issue
@@ -191,6 +206,90 @@ class UploadService:
         if record is None or record.owner != owner:
             raise NotFound(f"no upload {upload_id!r}")
         return record
+
+    def download(self, owner: str, upload_id: str, variant: str | None = None) -> Download:
+        """A presigned GET of the verified object, or of one of its variants (409 unless PROCESSED)."""
+        record = self.get(owner, upload_id)
+        now = self.clock()
+        if record.status != Status.PROCESSED or record.file_key is None:
+            status = record.view(now).status.value
+            raise Conflict(f"the upload is {status}; only a processed upload can be downloaded")
+        if record.retain_until is not None and now >= record.retain_until:
+            raise Conflict("the upload's retention has lapsed; it is being removed")
+        profile = self.profiles.get(record.profile)
+        ttl = profile.download_ttl_seconds if profile is not None else DEFAULT_DOWNLOAD_TTL
+        result = record.result or {}
+        if variant is None:
+            key, size, sha256 = record.file_key, record.size, record.sha256
+            content_type = str(result.get("contentType") or "application/octet-stream")
+            # the image step decoded every frame of it: a raster image, safe to show
+            inline = downloads.is_inline(content_type, decoded_as_image="width" in result)
+            filename = record.filename
+        else:
+            found = record.variants.get(variant)
+            if found is None:
+                raise NotFound(f"the upload has no variant {variant!r}", variants=sorted(record.variants))
+            key, size, sha256, content_type = found.key, found.size, None, found.content_type
+            inline = downloads.is_inline(content_type, decoded_as_image=True)  # our own re-encoding
+            filename = downloads.variant_filename(record.filename, variant, found.key)
+        disposition = downloads.disposition(filename, inline=inline)
+        url = self.storage.presign_get(key, expires_in=ttl, content_type=content_type, disposition=disposition)
+        logger.info("download signed", upload_id=upload_id, variant=variant, ttl=ttl)
+        return Download(
+            url=url,
+            expires_at=now + timedelta(seconds=ttl),
+            variant=variant,
+            content_type=content_type,
+            disposition="inline" if inline else "attachment",
+            size=size,
+            sha256=sha256,
+        )
+
+    def list_uploads(
+        self,
+        owner: str,
+        *,
+        status: Status | None = None,
+        profile: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> UploadPage:
+        """The owner's uploads, newest first, ``limit`` at a time; ``nextCursor`` continues."""
+        after = listing.decode(cursor) if cursor else None
+        limit = max(1, min(limit, MAX_PAGE))
+        now = self.clock()
+        items = []
+        position: tuple[str, str] | None = None
+        for _ in range(MAX_INDEX_READS):
+            records, more = self.store.by_owner(owner, limit=limit, after=after)
+            for index, record in enumerate(records):
+                position = (record.upload_id, record.created_at.isoformat())
+                view = record.view(now)
+                if view.status == Status.DELETED or (status and view.status != status):
+                    continue
+                if profile and record.profile != profile:
+                    continue
+                items.append(view)
+                if len(items) == limit:
+                    last_of_all = more is None and index == len(records) - 1
+                    return UploadPage(items=items, next_cursor=None if last_of_all else listing.encode(position))
+            if more is None:
+                return UploadPage(items=items)
+            after = more
+        # the filter skipped most of what was read: hand back what was found, and where to go on
+        return UploadPage(items=items, next_cursor=listing.encode(position) if position else None)
+
+    def remove(self, owner: str, upload_id: str) -> UploadRecord:
+        """DELETE /uploads/{id}: cancel a pending upload (aborting its multipart upload), or
+        delete a final one with its objects."""
+        record = self.get(owner, upload_id)
+        if record.status == Status.PENDING:
+            return self.cancel(owner, upload_id)
+        if record.status not in DELETABLE and record.status != Status.DELETED:
+            raise Conflict(f"the upload is {record.status.value}; delete it once processing is over")
+        if self.deleter is None:
+            raise Conflict("deleting uploads is not configured")
+        return self.deleter.delete(record)
 
     # multipart
     def _open_multipart(self, owner: str, upload_id: str) -> UploadRecord:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from directupload import aws
 from directupload.config import get_settings
+from directupload.deletion import Deleter
 from directupload.events import EventPublisher
 from directupload.quotas import OwnerQuota
 from directupload.storage import Storage
@@ -35,8 +36,23 @@ def storage() -> Storage:
 def upload_service() -> UploadService:
     settings = get_settings()
     return UploadService(
-        profiles=settings.profiles, store=store(), storage=storage(), s3=aws.client("s3"), quota=quota()
+        profiles=settings.profiles,
+        store=store(),
+        storage=storage(),
+        s3=aws.client("s3"),
+        quota=quota(),
+        deleter=deleter(),
     )
+
+
+@cache
+def publisher() -> EventPublisher:
+    return EventPublisher(get_settings().event_bus_name, aws.client("events"))
+
+
+@cache
+def deleter() -> Deleter:
+    return Deleter(store=store(), storage=storage(), publisher=publisher())
 
 
 @cache
@@ -60,7 +76,7 @@ def processor() -> Processor:
         profiles=settings.profiles,
         store=store(),
         storage=storage(),
-        publisher=EventPublisher(settings.event_bus_name, aws.client("events")),
+        publisher=publisher(),
         rejected_objects=settings.rejected_objects,
         quota=quota(),
     )
@@ -68,7 +84,7 @@ def processor() -> Processor:
 
 def reset() -> None:
     """Forget every built object (tests that change the environment call this)."""
-    for factory in (store, storage, upload_service, processor, quota):
+    for factory in (store, storage, upload_service, processor, quota, publisher, deleter):
         factory.cache_clear()
     get_settings.cache_clear()
     aws.client.cache_clear()

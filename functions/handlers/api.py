@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,9 +16,11 @@ from directupload import wiring
 from directupload.config import get_settings
 from directupload.errors import DomainError
 from directupload.keys import UPLOAD_ID_PATTERN
-from directupload.models import IssuedUpload, IssueUploadRequest, UploadView, Wire
+from directupload.models import Download, IssuedUpload, IssueUploadRequest, Status, UploadPage, UploadView, Wire
 from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, problem_body
+from directupload.processing.steps import VARIANT_PATTERN
+from directupload.uploads import MAX_PAGE
 from handlers import contract, uppy
 from handlers.contract import responses
 
@@ -36,6 +38,7 @@ def _serialize(value: Any) -> str:
 app = APIGatewayHttpResolver(enable_validation=True, serializer=_serialize)
 app.include_router(uppy.router)  # Uppy's companion-mode routes, on the same domain logic
 UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
+ProfileName = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="only this profile")]
 
 
 class PartsRequest(Wire):
@@ -92,6 +95,31 @@ def issue_upload(request: Annotated[IssueUploadRequest, Body()]) -> Response[Iss
     return _json(201, wiring.upload_service().issue(owner(), request))
 
 
+@app.get("/uploads", responses=responses(200, UploadPage), summary="The caller's uploads, newest first")
+@tracer.capture_method
+def list_uploads(
+    status: Annotated[Status | None, Query(description="only uploads in this status")] = None,
+    profile: ProfileName = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="uploads per page")] = 20,
+    cursor: Annotated[str | None, Query(max_length=256, description="nextCursor of the previous page")] = None,
+) -> Response[UploadPage]:
+    page = wiring.upload_service().list_uploads(owner(), status=status, profile=profile, limit=limit, cursor=cursor)
+    return _json(200, page)
+
+
+@app.get(
+    "/uploads/<upload_id>/download",
+    responses=responses(200, Download, 404, 409),
+    summary="A short-lived URL of the verified file (or a variant)",
+)
+@tracer.capture_method
+def download_upload(
+    upload_id: UploadId,
+    variant: Annotated[str | None, Query(pattern=VARIANT_PATTERN, description="a derived file, e.g. thumbnail")] = None,
+) -> Response[Download]:
+    return _json(200, wiring.upload_service().download(owner(), upload_id, variant))
+
+
 @app.get("/uploads/<upload_id>", responses=responses(200, UploadView, 404), summary="An upload's status and result")
 @tracer.capture_method
 def get_upload(upload_id: UploadId) -> Response[UploadView]:
@@ -131,10 +159,14 @@ def complete_upload(upload_id: UploadId, request: Annotated[CompleteRequest, Bod
     return _json(200, wiring.upload_service().complete(owner(), upload_id, parts).view())
 
 
-@app.delete("/uploads/<upload_id>", responses=responses(200, UploadView, 404, 409), summary="Cancel or abort an upload")
+@app.delete(
+    "/uploads/<upload_id>",
+    responses=responses(200, UploadView, 404, 409),
+    summary="Cancel a pending upload, or delete a final one with its files",
+)
 @tracer.capture_method
-def cancel_upload(upload_id: UploadId) -> Response[UploadView]:
-    return _json(200, wiring.upload_service().cancel(owner(), upload_id).view())
+def delete_upload(upload_id: UploadId) -> Response[UploadView]:
+    return _json(200, wiring.upload_service().remove(owner(), upload_id).view())
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ DEV: dict[str, str] = {"AuthMode": "none"}
 PROD_WITH_AUTH = {"Stage": "prod", "JwtIssuer": "https://issuer.example.com", "JwtAudience": "client-a,client-b"}
 WEBHOOK = {"WebhookUrl": "https://hooks.example.com/uploads", "WebhookApiKey": "secret"}
 
-FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction"]
+FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFunction"]
 
 # The contract with the Python code (functions/directupload/config.py and friends).
 ENVIRONMENT = {
@@ -57,6 +58,7 @@ OUTPUTS = {
     "EventBusName",
     "IngestQueueUrl",
     "DeadLetterQueueUrl",
+    "RetentionDeadLetterQueueUrl",
     "Region",
 }
 
@@ -100,6 +102,17 @@ def alias_of(template: dict[str, Any], function: str) -> str:
     assert len(aliases) == 1, f"{function} should have exactly one alias: {aliases}"
     assert template["Resources"][aliases[0]]["Properties"]["Name"] == "live"
     return aliases[0]
+
+
+def mapping_of(template: dict[str, Any], function: str) -> dict[str, Any]:
+    """The properties of the one event source mapping that invokes this function's alias."""
+    alias = ref(alias_of(template, function))
+    [mapping] = [
+        m["Properties"]
+        for m in resources_of_type(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == alias
+    ]
+    return mapping
 
 
 # --- S3 -> SQS -> ProcessFunction ------------------------------------------------------------
@@ -164,11 +177,9 @@ def _render_sub(pattern: str, variables: dict[str, Any], known: dict[str, str]) 
 
 
 def test_processor_reads_the_queue_through_its_alias_with_partial_batch_failures(dev: dict[str, Any]) -> None:
-    [mapping] = resources_of_type(dev, "AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
+    props = mapping_of(dev, "ProcessFunction")
 
     assert props["EventSourceArn"] == get_att("IngestQueue", "Arn")
-    assert props["FunctionName"] == ref(alias_of(dev, "ProcessFunction"))
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["ScalingConfig"]["MaximumConcurrency"] == ref("ProcessMaxConcurrency")
     assert props["BatchSize"] == ref("ProcessBatchSize")
@@ -202,7 +213,7 @@ def test_queues_are_encrypted(prod: dict[str, Any]) -> None:
     with_webhook = deployed({**PROD_WITH_AUTH, **WEBHOOK})
     queues = resources_of_type(with_webhook, "AWS::SQS::Queue")
 
-    assert {"IngestQueue", "DeadLetterQueue", "WebhookDeadLetterQueue"} <= set(queues)
+    assert {"IngestQueue", "DeadLetterQueue", "RetentionDeadLetterQueue", "WebhookDeadLetterQueue"} <= set(queues)
     for name, queue in queues.items():
         assert queue["Properties"].get("SqsManagedSseEnabled") is True, name
 
@@ -250,7 +261,12 @@ def test_consumer_rule_listens_on_the_bus_and_targets_the_alias(dev: dict[str, A
     [rule] = rules.values()
     assert rule["EventBusName"] == ref("EventBus")
     assert rule["EventPattern"]["source"] == ["directupload"]
-    assert set(rule["EventPattern"]["detail-type"]) == {"Upload Processed", "Upload Rejected", "Upload Failed"}
+    assert set(rule["EventPattern"]["detail-type"]) == {
+        "Upload Processed",
+        "Upload Rejected",
+        "Upload Failed",
+        "Upload Deleted",
+    }
 
 
 def test_webhook_exists_only_when_its_url_is_set_and_hears_what_the_consumer_hears(dev: dict[str, Any]) -> None:
@@ -371,20 +387,58 @@ def _role_of(template: dict[str, Any], function: str) -> str:
     return template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
 
 
-INCOMING = {"Fn::Sub": "${UploadsBucket.Arn}/incoming/*"}
+def _statements_of(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = template["Resources"][_role_of(template, function)]["Properties"]
+    return [s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+
+def under(prefix: str) -> dict[str, str]:
+    """A bucket prefix as the template names it in policies."""
+    return {"Fn::Sub": "${UploadsBucket.Arn}/" + prefix + "/*"}
+
+
+INCOMING = under("incoming")
+VERIFIED = [under("files"), under("derived")]
+EVERY_UPLOAD_PREFIX = [under("incoming"), *VERIFIED, under("quarantine")]
+
+
+def _s3_grants(template: dict[str, Any], function: str) -> dict[str, list[Any]]:
+    """S3 action -> the resources a function's role allows it on."""
+    grants: dict[str, list[Any]] = {}
+    for action, resource in _allowed(template, _role_of(template, function)):
+        if action.startswith("s3:"):
+            grants.setdefault(action, []).append(resource)
+    return grants
+
+
+def _same(left: list[Any], right: list[Any]) -> bool:
+    return sorted(map(json.dumps, left)) == sorted(map(json.dumps, right))
 
 
 def test_api_role_may_sign_uploads_only_under_incoming(dev: dict[str, Any]) -> None:
-    allowed = _allowed(dev, _role_of(dev, "ApiFunction"))
-    s3 = [(a, r) for a, r in allowed if a.startswith("s3:")]
+    grants = _s3_grants(dev, "ApiFunction")
 
-    assert ("s3:PutObject", INCOMING) in s3
-    for action, resource in s3:
-        if action == "s3:ListBucketMultipartUploads":
-            assert resource == get_att("UploadsBucket", "Arn")
-        else:
-            assert resource == INCOMING, (action, resource)
-    assert not {a for a, _ in s3} & {"s3:GetObject", "s3:DeleteObject"}
+    assert grants["s3:PutObject"] == [INCOMING]
+    for action in ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"):
+        assert grants[action] == [INCOMING], action
+    assert grants["s3:ListBucketMultipartUploads"] == [get_att("UploadsBucket", "Arn")]
+
+
+def test_api_role_reads_only_verified_objects_and_deletes_only_upload_prefixes(dev: dict[str, Any]) -> None:
+    """Presigned downloads run with the API role's permissions: what it may read, any client
+    holding a link may read. Unverified (incoming/) and rejected (quarantine/) bytes are not."""
+    grants = _s3_grants(dev, "ApiFunction")
+
+    assert _same(grants["s3:GetObject"], VERIFIED)
+    assert _same(grants["s3:DeleteObject"], EVERY_UPLOAD_PREFIX)
+    assert set(grants) == {
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:ListBucketMultipartUploads",
+        "s3:GetObject",
+        "s3:DeleteObject",
+    }
 
 
 def test_processor_never_writes_under_incoming(dev: dict[str, Any]) -> None:
@@ -396,16 +450,94 @@ def test_processor_never_writes_under_incoming(dev: dict[str, Any]) -> None:
     assert ("s3:GetObject", INCOMING) in allowed
 
 
-def test_only_the_processor_publishes_events_and_the_consumer_holds_no_inline_policy(dev: dict[str, Any]) -> None:
+def test_events_come_only_from_the_processor_the_api_and_retention_and_the_consumer_holds_no_inline_policy(
+    dev: dict[str, Any],
+) -> None:
+    """Outcomes come from the processor; Upload Deleted from the API (a client's deletion) and
+    from RetentionFunction (a record that expired)."""
     publishers = [
         function
         for function in FUNCTIONS
         if any(a == "events:PutEvents" for a, _ in _allowed(dev, _role_of(dev, function)))
     ]
 
-    assert publishers == ["ProcessFunction"]
-    assert _allowed(dev, _role_of(dev, "ProcessFunction")).count(("events:PutEvents", get_att("EventBus", "Arn"))) == 1
+    assert publishers == ["ApiFunction", "ProcessFunction", "RetentionFunction"]
+    for function in publishers:
+        puts = [r for a, r in _allowed(dev, _role_of(dev, function)) if a == "events:PutEvents"]
+        assert puts == [get_att("EventBus", "Arn")], function
     assert _allowed(dev, _role_of(dev, "ConsumerFunction")) == []
+
+
+# The values CloudFormation would give the attributes the bucket policy names.
+SAMPLE_ARNS = {
+    "UploadsBucket.Arn": "arn:aws:s3:::directupload-dev-123456789012-0f1e2d3c",
+    **{f"{f}Role.Arn": f"arn:aws:iam::123456789012:role/directupload-dev-{f}Role-ABC" for f in FUNCTIONS},
+}
+SOMEONE_ELSE = "arn:aws:iam::123456789012:role/Admin"
+
+
+def _sample(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: SAMPLE_ARNS[m.group(1)], value["Fn::Sub"])
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        return SAMPLE_ARNS[".".join(value["Fn::GetAtt"])]
+    return value
+
+
+def _matches(patterns: Any, value: str) -> bool:
+    return any(fnmatchcase(value, _sample(p)) for p in as_list(patterns))
+
+
+def _statement_denies(statement: dict[str, Any], principal_arn: str, action: str, key: str) -> bool:
+    """Whether this Deny statement applies to one request, for the operators the policy uses."""
+    resource = f"{SAMPLE_ARNS['UploadsBucket.Arn']}/{key}"
+    if statement["Effect"] != "Deny" or statement["Principal"] != "*":
+        return False
+    if not _matches(statement["Action"], action) or not _matches(statement["Resource"], resource):
+        return False
+    for operator, conditions in statement.get("Condition", {}).items():
+        for context_key, expected in conditions.items():
+            assert (operator, context_key) == ("ArnNotEquals", "aws:PrincipalArn"), "extend _statement_denies"
+            if principal_arn in (_sample(e) for e in as_list(expected)):
+                return False
+    return True
+
+
+def test_bucket_policy_lets_only_the_processor_write_verified_and_derived_objects(dev: dict[str, Any]) -> None:
+    [statement] = [
+        s
+        for s in dev["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "OnlyTheProcessorWritesVerifiedObjects"
+    ]
+    processor = SAMPLE_ARNS[f"{_role_of(dev, 'ProcessFunction')}.Arn"]
+    others = [SAMPLE_ARNS[f"{_role_of(dev, f)}.Arn"] for f in FUNCTIONS if f != "ProcessFunction"]
+
+    # the exempt principal is exactly the role ProcessFunction runs with ...
+    assert statement["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": get_att(_role_of(dev, "ProcessFunction"), "Arn")}
+    }
+    # ... and it holds the grant the deny leaves it
+    assert _same([r for r in _s3_grants(dev, "ProcessFunction")["s3:PutObject"] if r in VERIFIED], VERIFIED)
+    for key in ("files/u1/photo.jpg", "derived/u1/thumbnail.webp"):
+        assert not _statement_denies(statement, processor, "s3:PutObject", key), key
+        for principal in [*others, SOMEONE_ELSE]:
+            assert _statement_denies(statement, principal, "s3:PutObject", key), (principal, key)
+    # clients keep uploading under incoming/, and reading verified objects is not its business
+    for principal in others:
+        assert not _statement_denies(statement, principal, "s3:PutObject", "incoming/u1/photo.jpg")
+        assert not _statement_denies(statement, principal, "s3:GetObject", "files/u1/photo.jpg")
+
+
+def test_retention_role_deletes_and_publishes_but_never_reads_or_writes_objects(dev: dict[str, Any]) -> None:
+    role = dev["Resources"][_role_of(dev, "RetentionFunction")]["Properties"]
+    grants = _s3_grants(dev, "RetentionFunction")
+    allowed = {a for a, _ in _allowed(dev, _role_of(dev, "RetentionFunction"))}
+
+    assert set(grants) == {"s3:DeleteObject"}
+    assert _same(grants["s3:DeleteObject"], EVERY_UPLOAD_PREFIX)
+    # SAM's own additions: the stream (managed policy) and the on-failure destination
+    assert allowed == {"s3:DeleteObject", "events:PutEvents", "sqs:SendMessage"}
+    assert any(arn.endswith("/AWSLambdaDynamoDBExecutionRole") for arn in role["ManagedPolicyArns"])
 
 
 # --- stages ---------------------------------------------------------------------------------
@@ -477,10 +609,13 @@ def test_prod_alarms_are_stricter_than_dev(prod: dict[str, Any], dev: dict[str, 
         assert prod["Resources"][name]["Properties"]["Threshold"] < dev["Resources"][name]["Properties"]["Threshold"]
 
 
-def test_every_function_has_errors_and_throttles_alarms_and_the_dlq_one(dev: dict[str, Any]) -> None:
+@pytest.mark.parametrize("queue", ["DeadLetterQueue", "RetentionDeadLetterQueue"])
+def test_every_function_has_errors_and_throttles_alarms_and_each_dead_letter_queue_one(
+    dev: dict[str, Any], queue: str
+) -> None:
     alarms = [a["Properties"] for a in resources_of_type(dev, "AWS::CloudWatch::Alarm").values()]
     watched = {(a["MetricName"], a["Dimensions"][0]["Value"]["Ref"]) for a in alarms if a["Namespace"] == "AWS/Lambda"}
-    dlq = [a for a in alarms if a["Dimensions"][0]["Value"] == get_att("DeadLetterQueue", "QueueName")]
+    dlq = [a for a in alarms if a["Dimensions"][0]["Value"] == get_att(queue, "QueueName")]
 
     assert watched == {(metric, f) for f in FUNCTIONS for metric in ("Errors", "Throttles")}
     [dlq_alarm] = dlq
@@ -548,7 +683,8 @@ def test_uploads_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: dic
 
 def test_bucket_is_private_tls_only_and_cleans_up_after_itself(dev: dict[str, Any]) -> None:
     bucket = dev["Resources"]["UploadsBucket"]["Properties"]
-    [deny] = dev["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statements = dev["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s.get("Sid") == "DenyInsecureTransport"]
     rules = bucket["LifecycleConfiguration"]["Rules"]
     [cors] = bucket["CorsConfiguration"]["CorsRules"]
 
@@ -561,6 +697,64 @@ def test_bucket_is_private_tls_only_and_cleans_up_after_itself(dev: dict[str, An
     assert cors["AllowedOrigins"] == ref("AllowedOrigins")
     assert cors["ExposedHeaders"] == ["ETag"]
     assert set(cors["AllowedMethods"]) >= {"POST", "PUT"}
+
+
+def test_staged_objects_expire_but_not_before_their_dead_letters(dev: dict[str, Any]) -> None:
+    """An upload that failed processing waits in the DeadLetterQueue for a redrive; its object
+    under the staging prefix must still be there when the redrive comes."""
+    bucket = dev["Resources"]["UploadsBucket"]["Properties"]
+    [queue_config] = bucket["NotificationConfiguration"]["QueueConfigurations"]
+    [staging] = [r["Value"] for r in queue_config["Filter"]["S3Key"]["Rules"] if r["Name"] == "prefix"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    dead_letter_days = int(dev["Resources"]["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]) / 86400
+
+    [rule] = [r for r in rules if r.get("Prefix") == staging and "ExpirationInDays" in r]
+    assert rule["Status"] == "Enabled"
+    assert int(rule["ExpirationInDays"]) >= dead_letter_days
+    # verified objects live as long as their record (RetentionFunction), never by a bucket rule
+    expiring = [r for r in rules if "ExpirationInDays" in r or "ExpirationDate" in r]
+    assert {r.get("Prefix") for r in expiring} == {staging, "quarantine/"}
+
+
+def test_uploads_table_lists_by_owner_through_a_sparse_index_and_streams_old_images(dev: dict[str, Any]) -> None:
+    table = dev["Resources"]["UploadsTable"]["Properties"]
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    [index] = table["GlobalSecondaryIndexes"]
+    [query] = [s for s in _statements_of(dev, "ApiFunction") if "dynamodb:Query" in as_list(s["Action"])]
+
+    assert index["IndexName"] == "byOwner"
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert attributes == {"pk": "S", "owner": "S", "created_at": "S"}
+    # on demand: neither the table nor the index names a capacity
+    assert "ProvisionedThroughput" not in index
+    # the API may query that index by its name (a renamed index would fail every listing)
+    assert {"Fn::Sub": "${UploadsTable.Arn}/index/" + index["IndexName"]} in as_list(query["Resource"])
+    # RetentionFunction reads the removed record's keys from the old image
+    assert table["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
+
+
+def test_retention_reads_removals_from_the_stream_and_gives_up_on_a_record_into_its_dead_letter_queue(
+    dev: dict[str, Any],
+) -> None:
+    props = mapping_of(dev, "RetentionFunction")
+    [pattern] = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    destination = props["DestinationConfig"]["OnFailure"]["Destination"]
+
+    assert props["EventSourceArn"] == get_att("UploadsTable", "StreamArn")
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert pattern == {"eventName": ["REMOVE"]}
+    # one bad record fails alone and the shard moves on after a bounded number of tries
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert 0 < props["MaximumRetryAttempts"] < 10000
+    # the failure message only points into the stream (24 hours of records): give up well before
+    assert 0 < props["MaximumRecordAgeInSeconds"] < 24 * 3600
+    assert destination == get_att("RetentionDeadLetterQueue", "Arn")
+    assert ("sqs:SendMessage", destination) in _allowed(dev, _role_of(dev, "RetentionFunction"))
 
 
 def test_outputs_let_clients_and_tests_discover_the_stack(dev: dict[str, Any]) -> None:

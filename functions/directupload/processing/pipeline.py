@@ -1,39 +1,50 @@
 """From an S3 ObjectCreated notification to a recorded outcome and one event.
 
-    PENDING --first delivery--> UPLOADED --steps ok--> PROCESSED   (event: Upload Processed)
-                                         --Rejected--> REJECTED    (event: Upload Rejected)
-                                         --error----> retried; on the last attempt
-    UPLOADED/PENDING --retries ran out--> FAILED                   (event: Upload Failed)
-    FAILED --a later delivery (redrive)--> PROCESSED | REJECTED    (their event)
+    PENDING --first delivery--> UPLOADED --steps ok, promoted--> PROCESSED (event: Upload Processed)
+                                         --Rejected----------> REJECTED  (event: Upload Rejected)
+                                         --error-------------> retried; on the last attempt
+    UPLOADED/PENDING --retries ran out--> FAILED                          (event: Upload Failed)
+    FAILED --a later delivery (redrive)--> PROCESSED | REJECTED           (their event)
 
 PROCESSED and REJECTED are final, and each upload reaches one of them at most once: every
 status change is a conditional write naming the states it may leave. A notification for a
-final upload is a duplicate and changes nothing, unless the attempt that made it final
-stopped before its event went out (see outbox.py): then this delivery finishes the job.
-FAILED is not final: the upload waits for its message to be redriven. It is entered once,
-so ``Upload Failed`` is sent at most once per upload.
+final upload is a duplicate or late bytes (a presigned POST re-sent): the staging object is
+removed and nothing else changes, unless the attempt that made it final stopped before its
+event went out (see outbox.py): then this delivery finishes the job. FAILED is not final: the
+upload waits for its message to be redriven. It is entered once, so ``Upload Failed`` is sent
+at most once per upload.
+
+The trust boundary. ``incoming/`` is staging: a grant can write it again until it expires. An
+attempt claims one staging version (its ETag) on the record, reads exactly that version
+(GET If-Match), and on acceptance promotes exactly that version (CopyObject with
+CopySourceIfMatch) to ``files/``, which no client is ever signed for and the bucket policy lets
+only this function write. The PROCESSED write requires the same claim. So a version written
+during an attempt makes that attempt stand down (its own notification follows), two versions
+never promote over each other, and what the record, the event and a download name is byte
+for byte what was verified.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from directupload import events, keys
 from directupload.errors import Rejected
-from directupload.models import TERMINAL, Status, UploadError, UploadRecord, utcnow
+from directupload.models import TERMINAL, Status, UploadError, UploadRecord, Variant, utcnow
 from directupload.observability import logger, metrics
 from directupload.processing import verify
 from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
 from directupload.processing.outbox import Outbox
 from directupload.processing.steps import Step, StepResult, VerifiedObject, registry
 from directupload.profiles import Profile
-from directupload.storage import Storage
+from directupload.storage import Storage, VersionChanged
 from directupload.store import TransitionRefused, UploadStore
 
 T = TypeVar("T")
@@ -44,6 +55,13 @@ FINAL_WRITE_ATTEMPTS = 3
 _TRANSIENT = (ClientError, BotoCoreError, events.PublishFailedError)
 
 _EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTED}
+# A claim outlives any attempt (the ProcessFunction timeout is 15 minutes): one that lapses
+# belongs to an attempt that died, and another version may claim the upload.
+CLAIM_LIFETIME = timedelta(minutes=20)
+
+
+class ClaimHeldError(RuntimeError):
+    """Another staging version of this upload is being verified: retried after a backoff."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,8 @@ class Outcome:
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     ORPHAN = "orphan"
+    LATE = "late"  # bytes for a final upload, removed
+    SUPERSEDED = "superseded"  # this version was overwritten before it was promoted
 
 
 class Processor:
@@ -119,22 +139,36 @@ class Processor:
             return self._already_final(record, ref)
 
         started = time.perf_counter()
+        etag = ref.etag or self._current_etag(ref.key)
+        now = self.clock()
+        try:
+            claimed = self.store.claim(record, etag, now=now, until=now + CLAIM_LIFETIME)
+        except TransitionRefused:
+            fresh = self.store.get(upload_id)
+            if fresh is not None and fresh.status == record.status:
+                raise ClaimHeldError("another version of this upload is being verified") from None
+            return self.process(ref)  # another delivery moved it on a moment ago: look again
         if record.status == Status.PENDING:
-            try:
-                record = self.store.transition(upload_id, Status.UPLOADED, [Status.PENDING], now=self.clock())
-            except TransitionRefused:
-                return self.process(ref)  # another delivery moved it on a moment ago: look again
-            self._release_slot(record)
+            self._release_slot(claimed)
+        record = claimed
         # UPLOADED (an earlier attempt failed) or FAILED (redriven): run again; FAILED stays
         # FAILED until an outcome replaces it, so a parallel last attempt cannot fail it twice
         profile = self.profiles.get(record.profile)
         try:
             if profile is None:
                 raise Rejected("unknown-profile", f"profile {record.profile!r} is no longer configured")
-            result = self._run(record, profile, ref)
+            result, variants = self._run(record, profile, ref, etag)
+        except VersionChanged:
+            return self._superseded(record, etag)
         except Rejected as rejection:
-            return self._reject(record, ref, rejection, time.perf_counter() - started)
-        return self._accept(record, ref, result, time.perf_counter() - started)
+            return self._reject(record, ref, rejection, etag, time.perf_counter() - started)
+        except Exception:
+            # a failed attempt holds no claim: another version need not wait for its retry
+            with contextlib.suppress(*_TRANSIENT):
+                self.store.release(record.upload_id, etag)
+            raise
+        retain_until = self.clock() + timedelta(days=profile.retain_days) if profile.retain_days else None
+        return self._accept(record, ref, result, variants, etag, retain_until, time.perf_counter() - started)
 
     def fail(self, ref: ObjectRef, reason: str) -> bool:
         """The retries for ``ref`` ran out (its message moves to the dead-letter queue): record
@@ -168,48 +202,96 @@ class Processor:
         return True
 
     # steps
-    def _run(self, record: UploadRecord, profile: Profile, ref: ObjectRef) -> dict[str, Any]:
+    def _run(
+        self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str
+    ) -> tuple[dict[str, Any], dict[str, Variant]]:
+        """Verify staging version ``etag``, run the profile's steps, store what they derive and
+        promote the verified bytes. Returns the result fields and the variants."""
         wanted = [self.steps[name] for name in profile.steps if name != "verify"]
-        obj = verify.verify(record, ref.bucket, self.storage, keep_body=any(step.needs_body for step in wanted))
+        obj = verify.verify(
+            record, ref.bucket, self.storage, etag=etag, keep_body=any(step.needs_body for step in wanted)
+        )
         try:
             result: dict[str, Any] = {}
+            variants: dict[str, Variant] = {}
             for step in [self.steps["verify"], *wanted]:
                 with logger.append_context_keys(step=step.name):
                     outcome = step.run(obj)
-                    self._store_derived(obj, outcome)
+                    variants.update(self._store_derived(obj, outcome))
                     result.update(outcome.fields)
-            return result
         finally:
             if obj.body is not None:
                 obj.body.close()
+        self.storage.promote(
+            record.key,
+            keys.file_key(record.key),
+            etag=etag,
+            size=obj.size,
+            content_type=obj.sniffed_type or record.content_type,
+            metadata={"upload-id": record.upload_id, "sha256": obj.sha256},
+        )
+        return result, variants
 
-    def _store_derived(self, obj: VerifiedObject, outcome: StepResult) -> None:
+    def _store_derived(self, obj: VerifiedObject, outcome: StepResult) -> dict[str, Variant]:
+        stored = {}
         for derived in outcome.derived:
             # same key on every attempt: a retry overwrites, never piles up
-            self.storage.put(obj.derived_key(derived.name), derived.data, derived.content_type)
+            key = obj.derived_key(derived.name)
+            self.storage.put(key, derived.data, derived.content_type)
+            stored[derived.variant] = Variant(key=key, content_type=derived.content_type, size=len(derived.data))
+        return stored
+
+    def _current_etag(self, key: str) -> str:
+        """The staging object's ETag, for a notification that carries none (S3's always do)."""
+        head = self.storage.head(key)
+        if head is None:
+            raise verify.ObjectMissingError(f"object {key} is not in the bucket (yet)")
+        return head.etag
+
+    def _superseded(self, record: UploadRecord, etag: str) -> str:
+        """The staging object was written again during this attempt: that version's own
+        notification decides. Nothing of this one was promoted."""
+        self.store.release(record.upload_id, etag)
+        logger.warning("staging object replaced while being verified; its newer version decides")
+        metrics.add_metric(name="SupersededVersions", unit="Count", value=1)
+        return Outcome.SUPERSEDED
 
     # outcomes
-    def _accept(self, record: UploadRecord, ref: ObjectRef, result: dict[str, Any], elapsed: float) -> str:
+    def _accept(
+        self,
+        record: UploadRecord,
+        ref: ObjectRef,
+        result: dict[str, Any],
+        variants: dict[str, Variant],
+        etag: str,
+        retain_until: datetime | None,
+        elapsed: float,
+    ) -> str:
         try:
             record = self.store.transition(
                 record.upload_id,
                 Status.PROCESSED,
                 [Status.UPLOADED, Status.FAILED],
                 now=self.clock(),
+                claimed_by=etag,
+                expire_at=retain_until,  # None: kept until its owner deletes it
                 sha256=result["sha256"],
                 result=result,
-                remove=["error"],
+                file_key=keys.file_key(record.key),
+                variants={name: variant.model_dump() for name, variant in variants.items()},
+                retain_until=retain_until,
+                remove=["error", "claim_etag", "claim_until"],
                 **{PENDING_EVENT: events.PROCESSED},
             )
         except TransitionRefused:
-            return self._lost_race(record.upload_id)
+            return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
         metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
         metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.info("upload processed", size=record.size, sniffed=result.get("contentType"))
         return self._settle(record, ref)
 
-    def _reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, elapsed: float) -> str:
+    def _reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
         error = UploadError(code=rejection.code, message=rejection.message[:500])
         try:
             record = self.store.transition(
@@ -217,11 +299,13 @@ class Processor:
                 Status.REJECTED,
                 [Status.UPLOADED, Status.FAILED],
                 now=self.clock(),
+                claimed_by=etag,
                 error=error.model_dump(),
-                **{PENDING_EVENT: events.REJECTED},
+                remove=["claim_etag", "claim_until"],
+                pending_event=events.REJECTED,  # the outbox marker (outbox.py)
             )
         except TransitionRefused:
-            return self._lost_race(record.upload_id)
+            return self._lost_race(record, promoted=[])
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
@@ -232,6 +316,8 @@ class Processor:
         Raises when the event cannot be sent: the record keeps its marker and a retry finishes."""
         if record.status == Status.REJECTED:
             self._dispose(record.key)
+        else:
+            self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
         self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
         try:
             self._final_write(lambda: self.outbox.clear(record.upload_id))
@@ -243,12 +329,16 @@ class Processor:
         return Outcome.PROCESSED if record.status == Status.PROCESSED else Outcome.REJECTED
 
     def _already_final(self, record: UploadRecord, ref: ObjectRef) -> str:
-        if record.status in (Status.CANCELLED, Status.EXPIRED):
-            if self.storage.head(ref.key) is not None:
-                self._dispose(ref.key)  # bytes arrived for an upload that was called off: they must not stay
-        elif self.outbox.pending(record.upload_id):
+        if record.status in _EVENT_OF and self.outbox.pending(record.upload_id):
             logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
             return self._settle(record, ref)
+        if self.storage.head(ref.key) is not None:
+            # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they
+            # must neither stay in staging nor change what was verified
+            self._dispose(ref.key)
+            logger.warning("bytes arrived for a final upload: removed", status=record.status.value)
+            metrics.add_metric(name="LateObjectsRemoved", unit="Count", value=1)
+            return Outcome.LATE
         logger.info("duplicate notification for a final upload", status=record.status.value)
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
@@ -262,7 +352,13 @@ class Processor:
         except _TRANSIENT:
             logger.warning("pending slot not released; it lapses when the upload URL expires")
 
-    def _lost_race(self, upload_id: str) -> str:
+    def _lost_race(self, record: UploadRecord, promoted: list[str]) -> str:
+        """The outcome write was refused: the upload was deleted meanwhile, or (a claim that
+        lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion."""
+        fresh = self.store.get(record.upload_id)
+        if promoted and (fresh is None or fresh.status in (Status.DELETING, Status.DELETED)):
+            self.storage.delete_all(promoted)
+            logger.info("upload deleted while being processed; its promoted copy removed")
         logger.info("another delivery settled this upload first")
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
@@ -295,19 +391,9 @@ class Processor:
 
     def _detail(self, record: UploadRecord, ref: ObjectRef) -> dict[str, Any]:
         """The event detail, built from the stored record alone: a retry sends the same event."""
-        detail: dict[str, Any] = {
-            "uploadId": record.upload_id,
-            "owner": record.owner,
-            "profile": record.profile,
-            "bucket": ref.bucket,
-            "key": record.key,
-            "size": record.size,
-            "contentType": record.content_type,
-            "sha256": record.sha256,
-            "processedAt": record.updated_at.isoformat(),
-        }
-        if record.status == Status.PROCESSED:
-            detail["result"] = record.result or {}
-        elif record.error is not None:
-            detail["error"] = record.error.model_dump()
-        return detail
+        key = record.key
+        if record.status == Status.PROCESSED and record.file_key:
+            key = record.file_key  # the verified copy: the staging one is gone
+        elif record.status == Status.REJECTED and self.rejected_objects == "quarantine":
+            key = keys.quarantine_key(record.key)
+        return events.upload_detail(record, ref.bucket, key=key, at=record.updated_at)

@@ -16,6 +16,7 @@ lists against it at cold start). The README ("Adding a step") walks through an e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -26,6 +27,8 @@ from directupload.models import UploadRecord
 # Every step a profile may name. Kept free of imports so profile validation stays cheap;
 # a unit test checks it against registry().
 STEP_NAMES = frozenset({"verify", "image", "pdf"})
+VARIANT_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+VARIANT_NAME = re.compile(VARIANT_PATTERN[1:-1])
 
 
 @dataclass
@@ -64,10 +67,16 @@ class Derived:
     name: str  # a file name: stored as derived/{uploadId}/{name}
     data: bytes
     content_type: str
+    # what clients ask for it by (GET /uploads/{id}/download?variant=...); the name's stem by default
+    variant: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"derived object name {self.name!r} must be a plain file name")
+        if not self.variant:
+            object.__setattr__(self, "variant", self.name.split(".", 1)[0])
+        if not VARIANT_NAME.fullmatch(self.variant):
+            raise ValueError(f"variant name {self.variant!r} must match {VARIANT_NAME.pattern}")
 
 
 @dataclass

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterator
 from typing import IO
 
 from directupload import sniff
 from directupload.errors import Rejected
 from directupload.models import UploadRecord
 from directupload.processing.steps import StepResult, VerifiedObject
-from directupload.storage import Storage
+from directupload.storage import ObjectHead, Storage
 
 # Bodies a step needs are kept in memory up to this size, then spill to /tmp.
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -26,11 +27,26 @@ class ObjectMissingError(LookupError):
     """The notification arrived but the object is not (yet) readable: transient, retried."""
 
 
-def verify(record: UploadRecord, bucket: str, storage: Storage, *, keep_body: bool = False) -> VerifiedObject:
-    """Check the object against its record; raise ``Rejected`` when it can never be accepted."""
-    head = storage.head(record.key)
-    if head is None:
+def verify(
+    record: UploadRecord, bucket: str, storage: Storage, *, etag: str | None = None, keep_body: bool = False
+) -> VerifiedObject:
+    """Check the object against its record; raise ``Rejected`` when it can never be accepted.
+
+    With ``etag`` exactly that version of the staging object is read (one GET, its head and
+    bytes together): ``storage.VersionChanged`` when it was written again since."""
+    opened = storage.open(record.key, etag)
+    if opened is None:
         raise ObjectMissingError(f"object {record.key} is not in the bucket (yet)")
+    head, stream = opened
+    try:
+        return _check(record, bucket, head, storage.chunks(stream), keep_body)
+    finally:
+        stream.close()
+
+
+def _check(
+    record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool
+) -> VerifiedObject:
     if head.size != record.size:
         raise Rejected("size-mismatch", f"the object has {head.size} bytes, the upload declared {record.size}")
     if head.metadata.get("upload-id") != record.upload_id:
@@ -41,7 +57,7 @@ def verify(record: UploadRecord, bucket: str, storage: Storage, *, keep_body: bo
     seen = 0
     body: IO[bytes] | None = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) if keep_body else None  # noqa: SIM115
     try:
-        for chunk in storage.stream(record.key):
+        for chunk in chunks:
             digest.update(chunk)
             seen += len(chunk)
             if len(first) < sniff.HEAD_BYTES:

@@ -1,0 +1,112 @@
+"""Removing an upload for good: its objects (staging, verified, derived, quarantined), then its
+record, and one ``Upload Deleted`` event.
+
+    PROCESSED | REJECTED | FAILED | CANCELLED | EXPIRED --DELETE--> DELETING --objects gone--> DELETED
+
+DELETING comes first, so no download is ever signed for an object being removed, and a
+deletion that stops half-way (objects gone, record not) is finished by the next DELETE. DELETED
+is a tombstone that lives a day: a late notification finds a final record and its bytes are
+removed, and a repeated DELETE answers the same. The event goes out through the record's
+outbox marker, as processing's do: set with DELETED, cleared once published, so a retry after
+a failed publish sends it and a repeat does not send it twice.
+
+The retention sweep (handlers/retention.py) calls ``purge`` for records DynamoDB's TTL removed:
+the record is already gone there, so only the objects and the event remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from directupload import events
+from directupload.errors import Conflict
+from directupload.models import DELETABLE, Status, UploadRecord, utcnow
+from directupload.observability import logger, metrics
+from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
+from directupload.processing.outbox import Outbox
+from directupload.storage import Storage
+from directupload.store import TransitionRefused, UploadStore
+
+# How long a deleted upload's tombstone answers (then GET and DELETE say 404).
+TOMBSTONE_LIFETIME = timedelta(days=1)
+
+
+class Deleter:
+    def __init__(
+        self,
+        *,
+        store: UploadStore,
+        storage: Storage,
+        publisher: events.EventPublisher,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.publisher = publisher
+        self.outbox = Outbox(store.table_name, store.client)
+        self.clock = clock
+
+    def delete(self, record: UploadRecord, reason: str = "owner") -> UploadRecord:
+        """Delete an upload that is final (or finish deleting one). Idempotent."""
+        if record.status == Status.DELETED:
+            return self._announce(record)
+        if record.status not in DELETABLE:
+            raise Conflict(f"the upload is {record.status.value}; it can be deleted once processing is over")
+        now = self.clock()
+        if record.status != Status.DELETING:
+            try:
+                record = self.store.transition(
+                    record.upload_id,
+                    Status.DELETING,
+                    sorted(DELETABLE - {Status.DELETING}),
+                    now=now,
+                    delete_reason=reason,
+                )
+            except TransitionRefused:
+                fresh = self.store.get(record.upload_id)
+                if fresh is None or fresh.status == record.status:
+                    raise
+                return self.delete(fresh, reason)  # a parallel DELETE (or processing) moved it on
+        self.storage.delete_all(record.object_keys())
+        try:
+            record = self.store.transition(
+                record.upload_id,
+                Status.DELETED,
+                [Status.DELETING],
+                now=now,
+                expire_at=now + TOMBSTONE_LIFETIME,
+                deleted_at=now,
+                **{PENDING_EVENT: events.DELETED},
+            )
+        except TransitionRefused:
+            fresh = self.store.get(record.upload_id)
+            if fresh is None:
+                raise
+            return self._announce(fresh)  # a parallel DELETE finished first
+        metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
+        logger.info("upload deleted", upload_id=record.upload_id, reason=reason)
+        return self._announce(record)
+
+    def purge(self, record: UploadRecord, reason: str) -> bool:
+        """The record is gone (DynamoDB's TTL removed it): remove whatever objects it had, and
+        announce the deletion of a processed upload. True when an event was sent."""
+        self.storage.delete_all(record.object_keys())
+        if record.status != Status.PROCESSED:
+            return False  # nothing a consumer was told about is gone
+        gone = record.model_copy(update={"status": Status.DELETED, "delete_reason": reason})
+        self.publisher.publish(events.DELETED, self._detail(gone, self.clock()))
+        metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
+        logger.info("upload removed by retention", upload_id=record.upload_id, reason=reason)
+        return True
+
+    def _announce(self, record: UploadRecord) -> UploadRecord:
+        """Publish the owed ``Upload Deleted`` (once: the marker goes after)."""
+        if record.pending_event != events.DELETED:
+            return record
+        self.publisher.publish(events.DELETED, self._detail(record, record.deleted_at or record.updated_at))
+        self.outbox.clear(record.upload_id)
+        return record.model_copy(update={"pending_event": None})
+
+    def _detail(self, record: UploadRecord, at: datetime) -> dict[str, object]:
+        return events.upload_detail(record, self.storage.bucket, key=record.file_key or record.key, at=at)
