@@ -5,6 +5,11 @@
   exactly this condition, so a staging object written again after verification is never
   copied over the verified one. moto honours only ``if-none-match`` on copies.
 
+- The ``sequencer`` of an S3 event notification: S3 gives each write of a key a larger one, so
+  a consumer tells two writes of the same bytes (same ETag) apart; moto sends none. The
+  processor's idempotency key includes it: without it a re-sent POST of identical bytes
+  would look like a duplicate notification and its staging copy would stay.
+
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
 
@@ -39,4 +44,21 @@ def apply() -> None:
         return original(self)
 
     S3Response.copy_object = copy_object  # type: ignore[method-assign]
+
+    import itertools
+    import time
+
+    from moto.s3 import notifications
+
+    event_of = notifications._get_s3_event
+    counter = itertools.count()
+
+    def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = event_of(event_name, bucket, key, notification_id)
+        sequencer = f"{time.time_ns():016X}{next(counter) % 0x10000:04X}"  # grows with every write
+        for record in event["Records"]:
+            record["s3"]["object"]["sequencer"] = sequencer
+        return event
+
+    notifications._get_s3_event = s3_event
     _APPLIED = True

@@ -90,15 +90,33 @@ class Deleter:
 
     def purge(self, record: UploadRecord, reason: str) -> bool:
         """The record is gone (DynamoDB's TTL removed it): remove whatever objects it had, and
-        announce the deletion of a processed upload. True when an event was sent."""
-        self.storage.delete_all(record.object_keys())
+        announce the deletion of a processed upload, once. A tombstone put in its place (with
+        the outbox marker) makes a retried stream record finish the job without a second
+        event, and answers GET as an owner's deletion does. True when the event was sent."""
         if record.status != Status.PROCESSED:
+            self.storage.delete_all(record.object_keys())
             return False  # nothing a consumer was told about is gone
-        gone = record.model_copy(update={"status": Status.DELETED, "delete_reason": reason})
-        self.publisher.publish(events.DELETED, self._detail(gone, self.clock()))
-        metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
-        logger.info("upload removed by retention", upload_id=record.upload_id, reason=reason)
-        return True
+        now = self.clock()
+        tombstone = record.model_copy(
+            update={
+                "status": Status.DELETED,
+                "delete_reason": reason,
+                "deleted_at": now,
+                "updated_at": now,
+                "expires_at": now,
+                PENDING_EVENT: events.DELETED,
+            }
+        )
+        if not self.store.put_tombstone(tombstone, expire_at=now + TOMBSTONE_LIFETIME):
+            found = self.store.get(record.upload_id)
+            tombstone = found if found is not None and found.status == Status.DELETED else tombstone
+        self.storage.delete_all(record.object_keys())
+        sent = tombstone.pending_event == events.DELETED
+        self._announce(tombstone)
+        if sent:
+            metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
+            logger.info("upload removed by retention", upload_id=record.upload_id, reason=reason)
+        return sent
 
     def _announce(self, record: UploadRecord) -> UploadRecord:
         """Publish the owed ``Upload Deleted`` (once: the marker goes after)."""

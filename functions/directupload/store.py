@@ -78,6 +78,16 @@ class UploadStore:
             ConditionExpression="attribute_not_exists(pk)",
         )
 
+    def put_tombstone(self, record: UploadRecord, *, expire_at: datetime) -> bool:
+        """Put ``record`` (DELETED) where a removed record was; False when one is there already."""
+        item = {"pk": {"S": upload_pk(record.upload_id)}, **_to_item(record.model_dump(mode="python"))}
+        item["ttl"] = {"N": str(int(expire_at.timestamp()))}
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def get(self, upload_id: str) -> UploadRecord | None:
         reply = self.client.get_item(
             TableName=self.table_name, Key={"pk": {"S": upload_pk(upload_id)}}, ConsistentRead=True

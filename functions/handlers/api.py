@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -25,13 +26,33 @@ from handlers import contract, uppy
 from handlers.contract import responses
 
 MAX_BODY_BYTES = 64 * 1024
+# What AWS answers while throttling or briefly unavailable (botocore gave up its own retries).
+TRANSIENT_AWS_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalServerError",
+    }
+)
 
 get_settings()  # validate the configuration at cold start, naming anything missing
 
 
 def _serialize(value: Any) -> str:
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if v is not None}
+    """JSON without the unset fields of a reply model (the router dumps them as null): the
+    reply's own, and each listed upload's. Nulls inside ``result`` are data and stay."""
+
+    def fields(model: Any) -> Any:
+        return {k: v for k, v in model.items() if v is not None} if isinstance(model, dict) else model
+
+    value = fields(value)
+    if isinstance(value, dict) and isinstance(value.get("items"), list):
+        value["items"] = [fields(item) for item in value["items"]]
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
@@ -213,6 +234,18 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
 def _not_found(_: Exception) -> Response[str]:
     event = app.current_event
     return _problem(404, "not-found", "Not found", f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(ClientError)
+def _aws_error(error: ClientError) -> Response[str]:
+    """A throttled or briefly unavailable AWS dependency: the client may retry, so say when."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    if code in TRANSIENT_AWS_CODES:
+        logger.warning("AWS dependency busy", code=code, operation=error.operation_name)
+        return _problem(
+            503, "busy", "Service busy", "a dependency is busy; retry shortly", headers={"Retry-After": "1"}
+        )
+    return _unexpected(error)
 
 
 @app.exception_handler(Exception)

@@ -21,6 +21,7 @@ _TITLES = {
     415: "Content type not allowed",
     422: "Request failed validation",
     429: "Quota exceeded (see Retry-After)",
+    503: "A dependency is busy (see Retry-After)",
 }
 
 
@@ -38,11 +39,11 @@ def owner(event: APIGatewayProxyEventV2) -> str:
 
 def responses(ok: int, model: Any, *statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI entries for a route: its success, and the problem+json errors it can answer
-    (every route: 400, 401, 413, 422)."""
+    (every route: 400, 401, 413, 422, 503)."""
     documented: dict[int, OpenAPIResponse] = {
         ok: {"description": "Success", "content": {"application/json": {"model": model}}}
     }
-    for status in sorted({400, 401, 413, 422, *statuses}):
+    for status in sorted({400, 401, 413, 422, 503, *statuses}):
         documented[status] = {"description": _TITLES[status], "content": {PROBLEM_JSON: {"model": Problem}}}
     return documented
 

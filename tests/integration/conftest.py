@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.event_schemas import validate_event
-from tests.events import http
+from tests.events import http, s3_notification, sqs_batch
 from tests.lambda_context import context
 
 
@@ -67,3 +67,71 @@ def delivered_events(aws: Any) -> list[dict[str, Any]]:
             out.append(event)
             aws.sqs.delete_message(QueueUrl=aws.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
     return out
+
+
+def current_etag(aws: Any, key: str) -> str | None:
+    """The ETag S3 would name in the notification of the object now at ``key``."""
+    try:
+        return str(aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"]).strip('"')
+    except aws.s3.exceptions.ClientError:
+        return None
+
+
+def process(
+    aws: Any, key: str, size: int, receive_count: int = 1, etag: str | None = None, sequencer: str | None = None
+) -> dict[str, Any]:
+    """The processor handling S3's notification of the object now at ``key`` (or of ``etag``).
+    Another write of the key has another ``sequencer``; a repeated notification has the same."""
+    from handlers import processor
+
+    etag = etag or current_etag(aws, key)
+    body = s3_notification(aws.bucket, key, size, etag=etag, **({"sequencer": sequencer} if sequencer else {}))
+    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))  # type: ignore[no-any-return]
+
+
+def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
+    status, issued, _ = api.call(
+        "POST", "/uploads", {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
+    )
+    assert status == 201, issued
+    assert post_to_s3(issued, data, filename).status_code == 204
+    return issued
+
+
+def a_pdf(pages: int) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(100, 100)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def fail_calls(
+    service: str, operation: str, times: int, code: str = "ThrottlingException", when: Any = None
+) -> list[int]:
+    """The next ``times`` calls of ``operation`` (matching ``when(params)``) by the functions' own
+    client answer with a real ClientError, as a throttled call does once botocore gives up."""
+    from botocore.awsrequest import AWSResponse
+
+    from directupload import aws as clients
+
+    left = [times]
+
+    def decide(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if left[0] > 0 and (when is None or when(params)):
+            left[0] -= 1
+            context["test_fault"] = True
+
+    def answer(context: dict[str, Any], **_: Any) -> Any:
+        if context.get("test_fault"):
+            parsed = {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return AWSResponse("", 400, {}, None), parsed
+        return None
+
+    events_ = clients.client(service).meta.events
+    events_.register(f"before-parameter-build.{service}.{operation}", decide)
+    events_.register_first(f"before-call.{service}.{operation}", answer)
+    return left

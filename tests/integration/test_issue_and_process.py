@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.events import s3_notification, sqs_batch
-from tests.integration.conftest import Api, delivered_events, png, post_to_s3
-from tests.lambda_context import context
-
-
-def process(aws: Any, key: str, size: int, receive_count: int = 1) -> dict[str, Any]:
-    from handlers import processor
-
-    return processor.lambda_handler(
-        sqs_batch(s3_notification(aws.bucket, key, size), receive_count=receive_count), context("ProcessFunction")
-    )
+from tests.integration.conftest import Api, delivered_events, png, post_to_s3, process
 
 
 def test_png_upload_is_processed_with_sha256_dimensions_and_thumbnail(aws: Any, api: Api) -> None:

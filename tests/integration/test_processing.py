@@ -20,23 +20,23 @@ from local.faults import Faults
 from local.lambda_runtime import LocalFunction
 from local.poller import QueuePoller
 from local.redrive import redrive
-from tests.events import s3_notification, sqs_batch
-from tests.integration.conftest import Api, delivered_events, png, post_to_s3
+from tests.integration.conftest import (
+    Api,
+    a_pdf,
+    current_etag,
+    delivered_events,
+    fail_calls,
+    png,
+    post_to_s3,
+    process,
+    upload,
+)
 from tests.lambda_context import context
 
 MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provisions
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
-    status, issued, _ = api.call(
-        "POST", "/uploads", {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
-    )
-    assert status == 201, issued
-    assert post_to_s3(issued, data, filename).status_code == 204
-    return issued
 
 
 def poller(aws: Any, faults: Faults | None = None) -> QueuePoller:
@@ -78,51 +78,6 @@ def raw_item(aws: Any, upload_id: str) -> dict[str, Any]:
     return dict(reply["Item"])
 
 
-def current_etag(aws: Any, key: str) -> str | None:
-    """The ETag S3 would name in the notification of the object now at ``key``."""
-    try:
-        return str(aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"]).strip('"')
-    except aws.s3.exceptions.ClientError:
-        return None
-
-
-def process(aws: Any, key: str, size: int, receive_count: int = 1, etag: str | None = None) -> dict[str, Any]:
-    """The processor handling S3's notification of the object now at ``key`` (or of ``etag``)."""
-    from handlers import processor
-
-    etag = etag or current_etag(aws, key)
-    body = s3_notification(aws.bucket, key, size, etag=etag)
-    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))
-
-
-def fail_calls(
-    service: str, operation: str, times: int, code: str = "ThrottlingException", when: Any = None
-) -> list[int]:
-    """The next ``times`` calls of ``operation`` (matching ``when(params)``) by the functions' own
-    client answer with a real ClientError, as a throttled call does once botocore gives up."""
-    from botocore.awsrequest import AWSResponse
-
-    from directupload import aws as clients
-
-    left = [times]
-
-    def decide(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        if left[0] > 0 and (when is None or when(params)):
-            left[0] -= 1
-            context["test_fault"] = True
-
-    def answer(context: dict[str, Any], **_: Any) -> Any:
-        if context.get("test_fault"):
-            parsed = {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-            return AWSResponse("", 400, {}, None), parsed
-        return None
-
-    events_ = clients.client(service).meta.events
-    events_.register(f"before-parameter-build.{service}.{operation}", decide)
-    events_.register_first(f"before-call.{service}.{operation}", answer)
-    return left
-
-
 def jpeg_with_gps() -> bytes:
     from PIL import ExifTags, Image
 
@@ -130,17 +85,6 @@ def jpeg_with_gps() -> bytes:
     exif[ExifTags.Base.GPSInfo] = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (52.0, 31.0, 12.0)}
     buf = io.BytesIO()
     Image.new("RGB", (640, 480), (200, 30, 30)).save(buf, "JPEG", exif=exif.tobytes())
-    return buf.getvalue()
-
-
-def a_pdf(pages: int) -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(100, 100)
-    buf = io.BytesIO()
-    writer.write(buf)
     return buf.getvalue()
 
 

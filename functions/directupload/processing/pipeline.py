@@ -334,8 +334,12 @@ class Processor:
             return self._settle(record, ref)
         if self.storage.head(ref.key) is not None:
             # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they
-            # must neither stay in staging nor change what was verified
-            self._dispose(ref.key)
+            # must neither stay in staging nor change what was verified. Kept in quarantine (if
+            # so configured) while a record can still account for them and delete them with it.
+            if record.status in (Status.DELETING, Status.DELETED):
+                self.storage.delete(ref.key)
+            else:
+                self._dispose(ref.key)
             logger.warning("bytes arrived for a final upload: removed", status=record.status.value)
             metrics.add_metric(name="LateObjectsRemoved", unit="Count", value=1)
             return Outcome.LATE
