@@ -535,8 +535,9 @@ def test_retention_role_deletes_and_publishes_but_never_reads_or_writes_objects(
 
     assert set(grants) == {"s3:DeleteObject"}
     assert _same(grants["s3:DeleteObject"], EVERY_UPLOAD_PREFIX)
-    # SAM's own additions: the stream (managed policy) and the on-failure destination
-    assert allowed == {"s3:DeleteObject", "events:PutEvents", "sqs:SendMessage"}
+    # its tombstones, SAM's own additions: the stream (managed policy) and the on-failure destination
+    tombstones = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert allowed == {"s3:DeleteObject", "events:PutEvents", "sqs:SendMessage", *tombstones}
     assert any(arn.endswith("/AWSLambdaDynamoDBExecutionRole") for arn in role["ManagedPolicyArns"])
 
 
