@@ -265,7 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         help="ProcessFunction containers (processes) polling the queue at once (default 3)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print each event")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter, as `sam deploy --parameter-overrides` sets it (e.g. ProfilesJson=...)",
+    )
+    parser.add_argument(
+        "--ttl-sweep-seconds", type=float, default=60, help="how often DynamoDB's TTL is applied (default 60)"
+    )
     args = parser.parse_args(argv)
+    parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
     stack = LocalStack(
         StackOptions(
             host=args.host,
@@ -276,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             retry_delay=args.retry_delay,
             process_workers=max(1, args.process_workers),
             quiet=args.quiet,
+            parameters=parameters,
+            ttl_sweep_seconds=args.ttl_sweep_seconds,
         )
     ).start()
     info = stack.describe()

@@ -91,6 +91,7 @@ class Download(Wire):
     variant: str | None = None
     content_type: str
     disposition: Literal["inline", "attachment"]
+    filename: str  # what the browser saves it as (Content-Disposition)
     size: int
     sha256: str | None = None
 
@@ -214,7 +215,7 @@ class UploadRecord(BaseModel):
             updated_at=self.updated_at,
             expires_at=self.expires_at,
             multipart=multipart,
-            result=self.result,
+            result=None if status == Status.DELETED else self.result,  # it named objects now gone
             error=self.error,
             variants=sorted(self.variants) if status == Status.PROCESSED else None,
             retain_until=self.retain_until,

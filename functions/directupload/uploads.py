@@ -241,6 +241,7 @@ class UploadService:
             variant=variant,
             content_type=content_type,
             disposition="inline" if inline else "attachment",
+            filename=filename,
             size=size,
             sha256=sha256,
         )
@@ -255,6 +256,8 @@ class UploadService:
         cursor: str | None = None,
     ) -> UploadPage:
         """The owner's uploads, newest first, ``limit`` at a time; ``nextCursor`` continues."""
+        if status == Status.DELETED:
+            raise Unprocessable("deleted uploads are not listed (GET /uploads/{uploadId} answers for a day)")
         after = listing.decode(cursor) if cursor else None
         limit = max(1, min(limit, MAX_PAGE))
         now = self.clock()
