@@ -4,6 +4,9 @@
     python client-demo/cli/directupload_cli.py upload FILE --profile video
     python client-demo/cli/directupload_cli.py upload FILE --profile video --resume UPLOAD_ID
     python client-demo/cli/directupload_cli.py status UPLOAD_ID
+    python client-demo/cli/directupload_cli.py download UPLOAD_ID [-o FILE] [--variant thumbnail]
+    python client-demo/cli/directupload_cli.py list [--status PROCESSED] [--profile video] [--all]
+    python client-demo/cli/directupload_cli.py delete UPLOAD_ID
 
 The API's answer decides the transfer: one presigned POST, or multipart. Multipart parts go in
 parallel (--concurrency), each read from the file only when a worker starts it, so at most
@@ -12,13 +15,21 @@ use and signed again when S3 answers 403 (expired). Failed parts are retried wit
 interrupted upload resumes with --resume: the parts S3 already holds (right size) are skipped.
 After completing, the command waits for processing and prints the outcome (--json: the record).
 
+A download streams the processed file from its short-lived presigned URL into a temporary file
+beside the target, hashing it on the way; only when the size and SHA-256 are the ones the API gave
+is it renamed into place (an existing file only with --force). A variant has no SHA-256 from the
+API: its size is checked. The default name is the one the API signed into the URL, reduced to a
+bare file name.
+
 The API is --api, else $DIRECTUPLOAD_API, else the local stack's .local/stack.json, else
 client-demo/config.json. A token (--token or $DIRECTUPLOAD_TOKEN) goes as Authorization: Bearer;
 against the local stack with auth on, the CLI signs in by itself as the demo page does.
 
-Exit codes: 0 processed, 1 still processing when --wait-timeout ran out, 2 usage, 3 the API (or S3)
-refused, 4 network, 5 processing REJECTED or FAILED (or the upload was CANCELLED/EXPIRED), 130
-interrupted (the message says how to resume).
+Exit codes: 0 done (upload and status: processed), 1 still processing when --wait-timeout ran out,
+2 usage (also: the download target exists), 3 the API (or S3) refused (e.g. 404 unknown upload or
+variant, 409 not processed yet or deleted), 4 network, 5 processing REJECTED or FAILED (or the upload
+was CANCELLED, EXPIRED or deleted), 6 the downloaded bytes are not the ones the API announced
+(nothing is saved), 130 interrupted (the message says how to resume an upload).
 """
 
 from __future__ import annotations
@@ -34,18 +45,23 @@ import re
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 import time
+import unicodedata
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import quote, unquote, urlencode
 
 import requests
+import urllib3
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -66,8 +82,15 @@ def _script() -> str:
 
 SCRIPT = _script()
 
-EXIT_OK, EXIT_PENDING, EXIT_USAGE, EXIT_REFUSED, EXIT_NETWORK, EXIT_OUTCOME, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
-FINAL = ("PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED")
+EXIT_OK, EXIT_PENDING, EXIT_USAGE, EXIT_REFUSED, EXIT_NETWORK, EXIT_OUTCOME = 0, 1, 2, 3, 4, 5
+EXIT_MISMATCH, EXIT_INTERRUPTED = 6, 130
+# The API's upload statuses (the Status enum of GET /openapi.json), as this CLI reads them. The API
+# does not say which are final, so the grouping lives here, once; a test checks it covers the enum.
+IN_PROGRESS = ("PENDING", "UPLOADED")
+PROCESSING_OUTCOMES = ("PROCESSED", "REJECTED", "FAILED")
+# never processed (cancelled, expired), or deleted by its owner
+CLOSED = ("CANCELLED", "EXPIRED", "DELETING", "DELETED")
+FINAL = (*PROCESSING_OUTCOMES, *CLOSED)
 # A URL this close to its expiry is signed again rather than used.
 URL_MARGIN = timedelta(seconds=60)
 API_TIMEOUT = (5, 30)
@@ -124,6 +147,12 @@ class PartFailedError(CliError):
 
     def __init__(self, n: int, attempts: int, failure: str) -> None:
         super().__init__(f"part {n} failed {attempts} times, last: {failure}")
+
+
+class MismatchError(CliError):
+    """The downloaded bytes are not the ones the API announced (size or SHA-256)."""
+
+    exit_code = EXIT_MISMATCH
 
 
 class InterruptError(Exception):
@@ -227,17 +256,36 @@ class Api:
         return dict(self.call("POST", "/uploads", body))
 
     def get(self, upload_id: str) -> dict[str, Any]:
-        return dict(self.call("GET", f"/uploads/{upload_id}", retries=3))
+        return dict(self.call("GET", upload_path(upload_id), retries=3))
 
     def sign(self, upload_id: str, numbers: list[int]) -> list[dict[str, Any]]:
-        return list(self.call("POST", f"/uploads/{upload_id}/parts", {"partNumbers": numbers}, retries=3)["parts"])
+        return list(self.call("POST", f"{upload_path(upload_id)}/parts", {"partNumbers": numbers}, retries=3)["parts"])
 
     def parts(self, upload_id: str) -> list[dict[str, Any]]:
-        return list(self.call("GET", f"/uploads/{upload_id}/parts", retries=3)["parts"])
+        return list(self.call("GET", f"{upload_path(upload_id)}/parts", retries=3)["parts"])
 
     def complete(self, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
         # safe to repeat: completing again answers the same record
-        return dict(self.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts}, retries=3))
+        return dict(self.call("POST", f"{upload_path(upload_id)}/complete", {"parts": parts}, retries=3))
+
+    def download(self, upload_id: str, variant: str | None) -> dict[str, Any]:
+        query = "?" + urlencode({"variant": variant}) if variant else ""
+        return dict(self.call("GET", f"{upload_path(upload_id)}/download{query}", retries=3))
+
+    def uploads(self, **query: str | int | None) -> dict[str, Any]:
+        """One page of the caller's uploads, newest first."""
+        given = {name: value for name, value in query.items() if value is not None}
+        return dict(self.call("GET", "/uploads" + ("?" + urlencode(given) if given else ""), retries=3))
+
+    def delete(self, upload_id: str) -> dict[str, Any]:
+        # safe to repeat, the upload is gone either way: a deleted one answers the same, but a
+        # cancelled one (what a pending upload becomes) is final, so a repeat deletes it
+        return dict(self.call("DELETE", upload_path(upload_id), retries=3))
+
+
+def upload_path(upload_id: str) -> str:
+    """The route of one upload; the id is quoted, so whatever was typed stays one path segment."""
+    return "/uploads/" + quote(upload_id, safe="")
 
 
 def api_refusal(method: str, path: str, reply: requests.Response) -> RefusedError:
@@ -257,6 +305,8 @@ def api_refusal(method: str, path: str, reply: requests.Response) -> RefusedErro
         hint = f"try again in {retry_after(reply):.0f} s"
     elif problem.get("known"):
         hint = "known profiles: " + ", ".join(map(str, problem["known"]))
+    elif isinstance(problem.get("variants"), list):
+        hint = "its variants: " + (", ".join(map(str, problem["variants"])) or "none")
     return RefusedError(message, reply.status_code, hint, problem)
 
 
@@ -440,8 +490,8 @@ def resume_command(options: Options, upload_id: str) -> str:
 class ProgressView:
     """Progress for the whole file, shared by every part."""
 
-    def __init__(self, options: Options, total: int, label: str) -> None:
-        self.options = options
+    def __init__(self, quiet: bool, total: int, label: str) -> None:
+        self.quiet = quiet
         self.lock = threading.Lock()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -451,7 +501,7 @@ class ProgressView:
             TimeRemainingColumn(),
             console=console,
             transient=False,
-            disable=options.quiet or not console.is_terminal,
+            disable=quiet or not console.is_terminal,
         )
         self.task = self.progress.add_task(label, total=total)
 
@@ -460,7 +510,7 @@ class ProgressView:
 
     def note(self, message: str) -> None:
         """A line for logs when there is no live progress bar."""
-        if not self.options.quiet and self.progress.disable:
+        if not self.quiet and self.progress.disable:
             console.print(message)
 
     def __enter__(self) -> ProgressView:
@@ -577,7 +627,7 @@ def single_post(options: Options, issued: dict[str, Any], size: int) -> None:
 
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     length = len(head) + size + len(tail)  # the progress counts the form's few bytes around the file too
-    with ProgressView(options, length, options.file.name) as transfer:
+    with ProgressView(options.quiet, length, options.file.name) as transfer:
         for attempt in range(options.retries + 1):
             body = Body([head, file_chunks, tail], length, transfer.advance, options.limit, options.stop)
             try:
@@ -661,7 +711,7 @@ def multipart(options: Options, upload_id: str, size: int, info: dict[str, Any])
     done_bytes = sum(span(n)[1] for n in etags)
     signer = PartSigner(api, upload_id, todo, batch=min(1000, max(8, 2 * options.concurrency)))
 
-    with ProgressView(options, size, options.file.name) as transfer:
+    with ProgressView(options.quiet, size, options.file.name) as transfer:
         transfer.advance(done_bytes)
         work: queue.Queue[int] = queue.Queue()
         for n in todo:
@@ -711,7 +761,7 @@ def multipart(options: Options, upload_id: str, size: int, info: dict[str, Any])
         if refusal.status != 409:
             raise
         record = api.get(upload_id)
-        if record["status"] not in ("UPLOADED", "PROCESSED", "REJECTED", "FAILED"):
+        if record["status"] not in ("UPLOADED", *PROCESSING_OUTCOMES):
             raise
         # an earlier complete went through and its reply was lost: nothing left to do
 
@@ -797,7 +847,7 @@ def report(record: dict[str, Any], as_json: bool) -> int:
                 f"{result.get('contentType', record['contentType'])}, sha256 {record.get('sha256')}"
             )
         return EXIT_OK
-    if status in ("REJECTED", "FAILED", "CANCELLED", "EXPIRED"):
+    if status in FINAL:
         error = record.get("error") or {}
         console.print(
             f"[red]{status}[/] {record['uploadId']}: {error.get('code', '')} {error.get('message', '')}".rstrip()
@@ -808,6 +858,238 @@ def report(record: dict[str, Any], as_json: bool) -> int:
         f"{SCRIPT} status {record['uploadId']}"
     )
     return EXIT_PENDING
+
+
+# --- reading: download, list, delete --------------------------------------------------------------------
+
+
+def download(
+    api: Api, upload_id: str, *, variant: str | None, output: Path | None, force: bool, quiet: bool
+) -> dict[str, Any]:
+    """Save a processed upload's file (or a variant) verified: the result object."""
+    link = api.download(upload_id, variant)
+    size, sha256 = int(link["size"]), link.get("sha256")
+    try:
+        # the presigned URL is its own credential: no API header goes to S3
+        reply = requests.get(link["url"], stream=True, timeout=S3_TIMEOUT)
+    except requests.RequestException as exc:
+        raise NetworkError(f"cannot fetch upload {upload_id} from S3: {describe_network_error(exc)}") from None
+    with reply:
+        if reply.status_code != 200:
+            raise RefusedError(f"S3 refused the download: {s3_error(reply)}", reply.status_code)
+        # the name the API signed into the URL (S3 answers it as Content-Disposition)
+        served = served_filename(reply.headers.get("Content-Disposition", ""))
+        if served is None and variant is None:
+            served = api.get(upload_id)["filename"]
+        target = download_target(output, served, force=force)
+        try:
+            with ProgressView(quiet, size, target.name) as transfer:
+                actual = save_verified(
+                    body_chunks(reply), target, size=size, sha256=sha256, force=force, advance=transfer.advance
+                )
+        except OSError as exc:
+            raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return {
+        "uploadId": upload_id,
+        "variant": variant,
+        "path": str(target),
+        "size": size,
+        "sha256": actual,
+        "contentType": link["contentType"],
+        "checked": ["size", "sha256"] if sha256 else ["size"],
+    }
+
+
+def body_chunks(reply: requests.Response) -> Iterator[bytes]:
+    """The body as S3 holds it: a Content-Encoding is not undone (the SHA-256 is of the stored
+    bytes, and nothing is inflated on the way)."""
+    try:
+        yield from reply.raw.stream(Body.block, decode_content=False)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        raise NetworkError(f"the download broke off: {type(exc).__name__}") from None
+
+
+def served_filename(disposition: str) -> str | None:
+    """The file name of a Content-Disposition (RFC 6266): the UTF-8 ``filename*``, else ``filename``."""
+    extended = re.search(r"filename\*\s*=\s*UTF-8''([^;\s]+)", disposition, re.IGNORECASE)
+    if extended:
+        return unquote(extended.group(1), errors="replace")
+    plain = re.search(r'filename\s*=\s*"([^"]*)"', disposition, re.IGNORECASE)
+    return plain.group(1) if plain else None
+
+
+def printable(text: str, replacement: str = "?") -> str:
+    """Text from the server, safe to show: no control, format (bidi) or unassigned characters."""
+    return "".join(replacement if unicodedata.category(c).startswith("C") else c for c in text)
+
+
+def bare_name(name: str) -> str | None:
+    """An untrusted file name reduced to its last path segment (either slash); None if nothing is left."""
+    base = printable(re.split(r"[/\\]", name)[-1], "_").strip()
+    return None if base in ("", ".", "..") else base
+
+
+def download_target(output: Path | None, served: str | None, *, force: bool) -> Path:
+    """-o FILE as given; else the served name, bare, in -o DIRECTORY or here."""
+    if output is not None and not output.is_dir():
+        target = output
+    else:
+        name = bare_name(served or "")
+        if name is None:
+            raise UsageError("the API named no usable file name for this download", hint="pass -o FILE")
+        target = (output or Path.cwd()) / name
+    if not target.parent.is_dir():
+        raise UsageError(f"{target.parent}: no such directory")
+    if os.path.lexists(target) and not force:
+        raise UsageError(f"{target} exists", hint="pass --force to overwrite it")
+    return target
+
+
+def save_verified(
+    chunks: Iterable[bytes],
+    target: Path,
+    *,
+    size: int,
+    sha256: str | None,
+    force: bool,
+    advance: Callable[[int], None] = lambda n: None,
+) -> str:
+    """Write the chunks to a temporary file beside ``target``, hashing them as they come, and rename
+    it into place only when the byte count (and the SHA-256, if given) are the announced ones.
+    Whatever goes wrong, no partial file is left. The SHA-256 of what was saved."""
+    digest = hashlib.sha256()
+    received = 0
+    descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=".directupload-", suffix=".part")
+    partial = Path(name)
+    nothing_saved = "nothing was saved; try again, and report it if it happens again"
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            for chunk in chunks:
+                received += len(chunk)
+                if received > size:
+                    raise MismatchError(f"S3 sent more than the {size} bytes the API announced", nothing_saved)
+                digest.update(chunk)
+                handle.write(chunk)
+                advance(len(chunk))
+        actual = digest.hexdigest()
+        if received != size:
+            raise MismatchError(f"S3 sent {received} bytes, the API announced {size}", nothing_saved)
+        if sha256 is not None and actual != sha256:
+            raise MismatchError(
+                f"the downloaded bytes are not the verified file: SHA-256 {actual}, the API announced {sha256}",
+                nothing_saved,
+            )
+        partial.chmod(0o666 & ~current_umask())  # as any new file, not the temporary file's 0600
+        place(partial, target, force=force)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return actual
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def place(partial: Path, target: Path, *, force: bool) -> None:
+    """Rename the finished file into place; without ``force`` never over a file, not even one that
+    appeared while downloading (a hard link fails where a rename would replace)."""
+    if force:
+        os.replace(partial, target)
+        return
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise UsageError(f"{target} exists", hint="pass --force to overwrite it") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(target):
+            raise UsageError(f"{target} exists", hint="pass --force to overwrite it") from None
+        os.replace(partial, target)
+        return
+    partial.unlink()
+
+
+def report_download(result: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        checked = (
+            "SHA-256 verified"
+            if "sha256" in result["checked"]
+            else "size checked (the API gives no SHA-256 for a variant)"
+        )
+        console.print(
+            f"[green]saved[/] {escape(printable(result['path']))}: {human(result['size'])}, "
+            f"{escape(printable(result['contentType']))}, {checked}"
+        )
+    return EXIT_OK
+
+
+def list_uploads(
+    api: Api, *, status: str | None, profile: str | None, limit: int | None, cursor: str | None, follow: bool
+) -> dict[str, Any]:
+    """A page of the caller's uploads (every page with ``follow``): ``{items, nextCursor?}``."""
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while True:
+        page = api.uploads(status=status, profile=profile, limit=limit, cursor=cursor)
+        items += page.get("items", [])
+        cursor = page.get("nextCursor")
+        if not follow or not cursor:
+            break
+        if cursor in seen:
+            raise RefusedError("the API handed out the same nextCursor twice; stopped paging")
+        seen.add(cursor)
+    return {"items": items, "nextCursor": cursor} if cursor else {"items": items}
+
+
+LIST_COLUMNS = ("id", "status", "profile", "size", "created (UTC)", "filename")
+
+
+def upload_table(items: list[dict[str, Any]]) -> str:
+    """The uploads as aligned plain-text columns (the last one, the file name, unpadded)."""
+    rows = [LIST_COLUMNS] + [
+        tuple(
+            printable(cell)
+            for cell in (
+                item["uploadId"],
+                item["status"],
+                item["profile"],
+                human(item["size"]),
+                datetime.fromisoformat(item["createdAt"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                item["filename"],
+            )
+        )
+        for item in items
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]) for row in rows
+    )
+
+
+def report_list(listing: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(listing, indent=2))
+    elif listing["items"]:
+        print(upload_table(listing["items"]))
+    else:
+        console.print("no uploads")
+    if not as_json and listing.get("nextCursor"):
+        console.print(f"more uploads: --all, or --cursor {listing['nextCursor']}")
+    return EXIT_OK
+
+
+def report_deleted(record: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(record, indent=2))
+    else:
+        done = {"CANCELLED": "nothing more can be sent", "DELETED": "its files are gone"}
+        status = record["status"]
+        console.print(f"{status} {record['uploadId']}" + (f": {done[status]}" if status in done else ""))
+    return EXIT_OK
 
 
 # --- command line --------------------------------------------------------------------------------------
@@ -835,8 +1117,10 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--token", default=os.environ.get("DIRECTUPLOAD_TOKEN"), help="bearer token (default: $DIRECTUPLOAD_TOKEN)"
     )
-    common.add_argument("--json", dest="as_json", action="store_true", help="print the final record as JSON")
-    main = argparse.ArgumentParser(prog=SCRIPT, description="Upload files through the directupload API.")
+    common.add_argument(
+        "--json", dest="as_json", action="store_true", help="print the result as JSON (an upload's: its record)"
+    )
+    main = argparse.ArgumentParser(prog=SCRIPT, description="Upload and fetch files through the directupload API.")
     commands = main.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("upload", parents=[common], help="upload a file, wait for processing, print the outcome")
@@ -859,6 +1143,29 @@ def parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", parents=[common], help="print an upload's record")
     status.add_argument("upload_id")
+
+    down = commands.add_parser(
+        "download", parents=[common], help="save a processed upload's file (or a variant), verified"
+    )
+    down.add_argument("upload_id")
+    down.add_argument(
+        "--output", "-o", type=Path, help="the file to write, or a directory for it (default: the served name, here)"
+    )
+    down.add_argument("--variant", help="a derived file instead of the original, e.g. thumbnail")
+    down.add_argument("--force", "-f", action="store_true", help="overwrite an existing file")
+    down.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+    listing = commands.add_parser("list", parents=[common], help="list your uploads, newest first")
+    listing.add_argument("--status", type=str.upper, help="only uploads in this status, e.g. PROCESSED")
+    listing.add_argument("--profile", "-p", help="only uploads of this profile")
+    listing.add_argument("--limit", type=positive_int, help="uploads per page (default and maximum: the API's)")
+    listing.add_argument("--cursor", help="start from a page's nextCursor")
+    listing.add_argument("--all", dest="follow", action="store_true", help="follow nextCursor to the last page")
+
+    delete = commands.add_parser(
+        "delete", parents=[common], help="cancel a pending upload, or delete a finished one with its files"
+    )
+    delete.add_argument("upload_id")
     return main
 
 
@@ -875,6 +1182,19 @@ def main(argv: list[str] | None = None) -> int:
         api = Api(base_url, args.token or local_token(base_url))
         if args.command == "status":
             return report(api.get(args.upload_id), args.as_json)
+        if args.command == "download":
+            output = args.output.expanduser() if args.output else None
+            saved = download(
+                api, args.upload_id, variant=args.variant, output=output, force=args.force, quiet=args.quiet
+            )
+            return report_download(saved, args.as_json)
+        if args.command == "list":
+            listing = list_uploads(
+                api, status=args.status, profile=args.profile, limit=args.limit, cursor=args.cursor, follow=args.follow
+            )
+            return report_list(listing, args.as_json)
+        if args.command == "delete":
+            return report_deleted(api.delete(args.upload_id), args.as_json)
         file = args.file.expanduser().resolve()
         if not file.is_file():
             raise UsageError(f"{args.file}: no such file")
@@ -906,9 +1226,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print("\ninterrupted")
         return EXIT_INTERRUPTED
     except CliError as error:
-        console.print(f"[red]error:[/] {error.message}")
+        console.print(f"[red]error:[/] {escape(printable(error.message))}")
         if error.hint:
-            console.print(f"  {error.hint}")
+            console.print(f"  {escape(printable(error.hint))}")
         return error.exit_code
 
 

@@ -1,9 +1,13 @@
 """The CLI (client-demo/cli/directupload_cli.py) as a person runs it, against the local stack as
-`make run` starts it (auth on): a multipart upload killed half way, resumed, and processed."""
+`make run` starts it (auth on): a multipart upload killed half way, resumed, and processed; a
+processed file downloaded and verified, listed, deleted."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
+import io
 import json
 import os
 import signal
@@ -12,8 +16,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -43,9 +49,17 @@ def cli(stack: Stack, *args: str, state_dir: Path) -> list[str]:
     return [sys.executable, str(CLI), "upload", *args, "--api", stack.url, "--state-dir", str(state_dir)]
 
 
-def run(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    command: list[str], timeout: float = 120, cwd: Path = ROOT, user: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIRECTUPLOAD_")}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    if user:
+        env["DIRECTUPLOAD_USER"] = user  # whom the CLI signs in as on the local stack
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def command(stack: Stack, *args: str) -> list[str]:
+    return [sys.executable, str(CLI), *args, "--api", stack.url]
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
@@ -144,3 +158,230 @@ def test_an_unreachable_api_is_a_network_failure(tmp_path: Path) -> None:
     done = run([sys.executable, str(CLI), "upload", str(path), "--profile", "file", "--api", "http://127.0.0.1:9"])
     assert done.returncode == 4
     assert "cannot reach the API at http://127.0.0.1:9" in done.stderr
+
+
+# --- the read side: download, list, delete ------------------------------------------------------------
+
+
+@functools.cache
+def load_cli() -> ModuleType:
+    """The CLI as a module (it is a script, not a package), for what a subprocess cannot show."""
+    spec = importlib.util.spec_from_file_location("directupload_cli", CLI)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 20)).save(out, "PNG")
+    return out.getvalue()
+
+
+def uploaded(stack: Stack, path: Path, data: bytes, profile: str, user: str | None = None) -> dict[str, Any]:
+    """``path`` with ``data`` in it, uploaded with the CLI and processed: the record."""
+    path.write_bytes(data)
+    done = run(command(stack, "upload", str(path), "--profile", profile, "--json", "--quiet"), user=user)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "PROCESSED", record
+    return dict(record)
+
+
+def test_a_processed_upload_downloads_byte_for_byte_and_verified(stack: Stack, tmp_path: Path) -> None:
+    # Given a processed upload
+    data = os.urandom(300 * 1024)
+    record = uploaded(stack, tmp_path / "field notes.bin", data, "file")
+    here = tmp_path / "downloads"
+    here.mkdir()
+
+    # When it is downloaded with no -o: under its own name, in the current directory
+    done = run(command(stack, "download", record["uploadId"], "--json"), cwd=here)
+
+    # Then the bytes are the original's, checked against the API's SHA-256, and no temporary file stays
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    saved = here / "field notes.bin"
+    assert saved.read_bytes() == data
+    assert result == {
+        "uploadId": record["uploadId"],
+        "variant": None,
+        "path": str(saved),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "contentType": "application/octet-stream",
+        "checked": ["size", "sha256"],
+    }
+    assert sorted(p.name for p in here.iterdir()) == ["field notes.bin"]
+
+    # an existing file is kept unless --force
+    saved.write_bytes(b"mine")
+    again = run(command(stack, "download", record["uploadId"]), cwd=here)
+    assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr
+    assert saved.read_bytes() == b"mine"
+    forced = run(command(stack, "download", record["uploadId"], "--force"), cwd=here)
+    assert forced.returncode == 0, forced.stderr
+    assert saved.read_bytes() == data and "SHA-256 verified" in forced.stderr
+
+    # -o names the file exactly
+    other = run(command(stack, "download", record["uploadId"], "-o", str(tmp_path / "copy.dat")))
+    assert other.returncode == 0, other.stderr
+    assert (tmp_path / "copy.dat").read_bytes() == data
+
+
+def test_the_thumbnail_of_a_png_downloads_as_webp(stack: Stack, tmp_path: Path) -> None:
+    record = uploaded(stack, tmp_path / "sunset.png", png(160, 90), "avatar")
+    assert record["variants"] == ["thumbnail"]
+
+    done = run(command(stack, "download", record["uploadId"], "--variant", "thumbnail", "-o", str(tmp_path), "--json"))
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    thumbnail = tmp_path / "sunset-thumbnail.webp"  # the name the API signed into the URL
+    assert result["path"] == str(thumbnail) and result["contentType"] == "image/webp"
+    data = thumbnail.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    assert result["checked"] == ["size"]  # the API gives no SHA-256 for a variant
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+
+    unknown = run(command(stack, "download", record["uploadId"], "--variant", "poster", "-o", str(tmp_path)))
+    assert unknown.returncode == 3, unknown.stderr
+    assert "404 Not found: the upload has no variant 'poster'" in unknown.stderr
+    assert "its variants: thumbnail" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda data: bytes([data[0] ^ 1]) + data[1:], "the downloaded bytes are not the verified file: SHA-256"),
+        (lambda data: data + b"!", "S3 sent more than the 4096 bytes the API announced"),
+        (lambda data: data[:-1], "S3 sent 4095 bytes, the API announced 4096"),
+    ],
+    ids=["same-size", "longer", "shorter"],
+)
+def test_bytes_changed_in_s3_are_caught_and_nothing_is_saved(
+    stack: Stack, tmp_path: Path, tamper: Any, message: str
+) -> None:
+    # Given a processed upload whose stored object then changed behind the API's back
+    data = os.urandom(4096)
+    record = uploaded(stack, tmp_path / "ledger.bin", data, "file")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.info["emulatorUrl"],
+        region_name=stack.info["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    s3.put_object(Bucket=stack.info["bucket"], Key=record["key"], Body=tamper(data))
+    here = tmp_path / "downloads"
+    here.mkdir()
+
+    # When it is downloaded
+    done = run(command(stack, "download", record["uploadId"]), cwd=here)
+
+    # Then the CLI says so, exits 6, and leaves nothing behind (no file, no temporary file)
+    assert done.returncode == 6, done.stderr
+    assert message in done.stderr and "nothing was saved" in done.stderr
+    assert list(here.iterdir()) == []
+
+
+def test_list_shows_uploads_and_delete_removes_them(stack: Stack, tmp_path: Path) -> None:
+    # Given two processed uploads of a user of their own (so the listing holds only these)
+    user = f"lister-{os.getpid()}-{time.monotonic_ns()}"
+    first = uploaded(stack, tmp_path / "first.txt", b"first\n", "file", user=user)
+    second = uploaded(stack, tmp_path / "second.png", png(8, 8), "avatar", user=user)
+
+    def listing(*args: str) -> dict[str, Any]:
+        done = run(command(stack, "list", "--json", *args), user=user)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    def ids(page: dict[str, Any]) -> list[str]:
+        return [item["uploadId"] for item in page["items"]]
+
+    # the listing: newest first, filtered, paged
+    assert ids(listing()) == [second["uploadId"], first["uploadId"]]
+    assert ids(listing("--profile", "file")) == [first["uploadId"]]
+    assert ids(listing("--status", "processed", "--profile", "avatar")) == [second["uploadId"]]
+    one = listing("--limit", "1")
+    assert ids(one) == [second["uploadId"]] and one["nextCursor"]
+    assert ids(listing("--limit", "1", "--cursor", one["nextCursor"])) == [first["uploadId"]]
+    every = listing("--limit", "1", "--all")
+    assert ids(every) == [second["uploadId"], first["uploadId"]] and "nextCursor" not in every
+
+    table = run(command(stack, "list"), user=user)
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["id", "status", "profile", "size", "created", "(UTC)", "filename"]
+    assert rows[1].split()[:4] == [first["uploadId"], "PROCESSED", "file", "6"] and rows[1].endswith("first.txt")
+
+    bad = run(command(stack, "list", "--status", "DONE"), user=user)
+    assert bad.returncode == 3 and "422" in bad.stderr and "PROCESSED" in bad.stderr
+
+    # When the first is deleted
+    deleted = run(command(stack, "delete", first["uploadId"]), user=user)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"DELETED {first['uploadId']}" in deleted.stderr
+
+    # Then it is no longer listed, no longer downloadable (409: the API-error code), and deleting
+    # again answers the same
+    assert ids(listing("--all")) == [second["uploadId"]]
+    gone = run(command(stack, "download", first["uploadId"], "-o", str(tmp_path / "gone.txt")), user=user)
+    assert gone.returncode == 3, gone.stderr
+    assert "409" in gone.stderr and "DELETED" in gone.stderr
+    assert not (tmp_path / "gone.txt").exists()
+    repeated = run(command(stack, "delete", first["uploadId"], "--json"), user=user)
+    assert repeated.returncode == 0, repeated.stderr
+    assert json.loads(repeated.stdout)["status"] == "DELETED"
+    # its status is final and not a success
+    status = run(command(stack, "status", first["uploadId"]), user=user)
+    assert status.returncode == 5 and "DELETED" in status.stderr
+
+
+def test_a_pending_upload_is_cancelled_by_delete(stack: Stack) -> None:
+    # Given an upload issued (as the demo user, whom the CLI signs in as) and never sent
+    reply = requests.post(
+        f"{stack.url}/uploads",
+        json={"profile": "file", "filename": "later.txt", "contentType": "text/plain", "size": 6},
+        headers=token(stack),
+        timeout=10,
+    )
+    reply.raise_for_status()
+    upload_id = reply.json()["uploadId"]
+
+    # When it is deleted, it is cancelled
+    done = run(command(stack, "delete", upload_id))
+    assert done.returncode == 0, done.stderr
+    assert f"CANCELLED {upload_id}: nothing more can be sent" in done.stderr
+    status = run(command(stack, "status", upload_id, "--json"))
+    assert status.returncode == 5 and json.loads(status.stdout)["status"] == "CANCELLED"
+
+
+def test_the_cli_knows_every_status_the_api_has(stack: Stack) -> None:
+    """The CLI groups the statuses (which are final); the API's enum is the list to cover."""
+    cli = load_cli()
+    schema = requests.get(f"{stack.url}/openapi.json", timeout=10).json()["components"]["schemas"]["Status"]
+    known = [*cli.IN_PROGRESS, *cli.FINAL]
+    assert sorted(known) == sorted(schema["enum"])
+    assert len(set(known)) == len(known)
+
+
+@pytest.mark.parametrize(
+    ("served", "bare"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("/abs/path/x.txt", "x.txt"),
+        ("evil\x1b[2Jname\u202etxt.exe", "evil_[2Jname_txt.exe"),
+        ("..", None),
+        ("dir/", None),
+        ("", None),
+    ],
+)
+def test_a_served_file_name_is_reduced_to_a_bare_name(served: str, bare: str | None) -> None:
+    assert load_cli().bare_name(served) == bare
