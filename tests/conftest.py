@@ -131,6 +131,21 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stop_stack(stack)
 
 
+def emulator_client(stack: Stack, service: str = "s3") -> Any:
+    """A boto3 client of the stack's own emulator, as a developer pointing the AWS CLI at it."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=stack.info["emulatorUrl"],
+        region_name=stack.info["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(signature_version="s3v4") if service == "s3" else None,
+    )
+
+
 # --- waiting without sleep loops in the tests themselves -------------------------------------
 
 

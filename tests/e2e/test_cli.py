@@ -19,11 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
-from tests.conftest import ROOT, Stack, start_stack, stop_stack
+from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack
 
 CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
 MiB = 1024 * 1024
@@ -269,13 +268,7 @@ def test_bytes_changed_in_s3_are_caught_and_nothing_is_saved(
     # Given a processed upload whose stored object then changed behind the API's back
     data = os.urandom(4096)
     record = uploaded(stack, tmp_path / "ledger.bin", data, "file")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.info["emulatorUrl"],
-        region_name=stack.info["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = emulator_client(stack)
     s3.put_object(Bucket=stack.info["bucket"], Key=record["key"], Body=tamper(data))
     here = tmp_path / "downloads"
     here.mkdir()

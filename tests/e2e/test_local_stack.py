@@ -9,12 +9,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
-from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
+from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack, wait_for_status
 
 
 def png(width: int, height: int) -> bytes:
@@ -55,14 +53,7 @@ def test_a_real_png_goes_from_post_to_processed(local_stack: Stack) -> None:
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
     assert (record["result"]["width"], record["result"]["height"]) == (120, 80)
     assert record["result"]["contentType"] == "image/png"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=local_stack.info["emulatorUrl"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(signature_version="s3v4"),
-    )
+    s3 = emulator_client(local_stack)
     thumb = s3.get_object(Bucket=local_stack.info["bucket"], Key=record["result"]["thumbnail"]["key"])["Body"].read()
     assert thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
 

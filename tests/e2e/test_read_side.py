@@ -11,12 +11,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
-from tests.conftest import Stack, start_stack, stop_stack, wait_for_status
+from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 
@@ -44,14 +42,7 @@ def post(issued: dict[str, Any], data: bytes, filename: str = "f") -> None:
 
 
 def bucket_keys(stack: Stack) -> list[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.info["emulatorUrl"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(signature_version="s3v4"),
-    )
+    s3 = emulator_client(stack)
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=stack.info["bucket"]).get("Contents", []))
 
 
