@@ -2,7 +2,14 @@
 // Plain ES module, no build step. Nothing here is hard-coded to a host: config.json (served
 // beside the page by the local stack, or written next to the page by a deployment) names the API.
 
-export const FINAL_STATUSES = new Set(["PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED"]);
+// The statuses an upload only passes through (the API's Status enum, GET /openapi.json, names them
+// all but not which ones last). Every other status is where following an upload stops: a status
+// the API adds later shows up on the page instead of being waited on until the timeout.
+const TRANSIENT_STATUSES = new Set(["PENDING", "UPLOADED", "DELETING"]);
+
+export function isFinal(status) {
+  return typeof status === "string" && !TRANSIENT_STATUSES.has(status);
+}
 
 // The built-in profiles (functions/directupload/profiles.py). Used when the API's OpenAPI
 // document does not enumerate them; a deployment with other profiles lists its own there.
@@ -115,6 +122,25 @@ export class Api {
     return BUILTIN_PROFILES;
   }
 
+  /** GET /uploads?limit=&cursor=: `{items, nextCursor?}`, the caller's uploads newest first. */
+  listUploads({ limit, cursor } = {}) {
+    const query = new URLSearchParams();
+    if (limit) query.set("limit", String(limit));
+    if (cursor) query.set("cursor", cursor);
+    return this.request("GET", `/uploads?${query}`);
+  }
+
+  /** GET /uploads/{id}/download[?variant=]: a presigned GET that lives a few minutes. */
+  download(uploadId, variant) {
+    const query = variant ? `?variant=${encodeURIComponent(variant)}` : "";
+    return this.request("GET", `/uploads/${encodeURIComponent(uploadId)}/download${query}`);
+  }
+
+  /** DELETE /uploads/{id}: cancels a pending upload, deletes a final one; the view it answers with. */
+  remove(uploadId) {
+    return this.request("DELETE", `/uploads/${encodeURIComponent(uploadId)}`);
+  }
+
   /**
    * GET /uploads/{id} until the status is final. `onUpdate(view)` sees every change.
    * Polls fast at first, then backs off; gives up after `timeoutMs`.
@@ -129,7 +155,7 @@ export class Api {
         last = view.status;
         onUpdate(view);
       }
-      if (FINAL_STATUSES.has(view.status)) return view;
+      if (isFinal(view.status)) return view;
       if (Date.now() - started > timeoutMs) {
         throw new ApiError(0, "Still processing", `upload ${uploadId} is ${view.status} after ${timeoutMs / 1000}s`);
       }
@@ -177,4 +203,55 @@ export function formatBytes(bytes) {
 export function uploadIdFromKey(key) {
   const match = /^(?:[^/]+)\/([0-9a-f]{32})\//.exec(String(key || ""));
   return match ? match[1] : null;
+}
+
+// --- the read side, shared by both pages ------------------------------------------------------
+
+/**
+ * A link to a processed upload's file. Its href is a presigned GET signed when the link is made
+ * (so it is a real link: focusable, copyable); a plain click signs a fresh one and follows that,
+ * since they lapse after a few minutes. Images open in a new tab, other files download (the API
+ * says which through `disposition`). Signing problems go to `onError`.
+ */
+export function downloadLink(api, view, onError) {
+  const link = document.createElement("a");
+  link.className = "download";
+  link.textContent = "Download";
+  link.setAttribute("aria-label", `Download ${view.filename}`);
+  link.target = "_blank";
+  link.rel = "noopener";
+  const sign = async () => {
+    const download = await api.download(view.uploadId);
+    link.href = download.url;
+    return download;
+  };
+  sign().catch(onError);
+  link.addEventListener("click", async (event) => {
+    if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return; // the browser's own ways
+    event.preventDefault();
+    try {
+      const download = await sign();
+      if (download.disposition === "attachment") window.location.assign(download.url);
+      else window.open(download.url, "_blank", "noopener");
+    } catch (error) {
+      onError(error);
+    }
+  });
+  return link;
+}
+
+/** The upload's thumbnail variant as an <img>, or null when the API lists none for it. */
+export function thumbnailImage(api, view, onError) {
+  if (!view.variants?.includes("thumbnail")) return null;
+  const img = document.createElement("img");
+  img.className = "thumbnail";
+  img.alt = `Thumbnail of ${view.filename}`;
+  img.decoding = "async";
+  api
+    .download(view.uploadId, "thumbnail")
+    .then((download) => {
+      img.src = download.url;
+    })
+    .catch(onError);
+  return img;
 }

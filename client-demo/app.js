@@ -1,11 +1,14 @@
-// The plain demo page: issue an upload, send the bytes straight to S3, follow the processing.
-import { Api, ApiError, formatBytes, loadConfig, sleep } from "./api.js";
+// The plain demo page: issue an upload, send the bytes straight to S3, follow the processing;
+// then the caller's uploads, page by page, to download or delete.
+import { Api, ApiError, downloadLink, formatBytes, loadConfig, sleep, thumbnailImage } from "./api.js";
 
 const PART_CONCURRENCY = 4;
 const PART_RETRIES = 3;
 const SIGN_BATCH = 8;
 // a part URL this close to its expiry is signed again before use
 const RESIGN_MARGIN_MS = 60_000;
+// uploads per page of "My uploads"
+const PAGE_SIZE = 10;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -22,6 +25,11 @@ const ui = {
   errorTitle: $("error-title"),
   errorDetail: $("error-detail"),
   result: $("result"),
+  resultFile: $("result-file"),
+  uploadRows: $("upload-rows"),
+  uploadsStatus: $("uploads-status"),
+  uploadsMore: $("uploads-more"),
+  uploadsRefresh: $("uploads-refresh"),
 };
 
 let api = null;
@@ -41,6 +49,9 @@ async function main() {
   ui.upload.disabled = false;
   ui.form.addEventListener("submit", onSubmit);
   ui.cancel.addEventListener("click", onCancel);
+  ui.uploadsMore.addEventListener("click", moreUploads);
+  ui.uploadsRefresh.addEventListener("click", () => reloadUploads());
+  await reloadUploads();
   document.body.dataset.ready = "true";
 }
 
@@ -72,6 +83,7 @@ async function onSubmit(event) {
     ui.upload.disabled = false;
     ui.cancel.hidden = true;
     current = null;
+    reloadUploads();
   }
 }
 
@@ -81,7 +93,7 @@ async function onCancel() {
   abort.abort();
   if (uploadId) {
     try {
-      showResult(await api.request("DELETE", `/uploads/${uploadId}`));
+      showResult(await api.remove(uploadId));
     } catch (error) {
       showError(error); // e.g. 409: it had already arrived
     }
@@ -113,6 +125,7 @@ async function upload(file, profile, signal) {
     setStatus(`Status: ${update.status}`);
   });
   showResult(view);
+  if (view.status === "PROCESSED") showFile(view);
   setStatus(`Upload ${view.status.toLowerCase()}.`);
 }
 
@@ -239,7 +252,130 @@ function s3Error(xhr) {
   return new ApiError(xhr.status, `Storage refused the upload (${xhr.status}${code ? ` ${code}` : ""})`, message);
 }
 
+// My uploads
+const CREATED = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+let listCursor = null; // nextCursor of the last page shown
+let listGeneration = 0; // a reload makes pages still on their way stale
+
+/** The first pages again, as many as are shown now (at least one): after an upload or a delete. */
+async function reloadUploads(note = "") {
+  const generation = ++listGeneration;
+  const wanted = Math.max(ui.uploadRows.children.length, PAGE_SIZE);
+  try {
+    const items = [];
+    let cursor = null;
+    do {
+      const page = await api.listUploads({ limit: PAGE_SIZE, cursor });
+      items.push(...page.items);
+      cursor = page.nextCursor || null;
+    } while (cursor && items.length < wanted);
+    if (generation !== listGeneration) return;
+    ui.uploadRows.replaceChildren(...items.map(uploadRow));
+    listCursor = cursor;
+    clearListError();
+    showListState(note);
+  } catch (error) {
+    if (generation === listGeneration) showListError(error);
+  }
+}
+
+async function moreUploads() {
+  const generation = listGeneration;
+  ui.uploadsMore.disabled = true;
+  try {
+    const page = await api.listUploads({ limit: PAGE_SIZE, cursor: listCursor });
+    if (generation !== listGeneration) return;
+    ui.uploadRows.append(...page.items.map(uploadRow));
+    listCursor = page.nextCursor || null;
+    showListState(page.items.length ? "" : "No more uploads.");
+  } catch (error) {
+    showListError(error);
+  } finally {
+    ui.uploadsMore.disabled = false;
+  }
+}
+
+async function deleteUpload(view, button) {
+  button.disabled = true;
+  clearListError();
+  try {
+    const after = await api.remove(view.uploadId);
+    await reloadUploads(`${view.filename}: ${after.status.toLowerCase()}.`);
+  } catch (error) {
+    showListError(error); // 409 while it is being processed: the API says so
+    button.disabled = false;
+  }
+}
+
+function uploadRow(view) {
+  const tr = document.createElement("tr");
+  tr.dataset.uploadId = view.uploadId;
+  tr.dataset.status = view.status;
+  const cell = (className, ...children) => {
+    const td = document.createElement("td");
+    td.className = className;
+    td.append(...children.filter(Boolean));
+    return td;
+  };
+  const created = document.createElement("time");
+  created.dateTime = view.createdAt;
+  created.textContent = CREATED.format(new Date(view.createdAt));
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary small delete";
+  remove.textContent = "Delete";
+  remove.setAttribute("aria-label", `Delete ${view.filename}`);
+  remove.addEventListener("click", () => deleteUpload(view, remove));
+  const processed = view.status === "PROCESSED";
+  const size = view.result?.size ?? view.size;
+  tr.append(
+    cell("preview", processed && thumbnailImage(api, view, showListError)),
+    cell("name", view.filename),
+    cell("profile", view.profile),
+    cell("status", badge(view.status)),
+    cell("size", formatBytes(size)),
+    cell("created", created),
+    cell("row-actions", processed && downloadLink(api, view, showListError), remove),
+  );
+  tr.querySelector(".size").title = `${size} bytes`;
+  return tr;
+}
+
+function showListState(note) {
+  const count = ui.uploadRows.children.length;
+  let shown = `Showing ${count} upload${count === 1 ? "" : "s"}${listCursor ? "" : ", all there are"}.`;
+  if (count === 0) shown = "No uploads yet.";
+  ui.uploadsStatus.textContent = note ? `${note} ${shown}` : shown;
+  ui.uploadsMore.hidden = !listCursor;
+}
+
+function showListError(error) {
+  $("uploads-error-title").textContent = error instanceof ApiError ? error.title : "Something went wrong";
+  $("uploads-error-detail").textContent = error instanceof ApiError ? error.detail : String(error?.message || error);
+  $("uploads-error").hidden = false;
+}
+
+function clearListError() {
+  $("uploads-error").hidden = true;
+}
+
 // view
+function badge(status) {
+  const span = document.createElement("span");
+  span.className = "badge";
+  span.textContent = status;
+  span.dataset.status = status;
+  return span;
+}
+
+/** A processed upload's thumbnail (when it has one) and its download link. */
+function showFile(view) {
+  ui.resultFile.replaceChildren(
+    ...[thumbnailImage(api, view, showError), downloadLink(api, view, showError)].filter(Boolean),
+  );
+  ui.resultFile.hidden = false;
+}
+
 function setStatus(text) {
   ui.status.textContent = text;
 }
@@ -264,6 +400,8 @@ function clearError() {
 
 function resetResult() {
   ui.result.hidden = true;
+  ui.resultFile.hidden = true;
+  ui.resultFile.replaceChildren();
   for (const id of ["result-id", "result-status"]) $(id).textContent = "";
   for (const id of ["result-sha256", "result-size", "result-type", "result-dimensions", "result-error"]) {
     $(id).textContent = "–";

@@ -1,6 +1,6 @@
 // The Uppy page: Dashboard + AwsS3 in companionEndpoint mode against this API's /s3/ routes,
 // then each file's processing followed through GET /uploads/{uploadId}.
-import { Api, ApiError, formatBytes, loadConfig, uploadIdFromKey } from "./api.js";
+import { Api, ApiError, downloadLink, formatBytes, loadConfig, uploadIdFromKey } from "./api.js";
 
 const MiB = 1024 * 1024;
 // When the API's profiles switch to multipart, and with what part size (profiles.py). Uppy decides
@@ -111,11 +111,14 @@ async function main() {
   document.body.dataset.ready = "true";
 }
 
-/** Poll the upload's status until it is final and show what processing found. */
+/** Poll the upload's status until it is final and show what processing found; once processed, link the file. */
 async function follow(file, uploadId) {
   try {
     const view = await api.waitForFinal(uploadId, (update_) => update(file, viewFields(update_)));
     update(file, viewFields(view));
+    if (view.status === "PROCESSED") {
+      row(file).querySelector(".file-link").replaceChildren(downloadLink(api, view, showError));
+    }
     $("status").textContent = `${file.name}: ${view.status}`;
   } catch (error) {
     update(file, { status: "UNKNOWN", details: error.message });
@@ -179,7 +182,7 @@ function row(file) {
   if (tr) return tr;
   tr = document.createElement("tr");
   tr.dataset.fileName = file.name;
-  for (const cls of ["name", "profile", "upload mono", "status", "sha mono", "details"]) {
+  for (const cls of ["name", "profile", "upload mono", "status", "sha mono", "details", "file-link"]) {
     const td = document.createElement("td");
     td.className = cls;
     tr.append(td);

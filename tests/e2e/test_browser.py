@@ -1,13 +1,15 @@
 """The demo pages in real headless Chromium against the local stack, as a person uses them.
 
 The plain page (client-demo/index.html) and the Uppy page (client-demo/uppy.html) find the API
-through config.json, upload straight to the emulated S3 and show what processing found.
+through config.json, upload straight to the emulated S3 and show what processing found; the plain
+page then lists the caller's uploads, to download or delete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import ROOT, Stack, start_stack, stop_stack
+from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -121,6 +123,57 @@ def upload_on_plain_page(page: Any, file: Path, profile: str) -> None:
     page.click("#upload")
 
 
+def sha256_in_page(page: Any, url: str) -> str:
+    """The SHA-256 of what the page's own fetch() gets from `url` (so CORS must allow it)."""
+    return str(
+        page.evaluate(
+            """async url => {
+                const response = await fetch(url);
+                if (!response.ok) throw new Error(`GET ${response.status}`);
+                const digest = await crypto.subtle.digest("SHA-256", await response.arrayBuffer());
+                return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, "0")).join("");
+            }""",
+            url,
+        )
+    )
+
+
+def wait_until_loaded(page: Any, img: str) -> None:
+    """Until the browser has decoded the image at selector `img` (a broken one has naturalWidth 0)."""
+    page.wait_for_function(
+        "img => { const el = document.querySelector(img); return el?.complete && el.naturalWidth > 0; }", arg=img
+    )
+
+
+def signed_href(page: Any, link: str) -> str:
+    """The link's href, once the page has signed it."""
+    page.wait_for_function("link => document.querySelector(link)?.href.startsWith('http')", arg=link)
+    return str(page.get_attribute(link, "href"))
+
+
+def issue_through_api(stack: Stack, filename: str) -> str:
+    """An upload issued (PENDING) without sending its bytes: the quickest way to fill the list."""
+    body = {"profile": "file", "filename": filename, "contentType": "text/plain", "size": 5}
+    response = requests.post(f"{stack.url}/uploads", json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["uploadId"])
+
+
+def upload_through_api(stack: Stack, filename: str, data: bytes, profile: str) -> dict[str, Any]:
+    issued = requests.post(
+        f"{stack.url}/uploads",
+        json={"profile": profile, "filename": filename, "contentType": "image/png", "size": len(data)},
+        timeout=10,
+    ).json()
+    sent = requests.post(issued["url"], data=issued["fields"], files={"file": (filename, data)}, timeout=30)
+    assert sent.ok, sent.text
+    return wait_for_status(stack.url, issued["uploadId"])
+
+
+def listed_ids(page: Any) -> list[str]:
+    return list(page.eval_on_selector_all("#upload-rows tr", "rows => rows.map(r => r.dataset.uploadId)"))
+
+
 def final_status(page: Any, timeout: float = 30_000) -> str:
     page.wait_for_function(
         "final => final.includes(document.querySelector('#result-status')?.dataset.status)"
@@ -211,6 +264,130 @@ def test_plain_page_shows_the_api_problem_when_the_file_is_too_large(
     assert "failed" in page.inner_text("#status").lower()
 
 
+# --- the read side: a processed file, and "My uploads" -----------------------------------------
+
+
+def test_plain_page_shows_a_processed_png_with_its_thumbnail_and_a_download_link(
+    page: Any, local_stack: Stack, tmp_path: Path
+) -> None:
+    # Given a real PNG
+    data = png(300, 200)
+    downloads: list[str] = []
+    page.on("request", lambda r: downloads.append(r.url) if "/download" in r.url else None)
+    open_plain_page(page, local_stack)
+
+    # When a person uploads it and it is processed
+    upload_on_plain_page(page, on_disk(tmp_path, "sunset.png", data), "avatar")
+    assert final_status(page) == "PROCESSED", page.inner_text("main")
+    upload_id = page.inner_text("#result-id")
+    record = requests.get(f"{local_stack.url}/uploads/{upload_id}", timeout=10).json()
+
+    # Then its thumbnail is on the page, and loads
+    thumbnail = "#result-file img.thumbnail"
+    wait_until_loaded(page, thumbnail)
+    assert page.get_attribute(thumbnail, "alt") == "Thumbnail of sunset.png"
+    # and its Download link gives the very bytes the record's SHA-256 names
+    link = "#result-file a.download"
+    assert sha256_in_page(page, signed_href(page, link)) == record["sha256"] == sha256(data)
+    assert page.locator("#result").get_by_role("link", name="Download sunset.png").is_visible()
+
+    # and "My uploads", refreshed when the upload finished, lists it with its own thumbnail and link
+    row = f'#upload-rows tr[data-upload-id="{upload_id}"]'
+    page.wait_for_selector(row)
+    assert page.get_attribute(row, "data-status") == "PROCESSED"
+    assert page.inner_text(f"{row} td.name") == "sunset.png"
+    assert page.inner_text(f"{row} td.profile") == "avatar"
+    assert page.get_attribute(f"{row} td.size", "title") == f"{len(data)} bytes"
+    wait_until_loaded(page, f"{row} img.thumbnail")
+    assert sha256_in_page(page, signed_href(page, f"{row} a.download")) == sha256(data)
+    assert page.is_hidden("#error") and page.is_hidden("#uploads-error")
+    page.screenshot(path=str(tmp_path / "processed-upload.png"), full_page=True)
+
+    # When the Download link is clicked
+    downloads.clear()
+    with page.context.expect_page() as opened:
+        page.click(link)
+    tab = opened.value
+    tab.wait_for_load_state()
+
+    # Then the page signed a fresh URL, and the image opened in a new tab
+    assert downloads == [f"{local_stack.url}/uploads/{upload_id}/download"]
+    assert tab.evaluate("document.images[0]?.naturalWidth") == 300
+
+
+def test_my_uploads_deletes_an_upload(page: Any, local_stack: Stack) -> None:
+    # Given a processed PNG
+    view = upload_through_api(local_stack, "old-photo.png", png(40, 30), "avatar")
+    assert view["status"] == "PROCESSED", view
+    open_plain_page(page, local_stack)
+    row = f'#upload-rows tr[data-upload-id="{view["uploadId"]}"]'
+    assert page.get_attribute(row, "data-status") == "PROCESSED"
+
+    # When its Delete button is pressed
+    page.get_by_role("button", name="Delete old-photo.png").click()
+
+    # Then it leaves the list, the page says so, and the API has deleted it and its file
+    page.wait_for_selector(row, state="detached")
+    assert page.inner_text("#uploads-status").startswith("old-photo.png: deleted.")
+    assert page.is_hidden("#uploads-error")
+    assert requests.get(f"{local_stack.url}/uploads/{view['uploadId']}", timeout=10).json()["status"] == "DELETED"
+    assert requests.get(f"{local_stack.url}/uploads/{view['uploadId']}/download", timeout=10).status_code == 409
+
+
+def test_my_uploads_shows_the_problem_when_the_api_refuses_a_delete(page: Any, local_stack: Stack) -> None:
+    # Given an upload, and an API that answers its DELETE with 409 (as it does while the upload
+    # is being processed: too brief a moment to catch for real)
+    upload_id = issue_through_api(local_stack, "busy.txt")
+    problem = {
+        "type": "urn:directupload:problem:conflict",
+        "title": "Conflict with the upload's state",
+        "status": 409,
+        "detail": "the upload is UPLOADED; it can be deleted once processing is over",
+    }
+
+    def refuse_delete(route: Any) -> None:
+        if route.request.method == "DELETE":
+            route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(problem))
+        else:
+            route.continue_()
+
+    page.route(f"{local_stack.url}/uploads/{upload_id}", refuse_delete)
+    open_plain_page(page, local_stack)
+
+    # When its Delete button is pressed
+    page.get_by_role("button", name="Delete busy.txt").click()
+
+    # Then the problem's title and detail are shown, and the upload stays listed, deletable later
+    page.wait_for_selector("#uploads-error:not([hidden])")
+    assert page.inner_text("#uploads-error-title") == problem["title"]
+    assert page.inner_text("#uploads-error-detail") == problem["detail"]
+    assert page.get_by_role("button", name="Delete busy.txt").is_enabled()
+    assert listed_ids(page).count(upload_id) == 1
+
+
+def test_my_uploads_pages_with_more(page: Any, local_stack: Stack) -> None:
+    # Given more uploads than one page of the list (ten)
+    mine = [issue_through_api(local_stack, f"page-{n:02}.txt") for n in range(12)]
+    newest_first = mine[::-1]
+
+    # When the page opens
+    open_plain_page(page, local_stack)
+
+    # Then it lists the ten newest, newest first, and offers more
+    assert listed_ids(page) == newest_first[:10]
+    assert page.is_visible("#uploads-more")
+    assert page.inner_text("#upload-rows tr >> nth=0 >> td.status") == "PENDING"
+
+    # When More is pressed
+    page.click("#uploads-more")
+    page.wait_for_function("() => document.querySelectorAll('#upload-rows tr').length > 10")
+
+    # Then the next page follows on: the other two, then older ones, none twice
+    shown = listed_ids(page)
+    assert shown[:12] == newest_first
+    assert len(shown) == len(set(shown))
+
+
 # --- the Uppy page --------------------------------------------------------------------------
 
 
@@ -252,9 +429,14 @@ def upload_with_uppy(page: Any, stack: Stack, folder: Path, profile: str, files:
 
 
 def assert_processed_row(page: Any, name: str, data: bytes) -> None:
+    """The row says PROCESSED with the bytes' SHA-256, and links the file: those very bytes."""
     row = f'#outcome-rows tr[data-file-name="{name}"]'
     assert page.get_attribute(row, "data-status") == "PROCESSED", page.inner_text(row)
     assert page.get_attribute(f"{row} td.sha", "data-sha256") == sha256(data)
+    href = signed_href(page, f"{row} a.download")
+    assert page.get_by_role("link", name=f"Download {name}").is_visible()
+    downloaded = requests.get(href, timeout=60)
+    assert downloaded.ok and sha256(downloaded.content) == sha256(data)
 
 
 def test_uppy_page_uploads_a_small_and_a_multipart_file_to_processed(
@@ -277,6 +459,11 @@ def test_uppy_page_uploads_a_small_and_a_multipart_file_to_processed(
     assert "POST /s3/multipart" in routes
     assert sum(1 for r in routes if r.startswith("GET /s3/multipart/") and r.count("/") == 4) == 2, routes
     assert any(r.startswith("POST /s3/multipart/") and r.endswith("/complete") for r in routes), routes
+    # and a click on a video's Download link downloads it (a video is never shown inline)
+    with page.expect_download() as saved:
+        page.click('#outcome-rows tr[data-file-name="small.mp4"] a.download')
+    assert sha256(Path(saved.value.path()).read_bytes()) == sha256(files["small.mp4"])
+    assert saved.value.suggested_filename == "small.mp4"
     page.screenshot(path=str(tmp_path / "uppy-page.png"), full_page=True)
 
 
@@ -312,9 +499,12 @@ def test_plain_page_signs_in_and_sends_the_token_when_auth_is_jwt(page: Any, jwt
     data = png(20, 10)
     upload_on_plain_page(page, on_disk(tmp_path, "dot.png", data), "avatar")
 
-    # Then it is processed, and every API call carried the bearer token
+    # Then it is processed, shown and listed, and every API call carried the bearer token
     assert final_status(page) == "PROCESSED", page.inner_text("main")
     assert page.inner_text("#result-sha256") == sha256(data)
+    wait_until_loaded(page, "#result-file img.thumbnail")
+    page.wait_for_selector(f'#upload-rows tr[data-upload-id="{page.inner_text("#result-id")}"]')
+    assert any("/download" in r.url for r in api_calls) and any("/uploads?" in r.url for r in api_calls)
     assert api_calls
     assert all((r.headers.get("authorization") or "").startswith("Bearer ") for r in api_calls)
 
