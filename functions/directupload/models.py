@@ -81,6 +81,7 @@ class Variant(Wire):
     key: str
     content_type: str
     size: int
+    sha256: str | None = None
 
 
 class Download(Wire):

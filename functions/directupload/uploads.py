@@ -229,7 +229,7 @@ class UploadService:
             found = record.variants.get(variant)
             if found is None:
                 raise NotFound(f"the upload has no variant {variant!r}", variants=sorted(record.variants))
-            key, size, sha256, content_type = found.key, found.size, None, found.content_type
+            key, size, sha256, content_type = found.key, found.size, found.sha256, found.content_type
             inline = downloads.is_inline(content_type, decoded_as_image=True)  # our own re-encoding
             filename = downloads.variant_filename(record.filename, variant, found.key)
         disposition = downloads.disposition(filename, inline=inline)

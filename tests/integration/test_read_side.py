@@ -195,6 +195,7 @@ def test_the_thumbnail_variant_is_a_webp_shown_inline_and_unknown_variants_are_4
 
     signed, got = fetch(api, issued["uploadId"], "thumbnail")
     assert got.content[8:12] == b"WEBP" and got.headers["Content-Type"] == "image/webp"
+    assert signed["sha256"] == hashlib.sha256(got.content).hexdigest() and signed["size"] == len(got.content)
     assert signed["disposition"] == "inline" and "wide-thumbnail.webp" in got.headers["Content-Disposition"]
 
     for variant, expected in [("poster", 404), ("../files", 422), ("THUMB", 422)]:

@@ -27,6 +27,7 @@ for byte what was verified.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,7 +239,12 @@ class Processor:
             # same key on every attempt: a retry overwrites, never piles up
             key = obj.derived_key(derived.name)
             self.storage.put(key, derived.data, derived.content_type)
-            stored[derived.variant] = Variant(key=key, content_type=derived.content_type, size=len(derived.data))
+            stored[derived.variant] = Variant(
+                key=key,
+                content_type=derived.content_type,
+                size=len(derived.data),
+                sha256=hashlib.sha256(derived.data).hexdigest(),
+            )
         return stored
 
     def _current_etag(self, key: str) -> str:
