@@ -11,10 +11,6 @@ export function isFinal(status) {
   return typeof status === "string" && !TRANSIENT_STATUSES.has(status);
 }
 
-// The built-in profiles (functions/directupload/profiles.py). Used when the API's OpenAPI
-// document does not enumerate them; a deployment with other profiles lists its own there.
-export const BUILTIN_PROFILES = ["file", "avatar", "document", "video"];
-
 /** An API answer that was not 2xx, with the problem+json title and detail when the API sent one. */
 export class ApiError extends Error {
   constructor(status, title, detail, body) {
@@ -109,17 +105,13 @@ export class Api {
     return payload;
   }
 
-  /** Profile names: the OpenAPI document's enum when it has one, else the built-in set. */
+  /**
+   * GET /profiles: what this deployment's profiles accept, `[{name, contentTypes, minSize, maxSize,
+   * multipartThreshold?, partSize?, urlTtlSeconds, downloadTtlSeconds, retainDays?, steps}]`.
+   */
   async profiles() {
-    try {
-      const doc = await this.request("GET", "/openapi.json");
-      const schema = doc?.components?.schemas?.IssueUploadRequest?.properties?.profile;
-      const names = schema?.enum || schema?.examples;
-      if (Array.isArray(names) && names.length && names.every((n) => typeof n === "string")) return names;
-    } catch {
-      // the built-in list below is the documented default
-    }
-    return BUILTIN_PROFILES;
+    const answer = await this.request("GET", "/profiles");
+    return answer.profiles;
   }
 
   /** GET /uploads?limit=&cursor=: `{items, nextCursor?}`, the caller's uploads newest first. */
@@ -185,6 +177,20 @@ function problemFrom(response, body, fallbackTitle) {
 
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** "avatar: image/jpeg, image/png up to 5 MiB": one profile in words, for a hint under a picker. */
+export function describeProfile(profile) {
+  const types = profile.contentTypes.join(", ");
+  const multipart = profile.multipartThreshold ? `, multipart from ${formatBytes(profile.multipartThreshold)}` : "";
+  return `${profile.name}: ${types} up to ${formatBytes(profile.maxSize)}${multipart}`;
+}
+
+/** Whether `type` matches one of a profile's content types (`image/*` wildcards, as the API). */
+export function accepts(profile, type) {
+  return profile.contentTypes.some((pattern) =>
+    pattern.endsWith("/*") ? type.startsWith(pattern.slice(0, -1)) : pattern === type,
+  );
 }
 
 export function formatBytes(bytes) {

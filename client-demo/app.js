@@ -1,6 +1,16 @@
 // The plain demo page: issue an upload, send the bytes straight to S3, follow the processing;
 // then the caller's uploads, page by page, to download or delete.
-import { Api, ApiError, downloadLink, formatBytes, loadConfig, sleep, thumbnailImage } from "./api.js";
+import {
+  Api,
+  ApiError,
+  accepts,
+  describeProfile,
+  downloadLink,
+  formatBytes,
+  loadConfig,
+  sleep,
+  thumbnailImage,
+} from "./api.js";
 
 const PART_CONCURRENCY = 4;
 const PART_RETRIES = 3;
@@ -15,6 +25,7 @@ const ui = {
   form: $("upload-form"),
   file: $("file"),
   profile: $("profile"),
+  profileHint: $("profile-hint"),
   upload: $("upload"),
   cancel: $("cancel"),
   apiInfo: $("api-info"),
@@ -34,6 +45,7 @@ const ui = {
 
 let api = null;
 let current = null; // {uploadId, abort: AbortController}
+let profiles = new Map(); // name -> what GET /profiles says it accepts
 
 async function main() {
   const config = await loadConfig();
@@ -44,8 +56,17 @@ async function main() {
   } catch (error) {
     showError(error);
   }
-  const profiles = await api.profiles();
-  ui.profile.replaceChildren(...profiles.map((name) => new Option(name, name, name === "file", name === "file")));
+  try {
+    profiles = new Map((await api.profiles()).map((profile) => [profile.name, profile]));
+  } catch (error) {
+    showError(error);
+  }
+  const names = [...profiles.keys()];
+  const preferred = names.includes("file") ? "file" : names[0];
+  ui.profile.replaceChildren(...names.map((name) => new Option(name, name, name === preferred, name === preferred)));
+  ui.profileHint.replaceChildren(
+    ...[...profiles.values()].flatMap((profile, i) => [i ? document.createElement("br") : "", describeProfile(profile)]),
+  );
   ui.upload.disabled = false;
   ui.form.addEventListener("submit", onSubmit);
   ui.cancel.addEventListener("click", onCancel);
@@ -100,7 +121,27 @@ async function onCancel() {
   }
 }
 
+/** What the profile would refuse, said before any request (the API still checks it all). */
+function refusal(file, name) {
+  const profile = profiles.get(name);
+  if (!profile) return null;
+  const type = file.type || "application/octet-stream";
+  if (!accepts(profile, type)) {
+    return new ApiError(0, "Content type not allowed", `profile ${name} does not accept ${type}`);
+  }
+  if (file.size > profile.maxSize) {
+    const detail = `${file.size} bytes is over the ${name} profile's limit of ${formatBytes(profile.maxSize)}`;
+    return new ApiError(0, "Upload too large", detail);
+  }
+  if (file.size < profile.minSize) {
+    return new ApiError(0, "Upload too small", `the ${name} profile needs at least ${profile.minSize} bytes`);
+  }
+  return null;
+}
+
 async function upload(file, profile, signal) {
+  const refused = refusal(file, profile);
+  if (refused) throw refused;
   setStatus(`Asking the API for an upload URL (${profile}, ${formatBytes(file.size)})…`);
   const issued = await api.request("POST", "/uploads", {
     profile,

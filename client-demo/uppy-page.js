@@ -3,9 +3,8 @@
 import { Api, ApiError, downloadLink, formatBytes, loadConfig, uploadIdFromKey } from "./api.js";
 
 const MiB = 1024 * 1024;
-// When the API's profiles switch to multipart, and with what part size (profiles.py). Uppy decides
-// multipart on the client; matching the profile keeps the part count the API expects.
-const MULTIPART = { video: { from: 16 * MiB, partSize: 16 * MiB }, file: { from: 64 * MiB, partSize: 16 * MiB } };
+// Uppy decides multipart on the client: the page follows each profile's own plan from GET /profiles
+// (multipartThreshold, partSize), so the API and Uppy agree on when and in what parts.
 const DEFAULT_PART_SIZE = 16 * MiB;
 
 const $ = (id) => document.getElementById(id);
@@ -34,8 +33,10 @@ async function main() {
   }
 
   const select = $("profile");
-  const profiles = await api.profiles();
-  select.replaceChildren(...profiles.map((name) => new Option(name, name, name === "file", name === "file")));
+  const profiles = new Map((await api.profiles()).map((profile) => [profile.name, profile]));
+  const names = [...profiles.keys()];
+  const preferred = names.includes("file") ? "file" : names[0];
+  select.replaceChildren(...names.map((name) => new Option(name, name, name === preferred, name === preferred)));
 
   const uppy = new UppyLib.Uppy({ id: "directupload", autoProceed: false, meta: { profile: select.value } });
   uppy.use(UppyLib.Dashboard, {
@@ -45,19 +46,21 @@ async function main() {
     height: 380,
     showProgressDetails: true,
     proudlyDisplayPoweredByUppy: false,
-    metaFields: [{ id: "profile", name: "Profile", placeholder: profiles.join(", ") }],
+    metaFields: [{ id: "profile", name: "Profile", placeholder: names.join(", ") }],
     note: "Straight to S3; the API signs every request.",
   });
   uppy.use(UppyLib.AwsS3, {
     // Uppy calls `${companionEndpoint}/s3/params`, `/s3/multipart`, ... on the API itself.
     companionEndpoint: config.apiBaseUrl,
-    // Only these travel as metadata (by default Uppy sends name, type and relativePath too).
-    // `size`: Uppy's companion requests carry no file size; the API pins it in the POST policy.
-    allowedMetaFields: ["profile", "size"],
+    // Only this travels as metadata (by default Uppy sends name, type and relativePath too). No
+    // size: Uppy sends none, and the API signs the profile's size range for a POST without one.
+    allowedMetaFields: ["profile"],
     shouldUseMultipart: (file) => {
-      const rule = MULTIPART[file.meta.profile];
-      return Boolean(rule) && file.size >= rule.from;
+      const threshold = profiles.get(file.meta.profile)?.multipartThreshold;
+      return Boolean(threshold) && file.size >= threshold;
     },
+    // Uppy passes only `{size}` here, not the file: one part size for every profile (the API takes
+    // any parts of at least 5 MiB from Uppy)
     getChunkSize: () => DEFAULT_PART_SIZE,
     limit: 4,
   });
@@ -73,7 +76,7 @@ async function main() {
   });
 
   uppy.on("file-added", (file) => {
-    uppy.setFileMeta(file.id, { profile: file.meta.profile || select.value, size: file.size });
+    uppy.setFileMeta(file.id, { profile: file.meta.profile || select.value });
     row(file);
   });
   uppy.on("file-removed", (file) => {

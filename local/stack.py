@@ -157,8 +157,8 @@ class LocalStack:
             ROOT / "client-demo",
             config=self.client_config,
             authenticate=issuer.verify if opts.auth == "jwt" else None,
-            # as the template's authorizer: everything but the OpenAPI document needs a token
-            public_routes=frozenset({"GET /openapi.json"}),
+            # as the template's authorizer: what its API declares without security needs no token
+            public_routes=tpl.public_routes(),
             local_routes={
                 "POST /local/token": partial(_token_route, issuer),
                 "POST /local/ttl-sweep": partial(_sweep_route, sweeper),

@@ -159,6 +159,19 @@ class LocalTemplate:
                 return self.raw["Mappings"][table][key][attr]
         return {key: self.resolve(value) for key, value in node.items()}
 
+    def public_routes(self) -> frozenset[str]:
+        """The HTTP API's routes that need no token: those of the API's OpenAPI body with no
+        ``security`` when the JWT authorizer is on ("GET /openapi.json")."""
+        (api_id,) = self.resources("AWS::Serverless::HttpApi")
+        paths = self.raw["Resources"][api_id]["Properties"].get("DefinitionBody", {}).get("paths", {})
+        return frozenset(
+            f"{method.upper()} {path}"
+            for path, methods in paths.items()
+            if "{" not in path
+            for method, spec in methods.items()
+            if "security" not in (spec or {})
+        )
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """Globals' variables overlaid with the function's own, resolved."""
         variables: dict[str, Any] = {}

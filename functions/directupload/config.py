@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from directupload.errors import ConfigError
 from directupload.profiles import GiB, Profile, load_profiles
@@ -28,7 +29,12 @@ ENV_NAMES = {
     "quota_daily_bytes": "QUOTA_DAILY_BYTES",
     "max_receive_count": "MAX_RECEIVE_COUNT",
     "record_retention_days": "RECORD_RETENTION_DAYS",
+    "download_domain": "DOWNLOAD_DOMAIN",
+    "cloudfront_key_pair_id": "CLOUDFRONT_KEY_PAIR_ID",
+    "cloudfront_private_key_secret_arn": "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
 }
+# Downloads through CloudFront: all three set, or none (then downloads are S3 presigned GETs).
+CLOUDFRONT_FIELDS = ("download_domain", "cloudfront_key_pair_id", "cloudfront_private_key_secret_arn")
 
 
 class Settings(BaseModel):
@@ -47,6 +53,21 @@ class Settings(BaseModel):
     quota_daily_bytes: int = Field(default=10 * GiB, ge=1)
     max_receive_count: int = Field(default=5, ge=1)
     record_retention_days: int = Field(default=30, ge=1)
+    download_domain: str = Field(default="", pattern=r"^[A-Za-z0-9.-]*$")
+    cloudfront_key_pair_id: str = ""
+    cloudfront_private_key_secret_arn: str = ""
+
+    @model_validator(mode="after")
+    def _cloudfront_all_or_nothing(self) -> Settings:
+        given = [field for field in CLOUDFRONT_FIELDS if getattr(self, field)]
+        if given and len(given) < len(CLOUDFRONT_FIELDS):
+            missing = [ENV_NAMES[field] for field in CLOUDFRONT_FIELDS if field not in given]
+            raise PydanticCustomError("cloudfront", "downloads through CloudFront also need " + ", ".join(missing))
+        return self
+
+    @property
+    def downloads_through_cloudfront(self) -> bool:
+        return bool(self.download_domain)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,7 +78,10 @@ class Settings(BaseModel):
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else "?"
+                if not err["loc"]:  # a rule across variables names them in its message
+                    problems.append(err["msg"])
+                    continue
+                field = str(err["loc"][0])
                 problems.append(f"{ENV_NAMES.get(field, field)}: {err['msg']}")
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 

@@ -147,6 +147,25 @@ class UploadView(Wire):
     deleted_at: datetime | None = None
 
 
+class ProfileView(Wire):
+    """What GET /profiles tells a client about one profile, for checks before any request."""
+
+    name: str
+    content_types: list[str]
+    min_size: int
+    max_size: int
+    multipart_threshold: int | None = None  # uploads of at least this many bytes go multipart
+    part_size: int | None = None
+    url_ttl_seconds: int
+    download_ttl_seconds: int
+    retain_days: int | None = None
+    steps: list[str]
+
+
+class ProfileList(Wire):
+    profiles: list[ProfileView]
+
+
 class UploadPage(Wire):
     """What GET /uploads answers: the caller's uploads, newest first."""
 
@@ -173,6 +192,10 @@ class UploadRecord(BaseModel):
     updated_at: datetime
     expires_at: datetime
     s3_upload_id: str | None = None
+    # False: ``size`` is a ceiling (a client that could not say the size); the object may hold
+    # ``min_size`` to ``size`` bytes, and its real size replaces the ceiling once PROCESSED
+    size_exact: bool = True
+    min_size: int = 1
     part_size: int | None = None
     part_count: int | None = None
     sha256: str | None = None

@@ -1,7 +1,8 @@
 """Presigned S3 requests: the POST policy for single-part uploads, and part URLs for multipart.
 
 The POST policy pins everything the client could otherwise change: the exact key, the exact
-size (content-length-range [size, size]), the exact Content-Type, the upload id in the
+size (content-length-range [size, size]; [the profile's minimum, the ceiling] for a client that
+cannot say the size, Uppy's ``/s3/params``), the exact Content-Type, the upload id in the
 object's metadata, and an expiry of minutes. S3 enforces it; the local emulator does not,
 which is why ``tests/unit`` decodes and checks every condition.
 """
@@ -21,13 +22,14 @@ class PresignedPost:
 
 
 def post_policy_parts(
-    *, key: str, content_type: str, size: int, upload_id: str, metadata: dict[str, str]
+    *, key: str, content_type: str, size: int, upload_id: str, metadata: dict[str, str], min_size: int | None = None
 ) -> tuple[dict[str, str], list[Any]]:
-    """The form fields and policy conditions of one upload (the bucket and key are added by boto3)."""
+    """The form fields and policy conditions of one upload (the bucket and key are added by boto3).
+    The size is exact, or with ``min_size`` a range up to ``size``."""
     fields = {"Content-Type": content_type, UPLOAD_ID_META: upload_id}
     fields.update({f"x-amz-meta-{name}": value for name, value in metadata.items()})
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
-    conditions.append(["content-length-range", size, size])
+    conditions.append(["content-length-range", size if min_size is None else min_size, size])
     return fields, conditions
 
 
@@ -41,9 +43,10 @@ def presign_post(
     upload_id: str,
     metadata: dict[str, str],
     expires_in: int,
+    min_size: int | None = None,
 ) -> PresignedPost:
     fields, conditions = post_policy_parts(
-        key=key, content_type=content_type, size=size, upload_id=upload_id, metadata=metadata
+        key=key, content_type=content_type, size=size, upload_id=upload_id, metadata=metadata, min_size=min_size
     )
     signed = s3.generate_presigned_post(
         Bucket=bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in

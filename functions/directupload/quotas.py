@@ -87,6 +87,24 @@ class OwnerQuota:
                 ExpressionAttributeNames={"#open": "open", "#id": upload_id},
             )
 
+    def settle(self, owner: str, issued_at: datetime, refund: int) -> None:
+        """Give back the bytes charged at a ceiling that the upload did not use (Uppy's POSTs of
+        undeclared size), while the day it was charged on is still the owner's current one."""
+        if refund <= 0:
+            return
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # a new day began
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(owner),
+                UpdateExpression="ADD #bytes :refund",
+                ConditionExpression="#day = :day",
+                ExpressionAttributeNames={"#bytes": "bytes", "#day": "day"},
+                ExpressionAttributeValues={
+                    ":refund": {"N": str(-refund)},
+                    ":day": {"S": issued_at.astimezone(UTC).strftime("%Y-%m-%d")},
+                },
+            )
+
     def _try_reserve(
         self, owner: str, upload_id: str, size: int, day: str, open_until: datetime
     ) -> dict[str, Any] | None:

@@ -58,13 +58,23 @@ class Deletion(Protocol):
 class Quota(Protocol):
     def reserve(self, owner: str, upload_id: str, size: int, now: datetime, open_until: datetime) -> None: ...
     def release(self, owner: str, upload_id: str) -> None: ...
+    def settle(self, owner: str, issued_at: datetime, refund: int) -> None: ...
+
+
+class DownloadSigner(Protocol):
+    """Signs download URLs somewhere other than S3 (a CDN), with the same pinned headers."""
+
+    def sign(self, key: str, *, expires_at: datetime, content_type: str, disposition: str) -> str: ...
 
 
 class Transfer(StrEnum):
     """How the bytes travel. Our own clients let the profile decide; Uppy decides for itself."""
 
     PROFILE = "profile"  # by the profile's threshold: one POST, or multipart in parts we size
-    POST = "post"  # one presigned POST whatever the threshold (Uppy's /s3/params)
+    POST = "post"  # one presigned POST whatever the threshold (Uppy's /s3/params with a size)
+    # One presigned POST of any size the profile allows up to the declared ceiling (Uppy's
+    # /s3/params: Uppy sends no size). The real size becomes the size when processing records it.
+    POST_UP_TO = "post-up-to"
     # Multipart whatever the size, in parts the client sizes (Uppy's /s3/multipart). The
     # declared size is then a ceiling; the parts' real total becomes the size at completion.
     CLIENT_PARTS = "client-parts"
@@ -92,6 +102,7 @@ class UploadService:
         s3: Any,
         quota: Quota | None = None,
         deleter: Deletion | None = None,
+        download_signer: DownloadSigner | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.profiles = profiles
@@ -100,6 +111,7 @@ class UploadService:
         self.s3 = s3
         self.quota = quota
         self.deleter = deleter
+        self.download_signer = download_signer  # None: presigned GETs straight from the bucket
         self.clock = clock
 
     # issue
@@ -126,7 +138,7 @@ class UploadService:
         profile = self.profile(request.profile)
         content_type = request.content_type.lower()
         self.check(profile, content_type, request.size)
-        if transfer is Transfer.POST and request.size > S3_MAX_SINGLE_POST:
+        if transfer in (Transfer.POST, Transfer.POST_UP_TO) and request.size > S3_MAX_SINGLE_POST:
             raise TooLarge(f"S3 takes at most {S3_MAX_SINGLE_POST} bytes in one POST: upload it multipart")
         metadata = dict(request.metadata or {})
         if sum(len(k) + len(v.encode()) for k, v in metadata.items()) > MAX_METADATA_BYTES:
@@ -158,6 +170,8 @@ class UploadService:
             updated_at=now,
             expires_at=now,
         )
+        if transfer is Transfer.POST_UP_TO:
+            record.size_exact, record.min_size = False, profile.min_size
         if multipart:
             s3_metadata = {"upload-id": upload_id, **metadata}
             record.s3_upload_id = self.storage.create_multipart(key, content_type, s3_metadata)
@@ -178,6 +192,7 @@ class UploadService:
                 upload_id=upload_id,
                 metadata=metadata,
                 expires_in=profile.url_ttl_seconds,
+                min_size=None if record.size_exact else record.min_size,
             )
             record.expires_at = now + timedelta(seconds=profile.url_ttl_seconds)
             issued = IssuedUpload(
@@ -233,11 +248,17 @@ class UploadService:
             inline = downloads.is_inline(content_type, decoded_as_image=True)  # our own re-encoding
             filename = downloads.variant_filename(record.filename, variant, found.key)
         disposition = downloads.disposition(filename, inline=inline)
-        url = self.storage.presign_get(key, expires_in=ttl, content_type=content_type, disposition=disposition)
+        expires_at = now + timedelta(seconds=ttl)
+        if self.download_signer is not None:
+            url = self.download_signer.sign(
+                key, expires_at=expires_at, content_type=content_type, disposition=disposition
+            )
+        else:
+            url = self.storage.presign_get(key, expires_in=ttl, content_type=content_type, disposition=disposition)
         logger.info("download signed", upload_id=upload_id, variant=variant, ttl=ttl)
         return Download(
             url=url,
-            expires_at=now + timedelta(seconds=ttl),
+            expires_at=expires_at,
             variant=variant,
             content_type=content_type,
             disposition="inline" if inline else "attachment",
@@ -362,12 +383,15 @@ class UploadService:
         if record.part_count is None and total != record.size:
             # Parts the client sized (Uppy): the declared size was a ceiling; the real total is
             # the size from now on, which processing verifies the object against.
+            ceiling = record.size
             try:
                 record = self.store.transition(
                     upload_id, Status.PENDING, [Status.PENDING], now=self.clock(), size=total
                 )
             except TransitionRefused as exc:
                 raise Conflict("the upload changed state while being completed") from exc
+            if self.quota is not None:
+                self.quota.settle(owner, record.created_at, ceiling - total)  # charged at the ceiling
         try:
             self.storage.complete_multipart(record.key, s3_upload_id, list(parts))
         except PartsRefused as exc:

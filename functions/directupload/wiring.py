@@ -16,6 +16,7 @@ from directupload.store import UploadStore
 from directupload.uploads import UploadService
 
 if TYPE_CHECKING:
+    from directupload.cdn import CloudFrontUrlSigner
     from directupload.processing.pipeline import Processor
 
 
@@ -42,6 +43,24 @@ def upload_service() -> UploadService:
         s3=aws.client("s3"),
         quota=quota(),
         deleter=deleter(),
+        download_signer=download_signer(),
+    )
+
+
+@cache
+def download_signer() -> CloudFrontUrlSigner | None:
+    """CloudFront signed URLs when the settings name a distribution; else None (S3 presigned GETs).
+    The private key is read from Secrets Manager on the first download, not here."""
+    settings = get_settings()
+    if not settings.downloads_through_cloudfront:
+        return None
+    # imported here: without a distribution the API never loads the RSA signing code
+    from directupload.cdn import CloudFrontUrlSigner, SecretPrivateKey
+
+    return CloudFrontUrlSigner(
+        domain=settings.download_domain,
+        key_pair_id=settings.cloudfront_key_pair_id,
+        private_key=SecretPrivateKey(settings.cloudfront_private_key_secret_arn, lambda: aws.client("secretsmanager")),
     )
 
 
@@ -84,7 +103,7 @@ def processor() -> Processor:
 
 def reset() -> None:
     """Forget every built object (tests that change the environment call this)."""
-    for factory in (store, storage, upload_service, processor, quota, publisher, deleter):
+    for factory in (store, storage, upload_service, processor, quota, publisher, deleter, download_signer):
         factory.cache_clear()
     get_settings.cache_clear()
     aws.client.cache_clear()

@@ -17,7 +17,17 @@ from directupload import wiring
 from directupload.config import get_settings
 from directupload.errors import DomainError
 from directupload.keys import UPLOAD_ID_PATTERN
-from directupload.models import Download, IssuedUpload, IssueUploadRequest, Status, UploadPage, UploadView, Wire
+from directupload.models import (
+    Download,
+    IssuedUpload,
+    IssueUploadRequest,
+    ProfileList,
+    ProfileView,
+    Status,
+    UploadPage,
+    UploadView,
+    Wire,
+)
 from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, problem_body
 from directupload.processing.steps import VARIANT_PATTERN
@@ -45,14 +55,17 @@ get_settings()  # validate the configuration at cold start, naming anything miss
 
 def _serialize(value: Any) -> str:
     """JSON without the unset fields of a reply model (the router dumps them as null): the
-    reply's own, and each listed upload's. Nulls inside ``result`` are data and stay."""
+    reply's own, and those of the models it lists (uploads, profiles). Nulls deeper down, in
+    an upload's ``result``, are data and stay."""
 
     def fields(model: Any) -> Any:
         return {k: v for k, v in model.items() if v is not None} if isinstance(model, dict) else model
 
     value = fields(value)
-    if isinstance(value, dict) and isinstance(value.get("items"), list):
-        value["items"] = [fields(item) for item in value["items"]]
+    if isinstance(value, dict):
+        for name, listed in value.items():
+            if isinstance(listed, list):
+                value[name] = [fields(item) for item in listed]
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
@@ -114,6 +127,28 @@ def _json(status: int, model: Wire) -> Response[Any]:
 @tracer.capture_method
 def issue_upload(request: Annotated[IssueUploadRequest, Body()]) -> Response[IssuedUpload]:
     return _json(201, wiring.upload_service().issue(owner(), request))
+
+
+@app.get("/profiles", responses=responses(200, ProfileList), summary="What each profile accepts (public)")
+@tracer.capture_method
+def list_profiles() -> Response[ProfileList]:
+    """From the validated configuration, so a client can say "PNG up to 5 MiB" before asking."""
+    views = [
+        ProfileView(
+            name=p.name,
+            content_types=list(p.content_types),
+            min_size=p.min_size,
+            max_size=p.max_size,
+            multipart_threshold=p.multipart_threshold,
+            part_size=p.part_size if p.multipart_threshold is not None else None,
+            url_ttl_seconds=p.url_ttl_seconds,
+            download_ttl_seconds=p.download_ttl_seconds,
+            retain_days=p.retain_days,
+            steps=list(p.steps),
+        )
+        for p in wiring.upload_service().profiles.values()
+    ]
+    return _json(200, ProfileList(profiles=views))
 
 
 @app.get("/uploads", responses=responses(200, UploadPage), summary="The caller's uploads, newest first")

@@ -34,7 +34,7 @@ from directupload import keys, wiring
 from directupload.errors import Unprocessable
 from directupload.models import IssueUploadRequest
 from directupload.observability import tracer
-from directupload.profiles import S3_MAX_PARTS
+from directupload.profiles import S3_MAX_PARTS, S3_MAX_SINGLE_POST
 from directupload.uploads import Transfer
 from handlers import contract
 from handlers.contract import responses
@@ -168,14 +168,15 @@ def uppy_params(
         name[len("metadata[") : -1]: value for name, value in query if name.startswith("metadata[") and name[-1:] == "]"
     }
     size = _size(meta.get("size"))
-    if size is None:
-        raise Unprocessable(
-            "Uppy sends no file size: set the file's `size` meta (see the README, 'Uppy and the size'), "
-            "so the POST policy can pin it"
-        )
     service = wiring.upload_service()
+    transfer = Transfer.POST
+    if size is None:
+        # Uppy sends no size: the policy admits the profile's range, up to what one POST holds,
+        # the quota is charged at that ceiling and settled to the real size by processing
+        profile = service.profile(str(meta.get("profile") or DEFAULT_PROFILE))
+        size, transfer = min(profile.max_size, S3_MAX_SINGLE_POST), Transfer.POST_UP_TO
     request = _issue_request(filename, file_type, meta, size)
-    issued = service.issue(_owner(), request, Transfer.POST)
+    issued = service.issue(_owner(), request, transfer)
     assert issued.url is not None and issued.fields is not None
     expires = _seconds_until(issued.expires_at)
     return _json(PostParams(url=issued.url, fields=issued.fields, expires=expires).body())

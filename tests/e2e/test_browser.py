@@ -65,6 +65,16 @@ def sha256(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack as `make run` starts it, with auth off and a daily quota of 100 GiB: stock Uppy
+    sends no size, so each of its uploads is charged the profile's ceiling (5 GiB for a video)
+    until processing settles it, and this module's uploads overlap more than one user's would."""
+    stack = start_stack(tmp_path_factory.mktemp("browser-stack"), "--parameter", f"QuotaDailyBytes={100 * 1024**3}")
+    yield stack
+    stop_stack(stack)
+
+
+@pytest.fixture(scope="module")
 def jwt_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack as a bare `make run` starts it: bearer tokens required, /local/token hands them out."""
     stack = start_stack(tmp_path_factory.mktemp("jwt-stack"), auth="jwt")
@@ -523,3 +533,25 @@ def test_uppy_page_sends_the_token_to_the_companion_routes_when_auth_is_jwt(
     assert_processed_row(page, "clip.mp4", data)
     assert s3_requests
     assert all((r.headers.get("authorization") or "").startswith("Bearer ") for r in s3_requests)
+
+
+def test_stock_uppy_with_only_the_profile_uploads_a_small_image_and_a_video_to_processed(
+    page: Any, local_stack: Stack, tmp_path: Path
+) -> None:
+    require_uppy_bundle()
+    # Given the README's page: stock Uppy 6, companionEndpoint, no meta but the profile
+    files = [("avatar", "tiny.png", png(12, 9)), ("video", "clip.mp4", mp4(300 * 1024))]
+    for profile, name, data in files:
+        page.goto(f"{local_stack.url}/uppy-minimal.html?profile={profile}")
+        page.wait_for_selector("body[data-ready=true]")
+
+        # When a file is added and uploaded, with no size anywhere in the page's code
+        page.set_input_files(".uppy-Dashboard-input >> nth=0", [str(on_disk(tmp_path, name, data))])
+        page.click(".uppy-StatusBar-actionBtn--upload")
+        page.wait_for_function("window.uploaded.length === 1", timeout=60_000)
+        upload_id = page.evaluate("window.uploaded[0]")
+
+        # Then it reaches PROCESSED with its real size and the SHA-256 of its bytes
+        record = wait_for_status(local_stack.url, upload_id)
+        assert (record["status"], record["profile"]) == ("PROCESSED", profile), record
+        assert record["size"] == len(data) and record["sha256"] == sha256(data)

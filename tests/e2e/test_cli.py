@@ -244,7 +244,7 @@ def test_the_thumbnail_of_a_png_downloads_as_webp(stack: Stack, tmp_path: Path) 
     assert result["path"] == str(thumbnail) and result["contentType"] == "image/webp"
     data = thumbnail.read_bytes()
     assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    assert result["checked"] == ["size"]  # the API gives no SHA-256 for a variant
+    assert result["checked"] == ["size", "sha256"]  # a variant has its own SHA-256 too
     assert result["sha256"] == hashlib.sha256(data).hexdigest()
 
     unknown = run(command(stack, "download", record["uploadId"], "--variant", "poster", "-o", str(tmp_path)))

