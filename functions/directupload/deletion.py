@@ -20,16 +20,21 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from directupload import events
-from directupload.errors import Conflict
+from directupload.errors import Conflict, NotFound
 from directupload.models import DELETABLE, Status, UploadRecord, utcnow
 from directupload.observability import logger, metrics
 from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
 from directupload.processing.outbox import Outbox
+from directupload.processing.steps import derived_names
 from directupload.storage import Storage
 from directupload.store import TransitionRefused, UploadStore
 
 # How long a deleted upload's tombstone answers (then GET and DELETE say 404).
 TOMBSTONE_LIFETIME = timedelta(days=1)
+# An outcome whose event is still owed this soon after it was reached may still be being
+# published by the attempt that reached it (at most the ProcessFunction's 15-minute timeout).
+OUTCOME_GRACE = timedelta(minutes=15)
+_OUTCOMES = frozenset({events.PROCESSED, events.REJECTED})
 
 
 class Deleter:
@@ -39,11 +44,13 @@ class Deleter:
         store: UploadStore,
         storage: Storage,
         publisher: events.EventPublisher,
+        rejected_objects: str = "quarantine",
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.storage = storage
         self.publisher = publisher
+        self.rejected_objects = rejected_objects
         self.outbox = Outbox(store.table_name, store.client)
         self.clock = clock
 
@@ -55,20 +62,24 @@ class Deleter:
             raise Conflict(f"the upload is {record.status.value}; it can be deleted once processing is over")
         now = self.clock()
         if record.status != Status.DELETING:
+            self._announce_outcome(record, now)
             try:
                 record = self.store.transition(
                     record.upload_id,
                     Status.DELETING,
                     sorted(DELETABLE - {Status.DELETING}),
                     now=now,
+                    unless_set=PENDING_EVENT,  # consumers hear of the outcome before its deletion
                     delete_reason=reason,
                 )
             except TransitionRefused:
                 fresh = self.store.get(record.upload_id)
-                if fresh is None or fresh.status == record.status:
-                    raise
+                if fresh is None:
+                    raise NotFound(f"no upload {record.upload_id!r}") from None
+                if fresh.status == record.status and fresh.pending_event == record.pending_event:
+                    raise Conflict("the upload changed while being deleted; try again") from None
                 return self.delete(fresh, reason)  # a parallel DELETE (or processing) moved it on
-        self.storage.delete_all(record.object_keys())
+        self.storage.delete_all(record.object_keys(derived_names()))
         try:
             record = self.store.transition(
                 record.upload_id,
@@ -82,7 +93,7 @@ class Deleter:
         except TransitionRefused:
             fresh = self.store.get(record.upload_id)
             if fresh is None:
-                raise
+                raise NotFound(f"no upload {record.upload_id!r}") from None
             return self._announce(fresh)  # a parallel DELETE finished first
         metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
         logger.info("upload deleted", upload_id=record.upload_id, reason=reason)
@@ -93,14 +104,14 @@ class Deleter:
         announce the deletion of a processed upload, once. A tombstone put in its place (with
         the outbox marker) makes a retried stream record finish the job without a second
         event, and answers GET as an owner's deletion does. True when the event was sent."""
-        if record.status != Status.PROCESSED:
-            self.storage.delete_all(record.object_keys())
+        if record.status not in (Status.PROCESSED, Status.DELETING):
+            self.storage.delete_all(record.object_keys(derived_names()))
             return False  # nothing a consumer was told about is gone
         now = self.clock()
         tombstone = record.model_copy(
             update={
                 "status": Status.DELETED,
-                "delete_reason": reason,
+                "delete_reason": record.delete_reason or reason,  # a deletion that stalled: the owner's
                 "deleted_at": now,
                 "updated_at": now,
                 "expires_at": now,
@@ -110,13 +121,25 @@ class Deleter:
         if not self.store.put_tombstone(tombstone, expire_at=now + TOMBSTONE_LIFETIME):
             found = self.store.get(record.upload_id)
             tombstone = found if found is not None and found.status == Status.DELETED else tombstone
-        self.storage.delete_all(record.object_keys())
+        self.storage.delete_all(record.object_keys(derived_names()))
         sent = tombstone.pending_event == events.DELETED
         self._announce(tombstone)
         if sent:
             metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
             logger.info("upload removed by retention", upload_id=record.upload_id, reason=reason)
         return sent
+
+    def _announce_outcome(self, record: UploadRecord, now: datetime) -> None:
+        """An outcome whose event is still owed is announced before the upload is deleted: by
+        the attempt that reached it while it may still run (409 meanwhile), else here."""
+        if record.pending_event not in _OUTCOMES:
+            return
+        if now - record.updated_at < OUTCOME_GRACE:
+            raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
+        detail = events.outcome_detail(record, self.storage.bucket, self.rejected_objects)
+        self.publisher.publish(str(record.pending_event), detail)
+        self.outbox.clear(record.upload_id)
+        logger.warning("an outcome left unannounced was announced before its deletion", upload_id=record.upload_id)
 
     def _announce(self, record: UploadRecord) -> UploadRecord:
         """Publish the owed ``Upload Deleted`` (once: the marker goes after)."""

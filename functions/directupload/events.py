@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from directupload import keys
 from directupload.models import Status, UploadRecord
 
 SOURCE = "directupload"
@@ -20,6 +21,17 @@ REJECTED = "Upload Rejected"
 FAILED = "Upload Failed"
 DELETED = "Upload Deleted"
 TERMINAL = frozenset({PROCESSED, REJECTED})
+
+
+def outcome_detail(record: UploadRecord, bucket: str, rejected_objects: str) -> dict[str, Any]:
+    """The detail of a PROCESSED, REJECTED or FAILED upload's event, from the stored record alone
+    (a retry sends the same event): the verified object, or where the rejected bytes are."""
+    key = record.key
+    if record.status == Status.PROCESSED and record.file_key:
+        key = record.file_key  # the verified copy: the staging one is gone
+    elif record.status == Status.REJECTED and rejected_objects == "quarantine":
+        key = keys.quarantine_key(record.key)
+    return upload_detail(record, bucket, key=key, at=record.updated_at)
 
 
 def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -211,8 +212,10 @@ class UploadRecord(BaseModel):
     retain_until: datetime | None = None
     deleted_at: datetime | None = None
     delete_reason: str | None = None
-    # the event an outcome or a deletion still owes (processing/outbox.py)
+    # the event an outcome or a deletion still owes (processing/outbox.py), and which delivery
+    # (sequencer/ETag of the notification) reached the outcome: only that one may finish it
     pending_event: str | None = None
+    outcome_of: str | None = None
 
     @property
     def is_multipart(self) -> bool:
@@ -246,8 +249,10 @@ class UploadRecord(BaseModel):
             deleted_at=self.deleted_at,
         )
 
-    def object_keys(self) -> list[str]:
-        """Every key this upload may have bytes under: staging, promoted, derived, quarantined."""
+    def object_keys(self, derived_names: Iterable[str] = ()) -> list[str]:
+        """Every key this upload may have bytes under: staging, promoted, quarantined, its
+        variants, and ``derived_names`` under ``derived/`` (what an attempt may have left)."""
         found = [self.key, keys.file_key(self.key), keys.quarantine_key(self.key)]
         found += [variant.key for variant in self.variants.values()]
+        found += [keys.derived_key(self.upload_id, name) for name in sorted(derived_names)]
         return list(dict.fromkeys(found))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import queue
 import threading
 from collections.abc import Iterator
@@ -191,11 +192,25 @@ class Storage:
         self.delete(source)
 
     def promote(
-        self, source: str, target: str, *, etag: str, size: int, content_type: str, metadata: dict[str, str]
+        self,
+        source: str,
+        target: str,
+        *,
+        etag: str,
+        sha256: str,
+        size: int,
+        content_type: str,
+        metadata: dict[str, str],
     ) -> None:
         """Copy exactly version ``etag`` of ``source`` to ``target`` (VersionChanged otherwise),
-        with the content type and metadata given. Above 5 GiB in parts, each conditioned alike."""
-        extra = {
+        with the content type and metadata given.
+
+        An ETag is the MD5 of a single-part object, and MD5 collisions are cheap: two files can
+        share one. So S3 also computes the SHA-256 of the copy it made, and a copy whose bytes do
+        not hash to ``sha256`` (what was verified) is deleted again (VersionChanged). Above 5 GiB
+        the object was assembled from parts (no single POST is that large), which no client can
+        write again once completed; it is copied in parts, each conditioned on the ETag."""
+        extra: dict[str, Any] = {
             "CopySourceIfMatch": f'"{etag}"',
             "MetadataDirective": "REPLACE",
             "ContentType": content_type,
@@ -204,7 +219,13 @@ class Storage:
         copy_source = {"Bucket": self.bucket, "Key": source}
         try:
             if size <= MAX_SINGLE_COPY:
-                self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source, **extra)
+                reply = self.client.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource=copy_source, ChecksumAlgorithm="SHA256", **extra
+                )
+                copied = reply.get("CopyObjectResult", {}).get("ChecksumSHA256")
+                if not copied or base64.b64decode(copied).hex() != sha256:
+                    self.delete(target)
+                    raise VersionChanged(f"{source}: the copy's SHA-256 is not the verified one")
             else:
                 from boto3.s3.transfer import TransferConfig
 

@@ -104,11 +104,13 @@ class UploadStore:
         now: datetime | None = None,
         remove: Iterable[str] = (),
         claimed_by: str | None = None,
+        unless_set: str | None = None,
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
         """Move the record to ``to`` if it is in one of ``allowed_from`` (and, with ``claimed_by``,
-        if that staging version holds the claim); raise TransitionRefused otherwise.
+        if that staging version holds the claim; with ``unless_set``, if the record has no such
+        attribute); raise TransitionRefused otherwise.
 
         The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
         given, or never when ``expire_at`` is None (a processed upload kept until deleted)."""
@@ -137,6 +139,9 @@ class UploadStore:
             names["#claim"] = "claim_etag"
             expr_values[":claim"] = {"S": claimed_by}
             condition += " AND #claim = :claim"
+        if unless_set is not None:
+            names["#unset"] = unless_set
+            condition += " AND attribute_not_exists(#unset)"
         try:
             reply = self.client.update_item(
                 TableName=self.table_name,

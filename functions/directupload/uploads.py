@@ -236,10 +236,10 @@ class UploadService:
         result = record.result or {}
         if variant is None:
             key, size, sha256 = record.file_key, record.size, record.sha256
-            content_type = str(result.get("contentType") or "application/octet-stream")
+            content_type = downloads.served_type(result.get("contentType"), record.content_type)
             # the image step decoded every frame of it: a raster image, safe to show
             inline = downloads.is_inline(content_type, decoded_as_image="width" in result)
-            filename = record.filename
+            filename = downloads.served_name(record.filename, content_type)
         else:
             found = record.variants.get(variant)
             if found is None:

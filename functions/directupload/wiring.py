@@ -71,7 +71,9 @@ def publisher() -> EventPublisher:
 
 @cache
 def deleter() -> Deleter:
-    return Deleter(store=store(), storage=storage(), publisher=publisher())
+    return Deleter(
+        store=store(), storage=storage(), publisher=publisher(), rejected_objects=get_settings().rejected_objects
+    )
 
 
 @cache

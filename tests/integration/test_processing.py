@@ -199,19 +199,25 @@ def test_an_event_that_could_not_be_sent_is_sent_by_the_retry_and_only_once(aws:
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
     fail_calls("events", "PutEvents", 1)
-    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    etag = current_etag(aws, issued["key"])  # S3's notification names it; its redelivery too
+    assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
     assert raw_item(aws, issued["uploadId"])["pending_event"] == {"S": "Upload Processed"}
     assert delivered_events(aws) == []
 
-    # When the message is retried
-    assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
+    # When the bytes are sent again meanwhile (another write: it must not finish the outcome)
+    post_to_s3(issued, data)
+    assert process(aws, issued["key"], len(data), sequencer="0055AED6DCD90281F0") == {"batchItemFailures": []}
+    assert delivered_events(aws) == []
+    # and when the message itself is retried
+    assert process(aws, issued["key"], len(data), receive_count=2, etag=etag) == {"batchItemFailures": []}
 
     # Then the event goes out once, and nothing is owed any more
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
     assert "pending_event" not in raw_item(aws, issued["uploadId"])
-    process(aws, issued["key"], len(data), receive_count=1)
+    process(aws, issued["key"], len(data), receive_count=1, etag=etag)
     assert delivered_events(aws) == []
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="incoming/").get("KeyCount") == 0
 
 
 def test_a_rejection_whose_event_failed_still_quarantines_and_announces_on_retry(aws: Any, api: Api) -> None:

@@ -144,7 +144,7 @@ def test_bytes_written_after_the_outcome_but_before_staging_is_cleared_are_remov
     [
         ("avatar", "face.png", "image/png", png(20, 10), "image/png", "inline"),
         ("document", "report.pdf", "application/pdf", a_pdf(1), "application/pdf", "attachment"),
-        ("file", "notes.txt", "text/plain", b"plain words\n", "application/octet-stream", "attachment"),
+        ("file", "notes.txt", "text/plain", b"plain words\n", "text/plain", "attachment"),
         # a browser would run the script in an inline SVG: it is never shown inline
         (
             "file",
@@ -490,3 +490,126 @@ def test_no_processed_upload_expires_without_a_retention(aws: Any, api: Api) -> 
         TableName=aws.resources.uploads_table, Key={"pk": {"S": f"upload#{issued['uploadId']}"}}
     )["Item"]
     assert "ttl" not in item and "retainUntil" not in record(api, issued["uploadId"])
+
+
+# --- findings of the attacker review, kept as regression tests --------------------------------------
+
+CORPUS = __import__("pathlib").Path(__file__).resolve().parent.parent / "corpus"
+
+
+def test_bytes_with_the_same_md5_cannot_be_promoted_in_place_of_the_verified_ones(aws: Any, api: Api) -> None:
+    # Given two different files with one MD5 (hence one S3 ETag): a classic collision pair
+    tail = b"\nthe same tail for both; anything can follow a colliding prefix\n" * 4
+    good = (CORPUS / "md5-collision-a.bin").read_bytes() + tail
+    evil = (CORPUS / "md5-collision-b.bin").read_bytes() + tail
+    assert hashlib.md5(good).digest() == hashlib.md5(evil).digest() and good != evil
+    issued = upload(api, good, "report.bin", "application/octet-stream", "file")
+
+    # When the grant is used again with the twin after `good` was verified, just before promotion
+    before_call("s3", "CopyObject", lambda: post_to_s3(issued, evil))
+    assert process(aws, issued["key"], len(good)) == {"batchItemFailures": []}
+    process(aws, issued["key"], len(evil), sequencer="0055AED6DCD90281F0")  # the twin's own notification
+
+    # Then whatever is recorded is what is served, byte for byte
+    final = record(api, issued["uploadId"])
+    assert final["status"] == "PROCESSED"
+    signed, got = fetch(api, issued["uploadId"])
+    assert hashlib.sha256(got.content).hexdigest() == final["sha256"] == signed["sha256"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+    assert keys_in(aws, "incoming/") == []
+
+
+def test_an_attempt_that_does_not_end_processed_leaves_no_derived_objects(aws: Any, api: Api) -> None:
+    # Given a PNG whose thumbnail was stored, then a non-image of the same size sent before promotion
+    a = png(300, 200)
+    issued = upload(api, a, "me.png", "image/png", "avatar")
+    etag_a = str(aws.s3.head_object(Bucket=aws.bucket, Key=issued["key"])["ETag"]).strip('"')
+    before_call("s3", "CopyObject", lambda: post_to_s3(issued, padded(EXECUTABLE, len(a))))
+    process(aws, issued["key"], len(a), etag=etag_a)
+    process(aws, issued["key"], len(a))
+    assert record(api, issued["uploadId"])["status"] == "REJECTED"
+
+    assert keys_in(aws, "derived/") == []
+    assert api.call("DELETE", f"/uploads/{issued['uploadId']}")[1]["status"] == "DELETED"
+    assert keys_in(aws) == []
+
+
+def test_identical_bytes_resent_while_the_outcome_is_being_announced_send_no_second_event(aws: Any, api: Api) -> None:
+    from directupload import wiring
+    from directupload.processing.pipeline import ObjectRef
+
+    data = png(40, 30)
+    issued = upload(api, data, "me.png", "image/png", "avatar")
+
+    def attacker() -> None:  # same bytes, same grant: same ETag, a new write (new sequencer)
+        post_to_s3(issued, data)
+        etag = str(aws.s3.head_object(Bucket=aws.bucket, Key=issued["key"])["ETag"]).strip('"')
+        wiring.processor().process(ObjectRef(aws.bucket, issued["key"], len(data), etag=etag, sequencer="00FF"))
+
+    before_call("events", "PutEvents", attacker)  # between the PROCESSED write and its publish
+    process(aws, issued["key"], len(data))
+
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_an_upload_is_not_deleted_before_its_outcome_is_announced(aws: Any, api: Api) -> None:
+    data = png(40, 30)
+    issued = upload(api, data, "me.png", "image/png", "avatar")
+    etag = str(aws.s3.head_object(Bucket=aws.bucket, Key=issued["key"])["ETag"]).strip('"')
+    fail_calls("events", "PutEvents", 1)  # EventBridge throttles the outcome's event once
+    assert process(aws, issued["key"], len(data), etag=etag)["batchItemFailures"]
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+
+    status, problem, _ = api.call("DELETE", f"/uploads/{issued['uploadId']}")
+    assert status == 409 and "announced" in problem["detail"]
+
+    process(aws, issued["key"], len(data), receive_count=2, etag=etag)  # the retry announces it
+    assert api.call("DELETE", f"/uploads/{issued['uploadId']}")[1]["status"] == "DELETED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed", "Upload Deleted"]
+
+
+ODD_QUERIES = [
+    "cursor=%ff%fe",
+    "cursor=====",
+    "limit=1&limit=2",
+    "status=",
+    "profile=",
+    "limit=-1",
+    "limit=1e2",
+    "limit=99999999999999999999999",
+    "status=deleting",
+    "cursor=" + __import__("base64").urlsafe_b64encode(b"[" * 180).decode().rstrip("="),
+    "cursor=" + __import__("base64").urlsafe_b64encode(b'{"u":"' + b"a" * 32 + b'","c":"\xff"}').decode().rstrip("="),
+]
+
+
+@pytest.mark.parametrize("query", ODD_QUERIES)
+def test_odd_listing_queries_get_a_problem_never_a_500(aws: Any, api: Api, query: str) -> None:
+    status, body, headers = api.call("GET", f"/uploads?{query}")
+    assert status < 500, body
+    assert status == 200 or headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("profile", "filename", "content_type", "data", "saved_as"),
+    [
+        # a PNG named as a page: shown as the image it is, saved as one
+        ("avatar", "x.html", "image/png", png(8, 8), "x.png"),
+        # text whose name says HTML: served as text/plain, saved as text
+        ("file", "page.html", "text/plain", b"<script>alert(1)</script>\n", "page.txt"),
+        # bytes nothing recognises, named to run: saved so that nothing runs them
+        ("file", "setup.exe", "application/octet-stream", b"\x00\x01 unknown bytes", "setup.exe.bin"),
+    ],
+)
+def test_a_download_is_saved_under_a_name_that_says_what_it_was_checked_as(
+    aws: Any, api: Api, profile: str, filename: str, content_type: str, data: bytes, saved_as: str
+) -> None:
+    issued = upload(api, data, filename, content_type, profile)
+    process(aws, issued["key"], len(data))
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+
+    signed, got = fetch(api, issued["uploadId"])
+
+    assert signed["filename"] == saved_as
+    assert f"filename*=UTF-8''{saved_as}" in got.headers["Content-Disposition"]
+    assert got.content == data

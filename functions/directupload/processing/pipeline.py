@@ -61,6 +61,11 @@ _EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTE
 CLAIM_LIFETIME = timedelta(minutes=20)
 
 
+def delivery(ref: ObjectRef, etag: str) -> str:
+    """Which write of the staging object a notification is of (S3's sequencer grows per write)."""
+    return f"{ref.sequencer or ref.version_id or '-'}/{etag}"
+
+
 class ClaimHeldError(RuntimeError):
     """Another staging version of this upload is being verified: retried after a backoff."""
 
@@ -156,16 +161,21 @@ class Processor:
         # UPLOADED (an earlier attempt failed) or FAILED (redriven): run again; FAILED stays
         # FAILED until an outcome replaces it, so a parallel last attempt cannot fail it twice
         profile = self.profiles.get(record.profile)
+        written: list[str] = []  # derived objects this attempt stored: they go unless it is accepted
         try:
             if profile is None:
                 raise Rejected("unknown-profile", f"profile {record.profile!r} is no longer configured")
-            result, variants = self._run(record, profile, ref, etag)
+            result, variants = self._run(record, profile, ref, etag, written)
         except VersionChanged:
+            self._discard(written)
             return self._superseded(record, etag)
         except Rejected as rejection:
+            self._discard(written)
             return self._reject(record, ref, rejection, etag, time.perf_counter() - started)
         except Exception:
-            # a failed attempt holds no claim: another version need not wait for its retry
+            # a failed attempt holds no claim (another version need not wait for its retry) and
+            # leaves no derived objects behind (a record that never becomes PROCESSED names none)
+            self._discard(written)
             with contextlib.suppress(*_TRANSIENT):
                 self.store.release(record.upload_id, etag)
             raise
@@ -207,7 +217,7 @@ class Processor:
 
     # steps
     def _run(
-        self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str
+        self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str, written: list[str]
     ) -> tuple[dict[str, Any], dict[str, Variant]]:
         """Verify staging version ``etag``, run the profile's steps, store what they derive and
         promote the verified bytes. Returns the result fields and the variants."""
@@ -221,7 +231,7 @@ class Processor:
             for step in [self.steps["verify"], *wanted]:
                 with logger.append_context_keys(step=step.name):
                     outcome = step.run(obj)
-                    variants.update(self._store_derived(obj, outcome))
+                    variants.update(self._store_derived(obj, outcome, written))
                     result.update(outcome.fields)
         finally:
             if obj.body is not None:
@@ -230,17 +240,19 @@ class Processor:
             record.key,
             keys.file_key(record.key),
             etag=etag,
+            sha256=obj.sha256,
             size=obj.size,
             content_type=obj.sniffed_type or record.content_type,
             metadata={"upload-id": record.upload_id, "sha256": obj.sha256},
         )
         return result, variants
 
-    def _store_derived(self, obj: VerifiedObject, outcome: StepResult) -> dict[str, Variant]:
+    def _store_derived(self, obj: VerifiedObject, outcome: StepResult, written: list[str]) -> dict[str, Variant]:
         stored = {}
         for derived in outcome.derived:
             # same key on every attempt: a retry overwrites, never piles up
             key = obj.derived_key(derived.name)
+            written.append(key)
             self.storage.put(key, derived.data, derived.content_type)
             stored[derived.variant] = Variant(
                 key=key,
@@ -249,6 +261,14 @@ class Processor:
                 sha256=hashlib.sha256(derived.data).hexdigest(),
             )
         return stored
+
+    def _discard(self, written: list[str]) -> None:
+        if not written:
+            return
+        try:
+            self.storage.delete_all(written)
+        except _TRANSIENT:
+            logger.warning("derived objects of a failed attempt left behind; deletion removes them")
 
     def _current_etag(self, key: str) -> str:
         """The staging object's ETag, for a notification that carries none (S3's always do)."""
@@ -291,6 +311,7 @@ class Processor:
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
                 remove=["error", "claim_etag", "claim_until"],
+                outcome_of=delivery(ref, etag),
                 **{PENDING_EVENT: events.PROCESSED},
             )
         except TransitionRefused:
@@ -317,6 +338,7 @@ class Processor:
                 error=error.model_dump(),
                 remove=["claim_etag", "claim_until"],
                 pending_event=events.REJECTED,  # the outbox marker (outbox.py)
+                outcome_of=delivery(ref, etag),
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[])
@@ -343,7 +365,11 @@ class Processor:
         return Outcome.PROCESSED if record.status == Status.PROCESSED else Outcome.REJECTED
 
     def _already_final(self, record: UploadRecord, ref: ObjectRef) -> str:
-        if record.status in _EVENT_OF and self.outbox.pending(record.upload_id):
+        owed = record.status in _EVENT_OF and record.pending_event is not None
+        if owed and record.outcome_of == delivery(ref, ref.etag or ""):
+            # the notification that reached the outcome, delivered again: its attempt stopped
+            # before the event went out. Any other (late bytes) leaves that to it, so an
+            # attempt still publishing is never doubled.
             logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
             return self._settle(record, ref)
         if self.storage.head(ref.key) is not None:
@@ -417,10 +443,4 @@ class Processor:
         raise AssertionError("unreachable")
 
     def _detail(self, record: UploadRecord, ref: ObjectRef) -> dict[str, Any]:
-        """The event detail, built from the stored record alone: a retry sends the same event."""
-        key = record.key
-        if record.status == Status.PROCESSED and record.file_key:
-            key = record.file_key  # the verified copy: the staging one is gone
-        elif record.status == Status.REJECTED and self.rejected_objects == "quarantine":
-            key = keys.quarantine_key(record.key)
-        return events.upload_detail(record, ref.bucket, key=key, at=record.updated_at)
+        return events.outcome_detail(record, ref.bucket, self.rejected_objects)

@@ -93,6 +93,12 @@ class Step:
     name: str
     run: StepFunction
     needs_body: bool = False  # the pipeline keeps a copy of the bytes (memory, then /tmp) for it
+    derives: tuple[str, ...] = ()  # the names of the derived objects it may store
+
+
+def derived_names() -> frozenset[str]:
+    """Every derived object name any step may store (deletion removes them all)."""
+    return frozenset(name for step in registry().values() for name in step.derives)
 
 
 def registry() -> dict[str, Step]:
@@ -101,6 +107,6 @@ def registry() -> dict[str, Step]:
 
     return {
         "verify": Step("verify", verify.run),
-        "image": Step("image", image.run, needs_body=True),
+        "image": Step("image", image.run, needs_body=True, derives=(image.THUMBNAIL_NAME,)),
         "pdf": Step("pdf", pdf.run, needs_body=True),
     }
