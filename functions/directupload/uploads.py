@@ -143,6 +143,11 @@ class UploadService:
         metadata = dict(request.metadata or {})
         if sum(len(k) + len(v.encode()) for k, v in metadata.items()) > MAX_METADATA_BYTES:
             raise Unprocessable(f"metadata is over {MAX_METADATA_BYTES} bytes")
+        if "upload-id" in metadata:
+            raise Unprocessable("metadata key 'upload-id' is the server's own (it names the upload)")
+        # S3 stores user metadata as US-ASCII (botocore refuses anything else on multipart uploads)
+        if any(not value.isascii() for value in metadata.values()):
+            raise Unprocessable("metadata values must be ASCII text (S3 stores user metadata as US-ASCII)")
         if any(not value.isprintable() for value in metadata.values()):
             raise Unprocessable("metadata values must be printable text")
 

@@ -293,16 +293,25 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
     """Bodies the router must never parse: oversized (API Gateway's own limit is 10 MB), or not UTF-8."""
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
-    limit = MAX_BODY_BYTES * 4 // 3 + 4 if encoded else MAX_BODY_BYTES
-    if len(body) > limit:
-        return _early(
-            413, "body-too-large", "Request body too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-        )
+    too_large = _early(
+        413, "body-too-large", "Request body too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+    )
+    if len(body) > (MAX_BODY_BYTES * 4 // 3 + 4 if encoded else MAX_BODY_BYTES):
+        return too_large
     if encoded:
         try:
-            base64.b64decode(body, validate=True).decode("utf-8")
+            text = base64.b64decode(body, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             return _early(400, "malformed-body", "Malformed request body", "the request body is not UTF-8 JSON")
+    else:
+        text = body
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:  # bytes, not characters
+        return too_large
+    if text.strip():
+        try:  # bounded by the size above; nesting and huge numbers are refused here, not crashed on
+            json.loads(text)
+        except (ValueError, RecursionError):
+            return _early(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
     return None
 
 

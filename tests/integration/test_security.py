@@ -187,6 +187,25 @@ BAD_ISSUES: dict[str, tuple[Any, int]] = {
     ),
     "checksum not hex": ({**UPLOAD, "checksumSha256": "zz"}, 422),
     "oversized body": ({**UPLOAD, "metadata": {"k": "v" * 200}, "pad": "x" * 70_000}, 413),
+    # 20,000 characters but 80 KB: the limit is in bytes
+    "oversized in bytes, not characters": ({**UPLOAD, "pad": "\U0001f600" * 20_000}, 413),
+    "JSON nested 5,000 deep": (b'{"profile":' + b"[" * 5000 + b"]" * 5000 + b"}", 400),
+    "a 5,000-digit size": (
+        b'{"profile":"avatar","filename":"a.png","contentType":"image/png","size":' + b"9" * 5000 + b"}",
+        400,
+    ),
+    "metadata not ASCII": ({**UPLOAD, "metadata": {"k": "caf\u00e9"}}, 422),
+    "metadata names the server's upload-id": ({**UPLOAD, "metadata": {"upload-id": "0" * 32}}, 422),
+    "multipart metadata not ASCII": (
+        {
+            "profile": "video",
+            "filename": "a.mp4",
+            "contentType": "video/mp4",
+            "size": 20 * 1024 * 1024,
+            "metadata": {"k": "\u00e9"},
+        },
+        422,
+    ),
 }
 
 

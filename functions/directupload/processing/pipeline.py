@@ -191,7 +191,8 @@ class Processor:
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             return False
-        error = UploadError(code="processing-failed", message=reason[:500])
+        # the reason (an exception's text) is for operators, in the logs: clients get a code
+        error = UploadError(code="processing-failed", message="processing failed repeatedly; it resumes when redriven")
         try:
             record = self._final_write(
                 lambda: self.store.transition(
