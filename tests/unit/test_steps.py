@@ -295,3 +295,84 @@ def test_garbage_pdf_is_rejected(data: bytes) -> None:
 def test_pdf_without_pages_is_rejected() -> None:
     with pytest.raises(Rejected, match="no pages"):
         pdf.run(verified(a_pdf(0), "application/pdf"))
+
+
+# --- a corpus of mutated files: every one ends as a result or a rejection -----------------------
+
+
+def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
+    """Deterministic damage: flipped bytes, cut-offs, spliced repeats, zeroed runs."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        buf = bytearray(data)
+        kind = rng.randrange(4)
+        if kind == 0:
+            for _ in range(rng.randint(1, 8)):
+                buf[rng.randrange(len(buf))] = rng.randrange(256)
+        elif kind == 1:
+            buf = buf[: rng.randrange(1, len(buf))]
+        elif kind == 2:
+            at = rng.randrange(len(buf))
+            buf[at:at] = buf[rng.randrange(len(buf)) :][: rng.randint(1, 64)]
+        else:
+            at = rng.randrange(len(buf))
+            buf[at : at + rng.randint(1, 32)] = bytes(32)
+        out.append(bytes(buf))
+    return out
+
+
+def _samples() -> dict[str, tuple[str, bytes]]:
+    from pypdf import PdfWriter
+
+    def saved(fmt: str, **options: Any) -> bytes:
+        buf = io.BytesIO()
+        frames = [Image.new("RGB", (24, 16), (i * 40, 90, 200 - i * 30)) for i in range(3)]
+        if fmt == "GIF":
+            frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], **options)
+        else:
+            frames[0].save(buf, fmt, **options)
+        return buf.getvalue()
+
+    writer = PdfWriter()
+    writer.add_blank_page(72, 72)
+    pdf_buf = io.BytesIO()
+    writer.write(pdf_buf)
+    return {
+        "png": ("image", saved("PNG")),
+        "gif": ("image", saved("GIF")),
+        "jpeg": ("image", saved("JPEG", progressive=True)),
+        "webp": ("image", saved("WEBP")),
+        "pdf": ("pdf", pdf_buf.getvalue()),
+    }
+
+
+@pytest.mark.parametrize("sample", ["png", "gif", "jpeg", "webp", "pdf"])
+def test_no_mutation_of_a_valid_file_makes_a_step_raise_anything_but_a_rejection(sample: str) -> None:
+    from directupload.processing.steps import run_step
+
+    step_name, data = _samples()[sample]
+    step = registry()[step_name]
+    outcomes: dict[str, int] = {}
+    for mutated in _mutations(data, 150, seed=len(sample)):
+        try:
+            run_step(step, verified(mutated, "application/pdf" if sample == "pdf" else f"image/{sample}"))
+            outcomes["accepted"] = outcomes.get("accepted", 0) + 1
+        except Rejected as rejection:
+            outcomes[rejection.code] = outcomes.get(rejection.code, 0) + 1
+    assert set(outcomes) <= {"accepted", "corrupt-image", "corrupt-pdf", "image-too-large", "too-complex"}, outcomes
+    assert sum(v for k, v in outcomes.items() if k != "accepted") > 0  # the damage was seen
+
+
+def test_a_parser_crash_is_a_rejection_with_the_exception_type_only() -> None:
+    from directupload.processing.steps import Step, run_step
+
+    def crashes(obj: VerifiedObject) -> Any:
+        raise IndexError("list index out of range at /var/task/secret/path.py")
+
+    with pytest.raises(Rejected) as caught:
+        run_step(Step("image", crashes), verified(b"GIF89a"))
+    assert caught.value.code == "corrupt-image"
+    assert "IndexError" in caught.value.message and "/var/task" not in caught.value.message

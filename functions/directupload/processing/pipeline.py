@@ -43,7 +43,7 @@ from directupload.observability import logger, metrics
 from directupload.processing import verify
 from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
 from directupload.processing.outbox import Outbox
-from directupload.processing.steps import Step, StepResult, VerifiedObject, registry
+from directupload.processing.steps import Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
 from directupload.store import TransitionRefused, UploadStore
@@ -231,7 +231,7 @@ class Processor:
             variants: dict[str, Variant] = {}
             for step in [self.steps["verify"], *wanted]:
                 with logger.append_context_keys(step=step.name):
-                    outcome = step.run(obj)
+                    outcome = run_step(step, obj)
                     variants.update(self._store_derived(obj, outcome, written))
                     result.update(outcome.fields)
         finally:

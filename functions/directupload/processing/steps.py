@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from directupload import keys
+from directupload.errors import Rejected
 from directupload.models import UploadRecord
 
 # Every step a profile may name. Kept free of imports so profile validation stays cheap;
@@ -94,6 +95,20 @@ class Step:
     run: StepFunction
     needs_body: bool = False  # the pipeline keeps a copy of the bytes (memory, then /tmp) for it
     derives: tuple[str, ...] = ()  # the names of the derived objects it may store
+
+
+def run_step(step: Step, obj: VerifiedObject) -> StepResult:
+    """Run one step on hostile bytes. Steps never call AWS, so whatever a parser raises is a
+    property of the file: a rejection (``corrupt-{step}``), never a retry, a FAILED upload and
+    a page to an operator. Only the exception's type is said; its text stays out of records."""
+    try:
+        return step.run(obj)
+    except Rejected:
+        raise
+    except MemoryError as exc:
+        raise Rejected("too-complex", f"the file needs more memory than {step.name} may use") from exc
+    except Exception as exc:  # hostile bytes make a parser raise anything at all
+        raise Rejected(f"corrupt-{step.name}", f"the file cannot be read ({type(exc).__name__})") from exc
 
 
 def derived_names() -> frozenset[str]:
