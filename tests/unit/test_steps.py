@@ -376,3 +376,48 @@ def test_a_parser_crash_is_a_rejection_with_the_exception_type_only() -> None:
         run_step(Step("image", crashes), verified(b"GIF89a"))
     assert caught.value.code == "corrupt-image"
     assert "IndexError" in caught.value.message and "/var/task" not in caught.value.message
+
+
+# --- decompression bombs: bounded before anything is decoded ------------------------------------
+
+
+def gif_of_tiny_frames(width: int, height: int, frames: int, last_frame_at: tuple[int, int] = (0, 0)) -> bytes:
+    """A GIF whose logical screen is width x height, holding `frames` frames of one pixel each
+    (23 bytes a frame): tiny on disk, each frame decoded at the canvas size."""
+    import struct
+
+    head = b"GIF89a" + struct.pack("<HH", width, height) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
+    body = bytearray()
+    for i in range(frames):
+        x, y = last_frame_at if i == frames - 1 else (0, 0)
+        body += b"\x21\xf9\x04\x00\x00\x00\x00\x00"  # graphic control extension
+        body += b"\x2c" + struct.pack("<HHHH", x, y, 1, 1) + b"\x00"  # one pixel at (x, y)
+        body += b"\x02\x02\x44\x01\x00"  # its LZW data
+    return head + bytes(body) + b";"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("case", "data", "code"),
+    [
+        # ~70 KB, a valid avatar by size, 3,000 frames on a 49 Mpx canvas: days of decoding
+        ("thousands of frames", gif_of_tiny_frames(7000, 7000, 3000), "too-complex"),
+        # few frames, but all of them at 40 Mpx each: 400 Mpx decoded in all
+        ("frames x canvas", gif_of_tiny_frames(8000, 5000, 10), "too-complex"),
+        # one frame over the pixel limit, even though Pillow would only warn below 2x
+        ("one huge frame", gif_of_tiny_frames(9000, 7000, 1), "image-too-large"),
+        # the last frame lies outside the logical screen: the canvas grows when it is reached
+        (
+            "canvas grown by a later frame",
+            gif_of_tiny_frames(4000, 4000, 3, last_frame_at=(8000, 8000)),
+            "image-too-large",
+        ),
+    ],
+)
+def test_image_bombs_are_rejected_before_they_are_decoded(case: str, data: bytes, code: str | None) -> None:
+    from directupload.processing.steps import run_step
+
+    with pytest.raises(Rejected) as caught:
+        run_step(registry()["image"], verified(data, "image/gif"))
+    assert code is None or caught.value.code == code, (case, caught.value.code, caught.value.message)
+    assert caught.value.code in ("too-complex", "image-too-large", "corrupt-image")

@@ -8,15 +8,21 @@ the orientation EXIF asked for is applied to the pixels first.
 from __future__ import annotations
 
 import io
-from typing import IO
+import warnings
+from typing import IO, Any
 
 from directupload.errors import Rejected
 from directupload.processing.steps import Derived, StepResult, VerifiedObject
 
 THUMBNAIL_NAME = "thumbnail.webp"
 THUMBNAIL_BOX = (256, 256)
-# Decompression-bomb guard: refuse images over 50 megapixels before decoding them.
+# Decompression-bomb guards, checked before decoding: a frame over 50 megapixels, more than
+# MAX_FRAMES frames, or more than MAX_DECODED_PIXELS in all frames together (what decoding the
+# animation costs: a tiny GIF of thousands of 1x1 frames on a huge canvas decodes every frame
+# at the canvas size).
 MAX_PIXELS = 50_000_000
+MAX_FRAMES = 1000
+MAX_DECODED_PIXELS = 200_000_000
 # Formats whose last bytes are fixed. Pillow decodes a PNG without its IEND chunk or a GIF
 # without its trailer, but a file cut short is corrupt, not complete.
 _ENDINGS = {"PNG": b"IEND\xaeB`\x82", "GIF": b";"}
@@ -33,11 +39,40 @@ def _cut_short(fmt: str | None, body: IO[bytes]) -> bool:
 
 
 def run(obj: VerifiedObject) -> StepResult:
-    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageFile
 
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is corrupt, never half a picture
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     body = obj.read()
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS: here that is a rejection too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _run(obj, body)
+    except Image.DecompressionBombWarning as exc:
+        raise Rejected("image-too-large", f"the image is over {MAX_PIXELS} pixels") from exc
+
+
+def _bounded(img: Any) -> int:
+    """The frame count, if decoding every frame at this canvas stays within the budget."""
+    frames = int(getattr(img, "n_frames", 1))  # read from the frame headers, nothing decoded
+    if frames > MAX_FRAMES:
+        raise Rejected("too-complex", f"{frames} frames is over the limit of {MAX_FRAMES}")
+    _within_budget(img, frames)
+    return frames
+
+
+def _within_budget(img: Any, frames: int) -> None:
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise Rejected("image-too-large", f"{width}x{height} is over {MAX_PIXELS} pixels")
+    if width * height * frames > MAX_DECODED_PIXELS:
+        raise Rejected("too-complex", f"{frames} frames of {width}x{height} is over {MAX_DECODED_PIXELS} pixels")
+
+
+def _run(obj: VerifiedObject, body: IO[bytes]) -> StepResult:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(body) as probe:
             probe.verify()  # the checks a format carries (PNG: every chunk's CRC) without decoding
@@ -47,13 +82,12 @@ def run(obj: VerifiedObject) -> StepResult:
             fmt = img.format
             if _cut_short(fmt, body):
                 raise Rejected("corrupt-image", f"the {fmt} file is truncated (it lacks its final bytes)")
-            if width * height > MAX_PIXELS:
-                raise Rejected("image-too-large", f"{width}x{height} is over {MAX_PIXELS} pixels")
+            frames = _bounded(img)
             img.load()  # decodes every byte of the first frame: a truncated or corrupt file fails here
-            frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 img.seek(frames - 1)  # animations: the last frame must decode too (a cut-off GIF fails here)
                 img.load()
+                _within_budget(img, frames)  # a later frame may have grown the canvas
                 img.seek(0)
                 img.load()
             thumb = ImageOps.exif_transpose(img)
