@@ -92,17 +92,26 @@ class OwnerQuota:
         undeclared size), while the day it was charged on is still the owner's current one."""
         if refund <= 0:
             return
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # a new day began
+        self._update_if(  # else a new day began: the ceiling was charged to a day that is over
+            owner,
+            "ADD #bytes :refund",
+            "#day = :day",
+            {"#bytes": "bytes", "#day": "day"},
+            {":refund": {"N": str(-refund)}, ":day": {"S": issued_at.astimezone(UTC).strftime("%Y-%m-%d")}},
+        )
+
+    def _update_if(
+        self, owner: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
+        """One conditional update of the owner's item; a failed condition means nothing is to do."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
                 Key=self._key(owner),
-                UpdateExpression="ADD #bytes :refund",
-                ConditionExpression="#day = :day",
-                ExpressionAttributeNames={"#bytes": "bytes", "#day": "day"},
-                ExpressionAttributeValues={
-                    ":refund": {"N": str(-refund)},
-                    ":day": {"S": issued_at.astimezone(UTC).strftime("%Y-%m-%d")},
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
 
     def _try_reserve(
@@ -145,15 +154,13 @@ class OwnerQuota:
         )
 
     def _new_day(self, owner: str, day: str) -> None:
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # a parallel one did
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(owner),
-                UpdateExpression="SET #day = :day, #bytes = :zero",
-                ConditionExpression="#day < :day",
-                ExpressionAttributeNames={"#day": "day", "#bytes": "bytes"},
-                ExpressionAttributeValues={":day": {"S": day}, ":zero": {"N": "0"}},
-            )
+        self._update_if(  # else a parallel request began the day
+            owner,
+            "SET #day = :day, #bytes = :zero",
+            "#day < :day",
+            {"#day": "day", "#bytes": "bytes"},
+            {":day": {"S": day}, ":zero": {"N": "0"}},
+        )
 
     def _prune(self, owner: str, slots: dict[str, int], now: datetime) -> float | None:
         """Drop lapsed slots; the earliest expiry of those still open, or None when some were freed."""
