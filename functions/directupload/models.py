@@ -160,6 +160,7 @@ class ProfileView(Wire):
     url_ttl_seconds: int
     download_ttl_seconds: int
     retain_days: int | None = None
+    allow_active_content: bool
     steps: list[str]
 
 

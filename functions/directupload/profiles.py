@@ -26,6 +26,10 @@ S3_MAX_PARTS = 10_000
 S3_MAX_OBJECT = 5 * 1024 * GiB
 
 KNOWN_STEPS = frozenset({"verify", "image", "pdf"})
+# Declared types of documents a browser runs script in (HTML, XHTML, SVG, XML with stylesheets).
+ACTIVE_TYPES = frozenset(
+    {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/javascript"}
+)
 
 
 class Profile(BaseModel):
@@ -47,6 +51,9 @@ class Profile(BaseModel):
     # Processed uploads are removed (object, derived files, record) this many days after
     # processing; None: kept until their owner deletes them.
     retain_days: Annotated[int | None, Field(ge=1, le=36500)] = None
+    # HTML, XHTML and SVG documents run script in a browser: refused unless a profile says so
+    # (and then only ever downloaded as attachments)
+    allow_active_content: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
@@ -66,9 +73,13 @@ class Profile(BaseModel):
         for pattern in self.content_types:
             if pattern.count("/") != 1:
                 raise ValueError(f"content type {pattern!r} is not type/subtype")
+            if pattern in ACTIVE_TYPES and not self.allow_active_content:
+                raise ValueError(f"{pattern} is active content (it runs script): set allowActiveContent to accept it")
         return self
 
     def allows(self, content_type: str) -> bool:
+        if content_type in ACTIVE_TYPES and not self.allow_active_content:
+            return False  # `image/*` does not mean SVG
         return any(fnmatch.fnmatchcase(content_type, pattern) for pattern in self.content_types)
 
     def is_multipart(self, size: int) -> bool:

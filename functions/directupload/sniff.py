@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import puremagic
+
+from directupload.profiles import ACTIVE_TYPES
 
 # How many leading bytes the sniffer looks at (puremagic needs a few KiB for some formats).
 HEAD_BYTES = 8192
@@ -15,6 +19,22 @@ _EXECUTABLE_MAGIC = (
     b"\xfe\xed\xfa\xcf",
     b"\xce\xfa\xed\xfe",
     b"\xcf\xfa\xed\xfe",  # Mach-O
+    b"\xca\xfe\xba\xbe",
+    b"\xca\xfe\xba\xbf",  # universal (fat) Mach-O, and Java class files
+    b"#!",  # scripts with an interpreter line
+    b"dex\n",  # Android DEX
+    b"\x00asm",  # WebAssembly
+)
+
+# Markup a browser runs: HTML, XHTML, SVG (scripts, event handlers, foreign objects). A file that
+# *is* such a document (its first tag is one of these) is refused unless its profile opts in with
+# allowActiveContent, and then it is only ever served as an attachment. Text that merely mentions
+# a tag further down is not a document of that kind.
+_ACTIVE_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*|<\?xml[^>]*>\s*|<!doctype\s+(?:svg|html)[^>]*>\s*)*"
+    rb"<\s*(?:svg|html|head|body|script|iframe|object|embed|math|xsl:stylesheet|\?xml-stylesheet)\b|"
+    rb"^(?:\xef\xbb\xbf)?\s*<!doctype\s+html",
+    re.IGNORECASE | re.DOTALL,
 )
 
 # Types whose bytes announce themselves: a declaration of one of these must match the bytes.
@@ -43,6 +63,11 @@ def is_executable(head: bytes) -> bool:
     return head.startswith(_EXECUTABLE_MAGIC)
 
 
+def is_active_content(head: bytes) -> bool:
+    """The bytes are an HTML, XHTML or SVG document (or start like one)."""
+    return bool(_ACTIVE_START.match(head))
+
+
 _ZIP = b"PK\x03\x04"
 
 
@@ -67,10 +92,12 @@ def sniff(head: bytes) -> str | None:
     return found[0] if found else None
 
 
-def mismatch(declared: str, head: bytes, sniffed: str | None) -> str | None:
+def mismatch(declared: str, head: bytes, sniffed: str | None, *, allow_active: bool = False) -> str | None:
     """Why ``head`` is not an acceptable ``declared`` file, or None when it is."""
     if is_executable(head):
         return "the file is an executable"
+    if not allow_active and (is_active_content(head) or declared in ACTIVE_TYPES):
+        return "the file is active content (HTML, XHTML or SVG), which this profile does not accept"
     family = _FAMILIES.get(declared)
     if family is not None:
         if not family.intersection(candidates(head)):

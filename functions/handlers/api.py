@@ -144,6 +144,7 @@ def list_profiles() -> Response[ProfileList]:
             url_ttl_seconds=p.url_ttl_seconds,
             download_ttl_seconds=p.download_ttl_seconds,
             retain_days=p.retain_days,
+            allow_active_content=p.allow_active_content,
             steps=list(p.steps),
         )
         for p in wiring.upload_service().profiles.values()

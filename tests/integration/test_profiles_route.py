@@ -46,6 +46,7 @@ def test_a_deployments_own_profiles_are_what_it_lists(aws: Any, monkeypatch: pyt
             "urlTtlSeconds": 900,
             "downloadTtlSeconds": 300,
             "retainDays": 7,
+            "allowActiveContent": False,
             "steps": ["verify"],
         }
     ]

@@ -145,15 +145,6 @@ def test_bytes_written_after_the_outcome_but_before_staging_is_cleared_are_remov
         ("avatar", "face.png", "image/png", png(20, 10), "image/png", "inline"),
         ("document", "report.pdf", "application/pdf", a_pdf(1), "application/pdf", "attachment"),
         ("file", "notes.txt", "text/plain", b"plain words\n", "text/plain", "attachment"),
-        # a browser would run the script in an inline SVG: it is never shown inline
-        (
-            "file",
-            "logo.svg",
-            "image/svg+xml",
-            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-            None,
-            "attachment",
-        ),
         # an image the image step never decoded (the file profile has no image step) is an attachment
         ("file", "photo.png", "image/png", png(20, 10), "image/png", "attachment"),
     ],
@@ -596,7 +587,7 @@ def test_odd_listing_queries_get_a_problem_never_a_500(aws: Any, api: Api, query
         # a PNG named as a page: shown as the image it is, saved as one
         ("avatar", "x.html", "image/png", png(8, 8), "x.png"),
         # text whose name says HTML: served as text/plain, saved as text
-        ("file", "page.html", "text/plain", b"<script>alert(1)</script>\n", "page.txt"),
+        ("file", "page.html", "text/plain", b"plain words, whatever the name says\n", "page.txt"),
         # bytes nothing recognises, named to run: saved so that nothing runs them
         ("file", "setup.exe", "application/octet-stream", b"\x00\x01 unknown bytes", "setup.exe.bin"),
     ],
@@ -613,3 +604,42 @@ def test_a_download_is_saved_under_a_name_that_says_what_it_was_checked_as(
     assert signed["filename"] == saved_as
     assert f"filename*=UTF-8''{saved_as}" in got.headers["Content-Disposition"]
     assert got.content == data
+
+
+SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.domain)</script></svg>'
+
+
+def test_active_content_is_refused_unless_a_profile_opts_in_and_then_only_downloaded(
+    aws: Any, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directupload import wiring
+
+    # `image/*` does not admit SVG: refused at issue
+    body = {"profile": "file", "filename": "logo.svg", "contentType": "image/svg+xml", "size": len(SVG)}
+    status, problem, _ = api.call("POST", "/uploads", body)
+    assert status == 415, problem
+    # and SVG or HTML bytes declared as text are refused when processed
+    for name, data in [("logo.txt", SVG), ("page.txt", b"<!DOCTYPE html><html><body onload=alert(1)>")]:
+        issued = upload(api, data, name, "text/plain", "file")
+        process(aws, issued["key"], len(data))
+        final = record(api, issued["uploadId"])
+        assert (final["status"], final["error"]["code"]) == ("REJECTED", "type-mismatch"), name
+        assert "active content" in final["error"]["message"]
+
+    # a profile that opts in takes SVG, and serves it as an attachment only
+    logos = {"logo": {"contentTypes": ["image/svg+xml"], "maxSize": 100_000, "allowActiveContent": True}}
+    monkeypatch.setenv("PROFILES_JSON", json.dumps(logos))
+    wiring.reset()
+    issued = upload(api, SVG, "logo.svg", "image/svg+xml", "logo")
+    process(aws, issued["key"], len(SVG))
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    signed, got = fetch(api, issued["uploadId"])
+    assert signed["disposition"] == "attachment" and got.headers["Content-Disposition"].startswith("attachment;")
+    assert got.content == SVG
+
+
+def test_text_that_only_mentions_a_tag_is_still_text(aws: Any, api: Api) -> None:
+    data = b"To embed it, write <script src=app.js></script> in your page.\n"
+    issued = upload(api, data, "howto.txt", "text/plain", "file")
+    process(aws, issued["key"], len(data))
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"

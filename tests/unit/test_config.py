@@ -36,7 +36,8 @@ def test_auth_is_never_off_by_accident() -> None:
 
 
 def test_custom_profiles_replace_the_built_in_ones() -> None:
-    profiles = load_profiles(json.dumps({"logo": {"contentTypes": ["image/svg+xml"], "maxSize": MiB}}))
+    logo = {"contentTypes": ["image/svg+xml"], "maxSize": MiB, "allowActiveContent": True}
+    profiles = load_profiles(json.dumps({"logo": logo}))
     assert list(profiles) == ["logo"]
     assert profiles["logo"].allows("image/svg+xml") and not profiles["logo"].allows("image/png")
 
@@ -69,3 +70,8 @@ def test_part_size_grows_so_ten_thousand_parts_hold_the_file() -> None:
     big = 10_000 * 16 * MiB + 1
     part = video.part_size_for(big)
     assert part % MiB == 0 and part * 10_000 >= big
+
+
+def test_a_profile_naming_active_content_must_say_it_accepts_it() -> None:
+    with pytest.raises(ConfigError, match="allowActiveContent"):
+        load_profiles(json.dumps({"logo": {"contentTypes": ["image/svg+xml"], "maxSize": 1024}}))

@@ -224,7 +224,12 @@ class Processor:
         promote the verified bytes. Returns the result fields and the variants."""
         wanted = [self.steps[name] for name in profile.steps if name != "verify"]
         obj = verify.verify(
-            record, ref.bucket, self.storage, etag=etag, keep_body=any(step.needs_body for step in wanted)
+            record,
+            ref.bucket,
+            self.storage,
+            etag=etag,
+            keep_body=any(step.needs_body for step in wanted),
+            allow_active=profile.allow_active_content,
         )
         try:
             result: dict[str, Any] = {}

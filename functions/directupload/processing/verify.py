@@ -28,7 +28,13 @@ class ObjectMissingError(LookupError):
 
 
 def verify(
-    record: UploadRecord, bucket: str, storage: Storage, *, etag: str | None = None, keep_body: bool = False
+    record: UploadRecord,
+    bucket: str,
+    storage: Storage,
+    *,
+    etag: str | None = None,
+    keep_body: bool = False,
+    allow_active: bool = False,
 ) -> VerifiedObject:
     """Check the object against its record; raise ``Rejected`` when it can never be accepted.
 
@@ -39,13 +45,13 @@ def verify(
         raise ObjectMissingError(f"object {record.key} is not in the bucket (yet)")
     head, stream = opened
     try:
-        return _check(record, bucket, head, storage.chunks(stream), keep_body)
+        return _check(record, bucket, head, storage.chunks(stream), keep_body, allow_active)
     finally:
         stream.close()
 
 
 def _check(
-    record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool
+    record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool, allow_active: bool
 ) -> VerifiedObject:
     if record.size_exact and head.size != record.size:
         raise Rejected("size-mismatch", f"the object has {head.size} bytes, the upload declared {record.size}")
@@ -80,7 +86,7 @@ def _check(
             raise Rejected("size-mismatch", f"read {seen} bytes, S3 announced {head.size}")
         if record.checksum_sha256 and record.checksum_sha256 != obj.sha256:
             raise Rejected("checksum-mismatch", "the SHA-256 of the bytes is not the one the client declared")
-        why = sniff.mismatch(record.content_type, bytes(first), obj.sniffed_type)
+        why = sniff.mismatch(record.content_type, bytes(first), obj.sniffed_type, allow_active=allow_active)
         if why:
             raise Rejected("type-mismatch", why)
     except BaseException:
