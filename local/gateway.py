@@ -129,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         origin = self.headers.get("Origin")
         if not origin:
             return
+        if urlsplit(self.path).path.startswith("/local/") and origin != f"http://{self.headers.get('Host')}":
+            return  # local-only routes (a token for anyone) answer the stack's own pages alone
         allowed = self.server.allowed_origins
         if "*" in allowed or origin in allowed:
             self.send_header("Access-Control-Allow-Origin", "*" if "*" in allowed else origin)

@@ -124,6 +124,11 @@ class Storage:
         """The object's bytes in order (see ``chunks``)."""
         return self.chunks(self.client.get_object(Bucket=self.bucket, Key=key)["Body"], chunk_size, read_ahead)
 
+    def exists(self, key: str) -> bool:
+        """Whether an object has this key (ListObjectsV2: needs s3:ListBucket, never s3:GetObject)."""
+        reply = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(item.get("Key") == key for item in reply.get("Contents", []))
+
     def chunks(self, body: Any, chunk_size: int = CHUNK, read_ahead: int = 2) -> Iterator[bytes]:
         """The body's bytes in order, with up to ``read_ahead`` chunks read by a thread while the
         caller works on the current one: socket reads and hashlib both release the GIL, so reading

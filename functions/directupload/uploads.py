@@ -51,6 +51,10 @@ MAX_INDEX_READS = 5
 DEFAULT_DOWNLOAD_TTL = 300
 
 
+# A multipart upload in these states was completed (processing has seen its object).
+_COMPLETED = frozenset({Status.UPLOADED, Status.PROCESSED, Status.REJECTED, Status.FAILED})
+
+
 class Deletion(Protocol):
     def delete(self, record: UploadRecord, reason: str = "owner") -> UploadRecord: ...
 
@@ -373,8 +377,12 @@ class UploadService:
         """Assemble the object from its parts, once they are all in S3 and add up.
 
         409 when S3's parts differ from the client's list (missing, other ETag): list them and
-        retry. Completing again after a lost reply answers the same record.
+        retry. Completing again after a lost reply answers the same record, from the record once
+        processing has begun.
         """
+        record = self.get(owner, upload_id)
+        if record.is_multipart and record.status in _COMPLETED:
+            return record  # a replay: S3 assembled it, processing took it from there
         record = self._open_multipart(owner, upload_id)
         s3_upload_id = record.s3_upload_id
         assert s3_upload_id is not None
@@ -436,8 +444,10 @@ class UploadService:
         return total
 
     def _completed(self, record: UploadRecord) -> bool:
-        head = self.storage.head(record.key)
-        return head is not None and head.metadata.get("upload-id") == record.upload_id
+        """Whether S3 assembled the object (a complete whose reply was lost): its key is there. Keys
+        are unique per upload, so the name alone tells; the API role may list names under
+        incoming/, never read the unverified bytes (HeadObject needs s3:GetObject)."""
+        return self.storage.exists(record.key)
 
     def cancel(self, owner: str, upload_id: str) -> UploadRecord:
         record = self.get(owner, upload_id)

@@ -142,3 +142,10 @@ def test_one_user_cannot_see_anothers_upload(secured_stack: Stack) -> None:
     assert (
         requests.delete(f"{secured_stack.url}/uploads/{issued['uploadId']}", headers=bob, timeout=5).status_code == 404
     )
+
+
+def test_the_local_token_route_answers_only_the_stacks_own_pages(secured_stack: Stack) -> None:
+    own = secured_stack.url
+    for origin, readable in [(own, True), ("https://evil.example", False), ("null", False)]:
+        reply = requests.post(f"{own}/local/token", json={"user": "mallory"}, headers={"Origin": origin}, timeout=5)
+        assert (reply.headers.get("Access-Control-Allow-Origin") in ("*", origin)) is readable, origin

@@ -249,6 +249,8 @@ def test_no_route_catches_the_cors_preflight(dev: dict[str, Any]) -> None:
     assert methods.isdisjoint({"options", "x-amazon-apigateway-any-method"})
     assert "OPTIONS" in body["x-amazon-apigateway-cors"]["allowMethods"]
     assert body["x-amazon-apigateway-cors"]["allowOrigins"] == ref("AllowedOrigins")
+    # a browser may read Retry-After on a 429 or 503 (CORS hides any header not exposed)
+    assert [h.lower() for h in body["x-amazon-apigateway-cors"]["exposeHeaders"]] == ["retry-after"]
 
 
 def test_consumer_rule_listens_on_the_bus_and_targets_the_alias(dev: dict[str, Any]) -> None:
@@ -433,6 +435,15 @@ def test_api_role_may_sign_uploads_only_under_incoming(dev: dict[str, Any]) -> N
         assert grants[action] == [INCOMING], action
 
 
+def test_api_role_lists_names_under_incoming_only(dev: dict[str, Any]) -> None:
+    """A retried complete asks whether the object exists by listing its name: the role may list
+    only under incoming/ and may never read what is there (HeadObject needs s3:GetObject)."""
+    listing = [s for s in _statements_of(dev, "ApiFunction") if "s3:ListBucket" in as_list(s["Action"])]
+
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": "incoming/*"}}]
+    assert INCOMING not in _s3_grants(dev, "ApiFunction")["s3:GetObject"]
+
+
 def test_api_role_reads_only_verified_objects_and_deletes_only_upload_prefixes(dev: dict[str, Any]) -> None:
     """Presigned downloads run with the API role's permissions: what it may read, any client
     holding a link may read. Unverified (incoming/) and rejected (quarantine/) bytes are not."""
@@ -444,6 +455,7 @@ def test_api_role_reads_only_verified_objects_and_deletes_only_upload_prefixes(d
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "s3:ListMultipartUploadParts",
+        "s3:ListBucket",
         "s3:GetObject",
         "s3:DeleteObject",
     }

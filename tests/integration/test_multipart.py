@@ -147,6 +147,10 @@ def test_a_lost_complete_reply_can_be_retried(aws: Any, api: Api) -> None:
     again = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
     assert first[0] == again[0] == 200
     assert first[1]["uploadId"] == again[1]["uploadId"] == upload_id
+    # and once processed (the staging object promoted and gone), a replay answers from the record
+    deliver_notifications(aws)
+    late = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert (late[0], late[1]["status"]) == (200, "PROCESSED")
 
 
 # --- signing parts -------------------------------------------------------------------------------
