@@ -36,6 +36,8 @@ from handlers import contract, uppy
 from handlers.contract import responses
 
 MAX_BODY_BYTES = 64 * 1024
+# A complete names up to S3's 10,000 parts (~62 bytes each in either API's JSON): 1 MiB holds them.
+MAX_COMPLETE_BODY_BYTES = 1024 * 1024
 # What AWS answers while throttling or briefly unavailable (botocore gave up its own retries).
 TRANSIENT_AWS_CODES = frozenset(
     {
@@ -294,10 +296,9 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
     """Bodies the router must never parse: oversized (API Gateway's own limit is 10 MB), or not UTF-8."""
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
-    too_large = _early(
-        413, "body-too-large", "Request body too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-    )
-    if len(body) > (MAX_BODY_BYTES * 4 // 3 + 4 if encoded else MAX_BODY_BYTES):
+    limit = MAX_COMPLETE_BODY_BYTES if str(event.get("rawPath", "")).endswith("/complete") else MAX_BODY_BYTES
+    too_large = _early(413, "body-too-large", "Request body too large", f"this route takes at most {limit} bytes")
+    if len(body) > (limit * 4 // 3 + 4 if encoded else limit):
         return too_large
     if encoded:
         try:
@@ -306,7 +307,7 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
             return _early(400, "malformed-body", "Malformed request body", "the request body is not UTF-8 JSON")
     else:
         text = body
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:  # bytes, not characters
+    if len(text.encode("utf-8", "surrogatepass")) > limit:  # bytes, not characters
         return too_large
     if text.strip():
         try:  # bounded by the size above; nesting and huge numbers are refused here, not crashed on

@@ -355,3 +355,14 @@ def test_the_uppy_routes_are_in_the_openapi_document(aws: Any, api: Api) -> None
         "/s3/multipart/{upload_id}/{part_number}",
         "/s3/multipart/{upload_id}/complete",
     } <= set(document["paths"])
+
+
+def test_a_complete_naming_ten_thousand_parts_is_read_not_refused_as_too_large(aws: Any, api: Api) -> None:
+    # Uppy's 5 MiB chunks make a 5 GiB video ~1,000 parts; S3 allows 10,000: every such list is read
+    created = create(api, "long.mp4", "video/mp4", uppy_meta("long.mp4", "video/mp4", profile="video"))
+    parts = [{"PartNumber": n, "ETag": f'"{n:032x}"'} for n in range(1, 10_001)]
+    assert len(json.dumps({"parts": parts})) > 500_000
+
+    status, problem, _ = complete(api, created, parts)
+
+    assert status == 409 and "has not received parts" in problem["detail"], problem
