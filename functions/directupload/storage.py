@@ -77,9 +77,10 @@ def _is_no_such_upload(exc: ClientError) -> bool:
 
 
 class Storage:
-    def __init__(self, bucket: str, client: Any) -> None:
+    def __init__(self, bucket: str, client: Any, single_copy_limit: int = MAX_SINGLE_COPY) -> None:
         self.bucket = bucket
         self.client = client
+        self.single_copy_limit = single_copy_limit  # above it, copies are made in parts
 
     # reading
     def head(self, key: str) -> ObjectHead | None:
@@ -192,9 +193,23 @@ class Storage:
                     f"S3 did not delete {len(errors)} objects: {first.get('Code')} {first.get('Key')}"
                 )
 
-    def move(self, source: str, target: str) -> None:
-        self.client.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
+    def move(self, source: str, target: str, size: int) -> None:
+        """Copy, then delete the source; in parts above the single-copy limit (CopyObject's 5 GiB)."""
+        copy_source = {"Bucket": self.bucket, "Key": source}
+        if size <= self.single_copy_limit:
+            self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source)
+        else:
+            self._copy_in_parts(copy_source, target, {})
         self.delete(source)
+
+    def _copy_in_parts(self, copy_source: dict[str, str], target: str, extra: dict[str, Any]) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        part = max(self.single_copy_limit // 10, 5 * 1024**2, 1)  # S3's parts are 5 MiB at least
+        config = TransferConfig(
+            multipart_threshold=self.single_copy_limit, multipart_chunksize=min(part, 512 * 1024**2)
+        )
+        self.client.copy(copy_source, self.bucket, target, ExtraArgs=extra, Config=config)
 
     def promote(
         self,
@@ -223,7 +238,7 @@ class Storage:
         }
         copy_source = {"Bucket": self.bucket, "Key": source}
         try:
-            if size <= MAX_SINGLE_COPY:
+            if size <= self.single_copy_limit:
                 reply = self.client.copy_object(
                     Bucket=self.bucket, Key=target, CopySource=copy_source, ChecksumAlgorithm="SHA256", **extra
                 )
@@ -232,15 +247,7 @@ class Storage:
                     self.delete(target)
                     raise VersionChanged(f"{source}: the copy's SHA-256 is not the verified one")
             else:
-                from boto3.s3.transfer import TransferConfig
-
-                self.client.copy(
-                    copy_source,
-                    self.bucket,
-                    target,
-                    ExtraArgs=extra,
-                    Config=TransferConfig(multipart_chunksize=512 * 1024**2),
-                )
+                self._copy_in_parts(copy_source, target, extra)
         except ClientError as exc:
             if _code(exc) in ("PreconditionFailed", "412"):
                 raise VersionChanged(source) from exc

@@ -643,3 +643,35 @@ def test_text_that_only_mentions_a_tag_is_still_text(aws: Any, api: Api) -> None
     issued = upload(api, data, "howto.txt", "text/plain", "file")
     process(aws, issued["key"], len(data))
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+
+
+def test_a_rejected_object_over_the_single_copy_limit_is_quarantined_in_parts(aws: Any, api: Api) -> None:
+    from directupload import wiring
+
+    # CopyObject stops at 5 GiB; here the limit is 5 MiB so a 6 MiB object takes the same path
+    wiring.storage().single_copy_limit = 5 * 1024 * 1024
+    data = padded(EXECUTABLE, 6 * 1024 * 1024)
+    issued = upload(api, data, "big.bin", "application/octet-stream", "file")
+
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
+
+    assert record(api, issued["uploadId"])["status"] == "REJECTED"
+    quarantined = f"quarantine/{issued['uploadId']}/big.bin"
+    assert keys_in(aws) == [quarantined]
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=quarantined)["Body"].read() == data
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
+
+
+def test_an_object_over_the_single_copy_limit_is_promoted_in_parts_unchanged(aws: Any, api: Api) -> None:
+    from directupload import wiring
+
+    wiring.storage().single_copy_limit = 5 * 1024 * 1024  # as 5 GiB is for CopyObject
+    data = b"0123456789abcdef" * (6 * 1024 * 1024 // 16)
+    issued = upload(api, data, "big.txt", "text/plain", "file")
+
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
+
+    final = record(api, issued["uploadId"])
+    assert final["status"] == "PROCESSED" and final["key"] == f"files/{issued['uploadId']}/big.txt"
+    assert hashlib.sha256(fetch(api, issued["uploadId"])[1].content).hexdigest() == final["sha256"]
+    assert keys_in(aws, "incoming/") == []

@@ -426,15 +426,17 @@ class Processor:
         """An object under incoming/ that no upload record owns: never kept where it can be served."""
         logger.warning("object with no upload record quarantined", key=ref.key)
         metrics.add_metric(name="OrphanObjects", unit="Count", value=1)
-        if self.storage.head(ref.key) is not None:
-            self.storage.move(ref.key, keys.quarantine_key(ref.key))
+        head = self.storage.head(ref.key)
+        if head is not None:
+            self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)
         return Outcome.ORPHAN
 
     def _dispose(self, key: str) -> None:
-        if self.storage.head(key) is None:
+        head = self.storage.head(key)
+        if head is None:
             return
         if self.rejected_objects == "quarantine":
-            self.storage.move(key, keys.quarantine_key(key))
+            self.storage.move(key, keys.quarantine_key(key), head.size)  # in parts above 5 GiB
         else:
             self.storage.delete(key)
 
