@@ -54,12 +54,19 @@ def presign_post(
     return PresignedPost(url=signed["url"], fields=signed["fields"])
 
 
-def presign_part(s3: Any, *, bucket: str, key: str, s3_upload_id: str, part_number: int, expires_in: int) -> str:
-    return str(
-        s3.generate_presigned_url(
-            "upload_part",
-            Params={"Bucket": bucket, "Key": key, "UploadId": s3_upload_id, "PartNumber": part_number},
-            ExpiresIn=expires_in,
-            HttpMethod="PUT",
-        )
-    )
+def presign_part(
+    s3: Any,
+    *,
+    bucket: str,
+    key: str,
+    s3_upload_id: str,
+    part_number: int,
+    expires_in: int,
+    content_length: int | None = None,
+) -> str:
+    """A part's PUT URL. With ``content_length`` (a part of a planned upload) the length is a
+    signed header: S3 refuses a body of any other size, so no URL carries more than its part."""
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": s3_upload_id, "PartNumber": part_number}
+    if content_length is not None:
+        params["ContentLength"] = content_length
+    return str(s3.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"))

@@ -348,6 +348,8 @@ class UploadService:
         if len(set(part_numbers)) != len(part_numbers):
             raise Unprocessable("partNumbers lists a part more than once")
         profile = self.profile(record.profile)
+        if record.part_count is None:
+            self._within_ceiling(record)
         expires_at = self.clock() + timedelta(seconds=profile.url_ttl_seconds)
         return [
             SignedPart(
@@ -359,11 +361,33 @@ class UploadService:
                     s3_upload_id=record.s3_upload_id,
                     part_number=n,
                     expires_in=profile.url_ttl_seconds,
+                    content_length=self._planned_length(record, n),
                 ),
                 expires_at=expires_at,
             )
             for n in part_numbers
         ]
+
+    @staticmethod
+    def _planned_length(record: UploadRecord, n: int) -> int | None:
+        """The exact size of part ``n`` of a planned upload (the last one holds the rest)."""
+        if record.part_size is None or record.part_count is None:
+            return None  # the client sizes its parts (Uppy): bounded by _within_ceiling instead
+        return record.size - record.part_size * (record.part_count - 1) if n == record.part_count else record.part_size
+
+    def _within_ceiling(self, record: UploadRecord) -> None:
+        """Parts the client sizes are unbounded each (up to S3's 5 GiB): sign no more once S3
+        holds the upload's ceiling, so it never holds more than that and one part."""
+        assert record.s3_upload_id is not None
+        try:
+            held = sum(part.size for part in self.storage.list_parts(record.key, record.s3_upload_id))
+        except NoSuchUpload as exc:
+            raise Conflict("S3 no longer has this multipart upload") from exc
+        if held >= record.size:
+            raise TooLarge(
+                f"S3 already holds {held} bytes of this upload, its ceiling of {record.size}: complete it",
+                max_size=record.size,
+            )
 
     def list_parts(self, owner: str, upload_id: str) -> tuple[UploadRecord, list[StoredPart]]:
         record = self._open_multipart(owner, upload_id)
@@ -392,7 +416,11 @@ class UploadService:
             if self._completed(record):
                 return record  # the client retries a complete whose reply it lost
             raise Conflict("S3 no longer has this multipart upload") from exc
-        total = self._check_parts(record, parts, stored)
+        try:
+            total = self._check_parts(record, parts, stored)
+        except TooLarge:
+            self.storage.abort_multipart(record.key, s3_upload_id)  # it can never be accepted: free its parts
+            raise
         if record.part_count is None and total != record.size:
             # Parts the client sized (Uppy): the declared size was a ceiling; the real total is
             # the size from now on, which processing verifies the object against.

@@ -263,8 +263,12 @@ def test_multipart_with_a_declared_size_refuses_parts_beyond_it(aws: Any, api: A
     data = mp4_bytes(6 * MiB)
     created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4", profile="video", size=6 * MiB - 1))
     parts = upload_chunks(api, created, data)
+    # S3 holds more than the ceiling: no more part URLs for it
+    assert "ceiling" in assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/3"), 413)["detail"]
     problem = assert_problem(complete(api, created, parts), 413)
     assert f"{6 * MiB} bytes" in problem["detail"]
+    # and the oversize upload is aborted in S3, its parts gone
+    assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
 
 
 def test_multipart_refuses_chunks_under_s3s_minimum(aws: Any, api: Api) -> None:

@@ -179,3 +179,37 @@ def test_the_checker_itself_catches_a_wrong_secret(fake_credentials: dict[str, s
     assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key="another") == [
         "signature does not match the policy"
     ]
+
+
+def test_planned_part_urls_sign_each_parts_exact_length_and_client_sized_ones_do_not(
+    fake_credentials: dict[str, str],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import parse_qs, urlsplit
+
+    from directupload.models import Status, UploadRecord
+    from directupload.uploads import UploadService
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    planned = UploadRecord(
+        upload_id="a" * 32, owner="o", status=Status.PENDING, profile="video", filename="v.mp4",
+        key="incoming/" + "a" * 32 + "/v.mp4", content_type="video/mp4", size=40 * 2**20 + 7,
+        created_at=now, updated_at=now, expires_at=now + timedelta(days=1),
+        s3_upload_id="s3-id", part_size=16 * 2**20, part_count=3,
+    )  # fmt: skip
+    lengths = [UploadService._planned_length(planned, n) for n in (1, 2, 3)]
+    assert lengths == [16 * 2**20, 16 * 2**20, 8 * 2**20 + 7] and sum(lengths) == planned.size
+    assert UploadService._planned_length(planned.model_copy(update={"part_count": None}), 1) is None
+
+    import boto3
+    from botocore.config import Config
+
+    from directupload import presign
+
+    s3 = boto3.client("s3", region_name="eu-west-1", config=Config(signature_version="s3v4"))
+    url = presign.presign_part(
+        s3, bucket="b", key=planned.key, s3_upload_id="s3-id", part_number=3, expires_in=60, content_length=lengths[2]
+    )
+    assert parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"] == ["content-length;host"]
+    unpinned = presign.presign_part(s3, bucket="b", key=planned.key, s3_upload_id="s3-id", part_number=3, expires_in=60)
+    assert parse_qs(urlsplit(unpinned).query)["X-Amz-SignedHeaders"] == ["host"]
