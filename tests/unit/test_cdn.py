@@ -24,6 +24,7 @@ from directupload.cdn import CloudFrontUrlSigner, SecretPrivateKey, object_url
 from directupload.errors import ConfigError
 from directupload.models import Status, UploadRecord
 from directupload.uploads import UploadService
+from tests.records import upload_record
 
 DOMAIN = "d111111abcdef8.cloudfront.net"
 KEY_PAIR_ID = "K2JCJMDEHXQW5F"
@@ -271,17 +272,15 @@ class _Storage:
 
 
 def _processed(now: datetime) -> UploadRecord:
-    return UploadRecord(
+    return upload_record(
+        now=now,
         upload_id=UPLOAD_ID,
-        owner="alice",
         status=Status.PROCESSED,
         profile="document",
         filename="report.pdf",
         key=f"incoming/{UPLOAD_ID}/report.pdf",
         content_type="application/pdf",
         size=10,
-        created_at=now,
-        updated_at=now,
         expires_at=now,
         file_key=f"files/{UPLOAD_ID}/report.pdf",
         result={"contentType": "application/pdf"},

@@ -4,7 +4,6 @@ file of its kind ends in a permanent rejection (never a retry)."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +11,10 @@ from PIL import ExifTags, Image
 
 from directupload import profiles
 from directupload.errors import Rejected
-from directupload.models import Status, UploadRecord
+from directupload.models import UploadRecord
 from directupload.processing import image, pdf, verify
 from directupload.processing.steps import STEP_NAMES, Derived, VerifiedObject, registry
+from tests.records import upload_record
 
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
 GPS = {
@@ -26,20 +26,7 @@ GPS = {
 
 
 def record(content_type: str = "image/png", size: int = 1) -> UploadRecord:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    return UploadRecord(
-        upload_id=UPLOAD_ID,
-        owner="alice",
-        status=Status.UPLOADED,
-        profile="avatar",
-        filename="f",
-        key=f"incoming/{UPLOAD_ID}/f",
-        content_type=content_type,
-        size=size,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(minutes=5),
-    )
+    return upload_record(content_type=content_type, size=size)
 
 
 def verified(data: bytes, content_type: str = "image/png") -> VerifiedObject:

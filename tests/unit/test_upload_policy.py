@@ -184,17 +184,14 @@ def test_the_checker_itself_catches_a_wrong_secret(fake_credentials: dict[str, s
 def test_planned_part_urls_sign_each_parts_exact_length_and_client_sized_ones_do_not(
     fake_credentials: dict[str, str],
 ) -> None:
-    from datetime import UTC, datetime, timedelta
     from urllib.parse import parse_qs, urlsplit
 
-    from directupload.models import Status, UploadRecord
+    from directupload.models import Status
     from directupload.uploads import UploadService
+    from tests.records import upload_record
 
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    planned = UploadRecord(
-        upload_id="a" * 32, owner="o", status=Status.PENDING, profile="video", filename="v.mp4",
-        key="incoming/" + "a" * 32 + "/v.mp4", content_type="video/mp4", size=40 * 2**20 + 7,
-        created_at=now, updated_at=now, expires_at=now + timedelta(days=1),
+    planned = upload_record(
+        status=Status.PENDING, profile="video", content_type="video/mp4", size=40 * 2**20 + 7,
         s3_upload_id="s3-id", part_size=16 * 2**20, part_count=3,
     )  # fmt: skip
     lengths = [UploadService._planned_length(planned, n) for n in (1, 2, 3)]
