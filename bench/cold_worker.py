@@ -26,7 +26,7 @@ import sys  # noqa: E402
 class Context:
     """The attributes powertools reads from Lambda's context object."""
 
-    def __init__(self, name: str, memory: int) -> None:
+    def __init__(self, name: str, memory: int, timeout: float = 60) -> None:
         self.function_name = name
         self.memory_limit_in_mb = memory
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
@@ -34,7 +34,7 @@ class Context:
         self.function_version = "$LATEST"
         self.log_group_name = f"/aws/lambda/{name}"
         self.log_stream_name = "cold"
-        self._deadline = time.monotonic() + 60
+        self._deadline = time.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -85,7 +85,7 @@ def processor(job: dict) -> tuple[float, object]:
     from handlers import processor as handler_module
 
     imported = time.perf_counter()
-    reply = handler_module.lambda_handler(job["event"], Context("ProcessFunction", 1024))
+    reply = handler_module.lambda_handler(job["event"], Context("ProcessFunction", 1024, timeout=900))
     return imported, reply
 
 

@@ -10,6 +10,10 @@
   processor's idempotency key includes it: without it a re-sent POST of identical bytes
   would look like a duplicate notification and its staging copy would stay.
 
+- Atomic conditional writes: DynamoDB evaluates a write's condition and applies it as one step;
+  moto's backend has no lock, so two threads of its server can both pass a condition (the quota's
+  "fewer than N pending" let a fourth of three through under load). Item writes are serialised.
+
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
 
@@ -61,4 +65,22 @@ def apply() -> None:
         return event
 
     notifications._get_s3_event = s3_event
+
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    writes = threading.RLock()
+
+    def serialised(method: Any) -> Any:
+        @functools.wraps(method)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with writes:
+                return method(*args, **kwargs)
+
+        return locked
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
     _APPLIED = True

@@ -29,6 +29,8 @@ ENV_NAMES = {
     "quota_daily_bytes": "QUOTA_DAILY_BYTES",
     "max_receive_count": "MAX_RECEIVE_COUNT",
     "record_retention_days": "RECORD_RETENTION_DAYS",
+    "step_time_limit_seconds": "STEP_TIME_LIMIT_SECONDS",
+    "step_memory_limit_mb": "STEP_MEMORY_LIMIT_MB",
     "download_domain": "DOWNLOAD_DOMAIN",
     "cloudfront_key_pair_id": "CLOUDFRONT_KEY_PAIR_ID",
     "cloudfront_private_key_secret_arn": "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
@@ -53,6 +55,9 @@ class Settings(BaseModel):
     quota_daily_bytes: int = Field(default=10 * GiB, ge=1)
     max_receive_count: int = Field(default=5, ge=1)
     record_retention_days: int = Field(default=30, ge=1)
+    # the budget of one file's decoding steps (processing/budget.py); 0 s: run them in-process
+    step_time_limit_seconds: int = Field(default=120, ge=0, le=800)
+    step_memory_limit_mb: int = Field(default=640, ge=64)
     download_domain: str = Field(default="", pattern=r"^[A-Za-z0-9.-]*$")
     cloudfront_key_pair_id: str = ""
     cloudfront_private_key_secret_arn: str = ""

@@ -90,6 +90,7 @@ def quota() -> OwnerQuota:
 @cache
 def processor() -> Processor:
     # imported here: the API function never loads the processing code (sniffing, steps, outbox)
+    from directupload.processing.budget import Budget
     from directupload.processing.pipeline import Processor
 
     settings = get_settings()
@@ -100,6 +101,9 @@ def processor() -> Processor:
         publisher=publisher(),
         rejected_objects=settings.rejected_objects,
         quota=quota(),
+        budget=Budget(settings.step_time_limit_seconds, settings.step_memory_limit_mb * 1024 * 1024)
+        if settings.step_time_limit_seconds
+        else None,
     )
 
 

@@ -43,6 +43,16 @@ idempotency_config = idempotency.config()
 # lock holds it for at most the function timeout (15 minutes), so that retry waits as long.
 BACKOFF_BASE = 20
 BACKOFF_IN_PROGRESS = 900
+# Time a record needs beyond its decoding budget (reads, copies, writes): after the first record
+# of a batch, a record is not started with less left than both, so the function never times out
+# mid-record (that would fail the whole batch); it goes back to the queue for another invocation.
+# The first record always runs: a function configured with less time still makes progress.
+RECORD_TIME_MARGIN_SECONDS = 60
+_started = {"records": 0}  # records this invocation began (one invocation at a time per container)
+
+
+class OutOfTimeError(RuntimeError):
+    """Too little of the invocation is left to start this record: it is retried at once."""
 
 
 def process_once() -> Callable[..., str]:
@@ -79,9 +89,16 @@ def object_refs(body: str) -> list[ObjectRef]:
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    last_attempt = receive_count >= get_settings().max_receive_count
+    settings = get_settings()
+    last_attempt = receive_count >= settings.max_receive_count
+    needed_ms = (settings.step_time_limit_seconds + RECORD_TIME_MARGIN_SECONDS) * 1000
+    started, _started["records"] = _started["records"], _started["records"] + 1
+    late = lambda_context is not None and lambda_context.get_remaining_time_in_millis() < needed_ms
+    if started and late and not last_attempt:
+        back_off(record, 0)
+        raise OutOfTimeError("too little time left in this invocation; the record goes back to the queue")
     for ref in object_refs(record.body):
         # the upload id follows the upload through both functions' logs
         logger.set_correlation_id(keys.upload_id_from_key(ref.key))
@@ -123,4 +140,5 @@ def back_off(record: SQSRecord, seconds: int) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     idempotency_config.register_lambda_context(context)
+    _started["records"] = 0
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)

@@ -43,7 +43,8 @@ def poller(aws: Any, faults: Faults | None = None) -> QueuePoller:
     """The local stack's poller over the real ingest queue: failures come back at once."""
     from handlers import processor
 
-    function = LocalFunction("ProcessFunction", processor.lambda_handler)
+    # the template's 15-minute timeout, as the local stack's workers have it
+    function = LocalFunction("ProcessFunction", processor.lambda_handler, timeout=900)
     return QueuePoller(aws.sqs, aws.resources.ingest_queue_url, function, wait_seconds=0, retry_delay=0, faults=faults)
 
 
@@ -570,3 +571,22 @@ def test_redrive_wants_both_queue_urls_or_neither() -> None:
 
     with pytest.raises(SystemExit, match="go together"):
         cli.main(["--queue", "https://sqs/1/ingest"])
+
+
+def test_records_are_not_started_with_too_little_of_the_invocation_left(aws: Any, api: Api) -> None:
+    from handlers import processor
+    from tests.events import s3_notification, sqs_batch
+    from tests.lambda_context import context
+
+    data = png()
+    first, second = (upload(api, data, f"{n}.png", "image/png", "avatar") for n in ("first", "second"))
+    event = sqs_batch(*(s3_notification(aws.bucket, issued["key"], len(data)) for issued in (first, second)))
+
+    # a batch with a minute left: its first record runs, the next goes back to the queue untouched
+    reply = processor.lambda_handler(event, context("ProcessFunction", remaining_seconds=60))
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert [record(api, i["uploadId"])["status"] for i in (first, second)] == ["PROCESSED", "PENDING"]
+
+    # and a fresh invocation processes it
+    assert processor.lambda_handler(event, context("ProcessFunction"))["batchItemFailures"] == []
+    assert record(api, second["uploadId"])["status"] == "PROCESSED"

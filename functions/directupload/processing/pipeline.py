@@ -41,6 +41,7 @@ from directupload.errors import Rejected
 from directupload.models import TERMINAL, Status, UploadError, UploadRecord, Variant, utcnow
 from directupload.observability import logger, metrics
 from directupload.processing import verify
+from directupload.processing.budget import Budget, run_within
 from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
 from directupload.processing.outbox import Outbox
 from directupload.processing.steps import Step, StepResult, VerifiedObject, registry, run_step
@@ -113,6 +114,7 @@ class Processor:
         outbox: Outbox | None = None,
         quota: PendingSlots | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: Budget | None = None,
     ) -> None:
         self.profiles = profiles
         self.store = store
@@ -124,6 +126,7 @@ class Processor:
         self.outbox = outbox or Outbox(store.table_name, store.client)
         self.quota = quota
         self.sleep = sleep
+        self.budget = budget
 
     @property
     def steps(self) -> dict[str, Step]:
@@ -236,7 +239,10 @@ class Processor:
             variants: dict[str, Variant] = {}
             for step in [self.steps["verify"], *wanted]:
                 with logger.append_context_keys(step=step.name):
-                    outcome = run_step(step, obj)
+                    if self.budget is not None and step.needs_body:
+                        outcome = run_within(step, obj, self.budget)  # a decoder: bounded in a child
+                    else:
+                        outcome = run_step(step, obj)
                     variants.update(self._store_derived(obj, outcome, written))
                     result.update(outcome.fields)
         finally:
