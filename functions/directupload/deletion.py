@@ -88,7 +88,7 @@ class Deleter:
                 now=now,
                 expire_at=now + TOMBSTONE_LIFETIME,
                 deleted_at=now,
-                **{PENDING_EVENT: events.DELETED},
+                pending_event=events.DELETED,  # the outbox marker (outbox.py)
             )
         except TransitionRefused:
             fresh = self.store.get(record.upload_id)

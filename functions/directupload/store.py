@@ -105,6 +105,7 @@ class UploadStore:
         remove: Iterable[str] = (),
         claimed_by: str | None = None,
         unless_set: str | None = None,
+        if_equal: dict[str, Any] | None = None,
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
@@ -142,6 +143,10 @@ class UploadStore:
         if unless_set is not None:
             names["#unset"] = unless_set
             condition += " AND attribute_not_exists(#unset)"
+        for i, (name, value) in enumerate(_to_item(if_equal or {}).items()):
+            names[f"#q{i}"] = name
+            expr_values[f":q{i}"] = value
+            condition += f" AND #q{i} = :q{i}"
         try:
             reply = self.client.update_item(
                 TableName=self.table_name,

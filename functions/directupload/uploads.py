@@ -425,14 +425,23 @@ class UploadService:
             # Parts the client sized (Uppy): the declared size was a ceiling; the real total is
             # the size from now on, which processing verifies the object against.
             ceiling = record.size
-            try:
+            try:  # only while the size is still the ceiling: two completes at once settle once
                 record = self.store.transition(
-                    upload_id, Status.PENDING, [Status.PENDING], now=self.clock(), size=total
+                    upload_id,
+                    Status.PENDING,
+                    [Status.PENDING],
+                    now=self.clock(),
+                    if_equal={"size": ceiling},
+                    size=total,
                 )
             except TransitionRefused as exc:
-                raise Conflict("the upload changed state while being completed") from exc
-            if self.quota is not None:
-                self.quota.settle(owner, record.created_at, ceiling - total)  # charged at the ceiling
+                fresh = self.get(owner, upload_id)
+                if fresh.status != Status.PENDING or fresh.size != total:
+                    raise Conflict("the upload changed state while being completed") from exc
+                record = fresh  # a parallel complete of the same parts settled it
+            else:
+                if self.quota is not None:
+                    self.quota.settle(owner, record.created_at, ceiling - total)  # charged at the ceiling
         try:
             self.storage.complete_multipart(record.key, s3_upload_id, list(parts))
         except PartsRefused as exc:

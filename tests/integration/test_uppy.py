@@ -370,3 +370,52 @@ def test_a_complete_naming_ten_thousand_parts_is_read_not_refused_as_too_large(a
     status, problem, _ = complete(api, created, parts)
 
     assert status == 409 and "has not received parts" in problem["detail"], problem
+
+
+def test_two_completes_at_once_settle_the_quota_once(aws: Any, api: Api) -> None:
+    import threading
+
+    # Given an upload Uppy sizes itself, charged at the video profile's 5 GiB ceiling
+    data = mp4_bytes(6 * MiB)
+    created = create(api, "twice.mp4", "video/mp4", uppy_meta("twice.mp4", "video/mp4", profile="video"))
+    parts = upload_chunks(api, created, data)
+    assert quota_bytes(aws, "anonymous") == 5 * 1024 * MiB
+
+    # When its complete is sent twice at the same moment
+    barrier, replies = threading.Barrier(2), []
+
+    def send() -> None:
+        barrier.wait()
+        replies.append(complete(api, created, parts)[0])
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then both answer, and the quota holds the real size: refunded once, never below it
+    assert 200 in replies and set(replies) <= {200, 409}, replies
+    assert quota_bytes(aws, "anonymous") == len(data)
+
+
+def test_a_retried_outcome_settles_a_ceilings_quota_once(aws: Any, api: Api) -> None:
+    from tests.integration.conftest import fail_calls, process
+
+    data = png(20, 20)
+    status, params, _ = api.call(
+        "GET", params_query("a.png", "image/png", uppy_meta("a.png", "image/png", profile="avatar"))
+    )
+    assert status == 200 and post_form(params, data).status_code == 204
+    key = params["fields"]["key"]
+    # the PROCESSED write fails once: the attempt is retried
+    fail_calls(
+        "dynamodb",
+        "UpdateItem",
+        1,
+        when=lambda p: {"S": "PROCESSED"} in p.get("ExpressionAttributeValues", {}).values(),
+    )
+    assert process(aws, key, len(data))["batchItemFailures"]
+    assert process(aws, key, len(data), receive_count=2) == {"batchItemFailures": []}
+
+    assert quota_bytes(aws, "anonymous") == len(data)

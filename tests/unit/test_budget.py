@@ -53,3 +53,13 @@ def test_what_a_step_returns_or_raises_comes_back_from_the_child() -> None:
     with pytest.raises(Rejected) as caught:
         run_within(Step("image", crashes, needs_body=True), obj(), Budget(seconds=30))
     assert (caught.value.code, "IndexError" in caught.value.message) == ("corrupt-image", True)
+
+
+def test_a_fault_of_ours_in_the_child_is_retried_not_blamed_on_the_file() -> None:
+    from directupload.processing.budget import StepCrashedError
+
+    def unsendable(_: VerifiedObject) -> StepResult:
+        return StepResult(fields={"callback": lambda: None})  # a lambda cannot be pickled
+
+    with pytest.raises(StepCrashedError):
+        run_within(Step("image", unsendable, needs_body=True), obj(), Budget(seconds=30))

@@ -23,7 +23,14 @@ from directupload.errors import Rejected
 from directupload.processing.steps import Step, StepResult, VerifiedObject, run_step
 
 # Reported by the child through the pipe: ("ok", StepResult) | ("rejected", code, message)
+# | ("error", description): a fault of ours (a result that cannot be sent), not of the file
 _Message = tuple[Any, ...]
+# Left to the parent of the function's memory when the child's budget is sized to fit in it.
+MEMORY_MARGIN = 64 * 1024 * 1024
+
+
+class StepCrashedError(RuntimeError):
+    """The child failed for a reason that is not the file's: retried like any transient fault."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ def run_within(step: Step, obj: VerifiedObject, budget: Budget) -> StepResult:
     """``run_step`` in a forked child bounded by ``budget``."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(step, obj, sender, budget.memory_bytes), daemon=True)
+    child = context.Process(target=_child, args=(step, obj, sender, _memory_for_child(budget)), daemon=True)
     with warnings.catch_warnings():
         # Python warns about fork() in a process with threads. A function's only other thread
         # (the S3 read-ahead) has ended when steps run, and the child only decodes and sends;
@@ -50,6 +57,7 @@ def run_within(step: Step, obj: VerifiedObject, budget: Budget) -> StepResult:
         try:
             message: _Message = receiver.recv()
         except EOFError:  # the child died without a word: killed for its memory, most likely
+            child.join(timeout=5)
             raise Rejected("too-complex", f"decoding the file needs more than its budget ({child.exitcode})") from None
     finally:
         receiver.close()
@@ -58,6 +66,8 @@ def run_within(step: Step, obj: VerifiedObject, budget: Budget) -> StepResult:
         child.join(timeout=5)
     if message[0] == "rejected":
         raise Rejected(message[1], message[2])
+    if message[0] == "error":
+        raise StepCrashedError(f"the {step.name} step failed in its child process: {message[1]}")
     result: StepResult = message[1]
     return result
 
@@ -72,9 +82,23 @@ def _child(step: Step, obj: VerifiedObject, sender: Any, memory_bytes: int) -> N
             sender.send(("rejected", rejection.code, rejection.message))
         except MemoryError:
             sender.send(("rejected", "too-complex", "decoding the file needs more memory than its budget"))
+        except BaseException as exc:  # noqa: BLE001 - ours, not the file's (say so, the parent retries)
+            sender.send(("error", f"{type(exc).__name__}: {str(exc)[:200]}"))
     finally:
         sender.close()
         os._exit(0)  # no atexit handlers, no flushing of the parent's buffers a second time
+
+
+def _memory_for_child(budget: Budget) -> int:
+    """The budget, or less where the function's memory (what Lambda kills it over) minus what the
+    parent holds resident would not fit it: a forked child's pages count against the same limit."""
+    function_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    if not function_mb.isdigit():
+        return budget.memory_bytes
+    with open("/proc/self/statm") as statm:
+        resident = int(statm.read().split()[1]) * resource.getpagesize()
+    headroom = int(function_mb) * 1024 * 1024 - resident - MEMORY_MARGIN
+    return max(64 * 1024 * 1024, min(budget.memory_bytes, headroom))
 
 
 def _address_space() -> int:

@@ -42,7 +42,6 @@ from directupload.models import TERMINAL, Status, UploadError, UploadRecord, Var
 from directupload.observability import logger, metrics
 from directupload.processing import verify
 from directupload.processing.budget import Budget, run_within
-from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
 from directupload.processing.outbox import Outbox
 from directupload.processing.steps import Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
@@ -183,8 +182,6 @@ class Processor:
                 self.store.release(record.upload_id, etag)
             raise
         retain_until = self.clock() + timedelta(days=profile.retain_days) if profile.retain_days else None
-        if not record.size_exact:
-            self._settle_bytes(record, int(result["size"]))
         return self._accept(record, ref, result, variants, etag, retain_until, time.perf_counter() - started)
 
     def fail(self, ref: ObjectRef, reason: str) -> bool:
@@ -308,6 +305,7 @@ class Processor:
         retain_until: datetime | None,
         elapsed: float,
     ) -> str:
+        before = record
         try:
             record = self.store.transition(
                 record.upload_id,
@@ -324,10 +322,12 @@ class Processor:
                 retain_until=retain_until,
                 remove=["error", "claim_etag", "claim_until"],
                 outcome_of=delivery(ref, etag),
-                **{PENDING_EVENT: events.PROCESSED},
+                pending_event=events.PROCESSED,  # the outbox marker (outbox.py)
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
+        if not before.size_exact:  # after the one write that can succeed once: settled once
+            self._settle_bytes(before, int(result["size"]))
         metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
         metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
@@ -336,10 +336,7 @@ class Processor:
 
     def _reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
         error = UploadError(code=rejection.code, message=rejection.message[:500])
-        if not record.size_exact:
-            head = self.storage.head(record.key)  # what it really held is what stays charged
-            if head is not None:
-                self._settle_bytes(record, min(head.size, record.size))
+        before = record
         try:
             record = self.store.transition(
                 record.upload_id,
@@ -354,6 +351,10 @@ class Processor:
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[])
+        if not before.size_exact:  # after the one write that can succeed once: settled once
+            head = self.storage.head(before.key)  # what it really held is what stays charged
+            if head is not None:
+                self._settle_bytes(before, min(head.size, before.size))
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
