@@ -48,18 +48,18 @@ def client(service: str, endpoint: str) -> Any:
 
 
 class InProcessEmulator:
+    """The emulator the local stack runs (moto behind the IAM gate), in this process."""
+
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from local.emulator import serve
 
         quiet()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        assert self.server._server is not None
-        host, port = self.server._server.server_address[:2]
+        self.server = serve("127.0.0.1", 0)
+        host, port = self.server.server_address[:2]
         self.url = f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.shutdown()
 
     def __enter__(self) -> InProcessEmulator:
         return self

@@ -9,11 +9,13 @@ once can never race for the same port.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 
 def _die_with_parent() -> None:
@@ -37,7 +39,6 @@ class Emulator:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.emulator", self.host, str(self.port)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
             text=True,
         )
         assert self.process.stdout is not None
@@ -57,27 +58,37 @@ class Emulator:
                 self.process.kill()
 
 
-def main() -> None:
-    """The child: serve moto on HOST PORT, print the bound port, run until SIGTERM."""
-    from moto.server import ThreadedMotoServer
+def serve(host: str, port: int) -> Any:
+    """moto's server on HOST:PORT (0: any free port) behind the IAM gate, serving in a thread;
+    ``server.server_address`` is the bound address, ``server.shutdown()`` stops it."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     from local import moto_fixes
+    from local.iam_gate import IamGate
 
     moto_fixes.apply()
+    # IAM's own AWS managed policies (SAM attaches some to the functions' roles), as IAM has them
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = IamGate(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
+    return server
+
+
+def main() -> None:
+    """The child: serve moto on HOST PORT, print the bound port, run until SIGTERM."""
     host, port = sys.argv[1], int(sys.argv[2])
     if sys.platform == "linux":
         _die_with_parent()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound = server._server  # moto exposes no getter for the bound address
-    assert bound is not None
-    print(bound.server_address[1], flush=True)
+    server = serve(host, port)
+    print(server.server_address[1], flush=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     stopping.wait()
-    server.stop()
+    server.shutdown()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.lambda_runtime import LocalFunction
+from local.function_host import FunctionError, FunctionTimeout
+from local.lambda_runtime import Function
 
 # API Gateway's own payload limit; larger requests never reach the function.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -88,7 +89,7 @@ class Gateway(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        api: LocalFunction,
+        api: Function,
         static_dir: Path,
         config: Callable[[], dict[str, Any]],
         authenticate: Callable[[dict[str, str]], dict[str, Any] | None] | None = None,
@@ -235,7 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0], claims)
         started = time.perf_counter()
-        reply = self.server.api.invoke(event)
+        try:
+            reply = self.server.api.invoke(event)
+        except FunctionTimeout:
+            # what API Gateway's HTTP API answers when the function timed out
+            return self._json(503, {"message": "Service Unavailable"})
+        except FunctionError:
+            return self._json(500, {"message": "Internal Server Error"})
         self.server.requests_served += 1
         status = int(reply.get("statusCode", 200))
         out_headers = {k: str(v) for k, v in (reply.get("headers") or {}).items()}

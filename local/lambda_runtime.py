@@ -7,9 +7,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class Function(Protocol):
+    """What invokes a function: a LocalFunction here, or a FunctionProcess (local/function_host.py)."""
+
+    name: str
+
+    def invoke(self, event: dict[str, Any]) -> Any: ...
 
 
 @dataclass

@@ -14,6 +14,11 @@
   moto's backend has no lock, so two threads of its server can both pass a condition (the quota's
   "fewer than N pending" let a fourth of three through under load). Item writes are serialised.
 
+- Bucket policies: moto evaluates a bucket's policy on object requests with its own evaluator,
+  which treats any condition it cannot see (``aws:SecureTransport``) as an explicit deny, so the
+  template's TLS-only statement would refuse every request. moto's check is switched off; the
+  emulator's IAM gate (local/iam_gate.py) evaluates the bucket policy for the functions' roles.
+
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
 
@@ -83,4 +88,9 @@ def apply() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL  # type: ignore[method-assign]
     _APPLIED = True

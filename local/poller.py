@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from local.faults import Faults
-from local.lambda_runtime import LocalFunction
+from local.lambda_runtime import Function
 
 DUPLICATE_ATTRIBUTE = "local-duplicate"
 
@@ -48,7 +48,7 @@ class QueuePoller(threading.Thread):
         self,
         sqs: Any,
         queue_url: str,
-        function: LocalFunction,
+        function: Function,
         *,
         batch_size: int = 10,
         wait_seconds: int = 1,
@@ -56,9 +56,13 @@ class QueuePoller(threading.Thread):
         region: str = "us-east-1",
         on_batch: Callable[[int, int], None] | None = None,
         faults: Faults | None = None,
+        delivery_sqs: Any = None,
     ) -> None:
         super().__init__(name=f"poller-{function.name}", daemon=True)
         self.sqs = sqs
+        # S3 sends the duplicate notifications, not the function's role (the local stack's workers
+        # poll with the function's role, as the event source mapping does)
+        self.delivery_sqs = delivery_sqs or sqs
         self.queue_url = queue_url
         self.function = function
         self.batch_size = batch_size
@@ -145,7 +149,7 @@ class QueuePoller(threading.Thread):
             if not first_delivery or copy or not self.faults.duplicate():
                 continue
             print(f"[fault] duplicate {message['MessageId']}", flush=True)
-            self.sqs.send_message(
+            self.delivery_sqs.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=message["Body"],
                 DelaySeconds=random.randint(0, 2),  # jitter: a late, out-of-order copy
@@ -158,7 +162,7 @@ class EventTap(threading.Thread):
     file, and hands it to the sample consumer as its EventBridge rule would."""
 
     def __init__(
-        self, sqs: Any, queue_url: str, log_path: Path, consumer: LocalFunction | None = None, quiet: bool = False
+        self, sqs: Any, queue_url: str, log_path: Path, consumer: Function | None = None, quiet: bool = False
     ) -> None:
         super().__init__(name="event-tap", daemon=True)
         self.sqs = sqs

@@ -112,7 +112,6 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
         rules = [_cors_rule(rule) for rule in props["CorsConfiguration"]["CorsRules"]]
         s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
     # Stored, so the local bucket describes itself like the real one; the emulator expires nothing.
-    # The bucket policy is left out: the emulator does not enforce one.
     if "LifecycleConfiguration" in props:
         rules = [_lifecycle_rule(rule) for rule in props["LifecycleConfiguration"]["Rules"]]
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
@@ -126,6 +125,10 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
     s3.put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
     )
+
+    # Evaluated for the functions' roles by the emulator's IAM gate (local/iam_gate.py).
+    for policy_id in tpl.resources("AWS::S3::BucketPolicy"):
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tpl.properties(policy_id)["PolicyDocument"]))
 
     (bus_id,) = tpl.resources("AWS::Events::EventBus")
     bus = tpl.physical_name(bus_id)

@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from local.lambda_runtime import LocalFunction
+from local.lambda_runtime import Function
 
 BATCH_SIZE = 25
 MAX_ATTEMPTS = 10
@@ -74,7 +74,7 @@ class TtlSweeper(threading.Thread):
 
 
 class StreamPoller(threading.Thread):
-    def __init__(self, streams: Any, stream_arn: str, function: LocalFunction, poll_seconds: float = 0.2) -> None:
+    def __init__(self, streams: Any, stream_arn: str, function: Function, poll_seconds: float = 0.2) -> None:
         super().__init__(name=f"stream-{function.name}", daemon=True)
         self.streams = streams
         self.stream_arn = stream_arn

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import re
@@ -30,11 +29,12 @@ from directupload.problems import problem
 from local import ROOT
 from local.auth import TOKEN_LIFETIME, LocalIssuer
 from local.emulator import Emulator
+from local.function_host import FunctionProcess
 from local.gateway import Gateway
-from local.lambda_runtime import LocalFunction
 from local.poller import EventTap
 from local.provision import Provisioned, provision
 from local.retention import StreamPoller, TtlSweeper
+from local.roles import FunctionRole, create_roles
 from local.template import LocalTemplate, load
 
 REGION = "us-east-1"
@@ -65,6 +65,8 @@ class LocalStack:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.resources: Provisioned | None = None
         self.env: dict[str, str] = {}
+        self.roles: dict[str, FunctionRole] = {}
+        self.functions: list[FunctionProcess] = []
 
     @property
     def api_url(self) -> str:
@@ -91,30 +93,43 @@ class LocalStack:
         )
         clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events")}
         self.resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
+        # each function runs with the credentials of its own role, as SAM writes it (local/roles.py)
+        self.roles = create_roles(tpl, _client("iam"), _client("sts"))
 
-        # the functions' environment, from the template, as Lambda would set it
+        local_settings = {
+            "AUTH_MODE": opts.auth,
+            "STAGE": "local",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCAL_LOG_LEVEL", "WARNING"),
+            "POWERTOOLS_DEV": "false",
+        }
+        # the variables Lambda sets for each function: the template's, its role's credentials
         self.env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
-        self.env.update(
-            {
-                "AUTH_MODE": opts.auth,
-                "STAGE": "local",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCAL_LOG_LEVEL", "WARNING"),
-                "POWERTOOLS_DEV": "false",
-            }
-        )
-        os.environ.update(self.env)
+        self.env.update(local_settings)
 
-        api = importlib.import_module("handlers.api")
-        consumer = importlib.import_module("handlers.consumer")
-        retention = importlib.import_module("handlers.retention")
-        process_timeout = float(tpl.properties("ProcessFunction").get("Timeout", 60))
-        api_fn = LocalFunction("ApiFunction", api.lambda_handler, timeout=29)
-        consumer_fn = LocalFunction("ConsumerFunction", consumer.lambda_handler)
+        def function(logical_id: str, handler: str) -> FunctionProcess:
+            props = tpl.properties(logical_id)
+            env = {**os.environ, **tpl.function_environment(logical_id), **local_settings}
+            env.update(self.roles[logical_id].environment())
+            return FunctionProcess(
+                logical_id,
+                handler,
+                env,
+                timeout=float(props.get("Timeout", tpl.globals("Timeout", 3))),
+                memory_mb=int(props.get("MemorySize", tpl.globals("MemorySize", 128))),
+                cwd=str(ROOT),
+            )
+
+        api_fn = function("ApiFunction", "handlers.api:lambda_handler")
+        consumer_fn = function("ConsumerFunction", "handlers.consumer:lambda_handler")
+        retention_fn = function("RetentionFunction", "handlers.retention:lambda_handler")
+        self.functions = [api_fn, consumer_fn, retention_fn]
+        process = function("ProcessFunction", "handlers.processor:lambda_handler")
 
         opts.state_dir.mkdir(parents=True, exist_ok=True)
-        # ProcessFunction: one process per concurrent 'container', as the SQS event source scales out
+        # ProcessFunction: one poller and 'container' per process, as the SQS event source scales out;
+        # each polls with the function's role, as the event source mapping does
         self.workers = [
             subprocess.Popen(
                 [
@@ -126,11 +141,14 @@ class LocalStack:
                     "--retry-delay",
                     str(opts.retry_delay),
                     "--timeout",
-                    str(process_timeout),
+                    str(process.timeout),
+                    "--memory",
+                    str(process.memory_mb),
                     "--region",
                     REGION,
                 ],
                 cwd=ROOT,
+                env=process.env,
             )
             for _ in range(opts.process_workers)
         ]
@@ -140,11 +158,6 @@ class LocalStack:
         stream_arn = clients["dynamodb"].describe_table(TableName=self.resources.uploads_table)["Table"][
             "LatestStreamArn"
         ]
-        retention_fn = LocalFunction(
-            "RetentionFunction",
-            retention.lambda_handler,
-            timeout=float(tpl.properties("RetentionFunction").get("Timeout", 60)),
-        )
         sweeper = TtlSweeper(clients["dynamodb"], self.resources.uploads_table, interval=opts.ttl_sweep_seconds)
         self.threads = [tap, StreamPoller(_client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
         for thread in self.threads:
@@ -185,6 +198,7 @@ class LocalStack:
             "ingestQueueUrl": self.resources.ingest_queue_url,
             "deadLetterQueueUrl": self.resources.dead_letter_queue_url,
             "eventsLog": str(self.options.state_dir / "events.jsonl"),
+            "functionRoles": {name: role.role_arn for name, role in self.roles.items()},
         }
 
     def stop(self) -> None:
@@ -197,6 +211,8 @@ class LocalStack:
             worker.terminate()
         for thread in self.threads:
             thread.join(timeout=5)
+        for function in self.functions:
+            function.stop()
         for worker in self.workers:
             try:
                 worker.wait(timeout=10)

@@ -57,8 +57,10 @@ class LocalTemplate:
         return f"{self.prefix}-{_kebab(logical_id)}"
 
     def arn(self, logical_id: str) -> str:
-        res_type = self.raw["Resources"][logical_id]["Type"]
         name = self.physical_name(logical_id)
+        if logical_id not in self.raw["Resources"] and self._implicit_role(logical_id):
+            return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+        res_type = self.raw["Resources"][logical_id]["Type"]
         if res_type == "AWS::SQS::Queue":
             return f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
         if res_type == "AWS::S3::Bucket":
@@ -68,6 +70,15 @@ class LocalTemplate:
         if res_type == "AWS::Events::EventBus":
             return f"arn:aws:events:{self.region}:{ACCOUNT}:event-bus/{name}"
         return f"arn:aws:local:{self.region}:{ACCOUNT}:{name}"
+
+    def _implicit_role(self, logical_id: str) -> bool:
+        """SAM's role for a function that names none: ``{Function}Role`` (local/roles.py creates it)."""
+        function = self.raw["Resources"].get(logical_id.removesuffix("Role"), {})
+        return (
+            logical_id.endswith("Role")
+            and function.get("Type") == "AWS::Serverless::Function"
+            and "Role" not in function.get("Properties", {})
+        )
 
     def ref(self, name: str) -> Any:
         params = self.raw.get("Parameters", {})
@@ -109,7 +120,8 @@ class LocalTemplate:
     # intrinsic functions, as far as the local stack needs them
     def resolve(self, node: Any) -> Any:
         if isinstance(node, list):
-            return [self.resolve(item) for item in node]
+            # AWS::NoValue in a list (an !If without its else) drops the item, as in CloudFormation
+            return [item for item in (self.resolve(entry) for entry in node) if item is not None]
         if not isinstance(node, Mapping):
             return node
         if len(node) == 1:
@@ -171,6 +183,10 @@ class LocalTemplate:
             for method, spec in methods.items()
             if "security" not in (spec or {})
         )
+
+    def globals(self, name: str, default: Any = None) -> Any:
+        """A property of the template's ``Globals: Function`` section, resolved."""
+        return self.resolve(self.raw.get("Globals", {}).get("Function", {}).get(name, default))
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """Globals' variables overlaid with the function's own, resolved."""

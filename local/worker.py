@@ -1,22 +1,24 @@
-"""One ProcessFunction 'container' in its own process: what Lambda's SQS event source runs up
-to ProcessMaxConcurrency of. The local stack starts `--process-workers` of these; each polls
-the ingest queue and hands its batches to the very same processor handler.
+"""One ProcessFunction event-source poller with its 'container': what Lambda's SQS event source
+runs up to ProcessMaxConcurrency of. The local stack starts `--process-workers` of these; each
+polls the ingest queue and hands its batches to the very same processor handler, which runs in
+a process of its own under the function's timeout (local/function_host.py).
 
-The environment (the functions' variables, the emulator's endpoint, LOCAL_FAULT_*) is
-inherited from the stack that starts it.
+The environment (the function's variables, its role's credentials, the emulator's endpoint,
+LOCAL_FAULT_*) is inherited from the stack that starts it: the poller receives and deletes
+messages with the function's role, as Lambda's event source mapping does.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import signal
 import sys
 import warnings
 from typing import Any
 
 from local.emulator import _die_with_parent
-from local.lambda_runtime import LocalFunction
+from local.function_host import FunctionProcess
 from local.poller import QueuePoller
 
 
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-delay", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--memory", type=int, default=1024)
     args = parser.parse_args(argv)
     if sys.platform == "linux":
         _die_with_parent()
@@ -34,10 +37,26 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    processor = importlib.import_module("handlers.processor")
-    function = LocalFunction("ProcessFunction", processor.lambda_handler, timeout=args.timeout)
+    function = FunctionProcess(
+        "ProcessFunction",
+        "handlers.processor:lambda_handler",
+        dict(os.environ),
+        args.timeout,
+        args.memory,
+        inject_faults=True,
+    )
     sqs = boto3.client("sqs", region_name=args.region)
-    poller = QueuePoller(sqs, args.queue_url, function, retry_delay=args.retry_delay, region=args.region)
+    # the emulator's own keys (placeholders, not secrets), for what S3 itself sends
+    s3_as_sender = boto3.client(
+        "sqs",
+        region_name=args.region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the emulator's placeholder, not a secret
+        aws_session_token="",
+    )
+    poller = QueuePoller(
+        sqs, args.queue_url, function, retry_delay=args.retry_delay, region=args.region, delivery_sqs=s3_as_sender
+    )
 
     def stop(*_: Any) -> None:
         poller.stop()
@@ -45,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     poller.run()
+    function.stop()
     return 0
 
 

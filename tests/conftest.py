@@ -26,18 +26,12 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One ThreadedMotoServer per test process; every test gets its own resources in it."""
-    import logging
+    """One emulator (moto behind the IAM gate, as the local stack runs it) per test process;
+    every test gets its own resources in it."""
+    from local.emulator import serve
 
-    from moto.server import ThreadedMotoServer
-
-    from local import moto_fixes
-
-    moto_fixes.apply()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server._server.server_address[:2]
+    server = serve("127.0.0.1", 0)
+    host, port = server.server_address[:2]
     url = f"http://{host}:{port}"
     saved = {
         k: os.environ.get(k)
@@ -56,7 +50,7 @@ def moto_server() -> Iterator[str]:
         }
     )
     yield url
-    server.stop()
+    server.shutdown()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -75,6 +69,7 @@ class Aws:
     sqs: Any
     dynamodb: Any
     events: Any
+    template: Any = None  # local.template.LocalTemplate
 
     @property
     def bucket(self) -> str:
@@ -108,7 +103,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     wiring.reset()
-    yield Aws(moto_server, resources, env, **clients)
+    yield Aws(moto_server, resources, env, **clients, template=tpl)
     wiring.reset()
 
 

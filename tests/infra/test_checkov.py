@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.cfn import ROOT, TEMPLATE
+from local.cfn import ROOT, TEMPLATE
 from tests.infra.tools import CHECKOV, clean_env, require
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.cfn import ROOT, TEMPLATE, load_template, resources_of_type
+from local.cfn import ROOT, TEMPLATE, load_template, resources_of_type
 from tests.infra.tools import SAM, clean_env, python312_dirs, require
 
 AARCH64 = 183  # ELF e_machine

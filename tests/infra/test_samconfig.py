@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.cfn import LANGUAGE_EXTENSIONS, ROOT, load_template, transforms
+from local.cfn import LANGUAGE_EXTENSIONS, ROOT, load_template, transforms
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 from botocore.stub import Stubber
 
+from local.cfn import load_template
 from scripts.stack_outputs import CONFIG_FROM_OUTPUTS, main
-from tests.infra.cfn import load_template
 
 
 def _cloudformation(outputs: dict[str, str]) -> tuple[object, Stubber]:

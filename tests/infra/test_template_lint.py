@@ -8,7 +8,7 @@ import re
 import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 
-from tests.infra.cfn import TEMPLATE, translate
+from local.cfn import TEMPLATE, translate
 
 # Lambda arm64, HTTP APIs and SSE-SQS exist in all of them; checking a few catches a resource
 # type or property that one region lacks.

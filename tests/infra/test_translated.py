@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.cfn import (
+from local.cfn import (
     as_list,
     evaluate_conditions,
     load_template,

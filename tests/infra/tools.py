@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.cfn import ROOT
+from local.cfn import ROOT
 
 CHECKOV = ROOT / ".venv-infra" / "bin" / "checkov"
 SAM = ROOT / ".venv-sam" / "bin" / "sam"

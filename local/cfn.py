@@ -1,7 +1,8 @@
 """Offline helpers for template.yaml: load it, resolve what CloudFormation would resolve for
 given parameter values, and translate it with the SAM translator, with no AWS account.
 
-Everything the infra tests assert on is read from here, never restated by hand.
+Everything the infra tests assert on is read from here, never restated by hand; the local
+stack reads the functions' roles (the policies SAM writes for them) from the same translation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from unittest import mock
 
 from cfnlint.decode import decode_str
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 REGION = "eu-west-1"
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
