@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "directupload local stack is up",
                 f"  demo page + API   {info['apiUrl']}/  (OpenAPI: {info['apiUrl']}/openapi.json)",
-                f"  AWS emulator      {info['emulatorUrl']}  (moto: S3, SQS, DynamoDB, EventBridge)",
+                f"  AWS emulator      {info['emulatorUrl']}  (moto: S3, SQS, DynamoDB, EventBridge, Secrets Manager)",
                 f"  bucket            {info['bucket']}",
                 f"  ingest queue      {info['ingestQueueUrl']}",
                 f"  dead letters      {info['deadLetterQueueUrl']}",
