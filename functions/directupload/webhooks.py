@@ -103,11 +103,16 @@ class DeliveryFailedError(RuntimeError):
     def __init__(self, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.webhook_id: str | None = None  # set once the event is known, for the logs
 
 
 class DeliveryRefusedError(RuntimeError):
     """The receiver refused the event (a 4xx that retrying cannot change), or the record is not an
     event at all: park it in the dead-letter queue instead of retrying."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.webhook_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,16 @@ class WebhookSender:
             raise DeliveryRefusedError("the record's body is not a JSON object")
         msg_id = webhook_id(event)
         try:
+            status = self._post(msg_id, body)
+        except (DeliveryFailedError, DeliveryRefusedError) as exc:
+            exc.webhook_id = msg_id
+            raise
+        detail = event.get("detail")
+        upload_id = detail.get("uploadId") if isinstance(detail, dict) else None
+        return Delivery(msg_id, upload_id, event.get("detail-type"), status)
+
+    def _post(self, msg_id: str, body: str) -> int:
+        try:
             webhook = self._secret()
         except ConfigError as exc:
             raise DeliveryFailedError(str(exc)) from None
@@ -264,9 +279,7 @@ class WebhookSender:
             raise DeliveryFailedError(f"no answer from the receiver: {reason}") from None
         if not 200 <= status < 300:
             raise DeliveryFailedError(f"the receiver answered {status}")
-        detail = event.get("detail")
-        upload_id = detail.get("uploadId") if isinstance(detail, dict) else None
-        return Delivery(msg_id, upload_id, event.get("detail-type"), status)
+        return status
 
 
 def _seconds(value: str | None) -> int | None:

@@ -36,14 +36,19 @@ def record_handler(record: SQSRecord) -> None:
         except DeliveryRefusedError as exc:
             wiring.webhook_dead_letters().park(record.body, str(exc))
             metrics.add_metric(name="WebhookDeliveriesRefused", unit="Count", value=1)
-            logger.error("webhook delivery refused; parked in the dead-letter queue", reason=str(exc))
+            logger.error(
+                "webhook delivery refused; parked in the dead-letter queue", webhook_id=exc.webhook_id, reason=str(exc)
+            )
             return
         except DeliveryFailedError as exc:
             metrics.add_metric(name="WebhookAttemptsFailed", unit="Count", value=1)
             retry_in = retry_delay(receive_count, exc.retry_after)
-            logger.warning("webhook attempt failed; will retry", reason=str(exc), retry_in=retry_in)
+            logger.warning(
+                "webhook attempt failed; will retry", webhook_id=exc.webhook_id, reason=str(exc), retry_in=retry_in
+            )
             back_off(record, retry_in)
             raise
+        # the upload id follows the upload from the API through processing to its webhook
         logger.set_correlation_id(delivery.upload_id)
         metrics.add_metric(name="WebhookDeliveries", unit="Count", value=1)
         logger.info(
