@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 
 from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.e2e.test_local_stack import png
-from tests.unit.test_webhooks import receiver_module
+from tests.webhooks import receiver_module
 
 
 @dataclass

@@ -20,7 +20,8 @@ import pytest
 from local.poller import sqs_event
 from tests.conftest import aws_client
 from tests.lambda_context import context
-from tests.unit.test_webhooks import event, receiver_module
+from tests.webhooks import bus_event as event
+from tests.webhooks import receiver_module
 
 
 @dataclass

@@ -4,11 +4,8 @@ backoff, and the sample receiver's verdicts. Pure logic: the network is off."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +22,8 @@ from directupload.webhooks import (
     webhook_from_secret,
     webhook_id,
 )
-from tests.conftest import ROOT
+from tests.webhooks import bus_event as event
+from tests.webhooks import receiver_module
 
 # The specification's published test vector (standard-webhooks spec, "Signature scheme").
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -35,17 +33,6 @@ SPEC_BODY = '{"test": 2432232314}'
 SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
-
-
-def event(detail_type: str = "Upload Processed", upload_id: str = "3f1c2a9e8b7d4c6a9e0f1a2b3c4d5e6f") -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "7b0f4c7e-1d3b-4e0e-9a0c-2b1a6c9f2d11",
-        "detail-type": detail_type,
-        "source": "directupload",
-        "time": "2026-11-22T10:15:03Z",
-        "detail": {"uploadId": upload_id, "profile": "avatar"},
-    }
 
 
 def test_signing_reproduces_the_specifications_test_vector() -> None:
@@ -170,14 +157,6 @@ def test_settings_name_each_missing_or_wrong_variable_but_never_the_url() -> Non
 
 
 # --- the sample receiver's verdicts (client-demo/webhook_receiver.py) -------------------------------
-
-
-def receiver_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("webhook_receiver", ROOT / "client-demo" / "webhook_receiver.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def delivery(at: datetime, body: str | None = None, msg_id: str = "u1-processed") -> tuple[dict[str, str], bytes]:
