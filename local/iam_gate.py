@@ -276,14 +276,16 @@ def _json_checks(service: str, operation: str, body: bytes, region: str) -> list
 
 
 def _secret_arn(secret: str, region: str) -> str:
-    if secret.startswith("arn:"):
-        return secret
+    """The secret's ARN without the random suffix AWS appends (how the local template names it)."""
+    name = secret
     try:
         from moto.secretsmanager.models import secretsmanager_backends
 
-        return str(secretsmanager_backends[ACCOUNT][region].secrets[secret].arn)
+        name = str(secretsmanager_backends[ACCOUNT][region].secrets[secret].name)
     except (KeyError, AttributeError):
-        return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret}"
+        if secret.startswith("arn:"):
+            return secret
+    return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}"
 
 
 # --- the principal -------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class QueuePoller(threading.Thread):
         on_batch: Callable[[int, int], None] | None = None,
         faults: Faults | None = None,
         delivery_sqs: Any = None,
+        inject_faults: bool = True,
     ) -> None:
         super().__init__(name=f"poller-{function.name}", daemon=True)
         self.sqs = sqs
@@ -76,7 +77,7 @@ class QueuePoller(threading.Thread):
         ]
         self.batches = 0
         self.failures = 0
-        self.faults = faults if faults is not None else Faults.from_env()
+        self.faults = faults if faults is not None else Faults.from_env() if inject_faults else None
         if self.faults is not None:
             from directupload import aws  # the very clients the function's code uses
 

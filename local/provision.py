@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,10 @@ class Provisioned:
     events_queue_url: str  # local only: what the bus delivers, shown to the developer
     uploads_table_stream_arn: str  # what RetentionFunction reads; "" when the table streams nothing
     retention_dead_letter_queue_url: str  # "" when the template declares no such queue
+    # the optional webhook (WebhookUrl set): "" without one
+    webhook_queue_url: str = ""
+    webhook_dead_letter_queue_url: str = ""
+    webhook_secret_id: str = ""
 
 
 def _queue(sqs: Any, tpl: LocalTemplate, logical_id: str) -> str:
@@ -95,7 +101,55 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> Provisioned:
+def _generated_secret(spec: dict[str, Any]) -> str:
+    """A value as CloudFormation's GenerateSecretString makes one (the options the template uses)."""
+    unknown = set(spec) - {"PasswordLength", "ExcludePunctuation", "IncludeSpace"}
+    if unknown:
+        raise NotImplementedError(f"GenerateSecretString: translate {sorted(unknown)} for the local stack")
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += string.punctuation
+    if spec.get("IncludeSpace"):
+        alphabet += " "
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+
+
+def _secret(secretsmanager: Any, tpl: LocalTemplate, logical_id: str) -> str:
+    """The secret, generated now in the emulator (never written anywhere else); ``!Ref`` gives its
+    ARN without AWS's random suffix locally, which the emulator takes wherever it takes an ARN."""
+    props = tpl.properties(logical_id)
+    name = tpl.physical_name(logical_id)
+    value = props.get("SecretString") or _generated_secret(props.get("GenerateSecretString", {}))
+    secretsmanager.create_secret(Name=name, SecretString=value, Description=props.get("Description", ""))
+    return name
+
+
+def _rules_to_queues(events: Any, tpl: LocalTemplate) -> None:
+    """The template's EventBridge rules whose targets are queues (the webhook's): the emulator
+    delivers to an SQS target as EventBridge does. Rules with function targets are SAM's, and the
+    event tap plays them."""
+    for logical_id in tpl.resources("AWS::Events::Rule"):
+        props = tpl.properties(logical_id)
+        targets = [t for t in props.get("Targets", []) if str(t.get("Arn", "")).startswith("arn:aws:sqs:")]
+        if not targets:
+            continue
+        name = tpl.physical_name(logical_id)
+        events.put_rule(
+            Name=name,
+            EventBusName=props["EventBusName"],
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+        )
+        events.put_targets(
+            Rule=name,
+            EventBusName=props["EventBusName"],
+            Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in targets],
+        )
+
+
+def provision(
+    tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any, secretsmanager: Any | None = None
+) -> Provisioned:
     queues = tpl.resources("AWS::SQS::Queue")
     # dead-letter queues first: the others' redrive policies name them
     order = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {}))
@@ -140,8 +194,16 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
     events.put_rule(Name="local-show-events", EventBusName=bus, EventPattern=json.dumps({"source": ["directupload"]}))
     events.put_targets(Rule="local-show-events", EventBusName=bus, Targets=[{"Id": "local", "Arn": events_arn}])
 
+    _rules_to_queues(events, tpl)
+    secret_ids = {}
+    for logical_id in tpl.resources("AWS::SecretsManager::Secret"):
+        if secretsmanager is None:
+            raise ValueError(f"{logical_id}: provision() needs a secretsmanager client for this template")
+        secret_ids[logical_id] = _secret(secretsmanager, tpl, logical_id)
+
     env = tpl.function_environment("ProcessFunction")
-    ingest = next(lid for lid in queues if "RedrivePolicy" in queues[lid].get("Properties", {}))
+    # the queue the bucket notifies (other queues may redrive too: the webhook's)
+    ingest = next(lid for lid in queues if queue_configs and tpl.arn(lid) == queue_configs[0]["QueueArn"])
     dlq = tpl.properties(ingest)["RedrivePolicy"]["deadLetterTargetArn"].rsplit(":", 1)[1]
     uploads_table = env.get("UPLOADS_TABLE", "")
     stream_arn = ddb.describe_table(TableName=uploads_table)["Table"].get("LatestStreamArn", "")
@@ -155,4 +217,7 @@ def provision(tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any) -> P
         events_queue_url=events_queue,
         uploads_table_stream_arn=stream_arn,
         retention_dead_letter_queue_url=urls.get("RetentionDeadLetterQueue", ""),
+        webhook_queue_url=urls.get("WebhookQueue", ""),
+        webhook_dead_letter_queue_url=urls.get("WebhookDeadLetterQueue", ""),
+        webhook_secret_id=secret_ids.get("WebhookSigningSecret", ""),
     )

@@ -46,6 +46,8 @@ def function_roles(tpl: LocalTemplate) -> dict[str, dict[str, Any]]:
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::Lambda::Function":
             continue
+        if "Condition" in resource and not tpl.condition(resource["Condition"]):
+            continue  # a function this configuration does not create (the webhook's without WebhookUrl)
         role = resource["Properties"]["Role"]
         role_id = role["Fn::GetAtt"][0] if isinstance(role, dict) and "Fn::GetAtt" in role else None
         if role_id is None or role_id not in resources:

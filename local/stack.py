@@ -4,6 +4,7 @@ moto (ThreadedMotoServer)  S3, SQS, DynamoDB, EventBridge on loopback
 gateway                    HTTP API v2 events -> the real ApiFunction handler, demo page at /
 poller                     SQS batches -> the real ProcessFunction handler
 event tap                  bus events -> console, .local/events.jsonl, the sample consumer
+webhook worker             (WebhookUrl set) the webhook's queue -> the real WebhookFunction
 TTL sweeper, stream poller expired records -> the table's stream -> the real RetentionFunction
 """
 
@@ -91,19 +92,14 @@ class LocalStack:
         tpl = LocalTemplate(
             load(), region=REGION, parameters={"Stage": "dev", **opts.parameters}, endpoint=self.emulator_url
         )
-        clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events")}
-        self.resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
+        clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events", "secretsmanager")}
+        self.resources = provision(
+            tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"], clients["secretsmanager"]
+        )
         # each function runs with the credentials of its own role, as SAM writes it (local/roles.py)
         self.roles = create_roles(tpl, _client("iam"), _client("sts"))
 
-        local_settings = {
-            "AUTH_MODE": opts.auth,
-            "STAGE": "local",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCAL_LOG_LEVEL", "WARNING"),
-            "POWERTOOLS_DEV": "false",
-        }
+        local_settings = self._local_env()
         # the variables Lambda sets for each function: the template's, its role's credentials
         self.env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
         self.env.update(local_settings)
@@ -152,6 +148,35 @@ class LocalStack:
             )
             for _ in range(opts.process_workers)
         ]
+        if self.resources.webhook_queue_url:
+            # WebhookUrl is set: the rule (provisioned from the template) fills the webhook's queue,
+            # and one WebhookFunction 'container' drains it with its own role and environment
+            webhook = function("WebhookFunction", "handlers.webhook:lambda_handler")
+            self.workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "local.worker",
+                        "--queue-url",
+                        self.resources.webhook_queue_url,
+                        "--retry-delay",
+                        str(opts.retry_delay),
+                        "--timeout",
+                        str(webhook.timeout),
+                        "--memory",
+                        str(webhook.memory_mb),
+                        "--region",
+                        REGION,
+                        "--function",
+                        "WebhookFunction",
+                        "--handler",
+                        "handlers.webhook:lambda_handler",
+                    ],
+                    cwd=ROOT,
+                    env=webhook.env,
+                )
+            )
         tap = EventTap(
             clients["sqs"], self.resources.events_queue_url, opts.state_dir / "events.jsonl", consumer_fn, opts.quiet
         )
@@ -182,6 +207,17 @@ class LocalStack:
         (opts.state_dir / "stack.json").write_text(_json(self.describe()))
         return self
 
+    def _local_env(self) -> dict[str, str]:
+        """What differs locally from the template's environment."""
+        return {
+            "AUTH_MODE": self.options.auth,
+            "STAGE": "local",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCAL_LOG_LEVEL", "WARNING"),
+            "POWERTOOLS_DEV": "false",
+        }
+
     def client_config(self) -> dict[str, Any]:
         return {"apiBaseUrl": self.api_url, "stage": "local", "auth": self.options.auth}
 
@@ -199,6 +235,16 @@ class LocalStack:
             "deadLetterQueueUrl": self.resources.dead_letter_queue_url,
             "eventsLog": str(self.options.state_dir / "events.jsonl"),
             "functionRoles": {name: role.role_arn for name, role in self.roles.items()},
+            # the optional webhook: the secret's id in the emulator (never its value), its queues
+            **(
+                {
+                    "webhookSecretId": self.resources.webhook_secret_id,
+                    "webhookQueueUrl": self.resources.webhook_queue_url,
+                    "webhookDeadLetterQueueUrl": self.resources.webhook_dead_letter_queue_url,
+                }
+                if self.resources.webhook_queue_url
+                else {}
+            ),
         }
 
     def stop(self) -> None:
@@ -313,11 +359,16 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "directupload local stack is up",
                 f"  demo page + API   {info['apiUrl']}/  (OpenAPI: {info['apiUrl']}/openapi.json)",
-                f"  AWS emulator      {info['emulatorUrl']}  (moto: S3, SQS, DynamoDB, EventBridge)",
+                f"  AWS emulator      {info['emulatorUrl']}  (moto: S3, SQS, DynamoDB, EventBridge, Secrets Manager)",
                 f"  bucket            {info['bucket']}",
                 f"  ingest queue      {info['ingestQueueUrl']}",
                 f"  dead letters      {info['deadLetterQueueUrl']}",
                 f"  events            printed here and appended to {info['eventsLog']}",
+                *(
+                    [f"  webhook           signed with the secret {info['webhookSecretId']} (in the emulator)"]
+                    if "webhookSecretId" in info
+                    else []
+                ),
                 f"  auth              {stack.options.auth}",
                 "Ctrl-C stops everything.",
             ]

@@ -69,6 +69,10 @@ class LocalTemplate:
             return f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{name}"
         if res_type == "AWS::Events::EventBus":
             return f"arn:aws:events:{self.region}:{ACCOUNT}:event-bus/{name}"
+        if res_type == "AWS::SecretsManager::Secret":
+            # without the random suffix AWS appends: the emulator takes this partial ARN, and its
+            # IAM gate names every secret by it (local/iam_gate.py)
+            return f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:{name}"
         return f"arn:aws:local:{self.region}:{ACCOUNT}:{name}"
 
     def _implicit_role(self, logical_id: str) -> bool:
@@ -103,6 +107,8 @@ class LocalTemplate:
             raise KeyError(f"!Ref {name}: no such parameter or resource")
         if res["Type"] == "AWS::SQS::Queue":
             return f"{self.endpoint}/{ACCOUNT}/{self.physical_name(name)}"
+        if res["Type"] == "AWS::SecretsManager::Secret":
+            return self.arn(name)  # Ref of a secret is its ARN
         return self.physical_name(name)
 
     def get_att(self, logical_id: str, attribute: str) -> str:

@@ -1,6 +1,8 @@
-"""One ProcessFunction event-source poller with its 'container': what Lambda's SQS event source
-runs up to ProcessMaxConcurrency of. The local stack starts `--process-workers` of these; each
-polls the ingest queue and hands its batches to the very same processor handler, which runs in
+"""One event-source poller with its function's 'container': what Lambda's SQS event source runs
+up to the function's concurrency of. The local stack starts `--process-workers` of these for the
+ProcessFunction (the ingest queue) and, with a webhook, one for the WebhookFunction (`--function
+WebhookFunction --handler handlers.webhook:lambda_handler`, no fault injection: the LOCAL_FAULT_*
+variables are about processing). Each hands its batches to the very same handler, which runs in
 a process of its own under the function's timeout (local/function_host.py).
 
 The environment (the function's variables, its role's credentials, the emulator's endpoint,
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--memory", type=int, default=1024)
+    parser.add_argument("--function", default="ProcessFunction", help="the function's logical id")
+    parser.add_argument("--handler", default="handlers.processor:lambda_handler", help="module:function")
     args = parser.parse_args(argv)
     if sys.platform == "linux":
         _die_with_parent()
@@ -37,13 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
+    processing = args.function == "ProcessFunction"
     function = FunctionProcess(
-        "ProcessFunction",
-        "handlers.processor:lambda_handler",
-        dict(os.environ),
-        args.timeout,
-        args.memory,
-        inject_faults=True,
+        args.function, args.handler, dict(os.environ), args.timeout, args.memory, inject_faults=processing
     )
     sqs = boto3.client("sqs", region_name=args.region)
     # the emulator's own keys (placeholders, not secrets), for what S3 itself sends
@@ -55,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         aws_session_token="",
     )
     poller = QueuePoller(
-        sqs, args.queue_url, function, retry_delay=args.retry_delay, region=args.region, delivery_sqs=s3_as_sender
+        sqs,
+        args.queue_url,
+        function,
+        retry_delay=args.retry_delay,
+        region=args.region,
+        inject_faults=processing,
+        delivery_sqs=s3_as_sender,
     )
 
     def stop(*_: Any) -> None:

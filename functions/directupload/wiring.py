@@ -18,6 +18,7 @@ from directupload.uploads import UploadService
 if TYPE_CHECKING:
     from directupload.cdn import CloudFrontUrlSigner
     from directupload.processing.pipeline import Processor
+    from directupload.webhooks import DeadLetters, WebhookSender, WebhookSettings
 
 
 @cache
@@ -107,9 +108,38 @@ def processor() -> Processor:
     )
 
 
+@cache
+def webhook_settings() -> WebhookSettings:
+    """WebhookFunction's own settings: it needs none of the upload settings, only its URL, secret and
+    dead-letter queue."""
+    import os
+
+    from directupload.webhooks import WebhookSettings
+
+    return WebhookSettings.from_env(os.environ)
+
+
+@cache
+def webhook_sender() -> WebhookSender:
+    from directupload.webhooks import SigningSecret, WebhookSender
+
+    settings = webhook_settings()
+    secret = SigningSecret(settings.secret_arn, lambda: aws.client("secretsmanager"))
+    return WebhookSender(settings.url, secret, timeout=settings.timeout_seconds)
+
+
+@cache
+def webhook_dead_letters() -> DeadLetters:
+    from directupload.webhooks import DeadLetters
+
+    return DeadLetters(webhook_settings().dead_letter_queue_url, aws.client("sqs"))
+
+
 def reset() -> None:
     """Forget every built object (tests that change the environment call this)."""
     for factory in (store, storage, upload_service, processor, quota, publisher, deleter, download_signer):
         factory.cache_clear()
+    for webhook_factory in (webhook_settings, webhook_sender, webhook_dead_letters):
+        webhook_factory.cache_clear()
     get_settings.cache_clear()
     aws.client.cache_clear()

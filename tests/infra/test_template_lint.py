@@ -19,7 +19,6 @@ PROD_EVERYTHING_ON = {
     "JwtIssuer": "https://issuer.example.com",
     "JwtAudience": "client-id",
     "WebhookUrl": "https://hooks.example.com/uploads",
-    "WebhookApiKey": "secret",
     "AlarmEmail": "ops@example.com",
 }
 

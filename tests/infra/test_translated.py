@@ -27,7 +27,7 @@ from local.cfn import (
 # dev as a demo: auth off, said explicitly (the default AuthMode is jwt and needs an issuer)
 DEV: dict[str, str] = {"AuthMode": "none"}
 PROD_WITH_AUTH = {"Stage": "prod", "JwtIssuer": "https://issuer.example.com", "JwtAudience": "client-a,client-b"}
-WEBHOOK = {"WebhookUrl": "https://hooks.example.com/uploads", "WebhookApiKey": "secret"}
+WEBHOOK = {"WebhookUrl": "https://hooks.example.com/uploads"}
 
 FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFunction"]
 
@@ -213,7 +213,13 @@ def test_queues_are_encrypted(prod: dict[str, Any]) -> None:
     with_webhook = deployed({**PROD_WITH_AUTH, **WEBHOOK})
     queues = resources_of_type(with_webhook, "AWS::SQS::Queue")
 
-    assert {"IngestQueue", "DeadLetterQueue", "RetentionDeadLetterQueue", "WebhookDeadLetterQueue"} <= set(queues)
+    assert {
+        "IngestQueue",
+        "DeadLetterQueue",
+        "RetentionDeadLetterQueue",
+        "WebhookQueue",
+        "WebhookDeadLetterQueue",
+    } <= set(queues)
     for name, queue in queues.items():
         assert queue["Properties"].get("SqsManagedSseEnabled") is True, name
 
@@ -271,10 +277,16 @@ def test_consumer_rule_listens_on_the_bus_and_targets_the_alias(dev: dict[str, A
     }
 
 
-def test_webhook_exists_only_when_its_url_is_set_and_hears_what_the_consumer_hears(dev: dict[str, Any]) -> None:
-    with_webhook = deployed({**DEV, **WEBHOOK})
-    webhook_only = set(with_webhook["Resources"]) - set(dev["Resources"])
-    rule = with_webhook["Resources"]["WebhookRule"]["Properties"]
+@pytest.fixture(scope="module")
+def webhook() -> dict[str, Any]:
+    return deployed({**DEV, **WEBHOOK})
+
+
+def test_webhook_exists_only_when_its_url_is_set_and_hears_what_the_consumer_hears(
+    dev: dict[str, Any], webhook: dict[str, Any]
+) -> None:
+    webhook_only = set(webhook["Resources"]) - set(dev["Resources"])
+    rule = webhook["Resources"]["WebhookRule"]["Properties"]
     consumer_rule = next(
         r["Properties"]
         for name, r in resources_of_type(dev, "AWS::Events::Rule").items()
@@ -282,20 +294,86 @@ def test_webhook_exists_only_when_its_url_is_set_and_hears_what_the_consumer_hea
     )
 
     assert {
-        "WebhookConnection",
-        "WebhookApiDestination",
         "WebhookRule",
-        "WebhookRole",
+        "WebhookQueue",
+        "WebhookQueuePolicy",
+        "WebhookSigningSecret",
+        "WebhookFunction",
+        "WebhookFunctionLogGroup",
         "WebhookDeadLetterQueue",
         "WebhookDeadLetterQueueAlarm",
+        "WebhookFunctionErrorsAlarm",
+        "WebhookFunctionThrottlesAlarm",
     } <= webhook_only
+    assert not [n for n in dev["Resources"] if n.startswith("Webhook")]
     assert rule["EventPattern"] == consumer_rule["EventPattern"]
     [target] = rule["Targets"]
-    assert target["Arn"] == get_att("WebhookApiDestination", "Arn")
-    assert target["RoleArn"] == get_att("WebhookRole", "Arn")
+    # signed by WebhookFunction, not by EventBridge: no API destination, no connection, no key
+    assert target["Arn"] == get_att("WebhookQueue", "Arn")
+    assert "RoleArn" not in target
     assert target["DeadLetterConfig"]["Arn"] == get_att("WebhookDeadLetterQueue", "Arn")
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-    assert load_template()["Parameters"]["WebhookApiKey"]["NoEcho"] is True
+    assert not resources_of_type(webhook, "AWS::Events::ApiDestination")
+    assert not resources_of_type(webhook, "AWS::Events::Connection")
+    assert not {"WebhookApiKey", "WebhookApiKeyHeader"} & set(load_template()["Parameters"])
+
+
+def test_webhook_queue_admits_only_its_rule_and_redrives_to_the_alarmed_dead_letter_queue(
+    webhook: dict[str, Any],
+) -> None:
+    queue = webhook["Resources"]["WebhookQueue"]["Properties"]
+    [statement] = webhook["Resources"]["WebhookQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    function_timeout = int(webhook["Resources"]["WebhookFunction"]["Properties"]["Timeout"])
+    dlq_alarm = webhook["Resources"]["WebhookDeadLetterQueueAlarm"]["Properties"]
+    dead = int(webhook["Resources"]["WebhookDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"])
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == get_att("WebhookDeadLetterQueue", "Arn")
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) > 1
+    assert int(queue["VisibilityTimeout"]) >= 6 * function_timeout
+    assert dead > int(queue["MessageRetentionPeriod"])
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert as_list(statement["Action"]) == ["sqs:SendMessage"]
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": get_att("WebhookRule", "Arn")}}
+    assert dlq_alarm["Dimensions"] == [{"Name": "QueueName", "Value": get_att("WebhookDeadLetterQueue", "QueueName")}]
+    assert (dlq_alarm["MetricName"], dlq_alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 0)
+
+
+def test_webhook_function_reads_its_queue_with_partial_failures_and_may_only_read_its_secret(
+    webhook: dict[str, Any],
+) -> None:
+    from directupload.webhooks import ENV_NAMES
+
+    mapping = mapping_of(webhook, "WebhookFunction")
+    allowed = _allowed(webhook, _role_of(webhook, "WebhookFunction"))
+    variables = webhook["Resources"]["WebhookFunction"]["Properties"]["Environment"]["Variables"]
+    secret = webhook["Resources"]["WebhookSigningSecret"]["Properties"]["GenerateSecretString"]
+    readers = [
+        function
+        for function in [*FUNCTIONS, "WebhookFunction"]
+        if any(a.startswith("secretsmanager:") for a, _ in _allowed(webhook, _role_of(webhook, function)))
+    ]
+
+    assert mapping["EventSourceArn"] == get_att("WebhookQueue", "Arn")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert readers == ["WebhookFunction"]
+    assert [r for a, r in allowed if a.startswith("secretsmanager:")] == [ref("WebhookSigningSecret")]
+    assert {a for a, _ in allowed if a.startswith("secretsmanager:")} == {"secretsmanager:GetSecretValue"}
+    # SQS: consume its own queue (SAM's poller policy + the backoff), park refusals in its dead-letter queue
+    sqs = {(a, json.dumps(r)) for a, r in allowed if a.startswith("sqs:")}
+    queue, dlq = json.dumps(get_att("WebhookQueue", "Arn")), json.dumps(get_att("WebhookDeadLetterQueue", "Arn"))
+    assert ("sqs:ChangeMessageVisibility", queue) in sqs
+    assert {r for _, r in sqs} <= {queue, dlq}
+    assert {a for a, r in sqs if r == dlq} == {"sqs:SendMessage"}
+    assert not [a for a, _ in allowed if not a.startswith(("sqs:", "secretsmanager:"))]
+    # the variables the code reads (webhooks.ENV_NAMES) point at this URL, secret and queue
+    assert set(ENV_NAMES.values()) <= set(variables)
+    assert variables["WEBHOOK_URL"] == ref("WebhookUrl")
+    assert variables["WEBHOOK_SECRET_ARN"] == ref("WebhookSigningSecret")
+    assert variables["WEBHOOK_DEAD_LETTER_QUEUE_URL"] == ref("WebhookDeadLetterQueue")
+    # 64 letters and digits: valid base64, 48 bytes of key (the spec asks for 24 to 64)
+    assert secret["PasswordLength"] % 4 == 0 and secret["PasswordLength"] * 3 // 4 >= 24
+    assert secret["ExcludePunctuation"] is True
+    assert webhook["Outputs"]["WebhookSigningSecretArn"]["Value"] == ref("WebhookSigningSecret")
 
 
 # --- JWT authorizer -------------------------------------------------------------------------

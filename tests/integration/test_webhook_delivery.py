@@ -1,0 +1,226 @@
+"""WebhookFunction's real handler against moto (Secrets Manager, SQS) and a real HTTP receiver:
+what each answer of the receiver does to the SQS record."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from local.poller import sqs_event
+from tests.conftest import aws_client
+from tests.lambda_context import context
+from tests.webhooks import bus_event as event
+from tests.webhooks import receiver_module
+
+
+@dataclass
+class FrontDoor:
+    """The sample receiver behind a door that can answer a fixed status instead (a 500, a 400)."""
+
+    receiver: Any
+    status: int | None = None
+    attempts: list[tuple[str, int]] = field(default_factory=list)
+
+
+def serve(door: FrontDoor) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            if door.status is not None:
+                status, reply = door.status, {"error": "told to"}
+            else:
+                status, reply = door.receiver.receive(dict(self.headers.items()), body)
+            door.attempts.append((self.headers.get("webhook-id", ""), int(status)))
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+@dataclass
+class Webhook:
+    door: FrontDoor
+    secret: str
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+
+
+@pytest.fixture
+def webhook(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+    from directupload import wiring
+
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    name = f"t{uuid.uuid4().hex[:10]}"
+    arn = aws_client("secretsmanager").create_secret(Name=f"{name}-signing", SecretString=secret)["ARN"]
+    sqs = aws_client("sqs")
+    dlq = sqs.create_queue(QueueName=f"{name}-webhook-dlq")["QueueUrl"]
+    queue = sqs.create_queue(QueueName=f"{name}-webhook")["QueueUrl"]
+    door = FrontDoor(receiver_module().Receiver(secret))
+    httpd = serve(door)
+    monkeypatch.setenv("WEBHOOK_URL", f"http://127.0.0.1:{httpd.server_address[1]}/hooks")
+    monkeypatch.setenv("WEBHOOK_SECRET_ARN", arn)
+    monkeypatch.setenv("WEBHOOK_DEAD_LETTER_QUEUE_URL", dlq)
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "2")
+    wiring.reset()
+    yield Webhook(door, secret, sqs, queue, dlq)
+    httpd.shutdown()
+    httpd.server_close()
+    wiring.reset()
+
+
+def invoke(hook: Webhook, *bodies: str) -> tuple[dict[str, Any], list[str]]:
+    """Send the bodies through the real queue and hand what it gives to the handler, as the event
+    source does; returns the response and the message ids in order."""
+    from handlers import webhook as handler
+
+    for body in bodies:
+        hook.sqs.send_message(QueueUrl=hook.queue_url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        reply = hook.sqs.receive_message(
+            QueueUrl=hook.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+        )
+        messages += reply.get("Messages", [])
+    arn = hook.sqs.get_queue_attributes(QueueUrl=hook.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    order = {body: i for i, body in enumerate(bodies)}
+    messages.sort(key=lambda m: order[m["Body"]])
+    result = handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), context("WebhookFunction"))
+    return result, [m["MessageId"] for m in messages]
+
+
+def parked(hook: Webhook) -> list[dict[str, Any]]:
+    reply = hook.sqs.receive_message(
+        QueueUrl=hook.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+    )
+    return list(reply.get("Messages", []))
+
+
+def body_of(upload_id: str, detail_type: str = "Upload Processed") -> str:
+    return json.dumps(event(detail_type, upload_id), separators=(",", ":"))
+
+
+def test_a_delivery_the_receiver_takes_succeeds_and_is_signed_with_the_stable_id(webhook: Webhook) -> None:
+    result, _ = invoke(webhook, body_of("u1"), body_of("u1", "Upload Deleted"))
+
+    assert result == {"batchItemFailures": []}
+    assert list(webhook.door.receiver.seen) == ["u1-processed", "u1-deleted"]
+    assert webhook.door.receiver.seen["u1-processed"]["detail"]["uploadId"] == "u1"
+    assert parked(webhook) == []
+
+
+def test_a_500_fails_only_that_record_and_the_retry_with_the_same_id_is_taken(webhook: Webhook) -> None:
+    webhook.door.status = 500
+    failed, [message_id] = invoke(webhook, body_of("u2"))
+    webhook.door.status = None
+    retried, _ = invoke(webhook, body_of("u2"))  # what SQS hands back after the backoff
+
+    assert failed == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert retried == {"batchItemFailures": []}
+    assert [status for _, status in webhook.door.attempts] == [500, 200]
+    assert {webhook_id for webhook_id, _ in webhook.door.attempts} == {"u2-processed"}
+
+
+@pytest.mark.parametrize("status", [408, 429, 502, 503, 302])
+def test_statuses_that_may_pass_are_retried(webhook: Webhook, status: int) -> None:
+    webhook.door.status = status
+    result, [message_id] = invoke(webhook, body_of("u3"))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert parked(webhook) == []
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 410])
+def test_a_refusal_is_parked_in_the_dead_letter_queue_at_once_not_retried(webhook: Webhook, status: int) -> None:
+    webhook.door.status = status
+    body = body_of("u4")
+    result, _ = invoke(webhook, body)
+
+    assert result == {"batchItemFailures": []}
+    [dead] = parked(webhook)
+    assert dead["Body"] == body  # as it came: a redrive to the WebhookQueue sends it again
+    assert str(status) in dead["MessageAttributes"]["reason"]["StringValue"]
+
+
+def test_a_record_that_is_not_an_event_is_parked_while_its_batch_mates_are_delivered(webhook: Webhook) -> None:
+    result, _ = invoke(webhook, "not json", body_of("u5"))
+
+    assert result == {"batchItemFailures": []}
+    assert [m["Body"] for m in parked(webhook)] == ["not json"]
+    assert list(webhook.door.receiver.seen) == ["u5-processed"]
+
+
+def test_a_receiver_that_is_down_fails_the_record(webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload import wiring
+
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = closed.server_address[1]
+    closed.server_close()  # nothing listens there now
+    monkeypatch.setenv("WEBHOOK_URL", f"http://127.0.0.1:{port}/hooks")
+    wiring.reset()
+
+    result, [message_id] = invoke(webhook, body_of("u6"))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+
+
+def test_an_unreadable_secret_fails_the_record_and_names_no_secret(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directupload import wiring
+
+    monkeypatch.setenv("WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
+    wiring.reset()
+
+    result, [message_id] = invoke(webhook, body_of("u7"))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert webhook.door.attempts == []
+
+
+def test_the_secret_is_never_logged_even_at_debug(webhook: Webhook) -> None:
+    from directupload.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    previous = logger.log_level
+    logger.setLevel("DEBUG")
+    try:
+        invoke(webhook, body_of("u8"))
+        webhook.door.status = 500
+        invoke(webhook, body_of("u9"))
+        webhook.door.status = 401
+        invoke(webhook, body_of("u10"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    logs = stream.getvalue()
+
+    assert "webhook delivered" in logs and "will retry" in logs and "refused" in logs  # the capture works
+    # each outcome names its delivery, so a receiver's report can be found
+    assert all(f"u{n}-processed" in logs for n in (8, 9, 10))
+    assert webhook.secret not in logs
+    assert webhook.secret.removeprefix("whsec_") not in logs
+    assert "v1," not in logs  # no signature either
+    assert "127.0.0.1:" not in logs  # nor the URL

@@ -1,0 +1,34 @@
+"""Test helpers of the webhook: an event as the WebhookQueue carries it, and the sample receiver
+(client-demo/webhook_receiver.py, a script rather than a package, loaded from its file)."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from tests.conftest import ROOT
+
+UPLOAD_ID = "3f1c2a9e8b7d4c6a9e0f1a2b3c4d5e6f"
+
+
+def bus_event(detail_type: str = "Upload Processed", upload_id: str = UPLOAD_ID) -> dict[str, Any]:
+    """An EventBridge event of the bus, with the parts the webhook reads."""
+    return {
+        "version": "0",
+        "id": "7b0f4c7e-1d3b-4e0e-9a0c-2b1a6c9f2d11",
+        "detail-type": detail_type,
+        "source": "directupload",
+        "time": "2026-11-22T10:15:03Z",
+        "detail": {"uploadId": upload_id, "profile": "avatar"},
+    }
+
+
+@cache
+def receiver_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("webhook_receiver", ROOT / "client-demo" / "webhook_receiver.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
