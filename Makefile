@@ -11,6 +11,7 @@ DEPS_HASH := $(shell cat requirements-dev.txt functions/requirements.txt 2>/dev/
 VENV_STAMP := $(VENV)/.stamp-$(DEPS_HASH)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 CHROMIUM := /usr/bin/chromium
+CLAMSCAN := /usr/bin/clamscan
 PYTEST_WORKERS ?= 2
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # pip warns about index locations this machine's pip.conf names but does not have
@@ -35,7 +36,12 @@ $(CHROMIUM):
 	@$(SUDO) apt-get update -qq
 	@DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-liberation >/dev/null
 
-setup: $(VENV_STAMP) ## create the venv and install everything the local stack needs
+$(CLAMSCAN):
+	@echo "==> Debian packages: clamav (the local stack's malware scanner; signatures come with the project)"
+	@$(SUDO) apt-get update -qq
+	@DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends clamav >/dev/null
+
+setup: $(VENV_STAMP) $(CLAMSCAN) ## create the venv and install everything the local stack needs
 
 run: setup demo-deps ## run the whole system locally on http://127.0.0.1:3000 (Ctrl-C stops)
 	@$(BIN)/python -m local.stack

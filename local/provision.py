@@ -26,6 +26,9 @@ class Provisioned:
     webhook_queue_url: str = ""
     webhook_dead_letter_queue_url: str = ""
     webhook_secret_id: str = ""
+    # local only: the notifications the local malware scanner (local/scanner.py) drains, as
+    # GuardDuty sees every object under the protected prefix; "" without a malware protection plan
+    scan_requests_queue_url: str = ""
 
 
 def _queue(sqs: Any, tpl: LocalTemplate, logical_id: str) -> str:
@@ -134,15 +137,16 @@ def _rules_to_queues(events: Any, tpl: LocalTemplate) -> None:
         if not targets:
             continue
         name = tpl.physical_name(logical_id)
+        bus = props.get("EventBusName", "default")  # none named: the default bus (GuardDuty's verdicts)
         events.put_rule(
             Name=name,
-            EventBusName=props["EventBusName"],
+            EventBusName=bus,
             EventPattern=json.dumps(props["EventPattern"]),
             State=props.get("State", "ENABLED"),
         )
         events.put_targets(
             Rule=name,
-            EventBusName=props["EventBusName"],
+            EventBusName=bus,
             Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in targets],
         )
 
@@ -176,6 +180,18 @@ def provision(
         if rules:
             entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
         queue_configs.append(entry)
+    scan_requests = ""
+    for plan_id in tpl.resources("AWS::GuardDuty::MalwareProtectionPlan"):
+        # Local only: GuardDuty watches the plan's prefixes itself; the local scanner gets the same
+        # ObjectCreated notifications through a queue of its own.
+        scan_requests = sqs.create_queue(QueueName=f"{tpl.prefix}-local-scan-requests")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=scan_requests, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        protected = tpl.properties(plan_id)["ProtectedResource"]["S3Bucket"]
+        for prefix in protected.get("ObjectPrefixes") or [""]:
+            rules = [{"Name": "prefix", "Value": prefix}] if prefix else []
+            queue_configs.append(
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
+            )
     s3.put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
     )
@@ -208,6 +224,7 @@ def provision(
     uploads_table = env.get("UPLOADS_TABLE", "")
     stream_arn = ddb.describe_table(TableName=uploads_table)["Table"].get("LatestStreamArn", "")
     return Provisioned(
+        scan_requests_queue_url=scan_requests,
         bucket=bucket,
         uploads_table=uploads_table,
         idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),

@@ -6,6 +6,7 @@ poller                     SQS batches -> the real ProcessFunction handler
 event tap                  bus events -> console, .local/events.jsonl, the sample consumer
 webhook worker             (WebhookUrl set) the webhook's queue -> the real WebhookFunction
 TTL sweeper, stream poller expired records -> the table's stream -> the real RetentionFunction
+scanner                    (MalwareProtection) ClamAV plays GuardDuty: a verdict per staging object
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from local.poller import EventTap
 from local.provision import Provisioned, provision
 from local.retention import StreamPoller, TtlSweeper
 from local.roles import FunctionRole, create_roles
+from local.scanner import Scanner
 from local.template import LocalTemplate, load
 
 REGION = "us-east-1"
@@ -185,6 +187,20 @@ class LocalStack:
         ]
         sweeper = TtlSweeper(clients["dynamodb"], self.resources.uploads_table, interval=opts.ttl_sweep_seconds)
         self.threads = [tap, StreamPoller(_client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
+        if self.resources.scan_requests_queue_url:
+            # GuardDuty Malware Protection's part: ClamAV scans every staging object (local/scanner.py)
+            switch = os.environ.get("LOCAL_SCANNER_SWITCH")
+            self.threads.append(
+                Scanner(
+                    clients["sqs"],
+                    clients["s3"],
+                    clients["events"],
+                    self.resources.scan_requests_queue_url,
+                    REGION,
+                    switch=Path(switch) if switch else None,
+                    duplicate_rate=float(os.environ.get("LOCAL_DUPLICATE_RATE") or 0),
+                )
+            )
         for thread in self.threads:
             thread.start()
 
@@ -235,6 +251,7 @@ class LocalStack:
             "deadLetterQueueUrl": self.resources.dead_letter_queue_url,
             "eventsLog": str(self.options.state_dir / "events.jsonl"),
             "functionRoles": {name: role.role_arn for name, role in self.roles.items()},
+            "malwareScanning": bool(self.resources.scan_requests_queue_url),
             # the optional webhook: the secret's id in the emulator (never its value), its queues
             **(
                 {
@@ -364,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"  ingest queue      {info['ingestQueueUrl']}",
                 f"  dead letters      {info['deadLetterQueueUrl']}",
                 f"  events            printed here and appended to {info['eventsLog']}",
+                *(
+                    ["  malware scans     ClamAV (local/clamav signatures), as GuardDuty"]
+                    if info["malwareScanning"]
+                    else []
+                ),
                 *(
                     [f"  webhook           signed with the secret {info['webhookSecretId']} (in the emulator)"]
                     if "webhookSecretId" in info

@@ -3,6 +3,7 @@ stack needs from it: resource properties and the functions' environment variable
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,14 @@ class LocalTemplate:
             return f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:{name}"
         return f"arn:aws:local:{self.region}:{ACCOUNT}:{name}"
 
+    def _computed_names(self) -> dict[str, str]:
+        """A computed BucketName expression (as JSON) -> the logical id of the bucket it names."""
+        return {
+            json.dumps(res["Properties"]["BucketName"], sort_keys=True): logical_id
+            for logical_id, res in self.raw.get("Resources", {}).items()
+            if isinstance(res.get("Properties", {}).get("BucketName"), Mapping)
+        }
+
     def _implicit_role(self, logical_id: str) -> bool:
         """SAM's role for a function that names none: ``{Function}Role`` (local/roles.py creates it)."""
         function = self.raw["Resources"].get(logical_id.removesuffix("Role"), {})
@@ -132,6 +141,10 @@ class LocalTemplate:
             return node
         if len(node) == 1:
             ((fn, arg),) = node.items()
+            if fn == "Fn::Sub" and (named := self._computed_names().get(json.dumps(node, sort_keys=True))):
+                # the template computes a bucket's name and repeats the expression to avoid a
+                # cycle (ScanResultRule); locally that resource has its local name
+                return self.physical_name(named)
             if fn == "Ref":
                 return self.ref(arg)
             if fn == "Fn::GetAtt":

@@ -29,3 +29,17 @@ def upload_record(**fields: Any) -> UploadRecord:
         "expires_at": now + timedelta(minutes=5),
     }
     return UploadRecord(**{**values, **fields})
+
+
+def unscanned_profiles_json() -> str:
+    """The built-in profiles as PROFILES_JSON, each with the malware scan off."""
+    import json
+
+    from directupload.profiles import BUILTIN_PROFILES
+
+    return json.dumps(
+        {
+            name: {**profile.model_dump(by_alias=True, exclude={"name"}), "scan": "off"}
+            for name, profile in BUILTIN_PROFILES.items()
+        }
+    )

@@ -34,6 +34,8 @@ ENV_NAMES = {
     "download_domain": "DOWNLOAD_DOMAIN",
     "cloudfront_key_pair_id": "CLOUDFRONT_KEY_PAIR_ID",
     "cloudfront_private_key_secret_arn": "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
+    "malware_scanning": "MALWARE_SCANNING",
+    "ingest_queue_url": "INGEST_QUEUE_URL",
 }
 # Downloads through CloudFront: all three set, or none (then downloads are S3 presigned GETs).
 CLOUDFRONT_FIELDS = ("download_domain", "cloudfront_key_pair_id", "cloudfront_private_key_secret_arn")
@@ -61,6 +63,10 @@ class Settings(BaseModel):
     download_domain: str = Field(default="", pattern=r"^[A-Za-z0-9.-]*$")
     cloudfront_key_pair_id: str = ""
     cloudfront_private_key_secret_arn: str = ""
+    # whether a malware scanner reports verdicts (template parameter MalwareProtection)
+    malware_scanning: Literal["enabled", "disabled"] = "enabled"
+    # where the processor schedules its own checks (a scan's deadline)
+    ingest_queue_url: str = ""
 
     @model_validator(mode="after")
     def _cloudfront_all_or_nothing(self) -> Settings:
@@ -104,5 +110,13 @@ def _profiles(profiles_json: str) -> dict[str, Profile]:
 def get_settings() -> Settings:
     """Settings of this container, validated once (cold start), profiles included."""
     settings = Settings.from_env()
-    _ = settings.profiles  # fail at cold start, not on the first request
+    profiles = settings.profiles  # fail at cold start, not on the first request
+    if settings.malware_scanning == "disabled":
+        unscannable = sorted(name for name, profile in profiles.items() if profile.scan == "required")
+        if unscannable:
+            # fail closed, and loudly: without a scanner these uploads could never be accepted
+            raise ConfigError(
+                f"MALWARE_SCANNING is disabled but profiles {unscannable} require a scan: enable "
+                "MalwareProtection or set their scan to off (ProfilesJson)"
+            )
     return settings

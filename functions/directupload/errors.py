@@ -64,7 +64,8 @@ class ConfigError(RuntimeError):
 class Rejected(Exception):
     """Processing found the object unacceptable. Permanent: never retried."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, threats: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.threats = threats  # code "malware": what the scanner found

@@ -53,7 +53,7 @@ def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) 
         detail["deletedAt"] = at.isoformat()
         return detail
     elif record.error is not None:
-        detail["error"] = record.error.model_dump()
+        detail["error"] = record.error.model_dump(exclude_none=True)
     detail["processedAt"] = at.isoformat()
     return detail
 

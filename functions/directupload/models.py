@@ -23,6 +23,7 @@ MAX_METADATA_BYTES = 1024
 class Status(StrEnum):
     PENDING = "PENDING"
     UPLOADED = "UPLOADED"
+    SCANNING = "SCANNING"  # verified bytes wait for the malware scanner's verdict (profile ``scan``)
     PROCESSED = "PROCESSED"
     REJECTED = "REJECTED"
     FAILED = "FAILED"
@@ -74,6 +75,7 @@ class MultipartInfo(Wire):
 class UploadError(Wire):
     code: str
     message: str
+    threats: list[str] | None = None  # code "malware": what the scanner found
 
 
 class Variant(Wire):
@@ -217,6 +219,8 @@ class UploadRecord(BaseModel):
     # (sequencer/ETag of the notification) reached the outcome: only that one may finish it
     pending_event: str | None = None
     outcome_of: str | None = None
+    # SCANNING: the staging version waiting for a verdict, and when the wait ends (scan-timeout)
+    scan_deadline: datetime | None = None
 
     @property
     def is_multipart(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -54,6 +54,11 @@ class Profile(BaseModel):
     # HTML, XHTML and SVG documents run script in a browser: refused unless a profile says so
     # (and then only ever downloaded as attachments)
     allow_active_content: bool = False
+    # "required": PROCESSED only once the malware scanner found no threat in the verified bytes
+    # (GuardDuty Malware Protection on AWS, ClamAV locally); a threat, a failed or unsupported
+    # scan, or no verdict within scan_timeout_seconds is REJECTED. "off": no scan.
+    scan: Literal["required", "off"] = "required"
+    scan_timeout_seconds: Annotated[int, Field(ge=5, le=900)] = 600
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
@@ -103,6 +108,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             max_size=5 * MiB,
             url_ttl_seconds=300,
             steps=("verify", "image"),
+            scan="off",  # decoded by the image step and served with its sniffed type; see README
         ),
         Profile(
             name="document",
@@ -135,6 +141,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             multipart_threshold=16 * MiB,
             part_size=16 * MiB,
             url_ttl_seconds=900,
+            scan="off",  # GBs per file: a scan per GB is the largest cost line; see README
         ),
     )
 }

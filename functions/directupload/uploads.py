@@ -52,7 +52,7 @@ DEFAULT_DOWNLOAD_TTL = 300
 
 
 # A multipart upload in these states was completed (processing has seen its object).
-_COMPLETED = frozenset({Status.UPLOADED, Status.PROCESSED, Status.REJECTED, Status.FAILED})
+_COMPLETED = frozenset({Status.UPLOADED, Status.SCANNING, Status.PROCESSED, Status.REJECTED, Status.FAILED})
 
 
 class Deletion(Protocol):

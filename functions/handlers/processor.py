@@ -27,7 +27,7 @@ from directupload import aws, keys, wiring
 from directupload.config import get_settings
 from directupload.observability import logger, metrics, tracer
 from directupload.processing import idempotency
-from directupload.processing.pipeline import ObjectRef, Processor
+from directupload.processing.pipeline import AwaitingScanError, ObjectRef, Processor, ScanVerdict
 
 get_settings()  # validate the configuration at cold start
 
@@ -64,11 +64,19 @@ def _process_once(processor: Processor, table_name: str) -> Callable[..., str]:
     return idempotency.process_once(processor, table_name, aws.client("dynamodb"), idempotency_config)
 
 
+SCAN_RESULT = "GuardDuty Malware Protection Object Scan Result"
+
+
 def object_refs(body: str) -> list[ObjectRef]:
-    """The objects an SQS message body (an S3 event notification) speaks of."""
+    """The objects an SQS message body speaks of: an S3 event notification, or the malware
+    scanner's verdict on one staging version (GuardDuty's scan result, as EventBridge delivers it)."""
     message = json.loads(body)
     if message.get("Event") == "s3:TestEvent":
         return []
+    if message.get("detail-type") == SCAN_RESULT and message.get("source") == "aws.guardduty":
+        return scan_verdict_refs(message.get("detail") or {})
+    if message.get("type") == SCAN_DEADLINE:
+        return [ObjectRef(bucket=message["bucket"], key=message["key"], etag=message["etag"], deadline_check=True)]
     refs = []
     for record in message.get("Records", []):
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
@@ -88,6 +96,43 @@ def object_refs(body: str) -> list[ObjectRef]:
     return refs
 
 
+SCAN_DEADLINE = "directupload:scan-deadline"
+# SQS delays a message by at most 15 minutes; a profile's scanTimeoutSeconds is at most that
+MAX_DELAY_SECONDS = 900
+
+
+def schedule_scan_deadline(ref: ObjectRef, seconds: int) -> None:
+    """Send the check that ``ref``'s version got its verdict in time, due in ``seconds``."""
+    body = {"type": SCAN_DEADLINE, "bucket": ref.bucket, "key": ref.key, "etag": ref.etag}
+    aws.client("sqs").send_message(
+        QueueUrl=get_settings().ingest_queue_url,
+        MessageBody=json.dumps(body),
+        DelaySeconds=max(0, min(MAX_DELAY_SECONDS, seconds)),
+    )
+
+
+def scan_verdict_refs(detail: dict[str, Any]) -> list[ObjectRef]:
+    obj = detail.get("s3ObjectDetails") or {}
+    result = detail.get("scanResultDetails") or {}
+    etag = str(obj.get("eTag") or "").strip('"')
+    if not etag or not obj.get("bucketName") or not obj.get("objectKey"):
+        # a verdict that names no exact version can vouch for no bytes
+        logger.warning("scan verdict without bucket, key or ETag ignored")
+        metrics.add_metric(name="StaleScanVerdicts", unit="Count", value=1)
+        return []
+    threats = tuple(str(t.get("name") or "") for t in (result.get("threats") or []) if isinstance(t, dict))
+    status = str(result.get("scanResultStatus") or "FAILED")
+    return [
+        ObjectRef(
+            bucket=str(obj["bucketName"]),
+            key=str(obj["objectKey"]),
+            etag=etag,
+            version_id=obj.get("versionId"),
+            verdict=ScanVerdict(status=status, threats=threats),
+        )
+    ]
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
@@ -105,6 +150,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         with logger.append_context_keys(key=ref.key, receive_count=receive_count):
             try:
                 outcome = process_once()(ref=ref)
+            except AwaitingScanError as waiting:
+                # not a failure: the verdict comes as a message of its own; the deadline check
+                # comes back on its own too, so this message is done
+                if waiting.check_in is not None:
+                    schedule_scan_deadline(ref, waiting.check_in)
+                logger.info("awaiting the malware scan's verdict", check_in=waiting.check_in)
+                continue
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)

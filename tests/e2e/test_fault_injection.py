@@ -12,6 +12,7 @@ them back and they complete. Every event is checked against its published schema
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.slow
 USERS = 20  # each with its own pending-upload quota (20 by default)
 PLAIN, IMAGES, CORRUPT, POISON = 160, 25, 5, 10  # 200 uploads
 FAULT_RATE = 0.03  # share of the processor's S3 / UploadsTable / EventBridge calls throttled
-DUPLICATE_RATE = 0.2  # share of notifications delivered twice
+DUPLICATE_RATE = 0.2  # share of notifications (and of malware scan verdicts) delivered twice
+# the file profile's scan timeout here: long enough for the scanner's backlog on a loaded machine
+SCAN_TIMEOUT = 45
 TERMINAL = {"PROCESSED", "REJECTED"}
 TERMINAL_EVENTS = {"Upload Processed", "Upload Rejected"}
 
@@ -154,13 +157,13 @@ class Emulator:
         return sum(int(v) for v in attrs.values())
 
 
-def wait_until(what: str, done: Callable[[], bool], timeout: float) -> float:
+def wait_until(what: str, done: Callable[[], bool], timeout: float, state: Callable[[], Any] | None = None) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if done():
             return time.monotonic() - started
         time.sleep(0.5)
-    raise AssertionError(f"not reached in {timeout}s: {what}")
+    raise AssertionError(f"not reached in {timeout}s: {what}" + (f" ({state()})" if state else ""))
 
 
 def check_events(stack: Stack) -> list[dict[str, Any]]:
@@ -181,8 +184,21 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
         "LOCAL_FAULT_SEED": "20261122",
     }
     started = time.monotonic()
-    # failed messages come back at once: the poison ones run out of their 5 receives in moments
-    stack = start_stack(tmp_path / "stack", "--retry-delay", "0", env=env, auth="jwt")
+    # failed messages come back at once: the poison ones run out of their 5 receives in moments;
+    # each scanned upload's deadline check comes back after the scan timeout, a no-op by then
+    from directupload.profiles import BUILTIN_PROFILES
+
+    profiles = {name: p.model_dump(by_alias=True, exclude={"name"}) for name, p in BUILTIN_PROFILES.items()}
+    profiles["file"]["scanTimeoutSeconds"] = SCAN_TIMEOUT
+    stack = start_stack(
+        tmp_path / "stack",
+        "--retry-delay",
+        "0",
+        "--parameter",
+        f"ProfilesJson={json.dumps(profiles)}",
+        env=env,
+        auth="jwt",
+    )
     try:
         emulator = Emulator(stack)
         client = Client(stack)
@@ -203,12 +219,12 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
             kinds = Counter(e["detail-type"] for e in stack.events())
             return (
                 sum(statuses.values()) == len(by_id)
-                and statuses["PENDING"] == statuses["UPLOADED"] == 0
+                and statuses["PENDING"] == statuses["UPLOADED"] == statuses["SCANNING"] == 0
                 and kinds["Upload Processed"] + kinds["Upload Rejected"] == statuses["PROCESSED"] + statuses["REJECTED"]
                 and kinds["Upload Failed"] == statuses["FAILED"]
             )
 
-        settle_seconds = wait_until("every upload settled, the ingest queue empty", settled, timeout=90)
+        settle_seconds = wait_until("every upload settled, the ingest queue empty", settled, timeout=90 + SCAN_TIMEOUT)
 
         # --- Then every upload is in exactly one state, with nothing in flight
         records = emulator.records()
@@ -298,7 +314,8 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
 
 
 def dead_letter_keys(emulator: Emulator) -> list[str]:
-    """The object keys of the notifications in the dead-letter queue (left there: read and let go)."""
+    """The object keys of the notifications (and scan verdicts) in the dead-letter queue (left
+    there: read and let go)."""
     import json
     from urllib.parse import unquote_plus
 
@@ -313,8 +330,11 @@ def dead_letter_keys(emulator: Emulator) -> list[str]:
             break
         for message in messages:
             held[message["MessageId"]] = message["ReceiptHandle"]
-            for record in json.loads(message["Body"]).get("Records", []):
+            body = json.loads(message["Body"])
+            for record in body.get("Records", []):  # S3's notification
                 keys.append(unquote_plus(record["s3"]["object"]["key"]))
+            if "s3ObjectDetails" in body.get("detail", {}):  # the malware scanner's verdict on it
+                keys.append(body["detail"]["s3ObjectDetails"]["objectKey"])
     handles = list(held.values())
     for start in range(0, len(handles), 10):  # visible again, for the redrive
         batch = handles[start : start + 10]

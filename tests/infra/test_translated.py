@@ -130,7 +130,8 @@ def test_bucket_notifies_the_ingest_queue_of_objects_under_incoming(dev: dict[st
 
 def test_queue_policy_admits_exactly_the_uploads_bucket_without_a_cycle(dev: dict[str, Any]) -> None:
     bucket = dev["Resources"]["UploadsBucket"]
-    [statement] = dev["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statements = dev["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [statement] = [s for s in statements if s["Sid"] == "UploadsBucketNotifications"]
     bucket_name, bucket_vars = bucket["Properties"]["BucketName"]["Fn::Sub"]
     source_arn, arn_vars = statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
 
@@ -1107,3 +1108,49 @@ def test_the_cloudfront_translation_has_no_cfn_lint_error_or_warning() -> None:
     matches = lint(json.dumps(translate(CLOUDFRONT)), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
 
     assert matches == [], "\n".join(str(m) for m in matches)
+
+
+def test_guardduty_scans_staging_and_its_verdicts_reach_only_the_processor(dev: dict[str, Any]) -> None:
+    resources = dev["Resources"]
+    plan = resources["MalwareProtectionPlan"]["Properties"]
+    assert plan["ProtectedResource"]["S3Bucket"] == {
+        "BucketName": ref("UploadsBucket"),
+        "ObjectPrefixes": ["incoming/"],
+    }
+    assert plan["Actions"] == {"Tagging": {"Status": "ENABLED"}}
+    assert plan["Role"] == get_att("MalwareProtectionRole", "Arn")
+    role = resources["MalwareProtectionRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "malware-protection-plan.guardduty.amazonaws.com"}
+    # it reads and tags staging only: never the verified files/ or anything else of the bucket
+    for statement in role["Policies"][0]["PolicyDocument"]["Statement"]:
+        for resource in as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            assert "files/" not in text and "derived/" not in text and "quarantine/" not in text, statement["Sid"]
+            if "s3:GetObject" in as_list(statement["Action"]):
+                assert text.endswith('/incoming/*"}'), resource
+
+    rule = resources["ScanResultRule"]["Properties"]
+    assert "EventBusName" not in rule  # GuardDuty publishes on the default bus
+    assert rule["EventPattern"]["source"] == ["aws.guardduty"]
+    assert rule["EventPattern"]["detail-type"] == ["GuardDuty Malware Protection Object Scan Result"]
+    [target] = rule["Targets"]
+    assert target["Arn"] == get_att("IngestQueue", "Arn")
+    statements = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [verdicts] = [s for s in statements if s["Sid"] == "MalwareScanVerdicts"]
+    assert verdicts["Principal"] == {"Service": "events.amazonaws.com"}
+    assert verdicts["Condition"] == {"ArnEquals": {"aws:SourceArn": get_att("ScanResultRule", "Arn")}}
+
+    process_env = resources["ProcessFunction"]["Properties"]["Environment"]["Variables"]
+    assert process_env["MALWARE_SCANNING"] == ref("MalwareProtection")
+    alarm = resources["ScanTimeoutsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("DirectUpload", "ScanTimeouts")
+
+
+def test_without_malware_protection_there_is_no_plan_rule_or_statement() -> None:
+    off = deployed({**DEV, "MalwareProtection": "disabled"})
+    assert not {"MalwareProtectionPlan", "MalwareProtectionRole", "ScanResultRule", "ScanTimeoutsAlarm"} & set(
+        off["Resources"]
+    )
+    statements = off["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == ["UploadsBucketNotifications"]

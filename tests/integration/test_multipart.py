@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 import pytest
 import requests
 
-from tests.integration.conftest import Api, delivered_events
+from tests.integration.conftest import Api, delivered_events, scan_once
 from tests.lambda_context import context
 
 MiB = 1024 * 1024
@@ -58,7 +58,8 @@ def upload_parts(api: Api, upload_id: str, data: bytes, part_size: int = PART) -
 
 def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
     """Hand what S3 really sent to the ingest queue to ProcessFunction, as Lambda's SQS poller does
-    (moto sends two ObjectCreated notifications per completed multipart upload)."""
+    (moto sends two ObjectCreated notifications per completed multipart upload), and what the
+    malware scanner (local/scanner.py, real ClamAV) says of them, as GuardDuty's verdicts arrive."""
     from handlers import processor
     from local.poller import sqs_event
 
@@ -67,8 +68,10 @@ def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
         messages = aws.sqs.receive_message(
             QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
         ).get("Messages", [])
-        if not messages:
+        if not messages and not scan_once(aws):
             return replies
+        if not messages:
+            continue
         event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1")
         replies.append(processor.lambda_handler(event, context("ProcessFunction")))
         for message in messages:

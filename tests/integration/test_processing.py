@@ -35,6 +35,9 @@ from tests.lambda_context import context
 
 MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provisions
 
+# processing mechanics (retries, faults, dead letters): the malware scan gate has tests of its own
+pytestmark = pytest.mark.usefixtures("unscanned")
+
 
 # --- helpers ---------------------------------------------------------------------------------
 

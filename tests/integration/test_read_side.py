@@ -97,6 +97,7 @@ def test_a_presigned_post_resent_after_a_rejection_leaves_nothing_in_staging(aws
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
 
+@pytest.mark.usefixtures("unscanned")  # the race is in verification; scans: test_scanning.py
 def test_a_version_written_during_verification_is_never_promoted_over_by_the_older_one(aws: Any, api: Api) -> None:
     # Given upload A, and a second version B of the same size sent with the same grant while A
     # is being verified, just before A would be promoted
@@ -488,6 +489,7 @@ def test_no_processed_upload_expires_without_a_retention(aws: Any, api: Api) -> 
 CORPUS = __import__("pathlib").Path(__file__).resolve().parent.parent / "corpus"
 
 
+@pytest.mark.usefixtures("unscanned")  # the race is in verification; scans: test_scanning.py
 def test_bytes_with_the_same_md5_cannot_be_promoted_in_place_of_the_verified_ones(aws: Any, api: Api) -> None:
     # Given two different files with one MD5 (hence one S3 ETag): a classic collision pair
     tail = b"\nthe same tail for both; anything can follow a colliding prefix\n" * 4

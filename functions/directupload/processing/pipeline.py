@@ -1,6 +1,8 @@
 """From an S3 ObjectCreated notification to a recorded outcome and one event.
 
     PENDING --first delivery--> UPLOADED --steps ok, promoted--> PROCESSED (event: Upload Processed)
+                                UPLOADED --profile scan required--> SCANNING --clean verdict--> (verified as above)
+                                         SCANNING --threat, failed scan, no verdict in time--> REJECTED
                                          --Rejected----------> REJECTED  (event: Upload Rejected)
                                          --error-------------> retried; on the last attempt
     UPLOADED/PENDING --retries ran out--> FAILED                          (event: Upload Failed)
@@ -22,6 +24,17 @@ only this function write. The PROCESSED write requires the same claim. So a vers
 during an attempt makes that attempt stand down (its own notification follows), two versions
 never promote over each other, and what the record, the event and a download name is byte
 for byte what was verified.
+
+The scan gate (profile ``scan: required``). The malware scanner (GuardDuty Malware Protection on
+AWS, ClamAV on the local stack) scans each staging version on its own and reports a verdict
+naming that version's ETag; the verdict comes through the same queue as a message of its own.
+A notification of such an upload only moves it to SCANNING and comes back at the profile's
+``scanTimeoutSeconds``: if no verdict decided by then, the upload is REJECTED (``scan-timeout``).
+A clean verdict runs the attempt above for exactly the version it names (GET If-Match that ETag),
+so the bytes verified and promoted are the bytes scanned; a threat is REJECTED (``malware``, the
+threat names in the error) and quarantined, as is a scan that failed or could not be made. A
+verdict for a final upload changes nothing. Nothing is ever PROCESSED, and so downloadable,
+without a clean verdict for its bytes: the gate fails closed.
 """
 
 from __future__ import annotations
@@ -62,12 +75,47 @@ CLAIM_LIFETIME = timedelta(minutes=20)
 
 
 def delivery(ref: ObjectRef, etag: str) -> str:
-    """Which write of the staging object a notification is of (S3's sequencer grows per write)."""
+    """Which write of the staging object a notification is of (S3's sequencer grows per write),
+    or which verdict of the scanner on it."""
+    if ref.verdict is not None:
+        return f"scan-{ref.verdict.status}/{etag}"
+    if ref.deadline_check:
+        return f"scan-deadline/{etag}"
     return f"{ref.sequencer or ref.version_id or '-'}/{etag}"
 
 
 class ClaimHeldError(RuntimeError):
     """Another staging version of this upload is being verified: retried after a backoff."""
+
+
+class AwaitingScanError(RuntimeError):
+    """The upload waits for the scanner's verdict (not a failure: nothing went wrong). With
+    ``check_in`` set, the caller schedules a deadline check of this version in that many seconds."""
+
+    def __init__(self, check_in: int | None) -> None:
+        super().__init__("awaiting the malware scan's verdict")
+        self.check_in = check_in
+
+
+# GuardDuty Malware Protection's scanResultStatus values (the local scanner reports the same)
+CLEAN = "NO_THREATS_FOUND"
+THREATS = "THREATS_FOUND"
+_SCAN_REJECTIONS = {
+    "UNSUPPORTED": (
+        "scan-unsupported",
+        "the malware scanner could not scan this file (too large, encrypted or nested)",
+    ),
+    "ACCESS_DENIED": ("scan-failed", "the malware scanner could not read this file"),
+    "FAILED": ("scan-failed", "the malware scan failed"),
+}
+
+
+@dataclass(frozen=True)
+class ScanVerdict:
+    """What the malware scanner found in one staging version (the ObjectRef's ETag)."""
+
+    status: str  # NO_THREATS_FOUND | THREATS_FOUND | UNSUPPORTED | ACCESS_DENIED | FAILED
+    threats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +128,8 @@ class ObjectRef:
     etag: str | None = None
     sequencer: str | None = None
     version_id: str | None = None
+    verdict: ScanVerdict | None = None  # set: the scanner's verdict on this version, not S3's notification
+    deadline_check: bool = False  # True: the check that this version's verdict came in time
 
 
 class PendingSlots(Protocol):
@@ -97,6 +147,7 @@ class Outcome:
     ORPHAN = "orphan"
     LATE = "late"  # bytes for a final upload, removed
     SUPERSEDED = "superseded"  # this version was overwritten before it was promoted
+    STALE_VERDICT = "stale-verdict"  # a scan verdict for an upload that is final, or needs none
 
 
 class Processor:
@@ -142,6 +193,10 @@ class Processor:
             return Outcome.IGNORED
         logger.append_keys(upload_id=upload_id)
         record = self.store.get(upload_id)
+        if ref.verdict is not None or ref.deadline_check:
+            stale = self._stale_verdict(record, ref)
+            if stale is not None:
+                return stale
         if record is None or record.key != ref.key:
             return self._orphan(ref)
         if record.status in TERMINAL:
@@ -167,7 +222,11 @@ class Processor:
         try:
             if profile is None:
                 raise Rejected("unknown-profile", f"profile {record.profile!r} is no longer configured")
+            if profile.scan == "required":
+                self._scan_gate(record, profile, ref, etag)
             result, variants = self._run(record, profile, ref, etag, written)
+        except AwaitingScanError:
+            raise  # the claim stays: this version waits for its verdict
         except VersionChanged:
             self._discard(written)
             return self._superseded(record, etag)
@@ -198,9 +257,9 @@ class Processor:
                 lambda: self.store.transition(
                     upload_id,
                     Status.FAILED,
-                    [Status.PENDING, Status.UPLOADED],
+                    [Status.PENDING, Status.UPLOADED, Status.SCANNING],
                     now=self.clock(),
-                    error=error.model_dump(),
+                    error=error.model_dump(exclude_none=True),
                 )
             )
         except TransitionRefused:
@@ -215,6 +274,69 @@ class Processor:
         except _TRANSIENT:
             logger.exception("Upload Failed event not sent")
         return True
+
+    # the scan gate
+    def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef) -> str | None:
+        """A verdict (or deadline check) that decides nothing: for no upload, one that needs no scan,
+        a version no longer waiting, or a final one (unless it is the delivery that reached the
+        outcome, redelivered before its event went out: then it finishes that)."""
+        profile = self.profiles.get(record.profile) if record is not None and record.key == ref.key else None
+        if record is None or profile is None or profile.scan != "required":
+            logger.info("scan verdict for an upload that needs none: ignored")
+        elif record.status in TERMINAL:
+            if record.pending_event is not None and record.outcome_of == delivery(ref, ref.etag or ""):
+                return self._settle(record, ref)
+            logger.info("scan verdict for a final upload: nothing changes", status=record.status.value)
+        elif ref.verdict is None and (record.status != Status.SCANNING or record.claim_etag != ref.etag):
+            logger.info("scan deadline of a version no longer waiting: nothing to do")
+        else:
+            return None
+        metrics.add_metric(name="StaleScanVerdicts", unit="Count", value=1)
+        return Outcome.STALE_VERDICT
+
+    def _scan_gate(self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str) -> None:
+        """Pass only with a clean verdict on version ``etag``: else wait for one (AwaitingScanError),
+        or reject (a threat, a scan that failed, no verdict by the deadline)."""
+        verdict = ref.verdict
+        now = self.clock()
+        waiting = record.status == Status.SCANNING and record.claim_etag == etag
+        if verdict is None and ref.deadline_check:  # the deadline check
+            deadline = record.scan_deadline
+            if not waiting or deadline is None:
+                raise AwaitingScanError(None)  # decided meanwhile, or another version waits
+            if now < deadline:
+                raise AwaitingScanError(max(1, int((deadline - now).total_seconds()) + 1))
+            metrics.add_metric(name="ScanTimeouts", unit="Count", value=1)
+            raise Rejected("scan-timeout", "the malware scan gave no verdict in time; the file was not served")
+        if verdict is None:  # S3's notification: wait for the verdict
+            if waiting:
+                raise AwaitingScanError(None)  # a duplicate: its deadline check is on its way
+            deadline = now + timedelta(seconds=profile.scan_timeout_seconds)
+            self.store.transition(
+                record.upload_id,
+                Status.SCANNING,
+                [Status.UPLOADED, Status.FAILED],
+                now=now,
+                claimed_by=etag,
+                scan_deadline=deadline,
+                claim_until=deadline + CLAIM_LIFETIME,  # the claim outlives the wait
+            )
+            logger.info("awaiting the malware scan", deadline=deadline.isoformat())
+            raise AwaitingScanError(profile.scan_timeout_seconds + 1)
+        if record.status == Status.SCANNING and record.scan_deadline is not None:
+            waited = now - (record.scan_deadline - timedelta(seconds=profile.scan_timeout_seconds))
+            metrics.add_metric(
+                name="ScanLatency", unit="Milliseconds", value=max(0, round(waited.total_seconds() * 1000))
+            )
+        if verdict.status == CLEAN:
+            return
+        if verdict.status == THREATS:
+            names = tuple(name[:200] for name in verdict.threats[:20]) or ("unnamed threat",)
+            metrics.add_metric(name="ScanThreats", unit="Count", value=1)
+            raise Rejected("malware", f"the malware scanner found {', '.join(names)}"[:500], threats=names)
+        metrics.add_metric(name="ScanFailures", unit="Count", value=1)
+        code, message = _SCAN_REJECTIONS.get(verdict.status, ("scan-failed", "the malware scan gave no usable verdict"))
+        raise Rejected(code, message)
 
     # steps
     def _run(
@@ -310,7 +432,7 @@ class Processor:
             record = self.store.transition(
                 record.upload_id,
                 Status.PROCESSED,
-                [Status.UPLOADED, Status.FAILED],
+                [Status.UPLOADED, Status.SCANNING, Status.FAILED],
                 now=self.clock(),
                 claimed_by=etag,
                 expire_at=retain_until,  # None: kept until its owner deletes it
@@ -320,7 +442,7 @@ class Processor:
                 size=result["size"],  # the declared size, or the real one below a ceiling
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
-                remove=["error", "claim_etag", "claim_until"],
+                remove=["error", "claim_etag", "claim_until", "scan_deadline"],
                 outcome_of=delivery(ref, etag),
                 pending_event=events.PROCESSED,  # the outbox marker (outbox.py)
             )
@@ -335,17 +457,19 @@ class Processor:
         return self._settle(record, ref)
 
     def _reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
-        error = UploadError(code=rejection.code, message=rejection.message[:500])
+        error = UploadError(
+            code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
+        )
         before = record
         try:
             record = self.store.transition(
                 record.upload_id,
                 Status.REJECTED,
-                [Status.UPLOADED, Status.FAILED],
+                [Status.UPLOADED, Status.SCANNING, Status.FAILED],
                 now=self.clock(),
                 claimed_by=etag,
-                error=error.model_dump(),
-                remove=["claim_etag", "claim_until"],
+                error=error.model_dump(exclude_none=True),
+                remove=["claim_etag", "claim_until", "scan_deadline"],
                 pending_event=events.REJECTED,  # the outbox marker (outbox.py)
                 outcome_of=delivery(ref, etag),
             )

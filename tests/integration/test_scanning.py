@@ -1,0 +1,240 @@
+"""The malware scan gate: nothing is PROCESSED, and so downloadable, without a clean verdict of the
+scanner on exactly its bytes. The verdicts are real ClamAV scans (local/scanner.py, with the
+project's EICAR signature) in GuardDuty's event shape, handled by the real ProcessFunction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import (
+    Api,
+    current_etag,
+    deliver_verdict,
+    delivered_events,
+    post_to_s3,
+    process,
+)
+
+# GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)
+GUARDDUTY_EVENT = {
+    "version": "0",
+    "id": "a1bd61a9-8f5b-bd90-d03f-d02c44de7978",
+    "detail-type": "GuardDuty Malware Protection Object Scan Result",
+    "source": "aws.guardduty",
+    "account": "123456789012",
+    "time": "2024-10-29T20:40:58Z",
+    "region": "ca-central-1",
+    "resources": ["arn:aws:guardduty:ca-central-1:123456789012:malware-protection-plan/24c96cfb217c338fc3df"],
+    "detail": {
+        "schemaVersion": "1.0",
+        "scanStatus": "COMPLETED",
+        "resourceType": "S3_OBJECT",
+        "s3ObjectDetails": {
+            "bucketName": "bucketName",
+            "objectKey": "incoming/0123456789abcdef0123456789abcdef/a.txt",
+            "eTag": "6ee985bd6f65dc90bb7896a94fe9adb0",
+            "versionId": "NpeIP.i5R7OBO0bChPbGTmSsym5UohWS",
+            "s3Throttled": False,
+        },
+        "scanResultDetails": {"scanResultStatus": "THREATS_FOUND", "threats": [{"name": "foobar"}]},
+    },
+}
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def issue(api: Api, data: bytes, filename: str = "notes.txt", content_type: str = "text/plain") -> dict[str, Any]:
+    status, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "file", "filename": filename, "contentType": content_type, "size": len(data)}
+    )
+    assert status == 201, issued
+    return issued
+
+
+def send(api: Api, data: bytes, filename: str = "notes.txt") -> dict[str, Any]:
+    issued = issue(api, data, filename)
+    assert post_to_s3(issued, data, filename).status_code == 204
+    return issued
+
+
+def status_of(api: Api, upload_id: str) -> dict[str, Any]:
+    return api.call("GET", f"/uploads/{upload_id}")[1]
+
+
+def test_a_clean_file_waits_for_its_verdict_unreadable_then_is_processed(aws: Any, api: Api) -> None:
+    data = b"quarterly numbers, nothing else\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+
+    # S3's notification alone: the upload waits, and nothing of it can be read
+    process(aws, issued["key"], len(data), scan=False)
+    assert status_of(api, issued["uploadId"])["status"] == "SCANNING"
+    assert api.call("GET", f"/uploads/{issued['uploadId']}/download")[0] == 409
+    assert delivered_events(aws) == []
+    # its deadline check is scheduled on the queue, delayed until the profile's scan timeout
+    attributes = aws.sqs.get_queue_attributes(
+        QueueUrl=aws.resources.ingest_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) >= 1
+
+    # the scanner's clean verdict on exactly that version: verified, promoted, announced once
+    deliver_verdict(aws, issued["key"], etag)
+    record = status_of(api, issued["uploadId"])
+    assert record["status"] == "PROCESSED", record
+    status, download, _ = api.call("GET", f"/uploads/{issued['uploadId']}/download")
+    assert status == 200
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+    # the same verdict again (EventBridge delivers at least once), and S3's notification again,
+    # change nothing
+    deliver_verdict(aws, issued["key"], etag, status="NO_THREATS_FOUND")
+    process(aws, issued["key"], len(data), etag=etag, scan=False)
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert delivered_events(aws) == []
+    assert download["sha256"] == record["sha256"]
+
+
+def test_the_eicar_test_file_is_rejected_as_malware_and_quarantined(aws: Any, api: Api) -> None:
+    issued = send(api, EICAR, "eicar.txt")
+
+    process(aws, issued["key"], len(EICAR))  # the notification, then ClamAV's real verdict
+
+    record = status_of(api, issued["uploadId"])
+    assert record["status"] == "REJECTED"
+    assert record["error"]["code"] == "malware"
+    assert record["error"]["threats"] == ["Test.EICAR.Body.UNOFFICIAL"]
+    quarantined = issued["key"].replace("incoming/", "quarantine/", 1)
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=quarantined)["Body"].read() == EICAR
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix=issued["key"])["KeyCount"] == 0
+    assert api.call("GET", f"/uploads/{issued['uploadId']}/download")[0] == 409
+    [event] = delivered_events(aws)
+    assert event["detail-type"] == "Upload Rejected"
+    assert event["detail"]["error"] == {
+        "code": "malware",
+        "message": "the malware scanner found Test.EICAR.Body.UNOFFICIAL",
+        "threats": ["Test.EICAR.Body.UNOFFICIAL"],
+    }
+
+
+def test_a_verdict_that_arrives_before_the_notification_decides_and_the_notification_changes_nothing(
+    aws: Any, api: Api
+) -> None:
+    data = b"arrived in the other order\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+
+    deliver_verdict(aws, issued["key"], etag)
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    process(aws, issued["key"], len(data), etag=etag, scan=False)
+
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_clean_verdict_on_an_older_version_never_vouches_for_newer_bytes(aws: Any, api: Api) -> None:
+    clean = b"the bytes that were scanned\n"
+    issued = send(api, clean)
+    first = current_etag(aws, issued["key"])
+    process(aws, issued["key"], len(clean), scan=False)
+    # the presigned POST sent again with other bytes of the same size before the verdict came
+    other = b"THE BYTES THAT WERE SWAPPED\n"
+    assert post_to_s3(issued, other).status_code == 204
+    second = current_etag(aws, issued["key"])
+    assert first and second and first != second
+
+    deliver_verdict(aws, issued["key"], first, status="NO_THREATS_FOUND")
+    assert status_of(api, issued["uploadId"])["status"] != "PROCESSED"  # not for these bytes
+
+    process(aws, issued["key"], len(other), etag=second, sequencer="0000000000000002")  # + ClamAV's verdict
+    record = status_of(api, issued["uploadId"])
+    assert record["status"] == "PROCESSED"
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=record["key"])["Body"].read() == other
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "code"),
+    [("UNSUPPORTED", "scan-unsupported"), ("FAILED", "scan-failed"), ("ACCESS_DENIED", "scan-failed")],
+)
+def test_a_scan_that_could_not_be_made_rejects_the_file_never_serves_it(
+    aws: Any, api: Api, verdict: str, code: str
+) -> None:
+    data = b"too big, encrypted or unreadable for the scanner\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+
+    deliver_verdict(aws, issued["key"], etag, status=verdict)
+
+    record = status_of(api, issued["uploadId"])
+    assert (record["status"], record["error"]["code"]) == ("REJECTED", code)
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
+
+
+def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws: Any, api: Api) -> None:
+    from handlers import processor
+    from tests.events import sqs_batch
+    from tests.lambda_context import context
+
+    quiet = b"the scanner never answered for this one\n"
+    silent = send(api, quiet)
+    process(aws, silent["key"], len(quiet), scan=False)
+    # the deadline check the processor scheduled (delayed on the queue), delivered once the
+    # deadline passed: the clock is played forward on the record
+    check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": silent["key"]}
+    check["etag"] = current_etag(aws, silent["key"])
+    aws.dynamodb.update_item(
+        TableName=aws.env["UPLOADS_TABLE"],
+        Key={"pk": {"S": f"upload#{silent['uploadId']}"}},
+        UpdateExpression="SET scan_deadline = :past",
+        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
+    )
+    processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
+
+    record = status_of(api, silent["uploadId"])
+    assert (record["status"], record["error"]["code"]) == ("REJECTED", "scan-timeout")
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
+
+    # the scanner back: the next upload goes through
+    data = b"scanned as soon as it came\n"
+    issued = send(api, data)
+    process(aws, issued["key"], len(data))
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+
+
+def test_a_verdict_for_an_upload_that_needs_no_scan_is_ignored(aws: Any, api: Api) -> None:
+    from tests.integration.conftest import png
+
+    data = png()
+    _, issued, _ = api.call(
+        "POST", "/uploads", {"profile": "avatar", "filename": "me.png", "contentType": "image/png", "size": len(data)}
+    )
+    assert post_to_s3(issued, data, "me.png").status_code == 204
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+
+    deliver_verdict(aws, issued["key"], etag, status="THREATS_FOUND", threats=("Not.Real",))
+    assert status_of(api, issued["uploadId"])["status"] == "PENDING"  # the verdict decided nothing
+    process(aws, issued["key"], len(data))
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+
+
+def test_the_processor_reads_guardduty_s_scan_result_as_a_verdict_on_one_exact_version(aws: Any) -> None:
+    from handlers.processor import object_refs
+
+    [ref] = object_refs(json.dumps(GUARDDUTY_EVENT))
+    assert (ref.bucket, ref.key, ref.etag) == (
+        "bucketName",
+        "incoming/0123456789abcdef0123456789abcdef/a.txt",
+        "6ee985bd6f65dc90bb7896a94fe9adb0",
+    )
+    assert ref.verdict is not None and ref.verdict.status == "THREATS_FOUND" and ref.verdict.threats == ("foobar",)
+
+    unnamed = json.loads(json.dumps(GUARDDUTY_EVENT))
+    del unnamed["detail"]["s3ObjectDetails"]["eTag"]
+    assert object_refs(json.dumps(unnamed)) == []  # a verdict on no exact version vouches for nothing
