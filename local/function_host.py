@@ -7,7 +7,11 @@
   caller gets ``FunctionTimeout`` ("Task timed out after N seconds"), and the next invocation
   starts a fresh process: a cold start, as after a timeout on Lambda.
 - A handler that raises gives ``FunctionError`` with Lambda's errorType and errorMessage; a
-  process that dies (out of memory, os._exit) gives ``FunctionError`` "Runtime.ExitError".
+  result JSON cannot encode gives "Runtime.MarshalError"; a process that dies (out of memory,
+  os._exit) gives "Runtime.ExitError" at once, even when a process it forked still runs (the
+  child is polled while an invocation waits; forked processes do not inherit the reply pipe),
+  and what it forked is killed with it.
+- ``stop()`` kills the process first, so it never waits for a running invocation.
 
 The parent writes one JSON line per invocation to the child's stdin; the child answers on a
 pipe of its own, so whatever the handler prints (its logs) still reaches the console.
@@ -32,6 +36,8 @@ from typing import IO, Any
 # Lambda gives a function's initialisation 10 seconds; a local cold start imports from a
 # cold disk cache on a loaded machine, so the local allowance is more generous.
 INIT_SECONDS = 60.0
+# how often a waiting invocation checks that the child still runs
+POLL_SECONDS = 0.2
 
 
 class FunctionTimeout(Exception):
@@ -81,7 +87,7 @@ class FunctionProcess:
             except BrokenPipeError:
                 self._stop()
                 raise FunctionError("Runtime.ExitError", f"{self.name} exited before the invocation") from None
-            line = self._read_line(replies, time.monotonic() + self.timeout)
+            line = self._read_line(replies, time.monotonic() + self.timeout, process)
             if line is None:
                 self._stop()
                 self.timeouts += 1
@@ -89,12 +95,22 @@ class FunctionProcess:
             if not line:
                 code = self._stop()
                 raise FunctionError("Runtime.ExitError", f"{self.name} exited during the invocation (status {code})")
-            reply = json.loads(line)
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                self._stop()
+                raise FunctionError("Runtime.ExitError", f"{self.name} answered garbage: {line[:80]!r}") from None
             if "error" in reply:
                 raise FunctionError(reply["error"]["errorType"], reply["error"]["errorMessage"])
             return reply["result"]
 
     def stop(self) -> None:
+        """Stop the container, even in the middle of an invocation: kill first (that invocation
+        then ends as an ExitError), then take the lock to clean up."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         with self._lock:
             self._stop()
 
@@ -103,46 +119,55 @@ class FunctionProcess:
             return self._process, self._replies
         self._stop()
         read_end, write_end = os.pipe()
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local.function_host",
-                self.handler,
-                "--name",
-                self.name,
-                "--timeout",
-                str(self.timeout),
-                "--memory",
-                str(self.memory_mb),
-                "--reply-fd",
-                str(write_end),
-                *(["--inject-faults"] if self.inject_faults else []),
-            ],
-            stdin=subprocess.PIPE,
-            env=self.env,
-            cwd=self.cwd,
-            pass_fds=(write_end,),
-            start_new_session=True,  # its own process group: a timeout stops what it forked too
-        )
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "local.function_host",
+                    self.handler,
+                    "--name",
+                    self.name,
+                    "--timeout",
+                    str(self.timeout),
+                    "--memory",
+                    str(self.memory_mb),
+                    "--reply-fd",
+                    str(write_end),
+                    *(["--inject-faults"] if self.inject_faults else []),
+                ],
+                stdin=subprocess.PIPE,
+                env=self.env,
+                cwd=self.cwd,
+                pass_fds=(write_end,),
+                start_new_session=True,  # its own process group: a timeout stops what it forked too
+            )
+        except BaseException:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         os.close(write_end)
         self._replies = os.fdopen(read_end, "rb")
-        ready = self._read_line(self._replies, time.monotonic() + INIT_SECONDS)
+        ready = self._read_line(self._replies, time.monotonic() + INIT_SECONDS, self._process)
         if not ready:
             self._stop()
             raise FunctionError("Runtime.InitError", f"{self.name} did not initialise")
         return self._process, self._replies
 
     @staticmethod
-    def _read_line(stream: IO[bytes], deadline: float) -> bytes | None:
-        """One reply line; b"" when the child is gone, None when the deadline passed first."""
+    def _read_line(stream: IO[bytes], deadline: float, process: subprocess.Popen[bytes] | None = None) -> bytes | None:
+        """One reply line; b"" when the child is gone, None when the deadline passed first. The
+        child is watched too: a process it forked may hold the reply pipe open after it died."""
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([stream], [], [], left)
+            ready, _, _ = select.select([stream], [], [], min(left, POLL_SECONDS))
             if ready:
                 return stream.readline()
+            if process is not None and process.poll() is not None:
+                ready, _, _ = select.select([stream], [], [], 0)  # its last words, if any
+                return stream.readline() if ready else b""
 
     def _stop(self) -> int | None:
         process, self._process = self._process, None
@@ -151,9 +176,9 @@ class FunctionProcess:
             self._replies = None
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        # the whole group, even when the child is gone: what it forked may still run
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()
@@ -187,8 +212,18 @@ def _serve(handler: Any, name: str, timeout: float, memory_mb: int, replies: IO[
         except Exception as exc:  # noqa: BLE001 - Lambda reports any handler error to the caller
             traceback.print_exc()
             reply = {"error": {"errorType": type(exc).__name__, "errorMessage": str(exc)}}
-        replies.write(json.dumps(reply, default=str).encode() + b"\n")
+        try:
+            encoded = json.dumps(reply)
+        except (TypeError, ValueError) as exc:  # Lambda cannot serialise such a result either
+            message = f"Unable to marshal response: {exc}"
+            encoded = json.dumps({"error": {"errorType": "Runtime.MarshalError", "errorMessage": message}})
+        replies.write(encoded.encode() + b"\n")
         replies.flush()
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     module, function = args.handler.split(":")
     handler = getattr(importlib.import_module(module), function)
+    # a process the handler forks (the processor's decoding budget does) must not hold the reply
+    # pipe open: its parent's death would then go unnoticed until the timeout
+    os.register_at_fork(after_in_child=lambda: _close_quietly(args.reply_fd))
     with os.fdopen(args.reply_fd, "wb") as replies:
         _serve(handler, args.name, args.timeout, args.memory, replies, args.inject_faults)
     return 0

@@ -28,3 +28,19 @@ def fail(event: dict[str, Any], context: Any) -> None:
 
 def exit_now(event: dict[str, Any], context: Any) -> None:
     os._exit(3)
+
+
+def fork_then_exit(event: dict[str, Any], context: Any) -> None:
+    """Fork a child that sleeps on (its pid written to ``fork_into``), then die."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    with open(event["fork_into"], "w") as out:
+        out.write(str(child))
+    time.sleep(0.2)
+    os._exit(3)
+
+
+def unserialisable(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"at": object()}

@@ -4,6 +4,7 @@ environment, one invocation at a time, and stopped at its timeout."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +77,63 @@ def test_a_handler_error_and_a_dead_container_reach_the_caller_as_lambda_reports
     finally:
         failing.stop()
         exiting.stop()
+
+
+def test_a_container_that_dies_with_a_forked_child_alive_is_reported_at_once(tmp_path: Path) -> None:
+    function = host("fork_then_exit", timeout=20.0)
+    forked = tmp_path / "forked.pid"
+    try:
+        started = time.monotonic()
+        with pytest.raises(FunctionError) as died:
+            function.invoke({"fork_into": str(forked)})
+        assert died.value.error_type == "Runtime.ExitError"
+        assert time.monotonic() - started < 10, "the death was noticed only at the timeout"
+        assert not alive(int(forked.read_text())), "what the dead container forked outlived it"
+    finally:
+        function.stop()
+
+
+def test_a_result_json_cannot_encode_is_a_marshal_error() -> None:
+    function = host("unserialisable")
+    try:
+        with pytest.raises(FunctionError) as raised:
+            function.invoke({})
+        assert raised.value.error_type == "Runtime.MarshalError"
+    finally:
+        function.stop()
+
+
+def test_stop_does_not_wait_for_a_running_invocation() -> None:
+    function = host("sleep_for", timeout=30.0)
+    function.invoke({})
+    outcome: list[BaseException] = []
+
+    def invoke() -> None:
+        try:
+            function.invoke({"seconds": 25})
+        except BaseException as exc:
+            outcome.append(exc)
+
+    running = threading.Thread(target=invoke)
+    running.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    function.stop()
+    assert time.monotonic() - started < 10, "stop() waited for the invocation"
+    running.join(10)
+    assert outcome and isinstance(outcome[0], FunctionError), outcome
+
+
+def test_the_pipe_is_closed_when_the_process_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    before = len(os.listdir("/proc/self/fd"))
+    function = host("sleep_for")
+    for _ in range(5):
+        with pytest.raises(OSError):
+            function.invoke({})
+    assert len(os.listdir("/proc/self/fd")) == before
