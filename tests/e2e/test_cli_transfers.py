@@ -9,7 +9,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.cli import CLI, cli_env
 
-CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
 UPLOAD_ID = "a" * 32
 PART = 1024 * 1024
 
@@ -150,8 +148,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
 def command(url: str, path: Path, *extra: str) -> list[str]:
     state = str(path.parent / "state")
     return [
-        sys.executable,
-        str(CLI),
+        *CLI,
         "upload",
         str(path),
         "--profile",
@@ -185,7 +182,7 @@ def test_parts_go_in_parallel_within_the_limit_signed_just_in_time_and_retried(
     path.write_bytes(data)
 
     done = subprocess.run(
-        command(url, path, "--concurrency", "3", "--json"), capture_output=True, text=True, timeout=60
+        command(url, path, "--concurrency", "3", "--json"), capture_output=True, text=True, timeout=60, env=cli_env()
     )
 
     assert done.returncode == 0, done.stderr
@@ -213,7 +210,9 @@ def test_a_part_that_keeps_failing_ends_with_its_reason_and_how_to_resume(
     path = tmp_path / "f.mp4"
     path.write_bytes(b"x" * (PART + 10))
 
-    done = subprocess.run(command(url, path, "--retries", "1"), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        command(url, path, "--retries", "1"), capture_output=True, text=True, timeout=60, env=cli_env()
+    )
 
     assert done.returncode == 4, done.stderr
     assert "part 2 failed 2 times, last: InternalError: try again" in done.stderr
@@ -226,7 +225,9 @@ def test_sigterm_stops_the_upload_and_says_how_to_resume(fake: tuple[Script, str
     script.stall = 30  # S3 is slow: the parts are still in flight
     path = tmp_path / "f.mp4"
     path.write_bytes(b"x" * 12 * PART)
-    process = subprocess.Popen(command(url, path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(url, path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+    )
     try:
         deadline = time.monotonic() + 20
         while not script.puts and time.monotonic() < deadline:
