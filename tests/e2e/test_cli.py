@@ -130,8 +130,22 @@ def test_a_small_file_goes_as_one_post_and_prints_the_outcome(stack: Stack, tmp_
 @pytest.mark.parametrize(
     ("setup", "args", "code", "message"),
     [
-        ("text", ["--profile", "nope"], 3, "422 Unknown upload profile: no profile named 'nope'"),
-        ("text", ["--profile", "avatar"], 3, "415 Content type not allowed"),
+        # what the API's GET /profiles says it would refuse is refused before any request, exit 3 as
+        # the server's refusal
+        ("text", ["--profile", "nope"], 3, "refused before sending anything: the API has no profile named 'nope'"),
+        (
+            "text",
+            ["--profile", "avatar"],
+            3,
+            "refused before sending anything: profile 'avatar' does not take text/plain",
+        ),
+        # what passes the CLI's checks the server still checks, and its problem reaches the user
+        (
+            "text",
+            ["--profile", "file", "--content-type", "image/svg+xml"],
+            3,
+            "refused POST /uploads: 415 Content type not allowed: profile 'file' does not accept 'image/svg+xml'",
+        ),
         ("text", ["--profile", "video", "--content-type", "video/mp4"], 5, "REJECTED"),
         ("missing", ["--profile", "file"], 2, "no such file"),
         ("text", [], 2, "--profile is required"),
@@ -147,6 +161,23 @@ def test_failures_say_what_went_wrong_and_exit_with_their_code(
     done = run(cli(stack, str(path), *args, state_dir=tmp_path / "state"))
     assert done.returncode == code, done.stderr
     assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_file_over_its_profiles_limit_is_refused_before_any_request(stack: Stack, tmp_path: Path) -> None:
+    # Given a file one byte over what the API's profiles say `avatar` takes
+    profiles = requests.get(f"{stack.url}/profiles", timeout=10).json()["profiles"]
+    limit = next(p["maxSize"] for p in profiles if p["name"] == "avatar")
+    path = tmp_path / "huge.png"
+    with path.open("wb") as handle:
+        handle.truncate(limit + 1)
+
+    # When it is uploaded, the CLI refuses it itself, with the exit code of the API's 413
+    done = run(cli(stack, str(path), "--profile", "avatar", state_dir=tmp_path / "state"))
+
+    assert done.returncode == 3, done.stderr
+    assert f"refused before sending anything: {limit + 1} bytes" in done.stderr
+    assert f"over the 'avatar' limit of {limit} bytes" in done.stderr
     assert "Traceback" not in done.stderr
 
 

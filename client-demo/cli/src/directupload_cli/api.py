@@ -111,6 +111,10 @@ class Api:
         raise AssertionError("unreachable")
 
     # the routes
+    def profiles(self) -> Any:
+        """GET /profiles (public): what each profile accepts, as the server validated it."""
+        return self.call("GET", "/profiles", retries=2)
+
     def issue(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.call("POST", "/uploads", body))
 

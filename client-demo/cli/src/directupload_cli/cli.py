@@ -6,10 +6,11 @@ or $DIRECTUPLOAD_TOKEN) goes as Authorization: Bearer; against the local stack w
 CLI signs in by itself as the demo page does.
 
 Exit codes: 0 done (upload and status: processed), 1 still processing when --wait-timeout ran out,
-2 usage (also: the download target exists), 3 the API (or S3) refused (e.g. 404 unknown upload or
-variant, 409 not processed yet or deleted), 4 network, 5 processing REJECTED or FAILED (or the
-upload was CANCELLED, EXPIRED or deleted), 6 the downloaded bytes are not the ones the API
-announced (nothing is saved), 130 interrupted (the message says how to resume an upload).
+2 usage (also: the download target exists), 3 the API (or S3) refused, or would refuse as its
+profiles say (e.g. 404 unknown upload or variant, 409 not processed yet or deleted, 413/415 a file
+its profile does not take), 4 network, 5 processing REJECTED or FAILED (or the upload was
+CANCELLED, EXPIRED or deleted), 6 the downloaded bytes are not the ones the API announced (nothing
+is saved), 130 interrupted (the message says how to resume an upload).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""One upload from start to outcome: issue it, send the bytes (or resume the parts S3 lacks),
-complete, and wait for processing."""
+"""One upload from start to outcome: check it against the API's profiles, issue it, send the
+bytes (or resume the parts S3 lacks), complete, and wait for processing."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from directupload_cli.errors import InterruptError, UsageError
 from directupload_cli.output import console, human, program
+from directupload_cli.profiles import check_upload, fetch_profiles
 from directupload_cli.state import StateFile
 from directupload_cli.statuses import FINAL
 from directupload_cli.transfer import Transfer, multipart, single_post
@@ -65,6 +66,7 @@ def upload(options: Options) -> dict[str, Any]:
     if not options.profile:
         raise UsageError("--profile is required for a new upload")
     content_type = options.content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    check_upload(fetch_profiles(api), options.profile, content_type, size)
     for earlier in options.states.unfinished(path, size):
         console.print(
             f"[yellow]note:[/] an earlier upload of this file was interrupted; resume it with "
