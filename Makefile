@@ -19,7 +19,7 @@ PIP_NOISE := is ignored: it is neither a file nor a directory
 
 -include mk/*.mk
 
-.PHONY: help setup run test check lint format typecheck unit integration e2e token upload clean
+.PHONY: help setup run test check lint format typecheck unit integration e2e token cli upload clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,8 +58,19 @@ integration: setup ## handlers against moto
 e2e: setup $(CHROMIUM) demo-deps ## the local stack over HTTP, and the demo page in Chromium
 	@$(BIN)/python -m pytest tests/e2e -q
 
-upload: setup ## upload a file through the CLI client: make upload FILE=clip.mp4 PROFILE=video
-	@$(BIN)/python client-demo/cli/directupload_cli.py upload "$(FILE)" --profile "$(or $(PROFILE),file)"
+# The CLI package, editable in the venv: .venv/bin/directupload runs client-demo/cli/src as it is.
+CLI_STAMP := $(VENV)/.stamp-cli-$(shell cat client-demo/cli/pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
+
+$(CLI_STAMP): $(VENV_STAMP) client-demo/cli/pyproject.toml
+	@echo "==> the CLI package (editable): $(BIN)/directupload"
+	@set -o pipefail; $(BIN)/python -m pip install -q -e client-demo/cli 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@rm -f $(VENV)/.stamp-cli-* && touch $@
+
+cli: $(CLI_STAMP) ## install the CLI package into the venv (editable): .venv/bin/directupload
+	@:
+
+upload: cli ## upload a file through the CLI client: make upload FILE=clip.mp4 PROFILE=video
+	@$(BIN)/directupload upload "$(FILE)" --profile "$(or $(PROFILE),file)"
 
 token: setup ## print a bearer token for the local stack: make token USER=alice
 	@$(BIN)/python -m local.auth $(USER)

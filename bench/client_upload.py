@@ -1,4 +1,4 @@
-"""Client throughput: the CLI (client-demo/cli/directupload_cli.py) uploading a file multipart
+"""Client throughput: the CLI (the client-demo/cli package, from source) uploading a file multipart
 through the local stack, against boto3's upload_file (TransferManager) sending the same file to
 the same emulator with the same part size and concurrency. Both are fresh processes, timed from
 spawn to exit, their peak memory read from the kernel (wait4's ru_maxrss, per child)."""
@@ -24,7 +24,8 @@ from bench.emulator import CREDENTIALS, REGION
 from bench.end_to_end import Stack, local_stack
 from bench.figures import Figure, Target
 
-CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
+CLI_SRC = ROOT / "client-demo" / "cli" / "src"
+CLI = [sys.executable, "-m", "directupload_cli"]
 UPLOADER = ROOT / "bench" / "upload_worker.py"
 LAUNCHER = ROOT / "bench" / "measure_child.py"
 MiB = 1024 * 1024
@@ -106,17 +107,18 @@ def latest_upload_id(stack: Stack, seen: set[str]) -> str:
 def measure_client(
     *, size: int, repeats: int, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[Figure], dict[str, Any]]:
-    if not CLI.exists():
-        raise FileNotFoundError(f"{CLI} is not there (yet)")
+    if not (CLI_SRC / "directupload_cli").is_dir():
+        raise FileNotFoundError(f"{CLI_SRC / 'directupload_cli'} is not there (yet)")
     with local_stack() as stack, tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
         work = Path(tmp)
         path = work / "film.mp4"
         make_file(path, size)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DIRECTUPLOAD_"))}
-        env.update({**CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT)})
+        env.update(
+            {**CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": os.pathsep.join([str(CLI_SRC), str(ROOT)])}
+        )
         cli = [
-            sys.executable,
-            str(CLI),
+            *CLI,
             "upload",
             str(path),
             "--profile",

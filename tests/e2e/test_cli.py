@@ -1,30 +1,28 @@
-"""The CLI (client-demo/cli/directupload_cli.py) as a person runs it, against the local stack as
-`make run` starts it (auth on): a multipart upload killed half way, resumed, and processed; a
-processed file downloaded and verified, listed, deleted."""
+"""The CLI (the client-demo/cli package, run from source) as a person runs it, against the local
+stack as `make run` starts it (auth on): a multipart upload killed half way, resumed, and
+processed; a processed file downloaded and verified, listed, deleted."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
 import io
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
 
+from directupload_cli import statuses
+from directupload_cli.download import bare_name
+from tests.cli import CLI, cli_env
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack
 
-CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
 MiB = 1024 * 1024
 # An ISO BMFF `ftyp` box: what makes the sniffer see video/mp4.
 FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -45,20 +43,20 @@ def token(stack: Stack, user: str = "demo-user") -> dict[str, str]:
 
 
 def cli(stack: Stack, *args: str, state_dir: Path) -> list[str]:
-    return [sys.executable, str(CLI), "upload", *args, "--api", stack.url, "--state-dir", str(state_dir)]
+    return [*CLI, "upload", *args, "--api", stack.url, "--state-dir", str(state_dir)]
 
 
 def run(
     command: list[str], timeout: float = 120, cwd: Path = ROOT, user: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIRECTUPLOAD_")}
+    env = cli_env()
     if user:
         env["DIRECTUPLOAD_USER"] = user  # whom the CLI signs in as on the local stack
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def command(stack: Stack, *args: str) -> list[str]:
-    return [sys.executable, str(CLI), *args, "--api", stack.url]
+    return [*CLI, *args, "--api", stack.url]
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
@@ -83,6 +81,7 @@ def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_pa
     first = subprocess.Popen(
         cli(stack, str(video), "--profile", "video", "--concurrency", "1", "--limit-rate", "24M", state_dir=state_dir),
         cwd=ROOT,
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -131,8 +130,22 @@ def test_a_small_file_goes_as_one_post_and_prints_the_outcome(stack: Stack, tmp_
 @pytest.mark.parametrize(
     ("setup", "args", "code", "message"),
     [
-        ("text", ["--profile", "nope"], 3, "422 Unknown upload profile: no profile named 'nope'"),
-        ("text", ["--profile", "avatar"], 3, "415 Content type not allowed"),
+        # what the API's GET /profiles says it would refuse is refused before any request, exit 3 as
+        # the server's refusal
+        ("text", ["--profile", "nope"], 3, "refused before sending anything: the API has no profile named 'nope'"),
+        (
+            "text",
+            ["--profile", "avatar"],
+            3,
+            "refused before sending anything: profile 'avatar' does not take text/plain",
+        ),
+        # what passes the CLI's checks the server still checks, and its problem reaches the user
+        (
+            "text",
+            ["--profile", "file", "--content-type", "image/svg+xml"],
+            3,
+            "refused POST /uploads: 415 Content type not allowed: profile 'file' does not accept 'image/svg+xml'",
+        ),
         ("text", ["--profile", "video", "--content-type", "video/mp4"], 5, "REJECTED"),
         ("missing", ["--profile", "file"], 2, "no such file"),
         ("text", [], 2, "--profile is required"),
@@ -151,26 +164,32 @@ def test_failures_say_what_went_wrong_and_exit_with_their_code(
     assert "Traceback" not in done.stderr
 
 
+def test_a_file_over_its_profiles_limit_is_refused_before_any_request(stack: Stack, tmp_path: Path) -> None:
+    # Given a file one byte over what the API's profiles say `avatar` takes
+    profiles = requests.get(f"{stack.url}/profiles", timeout=10).json()["profiles"]
+    limit = next(p["maxSize"] for p in profiles if p["name"] == "avatar")
+    path = tmp_path / "huge.png"
+    with path.open("wb") as handle:
+        handle.truncate(limit + 1)
+
+    # When it is uploaded, the CLI refuses it itself, with the exit code of the API's 413
+    done = run(cli(stack, str(path), "--profile", "avatar", state_dir=tmp_path / "state"))
+
+    assert done.returncode == 3, done.stderr
+    assert f"refused before sending anything: {limit + 1} bytes" in done.stderr
+    assert f"over the 'avatar' limit of {limit} bytes" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_an_unreachable_api_is_a_network_failure(tmp_path: Path) -> None:
     path = tmp_path / "file.txt"
     path.write_text("x")
-    done = run([sys.executable, str(CLI), "upload", str(path), "--profile", "file", "--api", "http://127.0.0.1:9"])
+    done = run([*CLI, "upload", str(path), "--profile", "file", "--api", "http://127.0.0.1:9"])
     assert done.returncode == 4
     assert "cannot reach the API at http://127.0.0.1:9" in done.stderr
 
 
 # --- the read side: download, list, delete ------------------------------------------------------------
-
-
-@functools.cache
-def load_cli() -> ModuleType:
-    """The CLI as a module (it is a script, not a package), for what a subprocess cannot show."""
-    spec = importlib.util.spec_from_file_location("directupload_cli", CLI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
 
 
 def png(width: int, height: int) -> bytes:
@@ -356,9 +375,8 @@ def test_a_pending_upload_is_cancelled_by_delete(stack: Stack) -> None:
 
 def test_the_cli_knows_every_status_the_api_has(stack: Stack) -> None:
     """The CLI groups the statuses (which are final); the API's enum is the list to cover."""
-    cli = load_cli()
     schema = requests.get(f"{stack.url}/openapi.json", timeout=10).json()["components"]["schemas"]["Status"]
-    known = [*cli.IN_PROGRESS, *cli.FINAL]
+    known = [*statuses.IN_PROGRESS, *statuses.FINAL]
     assert sorted(known) == sorted(schema["enum"])
     assert len(set(known)) == len(known)
 
@@ -377,4 +395,4 @@ def test_the_cli_knows_every_status_the_api_has(stack: Stack) -> None:
     ],
 )
 def test_a_served_file_name_is_reduced_to_a_bare_name(served: str, bare: str | None) -> None:
-    assert load_cli().bare_name(served) == bare
+    assert bare_name(served) == bare

@@ -1,6 +1,7 @@
 """The CLI's part transfers against a scripted API + S3 over real HTTP: parts in parallel but never
 more than --concurrency, URLs signed in small batches just in time and again after S3's 403,
-failed parts retried, SIGTERM answered with how to resume."""
+failed parts retried, SIGTERM answered with how to resume; the API's profiles checked before any
+request."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.cli import CLI, cli_env
 
-CLI = ROOT / "client-demo" / "cli" / "directupload_cli.py"
 UPLOAD_ID = "a" * 32
 PART = 1024 * 1024
 
@@ -32,6 +31,11 @@ class Script:
 
     def __init__(self, part_count: int, fail: dict[int, list[int]], stall: float = 0.0) -> None:
         self.part_count = part_count
+        # what GET /profiles answers (not the real stack's profiles: the CLI must learn these)
+        self.profiles: dict[str, Any] | None = {
+            "profiles": [{"name": "video", "contentTypes": ["video/*"], "minSize": 1, "maxSize": 64 * PART}]
+        }
+        self.requests: list[str] = []
         self.fail = fail  # part number -> statuses its first PUTs get
         self.stall = stall
         self.lock = threading.Lock()
@@ -77,6 +81,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
             }
 
         def do_POST(self) -> None:
+            script.requests.append(f"POST {self.path}")
             body = json.loads(self.read() or b"{}")
             if self.path == "/uploads":
                 self.reply(
@@ -110,7 +115,10 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 self.reply(404, {"title": "Not found", "status": 404, "detail": self.path})
 
         def do_GET(self) -> None:
-            if self.path == "/config.json":
+            script.requests.append(f"GET {self.path}")
+            if self.path == "/profiles" and script.profiles is not None:
+                self.reply(200, script.profiles)
+            elif self.path in ("/config.json", "/profiles"):
                 self.reply(404, {"title": "Not found", "status": 404, "detail": "no config"})
             else:
                 self.reply(200, self.record("PROCESSED" if script.completed else "PENDING"))
@@ -150,8 +158,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
 def command(url: str, path: Path, *extra: str) -> list[str]:
     state = str(path.parent / "state")
     return [
-        sys.executable,
-        str(CLI),
+        *CLI,
         "upload",
         str(path),
         "--profile",
@@ -185,7 +192,7 @@ def test_parts_go_in_parallel_within_the_limit_signed_just_in_time_and_retried(
     path.write_bytes(data)
 
     done = subprocess.run(
-        command(url, path, "--concurrency", "3", "--json"), capture_output=True, text=True, timeout=60
+        command(url, path, "--concurrency", "3", "--json"), capture_output=True, text=True, timeout=60, env=cli_env()
     )
 
     assert done.returncode == 0, done.stderr
@@ -213,7 +220,9 @@ def test_a_part_that_keeps_failing_ends_with_its_reason_and_how_to_resume(
     path = tmp_path / "f.mp4"
     path.write_bytes(b"x" * (PART + 10))
 
-    done = subprocess.run(command(url, path, "--retries", "1"), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        command(url, path, "--retries", "1"), capture_output=True, text=True, timeout=60, env=cli_env()
+    )
 
     assert done.returncode == 4, done.stderr
     assert "part 2 failed 2 times, last: InternalError: try again" in done.stderr
@@ -226,7 +235,9 @@ def test_sigterm_stops_the_upload_and_says_how_to_resume(fake: tuple[Script, str
     script.stall = 30  # S3 is slow: the parts are still in flight
     path = tmp_path / "f.mp4"
     path.write_bytes(b"x" * 12 * PART)
-    process = subprocess.Popen(command(url, path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(url, path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+    )
     try:
         deadline = time.monotonic() + 20
         while not script.puts and time.monotonic() < deadline:
@@ -238,3 +249,38 @@ def test_sigterm_stops_the_upload_and_says_how_to_resume(fake: tuple[Script, str
     assert process.returncode == 130, err
     assert "interrupted; resume with:" in err and f"--resume {UPLOAD_ID}" in err
     assert (tmp_path / "state" / f"{UPLOAD_ID}.json").exists()
+
+
+def test_the_profiles_limits_are_the_apis_checked_before_any_request(fake: tuple[Script, str], tmp_path: Path) -> None:
+    # Given an API whose `video` profile takes at most 2 MiB (the real one takes GiBs: the CLI
+    # knows only what GET /profiles says)
+    script, url = fake
+    script.profiles = {"profiles": [{"name": "video", "contentTypes": ["video/*"], "minSize": 1, "maxSize": 2 * PART}]}
+    path = tmp_path / "f.mp4"
+    path.write_bytes(b"x" * (2 * PART + 1))
+
+    # When a file one byte over it is uploaded
+    done = subprocess.run(command(url, path), capture_output=True, text=True, timeout=60, env=cli_env())
+
+    # Then the CLI refuses it with the exit code of the API's refusal, and asked nothing but the profiles
+    assert done.returncode == 3, done.stderr
+    assert f"refused before sending anything: {2 * PART + 1} bytes" in done.stderr
+    assert f"over the 'video' limit of {2 * PART} bytes" in done.stderr
+    assert [r for r in script.requests if r != "GET /config.json"] == ["GET /profiles"]
+
+
+def test_an_api_without_profiles_leaves_the_checks_to_the_server(fake: tuple[Script, str], tmp_path: Path) -> None:
+    # Given an API that has no GET /profiles (it answers 404)
+    script, url = fake
+    script.profiles = None
+    script.part_count = 2
+    data = b"y" * (PART + 10)
+    script.body = data
+    path = tmp_path / "f.mp4"
+    path.write_bytes(data)
+
+    # Then the upload goes as before: the server decides
+    done = subprocess.run(command(url, path, "--json"), capture_output=True, text=True, timeout=60, env=cli_env())
+
+    assert done.returncode == 0, done.stderr
+    assert "POST /uploads" in script.requests and script.completed is not None

@@ -1,0 +1,332 @@
+"""Sending the bytes to S3, as the API's answer says: one presigned POST (streamed), or multipart
+parts in parallel, each read from the file only when a worker starts it (at most concurrency x
+part size bytes in memory), their URLs signed a few at a time just before use and again when S3
+answers 403, failed parts retried with backoff."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from directupload_cli.api import S3_TIMEOUT, Api, backoff, describe_network_error, s3_error
+from directupload_cli.errors import (
+    CliError,
+    InterruptError,
+    NetworkError,
+    PartFailedError,
+    RefusedError,
+    UploadGoneError,
+    UsageError,
+)
+from directupload_cli.output import console
+from directupload_cli.progress import ProgressView
+from directupload_cli.statuses import PROCESSING_OUTCOMES
+
+# A URL this close to its expiry is signed again rather than used.
+URL_MARGIN = timedelta(seconds=60)
+
+
+class RateLimit:
+    """A shared token bucket (bytes per second) for every transfer of this run."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.allowance = 0.0
+        self.last = time.monotonic()
+
+    def take(self, n: int) -> None:
+        if not self.rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.allowance = min(self.rate, self.allowance + (now - self.last) * self.rate) - n
+            self.last = now
+            wait = -self.allowance / self.rate if self.allowance < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
+@dataclass
+class Transfer:
+    """What sending one file needs: where from, how, and how to say it can be resumed."""
+
+    api: Api
+    file: Path
+    concurrency: int
+    retries: int
+    quiet: bool
+    limit: RateLimit
+    resume_hint: Callable[[str], str]  # upload id -> the command that resumes it
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Body:
+    """A request body from byte chunks with a known length: requests streams it with a
+    Content-Length (S3 wants one), and every block read counts as sent."""
+
+    block = 256 * 1024
+
+    def __init__(
+        self,
+        pieces: list[bytes | Callable[[], Iterator[bytes]]],
+        length: int,
+        on_sent: Callable[[int], None],
+        limit: RateLimit,
+        stop: threading.Event,
+    ) -> None:
+        self.length = length
+        self.on_sent = on_sent
+        self.limit = limit
+        self.stop = stop
+        self.sent = 0
+        self._chunks = self._iterate(pieces)
+        self._current = memoryview(b"")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _iterate(self, pieces: list[bytes | Callable[[], Iterator[bytes]]]) -> Iterator[bytes]:
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                for start in range(0, len(piece), self.block):
+                    yield piece[start : start + self.block]
+            else:
+                yield from piece()
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the current chunk: every byte is copied once."""
+        if self.stop.is_set():
+            raise InterruptError()
+        want = self.block if size is None or size < 0 else size
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._current = memoryview(chunk)
+        out, self._current = bytes(self._current[:want]), self._current[want:]
+        self.limit.take(len(out))
+        self.sent += len(out)
+        self.on_sent(len(out))
+        return out
+
+
+# --- one POST -------------------------------------------------------------------------------------------
+
+
+def single_post(transfer: Transfer, issued: dict[str, Any], size: int) -> None:
+    """The presigned POST as a streamed multipart/form-data body: every field, then the file."""
+    boundary = uuid.uuid4().hex
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in issued["fields"].items()
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="file"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def file_chunks() -> Iterator[bytes]:
+        with transfer.file.open("rb") as handle:
+            yield from iter(lambda: handle.read(Body.block), b"")
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    length = len(head) + size + len(tail)  # the progress counts the form's few bytes around the file too
+    with ProgressView(transfer.quiet, length, transfer.file.name) as progress:
+        for attempt in range(transfer.retries + 1):
+            body = Body([head, file_chunks, tail], length, progress.advance, transfer.limit, transfer.stop)
+            try:
+                reply = requests.post(issued["url"], data=body, headers=headers, timeout=S3_TIMEOUT)
+            except requests.RequestException as exc:
+                failure: str = describe_network_error(exc)
+                network = True
+            else:
+                if reply.status_code in (200, 201, 204):
+                    return
+                failure, network = s3_error(reply), False
+                if reply.status_code < 500:
+                    raise RefusedError(f"S3 refused the upload: {failure}", reply.status_code)
+            progress.advance(-body.sent)
+            if attempt == transfer.retries:
+                if network:
+                    raise NetworkError(f"cannot send the file to S3: {failure}")
+                raise RefusedError(f"S3 failed the upload: {failure}")
+            if transfer.stop.wait(backoff(attempt)):
+                raise InterruptError()
+
+
+# --- multipart ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SignedUrl:
+    url: str
+    expires_at: datetime
+
+    def fresh(self) -> bool:
+        return datetime.now(UTC) + URL_MARGIN < self.expires_at
+
+
+class PartSigner:
+    """Part URLs signed just in time, a few parts at a time, and again when they expire."""
+
+    def __init__(self, api: Api, upload_id: str, order: list[int], batch: int) -> None:
+        self.api = api
+        self.upload_id = upload_id
+        self.order = order
+        self.batch = batch
+        self.urls: dict[int, SignedUrl] = {}
+        self.lock = threading.Lock()
+
+    def url(self, number: int) -> str:
+        with self.lock:
+            signed = self.urls.get(number)
+            if signed is None or not signed.fresh():
+                index = self.order.index(number) if number in self.order else 0
+                upcoming = [number] + [
+                    n for n in self.order[index + 1 :] if n not in self.urls or not self.urls[n].fresh()
+                ]
+                for part in self.api.sign(self.upload_id, upcoming[: self.batch]):
+                    expires = datetime.fromisoformat(part["expiresAt"].replace("Z", "+00:00"))
+                    self.urls[int(part["partNumber"])] = SignedUrl(part["url"], expires)
+                signed = self.urls[number]
+            return signed.url
+
+    def forget(self, number: int) -> None:
+        with self.lock:
+            self.urls.pop(number, None)
+
+
+def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any], *, resuming: bool) -> None:
+    """Send every part S3 does not hold yet (``resuming``: ask which it holds), then complete."""
+    api = transfer.api
+    part_size, part_count = int(info["partSize"]), int(info["partCount"])
+
+    def span(n: int) -> tuple[int, int]:
+        start = (n - 1) * part_size
+        return start, min(part_size, size - start)
+
+    etags: dict[int, str] = {}
+    if resuming:
+        for part in api.parts(upload_id):
+            n = int(part["partNumber"])
+            if 1 <= n <= part_count and int(part["size"]) == span(n)[1]:
+                etags[n] = str(part["etag"])
+        console.print(f"resuming upload {upload_id}: {len(etags)} of {part_count} parts already in S3")
+    todo = [n for n in range(1, part_count + 1) if n not in etags]
+    done_bytes = sum(span(n)[1] for n in etags)
+    signer = PartSigner(api, upload_id, todo, batch=min(1000, max(8, 2 * transfer.concurrency)))
+
+    with ProgressView(transfer.quiet, size, transfer.file.name) as progress:
+        progress.advance(done_bytes)
+        work: queue.Queue[int] = queue.Queue()
+        for n in todo:
+            work.put(n)
+        results: queue.Queue[tuple[int, str | None, BaseException | None]] = queue.Queue()
+
+        def worker() -> None:
+            while not transfer.stop.is_set():
+                try:
+                    n = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results.put((n, send_part(transfer, signer, progress, upload_id, n, *span(n)), None))
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
+                    results.put((n, None, exc))
+                    return
+
+        threads = [
+            threading.Thread(target=worker, name=f"part-worker-{i}", daemon=True)
+            for i in range(min(transfer.concurrency, len(todo)))
+        ]
+        for thread in threads:
+            thread.start()
+        remaining = len(todo)
+        while remaining:
+            try:
+                n, etag, error = results.get(timeout=0.2)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads) and results.empty():
+                    raise CliError("the part workers stopped before every part was sent") from None
+                continue
+            if error is not None:
+                transfer.stop.set()
+                if isinstance(error, InterruptError):
+                    raise InterruptError()
+                raise explain_part_failure(transfer, upload_id, error)
+            assert etag is not None
+            etags[n] = etag
+            remaining -= 1
+            progress.note(f"part {n} sent ({part_count - remaining}/{part_count} in S3)")
+
+    parts = [{"partNumber": n, "etag": etags[n]} for n in range(1, part_count + 1)]
+    try:
+        api.complete(upload_id, parts)
+    except RefusedError as refusal:
+        if refusal.status != 409:
+            raise
+        record = api.get(upload_id)
+        if record["status"] not in ("UPLOADED", *PROCESSING_OUTCOMES):
+            raise
+        # an earlier complete went through and its reply was lost: nothing left to do
+
+
+def send_part(
+    transfer: Transfer, signer: PartSigner, progress: ProgressView, upload_id: str, n: int, start: int, length: int
+) -> str:
+    """PUT one part (read from the file now), retrying with backoff; its ETag."""
+    with transfer.file.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read(length)
+    if len(data) != length:
+        raise UsageError(f"{transfer.file} changed while uploading (part {n} is short)")
+    session = transfer.api.session
+    failure = ""
+    for attempt in range(transfer.retries + 1):
+        if transfer.stop.is_set():
+            raise InterruptError()
+        body = Body([data], length, progress.advance, transfer.limit, transfer.stop)
+        try:
+            reply = session.put(signer.url(n), data=body, timeout=S3_TIMEOUT)
+        except requests.RequestException as exc:
+            failure = describe_network_error(exc)
+        else:
+            if reply.status_code == 200 and reply.headers.get("ETag"):
+                return reply.headers["ETag"].strip().strip('"')
+            failure = s3_error(reply)
+            if reply.status_code == 403:
+                signer.forget(n)  # expired, most likely: sign it again
+            elif reply.status_code == 404:
+                raise UploadGoneError(f"S3 no longer has upload {upload_id} ({failure})")
+            elif 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
+                raise RefusedError(f"S3 refused part {n}: {failure}", reply.status_code)
+        progress.advance(-body.sent)
+        if attempt < transfer.retries and transfer.stop.wait(backoff(attempt)):
+            raise InterruptError()
+    raise PartFailedError(n, transfer.retries + 1, failure)
+
+
+def explain_part_failure(transfer: Transfer, upload_id: str, error: BaseException) -> CliError:
+    """The clearest message for a part that would not go: the upload's own state if it changed."""
+    if not isinstance(error, CliError):
+        return CliError(f"part upload failed: {type(error).__name__}: {error}")
+    try:
+        status = transfer.api.get(upload_id)["status"]
+    except CliError:
+        status = "PENDING"
+    if status != "PENDING":
+        return RefusedError(f"upload {upload_id} is {status}: {error.message}")
+    if isinstance(error, PartFailedError | UploadGoneError | NetworkError):
+        error.hint = f"resume with: {transfer.resume_hint(upload_id)}"
+    return error
