@@ -102,3 +102,34 @@ def test_the_client_type_checks_against_the_wire_types_and_declares_its_api(tmp_
     for method in ("upload(", "resume(", "status(", "waitForOutcome(", "download(", "list(", "delete(", "profiles("):
         assert method in declared, method
     assert 'import("./wire.js").components["schemas"]' in declared
+
+    # and TypeScript code using the published declarations (wire types included) compiles, and
+    # what it should not compile does not
+    shutil.copy(PACKAGE / "src" / "wire.d.ts", tmp_path / "wire.d.ts")
+    consumer = tmp_path / "consumer.ts"
+    consumer.write_text(CONSUMER)
+    compiled = run(
+        str(BIN / "tsc"), "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", str(consumer)
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    consumer.write_text(CONSUMER.replace("view.sha256", "view.sha512"))
+    refused = run(str(BIN / "tsc"), "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", str(consumer))
+    assert refused.returncode != 0 and "sha512" in refused.stdout, refused.stdout
+
+
+CONSUMER = """
+import { ApiError, createClient, type UploadView, type Status } from "./index.js";
+
+export async function send(file: Blob): Promise<string | null | undefined> {
+    const client = createClient({ baseUrl: "https://api.example.com", token: async () => "t" });
+    const view: UploadView = await client.upload(file, { profile: "avatar", onProgress: (p) => p.loaded / p.total });
+    const status: Status = (await client.waitForOutcome(view.uploadId)).status;
+    const page = await client.list({ status, limit: 10 });
+    try {
+        await client.download(page.items[0].uploadId, { variant: "thumbnail" });
+    } catch (error) {
+        if (error instanceof ApiError) return `${error.status} ${error.title}: ${error.detail}`;
+    }
+    return view.sha256;
+}
+"""

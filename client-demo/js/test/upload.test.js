@@ -44,3 +44,20 @@ test("a File's own name and type are used when none are given", async () => {
   assert.equal(view.contentType, "image/png");
   assert.equal((await api.waitForOutcome(view.uploadId)).status, "PROCESSED");
 });
+
+test("a file on disk goes up from fs.openAsBlob, as Node code would send it", async () => {
+  const { openAsBlob } = await import("node:fs");
+  const { mkdtemp, writeFile } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const data = png(16, 16);
+  const path = join(await mkdtemp(join(tmpdir(), "directupload-")), "disk.png");
+  await writeFile(path, data);
+  const api = client();
+
+  const view = await api.upload(await openAsBlob(path, { type: "image/png" }), { profile: "avatar", filename: "disk.png" });
+
+  const outcome = await api.waitForOutcome(view.uploadId);
+  assert.equal(outcome.status, "PROCESSED", JSON.stringify(outcome));
+  assert.equal(outcome.sha256, sha256(data));
+});
