@@ -89,4 +89,5 @@ typecheck: setup ## mypy
 check: lint typecheck test ## lint, types and tests
 
 clean: ## remove venvs, caches and local state
-	rm -rf $(VENV) .venv-* .local .pytest_cache .mypy_cache .ruff_cache .aws-sam client-demo/node_modules
+	rm -rf $(VENV) .venv-* .local .pytest_cache .mypy_cache .ruff_cache .aws-sam client-demo/node_modules \
+		client-demo/js/node_modules client-demo/js/types

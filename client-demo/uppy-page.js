@@ -1,6 +1,7 @@
 // The Uppy page: Dashboard + AwsS3 in companionEndpoint mode against this API's /s3/ routes,
 // then each file's processing followed through GET /uploads/{uploadId}.
-import { Api, ApiError, downloadLink, formatBytes, loadConfig, uploadIdFromKey } from "./api.js";
+import { DirectUploadError } from "./js/src/index.js";
+import { connect, downloadLink, explain, formatBytes, loadConfig, uploadIdFromKey } from "./page.js";
 
 const MiB = 1024 * 1024;
 // Uppy decides multipart on the client: the page follows each profile's own plan from GET /profiles
@@ -9,31 +10,32 @@ const DEFAULT_PART_SIZE = 16 * MiB;
 
 const $ = (id) => document.getElementById(id);
 const rows = new Map(); // Uppy file id -> <tr>
-let api = null;
+let client = null; // @directupload/client, for the profiles and following each upload
 
 async function main() {
   const config = await loadConfig();
-  api = new Api(config);
+  const { client: connected, session } = connect(config);
+  client = connected;
   $("api-info").textContent = `API ${config.apiBaseUrl} · stage ${config.stage} · auth ${config.auth}`;
 
   const UppyLib = window.Uppy;
   if (!UppyLib || !UppyLib.AwsS3) {
     showError(
-      new ApiError(0, "Uppy is not installed", "client-demo/node_modules/uppy is missing: run `make demo-deps`."),
+      new DirectUploadError(0, "Uppy is not installed", "client-demo/node_modules/uppy is missing: run `make demo-deps`."),
     );
     document.body.dataset.ready = "error";
     return;
   }
 
-  const problems = watchCompanionRequests(config.apiBaseUrl, () => api.token);
+  const problems = watchCompanionRequests(config.apiBaseUrl, () => session.token);
   try {
-    if (await api.signIn()) $("api-info").textContent += ` · signed in as ${api.user}`;
+    if (await session.signIn()) $("api-info").textContent += ` · signed in as ${session.user}`;
   } catch (error) {
     showError(error);
   }
 
   const select = $("profile");
-  const profiles = new Map((await api.profiles()).map((profile) => [profile.name, profile]));
+  const profiles = new Map((await client.profiles()).map((profile) => [profile.name, profile]));
   const names = [...profiles.keys()];
   const preferred = names.includes("file") ? "file" : names[0];
   select.replaceChildren(...names.map((name) => new Option(name, name, name === preferred, name === preferred)));
@@ -105,7 +107,7 @@ async function main() {
       statusKey: "FAILED",
       details: problem ? `${problem.title}: ${problem.detail}` : error.message,
     });
-    if (problem) showError(new ApiError(problem.status, problem.title, problem.detail));
+    if (problem) showError(new DirectUploadError(problem.status, problem.title, problem.detail));
   });
   uppy.on("complete", (result) => {
     $("status").textContent =
@@ -117,10 +119,10 @@ async function main() {
 /** Poll the upload's status until it is final and show what processing found; once processed, link the file. */
 async function follow(file, uploadId) {
   try {
-    const view = await api.waitForFinal(uploadId, (update_) => update(file, viewFields(update_)));
+    const view = await client.waitForOutcome(uploadId, { onUpdate: (update_) => update(file, viewFields(update_)) });
     update(file, viewFields(view));
     if (view.status === "PROCESSED") {
-      row(file).querySelector(".file-link").replaceChildren(downloadLink(api, view, showError));
+      row(file).querySelector(".file-link").replaceChildren(downloadLink(client, view, showError));
     }
     $("status").textContent = `${file.name}: ${view.status}`;
   } catch (error) {
@@ -220,8 +222,9 @@ function setAbbreviated(cell, value, name) {
 }
 
 function showError(error) {
-  $("error-title").textContent = error instanceof ApiError ? error.title : "Something went wrong";
-  $("error-detail").textContent = error instanceof ApiError ? error.detail : String(error?.message || error);
+  const { title, detail } = explain(error);
+  $("error-title").textContent = title;
+  $("error-detail").textContent = detail;
   $("error").hidden = false;
 }
 

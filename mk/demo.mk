@@ -4,11 +4,26 @@
 # `make clean` removing node_modules both bring the install back).
 DEMO_DIR := client-demo
 DEMO_STAMP := $(DEMO_DIR)/node_modules/.demo-deps-stamp
+# The JavaScript client (@directupload/client): plain ESM the pages import as is; its dev tools
+# (openapi-typescript for the wire types, tsc for the type check) come from its own lockfile.
+JS_DIR := $(DEMO_DIR)/js
+JS_STAMP := $(JS_DIR)/node_modules/.js-deps-stamp
 
-.PHONY: demo-deps
+.PHONY: demo-deps js-wire
 
-demo-deps: $(DEMO_STAMP) ## install the demo pages' npm packages (Uppy) from the lockfile
+demo-deps: $(DEMO_STAMP) $(JS_STAMP) ## install the demo pages' and the JS client's npm packages from their lockfiles
 	@:
+
+js-wire: setup $(JS_STAMP) ## regenerate client-demo/js/src/wire.d.ts from the API's OpenAPI document
+	@set -o pipefail; $(BIN)/python scripts/openapi.py | (cd $(JS_DIR) && node_modules/.bin/openapi-typescript -o src/wire.d.ts)
+
+$(JS_STAMP): $(JS_DIR)/package-lock.json $(JS_DIR)/package.json
+	@log=$$(mktemp); \
+	if ! (cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error) >"$$log" 2>&1; then \
+		cat "$$log" >&2; rm -f "$$log"; echo "npm ci in $(JS_DIR)/ failed" >&2; exit 1; \
+	fi; \
+	rm -f "$$log"
+	@touch $@
 
 $(DEMO_STAMP): $(DEMO_DIR)/package-lock.json $(DEMO_DIR)/package.json
 	@if ! command -v npm >/dev/null 2>&1; then \

@@ -230,10 +230,10 @@ def delete_upload(upload_id: UploadId) -> Response[UploadView]:
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:
-    return Response(200, content_type="application/json", body=_openapi_document())
+    return Response(200, content_type="application/json", body=openapi_document())
 
 
-def _openapi_document() -> str:
+def openapi_document() -> str:
     return app.get_openapi_json_schema(
         title="directupload",
         version="1.0.0",

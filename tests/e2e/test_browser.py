@@ -202,8 +202,12 @@ def test_plain_page_uploads_a_png_and_shows_what_processing_found(
 ) -> None:
     # Given a real PNG
     data = png(64, 48)
+    modules: list[str] = []
+    page.on("request", lambda r: modules.append(r.url.removeprefix(local_stack.url)) if r.url.endswith(".js") else None)
     open_plain_page(page, local_stack)
     assert local_stack.url in page.inner_text("#api-info"), "the page must find the API through config.json"
+    # the page speaks the API through the client package (client-demo/js), as served, no bundle
+    assert "/js/src/index.js" in modules and "/js/src/multipart.js" in modules, modules
 
     # When a person uploads it as an avatar
     upload_on_plain_page(page, on_disk(tmp_path, "cat.png", data), "avatar")
