@@ -21,7 +21,7 @@ import { NetworkFailure, abortReason, sendWithFetch, sendWithXhr, sleep, throwIf
  * status the API adds later ends the wait instead of running into the timeout).
  * @type {ReadonlySet<string>}
  */
-export const TRANSIENT_STATUSES = new Set(["PENDING", "UPLOADED", "DELETING"]);
+export const TRANSIENT_STATUSES = new Set(["PENDING", "UPLOADED", "SCANNING", "DELETING"]);
 
 /** @param {string | undefined} status */
 export function isFinal(status) {

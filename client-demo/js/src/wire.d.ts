@@ -421,7 +421,7 @@ export interface components {
          * Status
          * @enum {string}
          */
-        Status: "PENDING" | "UPLOADED" | "PROCESSED" | "REJECTED" | "FAILED" | "EXPIRED" | "CANCELLED" | "DELETING" | "DELETED";
+        Status: "PENDING" | "UPLOADED" | "SCANNING" | "PROCESSED" | "REJECTED" | "FAILED" | "EXPIRED" | "CANCELLED" | "DELETING" | "DELETED";
         /** StoredPartView */
         StoredPartView: {
             /** Partnumber */
@@ -442,6 +442,8 @@ export interface components {
             code: string;
             /** Message */
             message: string;
+            /** Threats */
+            threats?: string[] | null;
         };
         /**
          * UploadPage

@@ -277,7 +277,7 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
         if refusal.status != 409:
             raise
         record = api.get(upload_id)
-        if record["status"] not in ("UPLOADED", *PROCESSING_OUTCOMES):
+        if record["status"] not in ("UPLOADED", "SCANNING", *PROCESSING_OUTCOMES):
             raise
         # an earlier complete went through and its reply was lost: nothing left to do
 
