@@ -160,10 +160,12 @@ class ProfileView(Wire):
     multipart_threshold: int | None = None  # uploads of at least this many bytes go multipart
     part_size: int | None = None
     url_ttl_seconds: int
+    part_url_ttl_seconds: int | None = None  # multipart part URLs; absent: url_ttl_seconds
     download_ttl_seconds: int
     retain_days: int | None = None
     allow_active_content: bool
     steps: list[str]
+    scan: Literal["required", "off"] = "required"  # malware scan before PROCESSED
 
 
 class ProfileList(Wire):

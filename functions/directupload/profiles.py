@@ -42,6 +42,10 @@ class Profile(BaseModel):
     max_size: Annotated[int, Field(gt=0, le=S3_MAX_OBJECT)]
     min_size: Annotated[int, Field(ge=1)] = 1
     url_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
+    # Lifetime of a multipart part URL; None: url_ttl_seconds. Longer suits mobile apps that send
+    # parts in the background and may be suspended for hours (they re-sign on resume anyway). A
+    # URL signed with the function's temporary credentials lives at most as long as they do.
+    part_url_ttl_seconds: Annotated[int | None, Field(ge=60, le=21600)] = None
     steps: tuple[str, ...] = ("verify",)
     # Uploads of at least this many bytes go multipart; None: never.
     multipart_threshold: Annotated[int | None, Field(ge=S3_MIN_PART)] = None
@@ -81,6 +85,10 @@ class Profile(BaseModel):
             if pattern in ACTIVE_TYPES and not self.allow_active_content:
                 raise ValueError(f"{pattern} is active content (it runs script): set allowActiveContent to accept it")
         return self
+
+    @property
+    def part_url_lifetime(self) -> int:
+        return self.part_url_ttl_seconds or self.url_ttl_seconds
 
     def allows(self, content_type: str) -> bool:
         if content_type in ACTIVE_TYPES and not self.allow_active_content:

@@ -350,7 +350,7 @@ class UploadService:
         profile = self.profile(record.profile)
         if record.part_count is None:
             self._within_ceiling(record)
-        expires_at = self.clock() + timedelta(seconds=profile.url_ttl_seconds)
+        expires_at = self.clock() + timedelta(seconds=profile.part_url_lifetime)
         return [
             SignedPart(
                 part_number=n,
@@ -360,7 +360,7 @@ class UploadService:
                     key=record.key,
                     s3_upload_id=record.s3_upload_id,
                     part_number=n,
-                    expires_in=profile.url_ttl_seconds,
+                    expires_in=profile.part_url_lifetime,
                     content_length=self._planned_length(record, n),
                 ),
                 expires_at=expires_at,

@@ -144,10 +144,12 @@ def list_profiles() -> Response[ProfileList]:
             multipart_threshold=p.multipart_threshold,
             part_size=p.part_size if p.multipart_threshold is not None else None,
             url_ttl_seconds=p.url_ttl_seconds,
+            part_url_ttl_seconds=p.part_url_lifetime if p.multipart_threshold is not None else None,
             download_ttl_seconds=p.download_ttl_seconds,
             retain_days=p.retain_days,
             allow_active_content=p.allow_active_content,
             steps=list(p.steps),
+            scan=p.scan,
         )
         for p in wiring.upload_service().profiles.values()
     ]

@@ -48,8 +48,45 @@ def test_a_deployments_own_profiles_are_what_it_lists(aws: Any, monkeypatch: pyt
             "retainDays": 7,
             "allowActiveContent": False,
             "steps": ["verify"],
+            "scan": "required",
         }
     ]
+
+
+def test_a_profile_for_mobile_apps_signs_part_urls_that_outlive_a_suspended_app(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from directupload import wiring
+
+    mine = {
+        "phone-video": {
+            "contentTypes": ["video/mp4"],
+            "maxSize": 1024**3,
+            "multipartThreshold": 5 * 1024**2,
+            "partSize": 5 * 1024**2,
+            "urlTtlSeconds": 900,
+            "partUrlTtlSeconds": 4 * 3600,
+            "scan": "off",
+        }
+    }
+    monkeypatch.setenv("PROFILES_JSON", json.dumps(mine))
+    wiring.reset()
+    api = Api()
+
+    [view] = api.call("GET", "/profiles")[1]["profiles"]
+    assert (view["urlTtlSeconds"], view["partUrlTtlSeconds"], view["scan"]) == (900, 4 * 3600, "off")
+    status, issued, _ = api.call(
+        "POST",
+        "/uploads",
+        {"profile": "phone-video", "filename": "clip.mp4", "contentType": "video/mp4", "size": 12 * 1024**2},
+    )
+    assert status == 201, issued
+    status, signed, _ = api.call("POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1, 2, 3]})
+    assert status == 200, signed
+    for part in signed["parts"]:
+        assert parse_qs(urlsplit(part["url"]).query)["X-Amz-Expires"] == [str(4 * 3600)]
 
 
 def test_profiles_need_no_token_and_are_in_the_openapi_document(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:

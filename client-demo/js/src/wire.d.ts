@@ -387,6 +387,8 @@ export interface components {
             partSize?: number | null;
             /** Urlttlseconds */
             urlTtlSeconds: number;
+            /** Parturlttlseconds */
+            partUrlTtlSeconds?: number | null;
             /** Downloadttlseconds */
             downloadTtlSeconds: number;
             /** Retaindays */
@@ -395,6 +397,12 @@ export interface components {
             allowActiveContent: boolean;
             /** Steps */
             steps: string[];
+            /**
+             * Scan
+             * @default required
+             * @enum {string}
+             */
+            scan: "required" | "off";
         };
         /** SignedPartUrl */
         SignedPartUrl: {
