@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import threading
+from collections.abc import Callable
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 
@@ -32,3 +36,27 @@ def receiver_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+Answer = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
+
+
+def serve(answer: Answer) -> ThreadingHTTPServer:
+    """A real HTTP receiver on a free port: each POST's headers and body, answered by ``answer``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            status, reply = answer(dict(self.headers.items()), body)
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd

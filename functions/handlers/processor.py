@@ -21,13 +21,13 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
 from directupload import aws, keys, wiring
 from directupload.config import get_settings
 from directupload.observability import logger, metrics, tracer
 from directupload.processing import idempotency
 from directupload.processing.pipeline import AwaitingScanError, ObjectRef, Processor, ScanVerdict
+from directupload.queues import back_off
 
 get_settings()  # validate the configuration at cold start
 
@@ -171,20 +171,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                 back_off(record, retry_in)
                 raise
             logger.info("notification handled", outcome=outcome)
-
-
-def back_off(record: SQSRecord, seconds: int) -> None:
-    """Make a failed message visible again in ``seconds`` (best effort: if this fails, SQS
-    retries it after the queue's visibility timeout instead)."""
-    _, _, _, region, account, name = record.event_source_arn.split(":", 5)
-    try:
-        aws.client("sqs").change_message_visibility(
-            QueueUrl=f"https://sqs.{region}.amazonaws.com/{account}/{name}",
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=seconds,
-        )
-    except (ClientError, BotoCoreError) as exc:
-        logger.warning("could not set the retry backoff", error=str(exc)[:300])
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -16,10 +16,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
-from directupload import aws, wiring
+from directupload import wiring
 from directupload.observability import logger, metrics, tracer
+from directupload.queues import back_off
 from directupload.webhooks import DeliveryFailedError, DeliveryRefusedError, retry_delay
 
 wiring.webhook_settings()  # validate the configuration at cold start
@@ -57,20 +57,6 @@ def record_handler(record: SQSRecord) -> None:
             detail_type=delivery.detail_type,
             status=delivery.status,
         )
-
-
-def back_off(record: SQSRecord, seconds: int) -> None:
-    """Make a failed message visible again in ``seconds`` (best effort: if this fails, SQS
-    retries it after the queue's visibility timeout instead)."""
-    _, _, _, region, account, name = record.event_source_arn.split(":", 5)
-    try:
-        aws.client("sqs").change_message_visibility(
-            QueueUrl=f"https://sqs.{region}.amazonaws.com/{account}/{name}",
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=seconds,
-        )
-    except (ClientError, BotoCoreError) as exc:
-        logger.warning("could not set the retry backoff", error=str(exc)[:300])
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

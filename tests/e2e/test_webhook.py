@@ -4,13 +4,12 @@ to the sample receiver (client-demo/webhook_receiver.py) over real HTTP."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from standardwebhooks import Webhook
 from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.e2e.test_local_stack import png
 from tests.webhooks import receiver_module
+from tests.webhooks import serve as serve_http
 
 
 @dataclass
@@ -55,22 +55,7 @@ class FlakyReceiver:
 
 
 def serve(door: FlakyReceiver) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            status, reply = door.answer({k.lower(): v for k, v in self.headers.items()}, body)
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
+    return serve_http(lambda headers, body: door.answer({k.lower(): v for k, v in headers.items()}, body))
 
 
 @dataclass

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import secrets
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tests.conftest import aws_client
 from tests.lambda_context import context
 from tests.webhooks import bus_event as event
 from tests.webhooks import receiver_module
+from tests.webhooks import serve as serve_http
 
 
 @dataclass
@@ -34,26 +34,15 @@ class FrontDoor:
 
 
 def serve(door: FrontDoor) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            if door.status is not None:
-                status, reply = door.status, {"error": "told to"}
-            else:
-                status, reply = door.receiver.receive(dict(self.headers.items()), body)
-            door.attempts.append((self.headers.get("webhook-id", ""), int(status)))
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        if door.status is not None:
+            status, reply = door.status, {"error": "told to"}
+        else:
+            status, reply = door.receiver.receive(headers, body)
+        door.attempts.append(({k.lower(): v for k, v in headers.items()}.get("webhook-id", ""), int(status)))
+        return status, reply
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
+    return serve_http(answer)
 
 
 @dataclass
