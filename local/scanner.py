@@ -146,6 +146,8 @@ class Scanner(threading.Thread):
             try:
                 reply = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
                 for message in reply.get("Messages", []):
+                    if self.down:  # went down while waiting: the message comes back later
+                        break
                     self.handle(json.loads(message["Body"]))
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             except Exception as exc:  # noqa: BLE001 - the scanner outlives any one failure, as GuardDuty does
