@@ -119,15 +119,16 @@ class Scanner(threading.Thread):
         region: str,
         switch: Path | None = None,
         duplicate_rate: float = 0.0,
+        name: str = "scanner",
     ) -> None:
-        super().__init__(name="scanner", daemon=True)
+        super().__init__(name=name, daemon=True)
         self.sqs, self.s3, self.events = sqs, s3, events
         self.queue_url = queue_url
         self.region = region
         self.switch = switch
         # EventBridge delivers at least once: with LOCAL_DUPLICATE_RATE, some verdicts go out twice
         self.duplicate_rate = duplicate_rate
-        self._random = random.Random(20261201)
+        self._random = random.Random(f"{name}-20261201")
         self.stopping = threading.Event()
         self.scanned = 0
 

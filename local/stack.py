@@ -41,6 +41,7 @@ from local.scanner import Scanner
 from local.template import LocalTemplate, load
 
 REGION = "us-east-1"
+SCANNERS = 3  # local malware scanner threads
 # moto accepts any credentials; these are placeholders, not secrets.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -189,18 +190,21 @@ class LocalStack:
         self.threads = [tap, StreamPoller(_client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
         if self.resources.scan_requests_queue_url:
             # GuardDuty Malware Protection's part: ClamAV scans every staging object (local/scanner.py)
+            # (several at once, as GuardDuty scans many objects in parallel)
             switch = os.environ.get("LOCAL_SCANNER_SWITCH")
-            self.threads.append(
+            self.threads += [
                 Scanner(
-                    clients["sqs"],
-                    clients["s3"],
-                    clients["events"],
+                    _client("sqs"),
+                    _client("s3"),
+                    _client("events"),
                     self.resources.scan_requests_queue_url,
                     REGION,
                     switch=Path(switch) if switch else None,
                     duplicate_rate=float(os.environ.get("LOCAL_DUPLICATE_RATE") or 0),
+                    name=f"scanner-{n}",
                 )
-            )
+                for n in range(SCANNERS)
+            ]
         for thread in self.threads:
             thread.start()
 

@@ -35,8 +35,9 @@ USERS = 20  # each with its own pending-upload quota (20 by default)
 PLAIN, IMAGES, CORRUPT, POISON = 160, 25, 5, 10  # 200 uploads
 FAULT_RATE = 0.03  # share of the processor's S3 / UploadsTable / EventBridge calls throttled
 DUPLICATE_RATE = 0.2  # share of notifications (and of malware scan verdicts) delivered twice
-# the file profile's scan timeout here: long enough for the scanner's backlog on a loaded machine
-SCAN_TIMEOUT = 45
+# the file profile's scan timeout here: long enough for the scanners' backlog on a loaded machine
+# (a verdict later than this rejects the upload, as it should: fail closed)
+SCAN_TIMEOUT = 75
 TERMINAL = {"PROCESSED", "REJECTED"}
 TERMINAL_EVENTS = {"Upload Processed", "Upload Rejected"}
 
