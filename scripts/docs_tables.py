@@ -1,10 +1,11 @@
-"""The docs' tables that restate template.yaml, the built-in profiles or the benchmark results.
+"""The docs' tables that restate template.yaml, the built-in profiles, the benchmark results or the cost model.
 
     .venv/bin/python scripts/docs_tables.py           # (re)write docs/generated/*.md (make docs-tables)
     .venv/bin/python scripts/docs_tables.py --check   # exit 1 if a committed table is stale
 
 Each table is rendered from its source, never copied by hand: the template's Parameters and
-alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, bench/results.json.
+alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, bench/results.json,
+and `make cost`'s table (bench/cost_model.py, which reads the template and the profiles).
 The pages include them with pymdownx.snippets (``--8<-- "docs/generated/....md"``), and
 tests/unit/test_docs.py fails when a committed copy differs from what this renders now.
 """
@@ -23,6 +24,7 @@ for _path in (ROOT, ROOT / "functions"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from bench.cost_model import report as cost_report  # noqa: E402
 from bench.figures import fmt  # noqa: E402
 from directupload.profiles import BUILTIN_PROFILES, GiB, MiB, Profile  # noqa: E402
 from local.cfn import load_template  # noqa: E402
@@ -174,6 +176,7 @@ def render() -> dict[Path, str]:
         "alarms.md": ("template.yaml (AWS::CloudWatch::Alarm resources)", lambda: alarms(template)),
         "profiles.md": ("directupload.profiles.BUILTIN_PROFILES", lambda: profiles(BUILTIN_PROFILES)),
         "performance.md": ("bench/results.json", lambda: performance(json.loads(RESULTS.read_text()))),
+        "costs.md": ("bench/cost_model.py (make cost)", lambda: cost_report().rstrip("\n") + "\n"),
     }
     return {GENERATED / name: HEADER.format(source=source) + build() for name, (source, build) in sources.items()}
 
