@@ -3,7 +3,7 @@
 Every figure is a ratio against a baseline measured in the same run, interleaved with
 it (baseline, subject, subject, baseline, ...), reported as the median of the repeats
 with their min and max: the machine is shared, so absolute timings drift while the
-ratios hold. See the README's Performance section for what each figure means.
+ratios hold. See docs/performance.md for what each figure means.
 """
 
 import sys

@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--only SUITE,...] [--output FILE]`: run the performance suite,
-print the table, write bench/results.json. See the README's Performance section."""
+print the table, write bench/results.json. See docs/performance.md."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def fmt(value: float, unit: str) -> str:
 
 
 def table(figures: Sequence[Figure]) -> str:
-    """The results as a markdown table (what `make bench` prints and the README's Performance section holds)."""
+    """The results as a markdown table (what `make bench` prints and docs/performance.md holds, generated)."""
     rows = [
         "| figure | value | baseline | ratio (min-max) | target | result | n |",
         "|---|---:|---:|---:|---|---|---:|",

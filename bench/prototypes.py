@@ -1,4 +1,4 @@
-"""A proposed product change, built here only to measure what it would buy (the README's Performance section).
+"""A proposed product change, built here only to measure what it would buy (docs/performance.md).
 
 Nothing in functions/ imports this.
 

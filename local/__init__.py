@@ -1,4 +1,4 @@
-"""The local stack: the very same handlers on this machine, with moto as AWS. See README."""
+"""The local stack: the very same handlers on this machine, with moto as AWS. See docs/development.md."""
 
 import sys
 from pathlib import Path

@@ -39,7 +39,7 @@ always holds on a Deny, so the Deny applies (the denial says so).
 An allowed GET or HEAD of an object that moto answers with 404 becomes 403 AccessDenied unless the
 role may ``s3:ListBucket`` the bucket with ``s3:prefix`` the key, as S3 answers.
 
-What it does not do (also in the README): it does not verify signatures (the access key alone
+What it does not do (also in docs/development.md): it does not verify signatures (the access key alone
 names the principal), credentials do not expire, loopback HTTP counts as TLS
 (``aws:SecureTransport`` is true), only the actions of the services the product uses are mapped
 (S3, DynamoDB, SQS, EventBridge, Secrets Manager, STS; an unmapped request of a role is checked

@@ -1,5 +1,5 @@
 # Performance: `make bench` (a few minutes), `make bench-quick` (a smoke run), `make cost`.
-# Included by the root Makefile (`-include mk/*.mk`). The README's Performance section explains the figures.
+# Included by the root Makefile (`-include mk/*.mk`). docs/performance.md explains the figures.
 
 .PHONY: bench bench-quick cost
 

@@ -5,7 +5,7 @@ points the very same code at its emulator without a line of code changing here.
 
 Every client comes from one boto3 session: a session loads and parses botocore's data
 files (endpoints, partitions, service models) once for all its clients, where a session per
-client parsed them again for each, which a cold start paid (the README's Performance section).
+client parsed them again for each, which a cold start paid (docs/performance.md).
 """
 
 from __future__ import annotations

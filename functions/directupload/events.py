@@ -1,6 +1,6 @@
 """EventBus adapter: the events downstream consumers subscribe to.
 
-Contract (README "Events for consumers", schemas/*.schema.json): per upload at most one
+Contract (docs/processing.md "Events for consumers", schemas/*.schema.json): per upload at most one
 ``Upload Failed`` (its notification ran out of retries and waits in the dead-letter queue)
 and at most one terminal event, ``Upload Processed`` or ``Upload Rejected``, which may
 follow an ``Upload Failed`` once the message is redriven.

@@ -116,7 +116,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             max_size=5 * MiB,
             url_ttl_seconds=300,
             steps=("verify", "image"),
-            scan="off",  # decoded by the image step and served with its sniffed type; see README
+            scan="off",  # decoded by the image step and served with its sniffed type; see docs/profiles.md
         ),
         Profile(
             name="document",
@@ -149,7 +149,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             multipart_threshold=16 * MiB,
             part_size=16 * MiB,
             url_ttl_seconds=900,
-            scan="off",  # GBs per file: a scan per GB is the largest cost line; see README
+            scan="off",  # GBs per file: a scan per GB is the largest cost line; see docs/profiles.md
         ),
     )
 }

@@ -14,7 +14,7 @@ accepted and not needed: the owner-checked upload id names the upload, and the s
 
 Uppy's file meta arrives as ``metadata``: ``profile`` picks the profile (default ``file``), ``size``
 declares the size (Uppy sends no size of its own in companion mode: the page sets this meta, see
-README, "Uppy and the size"), Uppy's own fields (name, type, relativePath) are not stored, the rest is the
+docs/clients.md, "Uppy and the size"), Uppy's own fields (name, type, relativePath) are not stored, the rest is the
 upload's metadata under the usual rules.
 """
 

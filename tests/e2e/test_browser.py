@@ -543,7 +543,7 @@ def test_stock_uppy_with_only_the_profile_uploads_a_small_image_and_a_video_to_p
     page: Any, local_stack: Stack, tmp_path: Path
 ) -> None:
     require_uppy_bundle()
-    # Given the README's page: stock Uppy 6, companionEndpoint, no meta but the profile
+    # Given the page in docs/clients.md (Uppy): stock Uppy 6, companionEndpoint, no meta but the profile
     files = [("avatar", "tiny.png", png(12, 9)), ("video", "clip.mp4", mp4(300 * 1024))]
     for profile, name, data in files:
         page.goto(f"{local_stack.url}/uppy-minimal.html?profile={profile}")

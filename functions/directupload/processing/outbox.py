@@ -9,7 +9,7 @@ disposes of the object) instead of treating the notification as a duplicate.
 
 The one remaining window: the event went out but removing the marker failed and the
 processor later runs again for the same upload. Removal is retried; see
-the README ("Exactly one outcome, and one event, per upload").
+docs/processing.md ("Exactly one outcome, and one event, per upload").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ ends REJECTED at once) and anything else for a failure worth retrying.
 
 Adding a step: a module in this package with a ``run(obj) -> StepResult`` function, an
 entry in ``registry()`` and its name in ``STEP_NAMES`` (profiles validate their step
-lists against it at cold start). The README ("Adding a step") walks through an example.
+lists against it at cold start). docs/processing.md ("Adding a step") walks through an example.
 """
 
 from __future__ import annotations
