@@ -14,6 +14,11 @@
   moto's backend has no lock, so two threads of its server can both pass a condition (the quota's
   "fewer than N pending" let a fourth of three through under load). Item writes are serialised.
 
+- A POST upload writes a new object, with only the tags its form gives (none here): moto keeps
+  the tags of the object it replaced, so bytes re-sent with a presigned POST would carry the
+  malware scanner's verdict on the bytes before them. The processor relies on S3's behaviour
+  (the tag travels with exactly the bytes it was given for); the emulator clears them.
+
 - Bucket policies: moto evaluates a bucket's policy on object requests with its own evaluator,
   which treats any condition it cannot see (``aws:SecureTransport``) as an explicit deny, so the
   template's TLS-only statement would refuse every request. moto's check is switched off; the
@@ -24,6 +29,7 @@ Applied by the emulator process (local/emulator.py) and by the tests' in-process
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 _APPLIED = False
@@ -88,6 +94,21 @@ def apply() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+
+    post_original = S3Response._bucket_response_post
+
+    def bucket_response_post(self: S3Response, request: Any, bucket_name: str) -> Any:
+        reply = post_original(self, request, bucket_name)
+        key_name = (getattr(self, "querystring", {}) or {}).get("key", [None])[0]
+        status = reply[0] if isinstance(reply, tuple) else 200
+        if key_name and 200 <= int(status) < 300 and "tagging" not in self.querystring:
+            with contextlib.suppress(Exception):
+                key = self.backend.get_object(bucket_name, key_name.replace("${filename}", ""))
+                if key is not None:
+                    self.backend.tagger.delete_all_tags_for_resource(key.arn)
+        return reply
+
+    S3Response._bucket_response_post = bucket_response_post  # type: ignore[method-assign]
 
     from moto.iam.access_control import PermissionResult
     from moto.s3.models import FakeBucket

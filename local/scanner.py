@@ -64,7 +64,15 @@ def clamscan(path: Path, max_bytes: int = MAX_SCAN_BYTES) -> Verdict:
     if path.stat().st_size > max_bytes:
         return Verdict("UNSUPPORTED")
     limit = f"--max-filesize={max_bytes}"
-    command = [binary, "--stdout", "--no-summary", "--alert-exceeds-max", limit, f"--max-scansize={max_bytes}"]
+    command = [
+        binary,
+        "--stdout",
+        "--no-summary",
+        "--alert-exceeds-max",  # over a limit: reported, never "OK"
+        "--alert-encrypted=yes",  # a password-protected archive cannot be scanned: reported, never "OK"
+        limit,
+        f"--max-scansize={max_bytes}",
+    ]
     for database in databases():
         command.append(f"--database={database}")
     try:
@@ -77,9 +85,10 @@ def clamscan(path: Path, max_bytes: int = MAX_SCAN_BYTES) -> Verdict:
         return Verdict("NO_THREATS_FOUND")
     found = tuple(r.removesuffix(" FOUND") for r in results if r.endswith(" FOUND"))
     if done.returncode == 1 and found:
-        if all(name.startswith("Heuristics.Limits.Exceeded") for name in found):
-            return Verdict("UNSUPPORTED")  # over a limit: not scanned, so never clean
-        return Verdict("THREATS_FOUND", tuple(n for n in found if not n.startswith("Heuristics.Limits")))
+        unscannable = ("Heuristics.Limits.Exceeded", "Heuristics.Encrypted")
+        if all(name.startswith(unscannable) for name in found):
+            return Verdict("UNSUPPORTED")  # over a limit or encrypted: not scanned, so never clean
+        return Verdict("THREATS_FOUND", tuple(n for n in found if not n.startswith(unscannable)))
     return Verdict("FAILED")
 
 
@@ -179,12 +188,16 @@ class Scanner(threading.Thread):
         with tempfile.TemporaryDirectory(prefix="scan-") as folder:
             path = Path(folder) / uuid.uuid4().hex
             try:
-                body = self.s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+                reply = self.s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)
             except self.s3.exceptions.ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code in ("NoSuchKey", "404", "PreconditionFailed", "412"):
                     return None
                 return Verdict("ACCESS_DENIED" if code in ("AccessDenied", "403") else "FAILED")
+            body = reply["Body"]
+            if int(reply.get("ContentLength") or 0) > MAX_SCAN_BYTES:
+                body.close()
+                return Verdict("UNSUPPORTED")  # not downloaded at all: over what the scanner takes
             with path.open("wb") as out:
                 for chunk in iter(lambda: body.read(1024 * 1024), b""):
                     out.write(chunk)

@@ -223,6 +223,7 @@ class UploadRecord(BaseModel):
     outcome_of: str | None = None
     # SCANNING: the staging version waiting for a verdict, and when the wait ends (scan-timeout)
     scan_deadline: datetime | None = None
+    scan_etag: str | None = None  # the staging version the deadline is for
 
     @property
     def is_multipart(self) -> bool:

@@ -83,6 +83,11 @@ class Storage:
         self.single_copy_limit = single_copy_limit  # above it, copies are made in parts
 
     # reading
+    def tag(self, key: str, name: str) -> str | None:
+        """The value of the object's tag ``name`` (None when it has none)."""
+        reply = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        return next((t["Value"] for t in reply.get("TagSet", []) if t.get("Key") == name), None)
+
     def head(self, key: str) -> ObjectHead | None:
         try:
             reply = self.client.head_object(Bucket=self.bucket, Key=key)

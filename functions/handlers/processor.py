@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from directupload import aws, keys, wiring
 from directupload.config import get_settings
@@ -74,7 +75,7 @@ def object_refs(body: str) -> list[ObjectRef]:
     if message.get("Event") == "s3:TestEvent":
         return []
     if message.get("detail-type") == SCAN_RESULT and message.get("source") == "aws.guardduty":
-        return scan_verdict_refs(message.get("detail") or {})
+        return scan_verdict_refs(message.get("detail") or {}, message.get("id"))
     if message.get("type") == SCAN_DEADLINE:
         return [ObjectRef(bucket=message["bucket"], key=message["key"], etag=message["etag"], deadline_check=True)]
     refs = []
@@ -111,7 +112,7 @@ def schedule_scan_deadline(ref: ObjectRef, seconds: int) -> None:
     )
 
 
-def scan_verdict_refs(detail: dict[str, Any]) -> list[ObjectRef]:
+def scan_verdict_refs(detail: dict[str, Any], event_id: str | None = None) -> list[ObjectRef]:
     obj = detail.get("s3ObjectDetails") or {}
     result = detail.get("scanResultDetails") or {}
     etag = str(obj.get("eTag") or "").strip('"')
@@ -128,7 +129,7 @@ def scan_verdict_refs(detail: dict[str, Any]) -> list[ObjectRef]:
             key=str(obj["objectKey"]),
             etag=etag,
             version_id=obj.get("versionId"),
-            verdict=ScanVerdict(status=status, threats=threats),
+            verdict=ScanVerdict(status=status, threats=threats, event_id=str(event_id) if event_id else None),
         )
     ]
 
@@ -152,9 +153,14 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                 outcome = process_once()(ref=ref)
             except AwaitingScanError as waiting:
                 # not a failure: the verdict comes as a message of its own; the deadline check
-                # comes back on its own too, so this message is done
+                # comes back on its own too, so this message is done once that check is scheduled
                 if waiting.check_in is not None:
-                    schedule_scan_deadline(ref, waiting.check_in)
+                    try:
+                        schedule_scan_deadline(ref, waiting.check_in)
+                    except (ClientError, BotoCoreError):
+                        # the retry finds the upload waiting and schedules the check again
+                        back_off(record, round(BACKOFF_BASE * random.uniform(0.8, 1.2)))
+                        raise
                 logger.info("awaiting the malware scan's verdict", check_in=waiting.check_in)
                 continue
             except Exception as exc:

@@ -125,7 +125,9 @@ def test_bucket_notifies_the_ingest_queue_of_objects_under_incoming(dev: dict[st
     assert queue_config["Queue"] == get_att("IngestQueue", "Arn")
     assert queue_config["Event"].startswith("s3:ObjectCreated:")
     assert queue_config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
-    assert set(notification) == {"QueueConfigurations"}
+    assert set(notification) == {"QueueConfigurations", "EventBridgeConfiguration"}
+    # kept on, as GuardDuty Malware Protection set it (a rewrite would turn it off)
+    assert notification["EventBridgeConfiguration"] == {"EventBridgeEnabled": True}
 
 
 def test_queue_policy_admits_exactly_the_uploads_bucket_without_a_cycle(dev: dict[str, Any]) -> None:

@@ -143,19 +143,26 @@ def awaiting_scan(aws: Any, key: str, etag: str) -> bool:
 
 
 def scan_verdict(
-    aws: Any, key: str, etag: str, status: str | None = None, threats: tuple[str, ...] = ()
+    aws: Any, key: str, etag: str, status: str | None = None, threats: tuple[str, ...] = (), tag: bool = True
 ) -> dict[str, Any]:
     """GuardDuty's scan result event for version ``etag`` of ``key``, as EventBridge delivers it to
     the queue: from a real ClamAV scan of the object (local/scanner.py), or with ``status`` given."""
     import uuid
     from datetime import UTC, datetime
 
-    from local.scanner import Scanner, Verdict, scan_result_event
+    from local.scanner import TAG, Scanner, Verdict, scan_result_event
 
-    verdict = (
-        Verdict(status, threats) if status else Scanner(None, aws.s3, None, "", "us-east-1").scan(aws.bucket, key, etag)
-    )
-    assert verdict is not None, f"{key} ({etag}) is not in the bucket to scan"
+    if status:
+        verdict: Verdict | None = Verdict(status, threats)
+        if tag and current_etag(aws, key) == etag:  # the scanner tags the version it scanned
+            aws.s3.put_object_tagging(Bucket=aws.bucket, Key=key, Tagging={"TagSet": [{"Key": TAG, "Value": status}]})
+    else:
+        verdict = Scanner(None, aws.s3, None, "", "us-east-1").scan(aws.bucket, key, etag)
+        assert verdict is not None, f"{key} ({etag}) is not in the bucket to scan"
+        aws.s3.put_object_tagging(
+            Bucket=aws.bucket, Key=key, Tagging={"TagSet": [{"Key": TAG, "Value": verdict.status}]}
+        )
+    assert verdict is not None
     entry = scan_result_event(aws.bucket, key, etag, verdict, "us-east-1")
     return {
         "version": "0",
@@ -171,12 +178,19 @@ def scan_verdict(
 
 
 def deliver_verdict(
-    aws: Any, key: str, etag: str, status: str | None = None, threats: tuple[str, ...] = (), receive_count: int = 1
+    aws: Any,
+    key: str,
+    etag: str,
+    status: str | None = None,
+    threats: tuple[str, ...] = (),
+    receive_count: int = 1,
+    tag: bool = True,
 ) -> dict[str, Any]:
-    """The processor handling the scanner's verdict on version ``etag`` of ``key``."""
+    """The processor handling the scanner's verdict on version ``etag`` of ``key`` (``tag``: the
+    scanner tagged the object it scanned, as GuardDuty does)."""
     from handlers import processor
 
-    body = scan_verdict(aws, key, etag, status, threats)
+    body = scan_verdict(aws, key, etag, status, threats, tag)
     return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))  # type: ignore[no-any-return]
 
 

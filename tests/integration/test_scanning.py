@@ -238,3 +238,77 @@ def test_the_processor_reads_guardduty_s_scan_result_as_a_verdict_on_one_exact_v
     unnamed = json.loads(json.dumps(GUARDDUTY_EVENT))
     del unnamed["detail"]["s3ObjectDetails"]["eTag"]
     assert object_refs(json.dumps(unnamed)) == []  # a verdict on no exact version vouches for nothing
+
+
+def test_bytes_sharing_the_scanned_bytes_md5_are_not_promoted_on_their_verdict(aws: Any, api: Api) -> None:
+    from tests.conftest import ROOT
+
+    first = (ROOT / "tests" / "corpus" / "md5-collision-a.bin").read_bytes()
+    second = (ROOT / "tests" / "corpus" / "md5-collision-b.bin").read_bytes()
+    issued = issue(api, first, "data.bin", "application/octet-stream")
+    assert post_to_s3(issued, first, "data.bin").status_code == 204
+    etag = current_etag(aws, issued["key"])
+    process(aws, issued["key"], len(first), scan=False)
+    # the scanner scans and tags the first bytes clean; before its verdict is handled, the POST is
+    # sent again with other bytes of the same MD5, so the same ETag (a chosen-prefix collision)
+    aws.s3.put_object_tagging(
+        Bucket=aws.bucket,
+        Key=issued["key"],
+        Tagging={"TagSet": [{"Key": "GuardDutyMalwareScanStatus", "Value": "NO_THREATS_FOUND"}]},
+    )
+    assert post_to_s3(issued, second, "data.bin").status_code == 204
+    assert current_etag(aws, issued["key"]) == etag
+
+    deliver_verdict(aws, issued["key"], etag, status="NO_THREATS_FOUND", tag=False)  # the first bytes' verdict
+
+    assert status_of(api, issued["uploadId"])["status"] != "PROCESSED"
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="files/")["KeyCount"] == 0
+    # the second bytes' own scan decides
+    process(aws, issued["key"], len(second), etag=etag, sequencer="0000000000000002")
+    record = status_of(api, issued["uploadId"])
+    assert record["status"] == "PROCESSED"
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=record["key"])["Body"].read() == second
+
+
+def delayed_checks(aws: Any) -> int:
+    attributes = aws.sqs.get_queue_attributes(
+        QueueUrl=aws.resources.ingest_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_a_newer_version_that_takes_over_a_waiting_upload_gets_a_deadline_of_its_own(aws: Any, api: Api) -> None:
+    from directupload import wiring
+
+    older = b"the first bytes sent\n"
+    issued = send(api, older)
+    first = current_etag(aws, issued["key"])
+    process(aws, issued["key"], len(older), scan=False)
+    checks = delayed_checks(aws)
+    newer = b"THE OTHER BYTES SENT\n"
+    assert post_to_s3(issued, newer).status_code == 204
+    second = current_etag(aws, issued["key"])
+    assert first and second
+    deliver_verdict(aws, issued["key"], first, status="NO_THREATS_FOUND")  # stands down: not these bytes
+
+    process(aws, issued["key"], len(newer), etag=second, sequencer="0000000000000002", scan=False)
+
+    record = wiring.store().get(issued["uploadId"])
+    assert record is not None and record.status.value == "SCANNING" and record.scan_etag == second
+    assert delayed_checks(aws) == checks + 1, "the newer version's deadline check was scheduled"
+
+
+def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, api: Api) -> None:
+    from tests.integration.conftest import fail_calls
+
+    data = b"a check that did not go out at first\n"
+    issued = send(api, data)
+    left = fail_calls("sqs", "SendMessage", 1)
+
+    first = process(aws, issued["key"], len(data), scan=False)
+    assert left == [0] and first["batchItemFailures"], "the notification is retried"
+    assert delayed_checks(aws) == 0
+
+    process(aws, issued["key"], len(data), receive_count=2, scan=False)
+    assert delayed_checks(aws) == 1
+    assert status_of(api, issued["uploadId"])["status"] == "SCANNING"

@@ -49,3 +49,18 @@ def test_required_scans_without_a_scanner_stop_the_functions_at_cold_start(monke
     finally:
         get_settings.cache_clear()
     assert Settings.from_env({**env, "AUTH_MODE": "none"}).malware_scanning == "enabled"
+
+
+def test_a_password_protected_archive_cannot_be_scanned_so_it_is_never_called_clean(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from tests.conftest import ROOT
+
+    plain = io.BytesIO()
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("inside.txt", EICAR)
+    (tmp_path / "plain.zip").write_bytes(plain.getvalue())
+    assert clamscan(tmp_path / "plain.zip").status == "THREATS_FOUND"  # the scanner looks inside archives
+    # the same EICAR file in a zip encrypted with a password (zip -P)
+    assert clamscan(ROOT / "tests" / "corpus" / "eicar-password-protected.zip") == Verdict("UNSUPPORTED")

@@ -30,7 +30,7 @@ from directupload.processing.pipeline import ObjectRef, Outcome, Processor
 # ObjectRef's fields, as powertools serialises the dataclass. S3 puts a sequencer in every
 # notification (moto does not), so the version id and the ETag tell versions apart too; a
 # scanner's verdict on a version is a delivery of its own.
-EVENT_KEY = "[bucket, key, sequencer || version_id, etag, verdict.status, deadline_check]"
+EVENT_KEY = "[bucket, key, sequencer || version_id, etag, verdict.status, verdict.event_id, deadline_check]"
 # Longer than S3 takes to deliver a late duplicate, short enough to keep the table small.
 EXPIRES_AFTER_SECONDS = 24 * 3600
 

@@ -100,6 +100,7 @@ class AwaitingScanError(RuntimeError):
 # GuardDuty Malware Protection's scanResultStatus values (the local scanner reports the same)
 CLEAN = "NO_THREATS_FOUND"
 THREATS = "THREATS_FOUND"
+SCAN_TAG = "GuardDutyMalwareScanStatus"  # the scanner tags each object it scanned with its result
 _SCAN_REJECTIONS = {
     "UNSUPPORTED": (
         "scan-unsupported",
@@ -116,6 +117,9 @@ class ScanVerdict:
 
     status: str  # NO_THREATS_FOUND | THREATS_FOUND | UNSUPPORTED | ACCESS_DENIED | FAILED
     threats: tuple[str, ...] = ()
+    # the scan result event's id: each scan of an object is a verdict of its own, even of bytes
+    # sent again with the same ETag (an unversioned bucket names no version)
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -286,8 +290,14 @@ class Processor:
         elif record.status in TERMINAL:
             if record.pending_event is not None and record.outcome_of == delivery(ref, ref.etag or ""):
                 return self._settle(record, ref)
+            infected = record.status == Status.PROCESSED and ref.verdict is not None and ref.verdict.status == THREATS
+            if infected and str(record.outcome_of or "").endswith(f"/{ref.etag}"):
+                # bytes with the ETag of the processed ones were found infected (an MD5 collision
+                # re-sent in a scan's window): for an operator; the verified copy stays as it is
+                logger.error("a threat was found in bytes with the ETag of a processed upload")
+                metrics.add_metric(name="ThreatsAfterProcessing", unit="Count", value=1)
             logger.info("scan verdict for a final upload: nothing changes", status=record.status.value)
-        elif ref.verdict is None and (record.status != Status.SCANNING or record.claim_etag != ref.etag):
+        elif ref.verdict is None and (record.status != Status.SCANNING or record.scan_etag != ref.etag):
             logger.info("scan deadline of a version no longer waiting: nothing to do")
         else:
             return None
@@ -299,7 +309,8 @@ class Processor:
         or reject (a threat, a scan that failed, no verdict by the deadline)."""
         verdict = ref.verdict
         now = self.clock()
-        waiting = record.status == Status.SCANNING and record.claim_etag == etag
+        # the deadline on the record is this version's (scan_etag), not one a replaced version set
+        waiting = record.status == Status.SCANNING and record.scan_etag == etag and record.scan_deadline is not None
         if verdict is None and ref.deadline_check:  # the deadline check
             deadline = record.scan_deadline
             if not waiting or deadline is None:
@@ -309,16 +320,19 @@ class Processor:
             metrics.add_metric(name="ScanTimeouts", unit="Count", value=1)
             raise Rejected("scan-timeout", "the malware scan gave no verdict in time; the file was not served")
         if verdict is None:  # S3's notification: wait for the verdict
-            if waiting:
-                raise AwaitingScanError(None)  # a duplicate: its deadline check is on its way
+            if waiting and record.scan_deadline is not None:
+                # delivered again (or its first attempt could not schedule the check): check again
+                left = int((record.scan_deadline - now).total_seconds()) + 1
+                raise AwaitingScanError(max(1, left))
             deadline = now + timedelta(seconds=profile.scan_timeout_seconds)
             self.store.transition(
                 record.upload_id,
                 Status.SCANNING,
-                [Status.UPLOADED, Status.FAILED],
+                [Status.UPLOADED, Status.FAILED, Status.SCANNING],  # SCANNING: a newer version waits now
                 now=now,
                 claimed_by=etag,
                 scan_deadline=deadline,
+                scan_etag=etag,
                 claim_until=deadline + CLAIM_LIFETIME,  # the claim outlives the wait
             )
             logger.info("awaiting the malware scan", deadline=deadline.isoformat())
@@ -376,7 +390,18 @@ class Processor:
             content_type=obj.sniffed_type or record.content_type,
             metadata={"upload-id": record.upload_id, "sha256": obj.sha256},
         )
+        if profile.scan == "required" and obj.size <= self.storage.single_copy_limit:
+            self._scanned_copy(keys.file_key(record.key))
         return result, variants
+
+    def _scanned_copy(self, file_key: str) -> None:
+        """The copy carries the scanner's tag of the bytes it copied (CopyObject copies an object and
+        its tags as one): without the clean tag, these bytes were written after the scan that vouched
+        for their ETag (an MD5 collision re-sent in the scan's window), so they are not promoted."""
+        if self.storage.tag(file_key, SCAN_TAG) != CLEAN:
+            self.storage.delete(file_key)
+            metrics.add_metric(name="UnscannedCopies", unit="Count", value=1)
+            raise VersionChanged(f"{file_key}: the copied bytes carry no clean scan of their own")
 
     def _store_derived(self, obj: VerifiedObject, outcome: StepResult, written: list[str]) -> dict[str, Variant]:
         stored = {}
@@ -442,7 +467,7 @@ class Processor:
                 size=result["size"],  # the declared size, or the real one below a ceiling
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
-                remove=["error", "claim_etag", "claim_until", "scan_deadline"],
+                remove=["error", "claim_etag", "claim_until", "scan_deadline", "scan_etag"],
                 outcome_of=delivery(ref, etag),
                 pending_event=events.PROCESSED,  # the outbox marker (outbox.py)
             )
@@ -469,7 +494,7 @@ class Processor:
                 now=self.clock(),
                 claimed_by=etag,
                 error=error.model_dump(exclude_none=True),
-                remove=["claim_etag", "claim_until", "scan_deadline"],
+                remove=["claim_etag", "claim_until", "scan_deadline", "scan_etag"],
                 pending_event=events.REJECTED,  # the outbox marker (outbox.py)
                 outcome_of=delivery(ref, etag),
             )
@@ -546,9 +571,10 @@ class Processor:
         """The outcome write was refused: the upload was deleted meanwhile, or (a claim that
         lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion."""
         fresh = self.store.get(record.upload_id)
-        if promoted and (fresh is None or fresh.status in (Status.DELETING, Status.DELETED)):
+        if promoted and (fresh is None or fresh.status != Status.PROCESSED):
+            # deleted meanwhile, or rejected (a scan deadline that won the race): nothing may serve it
             self.storage.delete_all(promoted)
-            logger.info("upload deleted while being processed; its promoted copy removed")
+            logger.info("upload settled otherwise while being processed; its promoted copy removed")
         logger.info("another delivery settled this upload first")
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
