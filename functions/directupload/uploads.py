@@ -202,6 +202,7 @@ class UploadService:
                 metadata=metadata,
                 expires_in=profile.url_ttl_seconds,
                 min_size=None if record.size_exact else record.min_size,
+                checksum_sha256=request.checksum_sha256,
             )
             record.expires_at = now + timedelta(seconds=profile.url_ttl_seconds)
             issued = IssuedUpload(
