@@ -6,7 +6,9 @@ https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.ht
 - the policy's expiration must be in the future;
 - every condition must hold: {"field": value} and ["eq", "$field", value] exact matches,
   ["starts-with", "$field", prefix], ["content-length-range", min, max] on the file's size;
-- every form field except x-amz-signature, file, policy and x-ignore-* must be named by a condition.
+- every form field except x-amz-signature, file, policy and x-ignore-* must be named by a condition;
+- with an x-amz-checksum-sha256 field (base64 of the SHA-256, RESTObjectPOST's form fields), the
+  file's bytes must hash to it (S3 answers BadDigest otherwise): checked when ``body`` is given.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ def decode_policy(fields: dict[str, str]) -> dict[str, Any]:
 
 
 def evaluate(
-    fields: dict[str, str], *, bucket: str, file_size: int, secret_key: str, now: datetime | None = None
+    fields: dict[str, str],
+    *,
+    bucket: str,
+    file_size: int,
+    secret_key: str,
+    now: datetime | None = None,
+    body: bytes | None = None,
 ) -> list[str]:
-    """Why S3 would refuse this form, or [] when it would accept it."""
+    """Why S3 would refuse this form, or [] when it would accept it. ``body``: the file's bytes
+    (then ``file_size`` should be their length), for the checksum S3 verifies them against."""
     now = now or datetime.now(UTC)
     form = {name.lower(): value for name, value in fields.items()}
     problems: list[str] = []
@@ -84,6 +93,11 @@ def evaluate(
                 problems.append(f"{name} must start with {value!r}")
         else:
             problems.append(f"unknown condition {condition!r}")
+
+    declared = form.get("x-amz-checksum-sha256")
+    actual = None if body is None else base64.b64encode(hashlib.sha256(body).digest()).decode()
+    if declared is not None and actual is not None and actual != declared:
+        problems.append("BadDigest: the file does not hash to x-amz-checksum-sha256")
 
     for name in form:
         if name in EXEMPT or name.startswith("x-ignore-"):

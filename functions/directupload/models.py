@@ -70,6 +70,9 @@ class Problem(Wire):
 class MultipartInfo(Wire):
     part_size: int
     part_count: int
+    # "SHA256": the upload was opened for part checksums (``partChecksums``): every part URL must
+    # be asked for with the part's SHA-256, which S3 then checks the part's bytes against
+    checksum_algorithm: Literal["SHA256"] | None = None
 
 
 class UploadError(Wire):
@@ -103,6 +106,9 @@ class Download(Wire):
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 MetadataValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# A SHA-256 as S3 takes it in x-amz-checksum-sha256: canonical base64 of 32 bytes (44 characters,
+# the last before "=" carrying 2 bits of padding, so only these 16 letters are possible there)
+Sha256Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
 
 
 class IssueUploadRequest(Wire):
@@ -115,6 +121,9 @@ class IssueUploadRequest(Wire):
     size: Annotated[int, Field(gt=0, le=5 * 1024**4)]
     checksum_sha256: Sha256Hex | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_ENTRIES)] | None = None
+    # Multipart only: the client will give each part's SHA-256 when it asks for the part's URL, so
+    # S3 refuses a part whose bytes differ. S3 then needs a checksum with every part.
+    part_checksums: bool | None = None
 
 
 class IssuedUpload(Wire):
@@ -204,6 +213,7 @@ class UploadRecord(BaseModel):
     min_size: int = 1
     part_size: int | None = None
     part_count: int | None = None
+    checksum_algorithm: Literal["SHA256"] | None = None  # the multipart upload's, at S3: parts carry one
     sha256: str | None = None
     result: dict[str, Any] | None = None
     error: UploadError | None = None
@@ -235,7 +245,9 @@ class UploadRecord(BaseModel):
             status = Status.EXPIRED  # abandoned: nothing arrived while the upload was open
         multipart = None
         if self.part_size is not None and self.part_count is not None:
-            multipart = MultipartInfo(part_size=self.part_size, part_count=self.part_count)
+            multipart = MultipartInfo(
+                part_size=self.part_size, part_count=self.part_count, checksum_algorithm=self.checksum_algorithm
+            )
         return UploadView(
             upload_id=self.upload_id,
             status=status,

@@ -29,6 +29,7 @@ class StoredPart:
     part_number: int
     etag: str
     size: int
+    checksum_sha256: str | None = None  # base64, when the upload was created with SHA256
 
 
 class VersionChanged(Exception):
@@ -274,10 +275,15 @@ class Storage:
         )
 
     # multipart
-    def create_multipart(self, key: str, content_type: str, metadata: dict[str, str]) -> str:
-        reply = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
-        )
+    def create_multipart(
+        self, key: str, content_type: str, metadata: dict[str, str], checksum_algorithm: str | None = None
+    ) -> str:
+        """A new multipart upload. With ``checksum_algorithm`` (SHA256, whose multipart checksum is
+        COMPOSITE: a checksum of the parts' checksums) S3 wants that checksum with every part."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "Metadata": metadata}
+        if checksum_algorithm is not None:
+            params["ChecksumAlgorithm"] = checksum_algorithm
+        reply = self.client.create_multipart_upload(**params)
         return str(reply["UploadId"])
 
     def list_parts(self, key: str, s3_upload_id: str) -> list[StoredPart]:
@@ -298,19 +304,27 @@ class Storage:
                         part_number=int(part["PartNumber"]),
                         etag=str(part["ETag"]).strip('"'),
                         size=int(part["Size"]),
+                        checksum_sha256=part.get("ChecksumSHA256"),
                     )
                 )
             if not reply.get("IsTruncated"):
                 return parts
             marker = int(reply["NextPartNumberMarker"])
 
-    def complete_multipart(self, key: str, s3_upload_id: str, parts: list[tuple[int, str]]) -> None:
+    def complete_multipart(
+        self, key: str, s3_upload_id: str, parts: list[tuple[int, str]], checksums: dict[int, str] | None = None
+    ) -> None:
+        """Assemble the parts; ``checksums`` (part number -> base64 SHA-256) for an upload created
+        with SHA256, whose completion names each part's checksum."""
+        listed: list[dict[str, Any]] = []
+        for n, etag in parts:
+            part: dict[str, Any] = {"PartNumber": n, "ETag": f'"{etag}"'}
+            if checksums and n in checksums:
+                part["ChecksumSHA256"] = checksums[n]
+            listed.append(part)
         try:
             self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=s3_upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]},
+                Bucket=self.bucket, Key=key, UploadId=s3_upload_id, MultipartUpload={"Parts": listed}
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")

@@ -7,7 +7,7 @@ this module knows nothing of HTTP beyond the domain errors it raises.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -183,12 +183,23 @@ class UploadService:
             record.size_exact, record.min_size = False, profile.min_size
         if multipart:
             s3_metadata = {"upload-id": upload_id, **metadata}
-            record.s3_upload_id = self.storage.create_multipart(key, content_type, s3_metadata)
+            # Only for a client that said it sends part checksums: S3 then wants one with every part.
+            # SHA256 in a multipart upload is COMPOSITE (a checksum of the parts' checksums), so S3
+            # checks each part; the whole file's SHA-256 is still verified at processing.
+            if request.part_checksums and transfer is Transfer.PROFILE:
+                record.checksum_algorithm = "SHA256"
+            record.s3_upload_id = self.storage.create_multipart(
+                key, content_type, s3_metadata, checksum_algorithm=record.checksum_algorithm
+            )
             record.expires_at = now + MULTIPART_LIFETIME
             plan = None  # parts the client sizes: no plan, up to S3's 10,000
             if transfer is Transfer.PROFILE:
                 part_size = profile.part_size_for(request.size)
-                plan = MultipartInfo(part_size=part_size, part_count=math.ceil(request.size / part_size))
+                plan = MultipartInfo(
+                    part_size=part_size,
+                    part_count=math.ceil(request.size / part_size),
+                    checksum_algorithm=record.checksum_algorithm,
+                )
                 record.part_size, record.part_count = plan.part_size, plan.part_count
             issued = IssuedUpload(upload_id=upload_id, key=key, expires_at=record.expires_at, multipart=plan)
         else:
@@ -202,6 +213,7 @@ class UploadService:
                 metadata=metadata,
                 expires_in=profile.url_ttl_seconds,
                 min_size=None if record.size_exact else record.min_size,
+                checksum_sha256=request.checksum_sha256,
             )
             record.expires_at = now + timedelta(seconds=profile.url_ttl_seconds)
             issued = IssuedUpload(
@@ -333,8 +345,14 @@ class UploadService:
             raise Conflict(f"the upload is {record.view(self.clock()).status.value}, no longer open for parts")
         return record
 
-    def sign_parts(self, owner: str, upload_id: str, part_numbers: Sequence[int]) -> list[SignedPart]:
-        """Presigned PUT URLs for the parts; any part, any number of times, while the upload is open."""
+    def sign_parts(
+        self, owner: str, upload_id: str, part_numbers: Sequence[int], checksums: Mapping[int, str] | None = None
+    ) -> list[SignedPart]:
+        """Presigned PUT URLs for the parts; any part, any number of times, while the upload is open.
+
+        ``checksums`` (part number -> base64 SHA-256 of the part) are signed into the URLs, so S3
+        refuses a part whose bytes differ. An upload opened with ``partChecksums`` needs one for
+        every part (S3 refuses a part without); any other upload takes none (S3 refuses them)."""
         record = self._open_multipart(owner, upload_id)
         assert record.s3_upload_id is not None
         if not part_numbers:
@@ -347,6 +365,19 @@ class UploadService:
             raise Unprocessable(f"part numbers out of range 1..{last}: {bad[:10]}")
         if len(set(part_numbers)) != len(part_numbers):
             raise Unprocessable("partNumbers lists a part more than once")
+        checksums = dict(checksums or {})
+        if record.checksum_algorithm is None and checksums:
+            raise Unprocessable("this upload was issued without partChecksums: its parts take no checksumSha256")
+        if record.checksum_algorithm is not None:
+            missing = [n for n in part_numbers if n not in checksums]
+            if missing:
+                raise Unprocessable(
+                    f"this upload was issued with partChecksums: give each part's checksumSha256 "
+                    f"(base64 SHA-256), missing for parts {missing[:10]}"
+                )
+        bad_checksums = [n for n, value in checksums.items() if not presign.is_sha256_base64(value)]
+        if bad_checksums:
+            raise Unprocessable(f"checksumSha256 must be the base64 of 32 bytes (parts {bad_checksums[:10]})")
         profile = self.profile(record.profile)
         if record.part_count is None:
             self._within_ceiling(record)
@@ -362,6 +393,7 @@ class UploadService:
                     part_number=n,
                     expires_in=profile.part_url_lifetime,
                     content_length=self._planned_length(record, n),
+                    checksum_sha256=checksums.get(n),
                 ),
                 expires_at=expires_at,
             )
@@ -397,8 +429,17 @@ class UploadService:
         except NoSuchUpload as exc:
             raise Conflict("S3 no longer has this multipart upload") from exc
 
-    def complete(self, owner: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> UploadRecord:
+    def complete(
+        self,
+        owner: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        checksums: Mapping[int, str] | None = None,
+    ) -> UploadRecord:
         """Assemble the object from its parts, once they are all in S3 and add up.
+
+        An upload opened with part checksums names each part's checksum in the completion: the one
+        S3 lists for the part, or else the client's (``checksums``, base64).
 
         409 when S3's parts differ from the client's list (missing, other ETag): list them and
         retry. Completing again after a lost reply answers the same record, from the record once
@@ -442,8 +483,13 @@ class UploadService:
             else:
                 if self.quota is not None:
                     self.quota.settle(owner, record.created_at, ceiling - total)  # charged at the ceiling
+        part_checksums: dict[int, str] | None = None
+        if record.checksum_algorithm is not None:
+            held = {p.part_number: p.checksum_sha256 for p in stored}
+            given = checksums or {}
+            part_checksums = {n: c for n, _ in parts if (c := held.get(n) or given.get(n))}
         try:
-            self.storage.complete_multipart(record.key, s3_upload_id, list(parts))
+            self.storage.complete_multipart(record.key, s3_upload_id, list(parts), part_checksums)
         except PartsRefused as exc:
             raise Conflict(f"S3 refused the parts ({exc.code}): list them and retry") from exc
         except NoSuchUpload as exc:

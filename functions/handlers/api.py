@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from directupload import wiring
@@ -23,6 +23,7 @@ from directupload.models import (
     IssueUploadRequest,
     ProfileList,
     ProfileView,
+    Sha256Base64,
     Status,
     UploadPage,
     UploadView,
@@ -57,17 +58,23 @@ get_settings()  # validate the configuration at cold start, naming anything miss
 
 def _serialize(value: Any) -> str:
     """JSON without the unset fields of a reply model (the router dumps them as null): the
-    reply's own, and those of the models it lists (uploads, profiles). Nulls deeper down, in
-    an upload's ``result``, are data and stay."""
+    reply's own, those of the models it lists (uploads, profiles) and of its ``multipart`` plan
+    (also an upload's in a list). Nulls deeper down, in an upload's ``result``, are data and stay."""
 
     def fields(model: Any) -> Any:
         return {k: v for k, v in model.items() if v is not None} if isinstance(model, dict) else model
 
-    value = fields(value)
+    def plan(model: Any) -> Any:
+        model = fields(model)
+        if isinstance(model, dict) and isinstance(model.get("multipart"), dict):
+            model["multipart"] = fields(model["multipart"])
+        return model
+
+    value = plan(value)
     if isinstance(value, dict):
         for name, listed in value.items():
             if isinstance(listed, list):
-                value[name] = [fields(item) for item in listed]
+                value[name] = [plan(item) for item in listed]
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
@@ -77,9 +84,34 @@ UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
 ProfileName = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="only this profile")]
 
 
-class PartsRequest(Wire):
+PartNumber = Annotated[int, Field(ge=1, le=10_000)]
+
+
+class PartToSign(Wire):
     model_config = ConfigDict(strict=True)
-    part_numbers: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=1, max_length=1000)]
+    part_number: PartNumber
+    # base64 of the part's SHA-256: signed into its URL, so S3 refuses other bytes
+    checksum_sha256: Sha256Base64 | None = None
+
+
+class PartsRequest(Wire):
+    """``partNumbers``, or ``parts`` with each part's checksum (an upload issued with partChecksums)."""
+
+    model_config = ConfigDict(strict=True)
+    part_numbers: Annotated[list[PartNumber], Field(min_length=1, max_length=1000)] | None = None
+    parts: Annotated[list[PartToSign], Field(min_length=1, max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "PartsRequest":
+        if (self.part_numbers is None) == (self.parts is None):
+            raise ValueError("give either partNumbers or parts")
+        return self
+
+    def numbers(self) -> list[int]:
+        return self.part_numbers if self.part_numbers is not None else [p.part_number for p in self.parts or []]
+
+    def checksums(self) -> dict[int, str]:
+        return {p.part_number: p.checksum_sha256 for p in self.parts or [] if p.checksum_sha256 is not None}
 
 
 class SignedPartView(Wire):
@@ -106,6 +138,7 @@ class CompletedPart(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
     part_number: Annotated[int, Field(ge=1, le=10_000)]
     etag: Annotated[str, Field(min_length=1, max_length=128)]
+    checksum_sha256: Sha256Base64 | None = None  # when S3 does not list the part's checksum itself
 
 
 class CompleteRequest(Wire):
@@ -194,7 +227,7 @@ def get_upload(upload_id: UploadId) -> Response[UploadView]:
 )
 @tracer.capture_method
 def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) -> Response[SignedParts]:
-    signed = wiring.upload_service().sign_parts(owner(), upload_id, request.part_numbers)
+    signed = wiring.upload_service().sign_parts(owner(), upload_id, request.numbers(), request.checksums())
     parts = [SignedPartView(part_number=p.part_number, url=p.url, expires_at=p.expires_at.isoformat()) for p in signed]
     return _json(200, SignedParts(parts=parts))
 
@@ -217,7 +250,8 @@ def list_parts(upload_id: UploadId) -> Response[StoredParts]:
 @tracer.capture_method
 def complete_upload(upload_id: UploadId, request: Annotated[CompleteRequest, Body()]) -> Response[UploadView]:
     parts = [(p.part_number, p.etag) for p in request.parts]
-    return _json(200, wiring.upload_service().complete(owner(), upload_id, parts).view())
+    checksums = {p.part_number: p.checksum_sha256 for p in request.parts if p.checksum_sha256}
+    return _json(200, wiring.upload_service().complete(owner(), upload_id, parts, checksums).view())
 
 
 @app.delete(

@@ -113,7 +113,7 @@ def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_pa
     assert record["uploadId"] == upload_id and record["status"] == "PROCESSED", record
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
     assert record["size"] == len(data) and record["result"]["contentType"] == "video/mp4"
-    assert record["multipart"] == {"partSize": 16 * MiB, "partCount": 4}
+    assert record["multipart"] == {"partSize": 16 * MiB, "partCount": 4, "checksumAlgorithm": "SHA256"}
     assert not state.exists()  # done: nothing left to resume
 
 

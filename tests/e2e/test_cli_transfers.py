@@ -5,6 +5,7 @@ request."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -26,6 +27,10 @@ UPLOAD_ID = "a" * 32
 PART = 1024 * 1024
 
 
+def b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
 class Script:
     """What the fake API and S3 saw, and how S3 misbehaves."""
 
@@ -45,6 +50,11 @@ class Script:
         self.max_in_flight = 0
         self.completed: list[dict[str, Any]] | None = None
         self.body = b""
+        # S3 checks part checksums (an upload opened with partChecksums), as S3 does
+        self.part_checksums = False
+        self.issue_request: dict[str, Any] = {}
+        self.signed_checksums: dict[int, list[str]] = {}
+        self.damaged: set[int] = set()  # parts whose first PUT arrives damaged (S3: BadDigest)
 
 
 def handler(script: Script) -> type[BaseHTTPRequestHandler]:
@@ -77,26 +87,36 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 "contentType": "video/mp4",
                 "size": len(script.body),
                 "sha256": hashlib.sha256(script.body).hexdigest(),
-                "multipart": {"partSize": PART, "partCount": script.part_count},
+                "multipart": self.plan(),
             }
+
+        def plan(self) -> dict[str, Any]:
+            plan: dict[str, Any] = {"partSize": PART, "partCount": script.part_count}
+            if script.part_checksums:
+                plan["checksumAlgorithm"] = "SHA256"
+            return plan
 
         def do_POST(self) -> None:
             script.requests.append(f"POST {self.path}")
             body = json.loads(self.read() or b"{}")
             if self.path == "/uploads":
+                script.issue_request = body
                 self.reply(
                     201,
                     {
                         "uploadId": UPLOAD_ID,
                         "key": f"incoming/{UPLOAD_ID}/f.mp4",
                         "expiresAt": "2099-01-01T00:00:00Z",
-                        "multipart": {"partSize": PART, "partCount": script.part_count},
+                        "multipart": self.plan(),
                     },
                 )
             elif self.path.endswith("/parts"):
+                numbers = body.get("partNumbers") or [p["partNumber"] for p in body["parts"]]
                 with script.lock:
-                    script.signed.append(body["partNumbers"])
+                    script.signed.append(numbers)
                     version = len(script.signed)
+                    for part in body.get("parts", []):
+                        script.signed_checksums.setdefault(part["partNumber"], []).append(part["checksumSha256"])
                 expires = (datetime.now(UTC) + timedelta(minutes=15)).isoformat()
                 host = f"http://127.0.0.1:{self.server.server_address[1]}"
                 self.reply(
@@ -104,7 +124,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
                     {
                         "parts": [
                             {"partNumber": n, "url": f"{host}/s3/{n}?v={version}", "expiresAt": expires}
-                            for n in body["partNumbers"]
+                            for n in numbers
                         ]
                     },
                 )
@@ -134,7 +154,23 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
             try:
                 self.data = self.read()
                 time.sleep(script.stall or 0.02)  # long enough for the workers to overlap
-                if status == 403:
+                if script.part_checksums:
+                    with script.lock:
+                        damaged = n in script.damaged
+                        script.damaged.discard(n)
+                    data = self.data[:-1] + bytes([self.data[-1] ^ 1]) if damaged else self.data
+                    sent = self.headers.get("x-amz-checksum-sha256")
+                    # the URL signed the checksum: S3 takes only that header value, and only bytes matching it
+                    if sent != script.signed_checksums.get(n, [None])[-1] or sent != b64_sha256(data):
+                        status = 400
+                if status == 400:
+                    self.reply(
+                        400,
+                        b"<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not match the "
+                        b"calculated checksum.</Message></Error>",
+                        "application/xml",
+                    )
+                elif status == 403:
                     self.reply(
                         403,
                         b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
@@ -209,6 +245,31 @@ def test_parts_go_in_parallel_within_the_limit_signed_just_in_time_and_retried(
     # the 500 and the 503 retried: part 3 went three times, the others once (part 2 twice)
     assert script.puts.count(3) == 3 and script.puts.count(2) == 2
     assert all(script.puts.count(n) == 1 for n in range(4, 13))
+
+
+def test_part_checksums_are_signed_sent_and_a_damaged_part_is_sent_again(
+    fake: tuple[Script, str], tmp_path: Path
+) -> None:
+    # Given an API that opened the upload for part checksums, and a part damaged on its way once
+    script, url = fake
+    script.part_checksums, script.fail, script.part_count = True, {}, 4
+    script.damaged = {3}
+    data = bytes(range(256)) * (4 * PART // 256 - 3)
+    script.body = data
+    path = tmp_path / "f.mp4"
+    path.write_bytes(data)
+
+    done = subprocess.run(command(url, path, "--json"), capture_output=True, text=True, timeout=60, env=cli_env())
+
+    # Then the CLI asked for them, signed each part with its SHA-256, and sent part 3 again
+    assert done.returncode == 0, done.stderr
+    assert script.issue_request["partChecksums"] is True
+    pieces = {n: data[(n - 1) * PART : n * PART] for n in range(1, 5)}
+    assert {n: set(sums) for n, sums in script.signed_checksums.items()} == {
+        n: {b64_sha256(piece)} for n, piece in pieces.items()
+    }
+    assert script.puts.count(3) == 2 and all(script.puts.count(n) == 1 for n in (1, 2, 4))
+    assert [p["partNumber"] for p in script.completed or []] == [1, 2, 3, 4]
 
 
 def test_a_part_that_keeps_failing_ends_with_its_reason_and_how_to_resume(

@@ -3,11 +3,12 @@ them to S3 with requests -> list -> complete -> S3's own notifications -> Proces
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import pytest
 import requests
@@ -402,3 +403,137 @@ def test_someone_elses_multipart_upload_answers_exactly_like_a_missing_one(jwt_a
     # bob changed nothing: alice's upload is open and completes
     assert alice.call("GET", f"/uploads/{upload_id}/parts")[1]["parts"][0]["etag"] == parts[0]["etag"]
     assert alice.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})[0] == 200
+
+
+# --- part checksums: S3 refuses a part whose bytes differ -----------------------------------------
+
+
+def b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_part_checksums_are_signed_into_each_url_and_named_at_completion(
+    aws: Any, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a video whose client says it sends part checksums
+    data = mp4_bytes(PART + 2 * MiB + 5)
+    status, issued, _ = api.call(
+        "POST",
+        "/uploads",
+        {
+            "profile": "video",
+            "filename": "clip.mp4",
+            "contentType": "video/mp4",
+            "size": len(data),
+            "checksumSha256": hashlib.sha256(data).hexdigest(),
+            "partChecksums": True,
+        },
+    )
+    assert status == 201, issued
+    assert issued["multipart"] == {"partSize": PART, "partCount": 2, "checksumAlgorithm": "SHA256"}
+    upload_id = issued["uploadId"]
+
+    # When it asks for the part URLs with each part's SHA-256
+    pieces = chunks(data)
+    checksums = {n: b64_sha256(piece) for n, piece in pieces.items()}
+    status, body, _ = api.call(
+        "POST",
+        f"/uploads/{upload_id}/parts",
+        {"parts": [{"partNumber": n, "checksumSha256": c} for n, c in checksums.items()]},
+    )
+    assert status == 200, body
+    urls = {p["partNumber"]: p["url"] for p in body["parts"]}
+
+    # Then each URL signs the checksum header (S3 refuses a body that does not hash to it, and a
+    # request with another header value breaks the signature), besides the exact length
+    for n, url in urls.items():
+        query = parse_qs(urlsplit(url).query)
+        assert query["X-Amz-SignedHeaders"] == ["content-length;host;x-amz-checksum-sha256"], n
+        assert "x-amz-sdk-checksum-algorithm" not in url.lower() and "x-amz-checksum-crc" not in url.lower()
+
+    # And completing names each part's checksum, which processing follows with the whole-file SHA-256
+    completed: list[dict[str, Any]] = []
+    from directupload import wiring
+
+    client = wiring.upload_service().storage.client
+    original = client.complete_multipart_upload
+
+    def spy(**kwargs: Any) -> Any:
+        completed.extend(kwargs["MultipartUpload"]["Parts"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(client, "complete_multipart_upload", spy)
+    etags = {
+        n: requests.put(urls[n], data=piece, headers={"x-amz-checksum-sha256": checksums[n]}, timeout=60)
+        .headers["ETag"]
+        .strip('"')
+        for n, piece in pieces.items()
+    }
+    parts = [{"partNumber": n, "etag": etags[n], "checksumSha256": checksums[n]} for n in (1, 2)]
+    status, view, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert status == 200, view
+    assert [p.get("ChecksumSHA256") for p in completed] == [checksums[1], checksums[2]]
+    deliver_notifications(aws)
+    status, final, _ = api.call("GET", f"/uploads/{upload_id}")
+    assert final["status"] == "PROCESSED", final
+    assert final["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_an_upload_with_part_checksums_needs_one_for_every_part(aws: Any, api: Api) -> None:
+    status, issued, _ = api.call(
+        "POST",
+        "/uploads",
+        {"profile": "video", "filename": "c.mp4", "contentType": "video/mp4", "size": PART + 1, "partChecksums": True},
+    )
+    assert status == 201, issued
+    upload_id = issued["uploadId"]
+    good = b64_sha256(b"part one")
+    for body, why in [
+        ({"partNumbers": [1]}, "no checksums at all"),
+        ({"parts": [{"partNumber": 1, "checksumSha256": good}, {"partNumber": 2}]}, "part 2 has none"),
+    ]:
+        status, problem, headers = api.call("POST", f"/uploads/{upload_id}/parts", body)
+        assert status == 422, why
+        assert headers["Content-Type"] == "application/problem+json", why
+        assert "partChecksums" in problem["detail"], why
+
+
+@pytest.mark.parametrize(
+    ("checksum", "why"),
+    [
+        ("a" * 64, "hex, not base64"),
+        ("A" * 42 + "B=", "not canonical base64 (padding bits set)"),
+        (base64.b64encode(b"x" * 31).decode(), "31 bytes"),
+        (base64.b64encode(b"x" * 33).decode(), "33 bytes"),
+        ("!" * 43 + "=", "not base64"),
+        (12345, "not a string"),
+    ],
+)
+def test_a_malformed_part_checksum_is_a_422_problem(aws: Any, api: Api, checksum: Any, why: str) -> None:
+    status, issued, _ = api.call(
+        "POST",
+        "/uploads",
+        {"profile": "video", "filename": "c.mp4", "contentType": "video/mp4", "size": PART + 1, "partChecksums": True},
+    )
+    status, _, headers = api.call(
+        "POST", f"/uploads/{issued['uploadId']}/parts", {"parts": [{"partNumber": 1, "checksumSha256": checksum}]}
+    )
+    assert status == 422, why
+    assert headers["Content-Type"] == "application/problem+json", why
+
+
+def test_an_upload_without_part_checksums_signs_as_before_and_refuses_checksums(aws: Any, api: Api) -> None:
+    issued = issue_video(api, PART + 1)
+    assert "checksumAlgorithm" not in issued["multipart"]
+    urls = sign(api, issued["uploadId"], [1, 2])
+    assert parse_qs(urlsplit(urls[1]).query)["X-Amz-SignedHeaders"] == ["content-length;host"]
+    status, problem, _ = api.call(
+        "POST",
+        f"/uploads/{issued['uploadId']}/parts",
+        {"parts": [{"partNumber": 1, "checksumSha256": b64_sha256(b"x")}]},
+    )
+    assert status == 422 and "without partChecksums" in problem["detail"]
+    status, problem, _ = api.call(
+        "POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1], "parts": [{"partNumber": 1}]}
+    )
+    assert status == 422, problem  # one or the other

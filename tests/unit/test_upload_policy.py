@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ def single_part_size(profile: Profile) -> int:
     return min(profile.max_size, (profile.multipart_threshold or profile.max_size + 1) - 1, 1234)
 
 
-def issue(profile: Profile, now: datetime) -> tuple[dict[str, Any], Any]:
+def issue(profile: Profile, now: datetime, checksum_sha256: str | None = None) -> tuple[dict[str, Any], Any]:
     s3 = boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))  # fresh credentials
     service = UploadService(
         profiles=BUILTIN_PROFILES,
@@ -55,6 +56,7 @@ def issue(profile: Profile, now: datetime) -> tuple[dict[str, Any], Any]:
         content_type=concrete_type(profile),
         size=single_part_size(profile),
         metadata={"album": "summer"},
+        checksum_sha256=checksum_sha256,
     )
     issued = service.issue("alice", request).wire()
     return issued, request
@@ -179,6 +181,40 @@ def test_the_checker_itself_catches_a_wrong_secret(fake_credentials: dict[str, s
     assert evaluate(issued["fields"], bucket=BUCKET, file_size=request.size, secret_key="another") == [
         "signature does not match the policy"
     ]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_declared_checksum_is_a_pinned_form_field_so_s3_refuses_other_bytes(
+    profile: Profile, fake_credentials: dict[str, str]
+) -> None:
+    # Given a client that declares its file's SHA-256 (hex, as the API takes it)
+    size = single_part_size(profile)
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    digest = hashlib.sha256(body)
+    issued, _ = issue(profile, datetime.now(UTC), checksum_sha256=digest.hexdigest())
+    fields, secret = issued["fields"], fake_credentials["AWS_SECRET_ACCESS_KEY"]
+
+    # Then the form carries it as S3 takes it (base64 of the 32 bytes), pinned by the policy
+    b64 = base64.b64encode(digest.digest()).decode()
+    assert fields["x-amz-checksum-sha256"] == b64
+    assert {"x-amz-checksum-sha256": b64} in decode_policy(fields)["conditions"]
+    assert evaluate(fields, bucket=BUCKET, file_size=size, secret_key=secret, body=body) == []
+    # and S3 refuses other bytes of the same size, or the form with another checksum
+    other = bytes([body[0] ^ 1]) + body[1:]
+    assert evaluate(fields, bucket=BUCKET, file_size=size, secret_key=secret, body=other) == [
+        "BadDigest: the file does not hash to x-amz-checksum-sha256"
+    ]
+    forged = _with(fields, **{"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(other).digest()).decode()})
+    assert evaluate(forged, bucket=BUCKET, file_size=size, secret_key=secret, body=other)
+
+
+def test_without_a_declared_checksum_the_form_has_no_checksum_field(fake_credentials: dict[str, str]) -> None:
+    issued, _ = issue(BUILTIN_PROFILES["avatar"], datetime.now(UTC))
+    assert "x-amz-checksum-sha256" not in issued["fields"]
+    # and a client cannot add one the policy does not name
+    added = _with(issued["fields"], **{"x-amz-checksum-sha256": "A" * 43 + "="})
+    size = single_part_size(BUILTIN_PROFILES["avatar"])
+    assert evaluate(added, bucket=BUCKET, file_size=size, secret_key=fake_credentials["AWS_SECRET_ACCESS_KEY"])
 
 
 def test_planned_part_urls_sign_each_parts_exact_length_and_client_sized_ones_do_not(

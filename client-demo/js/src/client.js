@@ -273,7 +273,8 @@ export class DirectUploadClient {
     }
     throwIfAborted(signal);
     /** @type {Schemas["IssueUploadRequest"]} */
-    const ask = { profile, filename: name, contentType: type, size: file.size };
+    // multipart: the parts' checksums are signed into their URLs, so S3 checks every part
+    const ask = { profile, filename: name, contentType: type, size: file.size, partChecksums: true };
     if (metadata) ask.metadata = metadata;
     if (checksumSha256) ask.checksumSha256 = checksumSha256;
     /** @type {IssuedUpload} */
@@ -331,7 +332,7 @@ export class DirectUploadClient {
    * @param {AbortSignal | undefined} signal
    * @returns {Promise<UploadView>}
    */
-  async sendAndComplete(uploadId, file, { partSize, partCount }, etags, onProgress, signal) {
+  async sendAndComplete(uploadId, file, { partSize, partCount, checksumAlgorithm }, etags, onProgress, signal) {
     const path = `/uploads/${encodeURIComponent(uploadId)}`;
     await sendParts({
       uploadId,
@@ -339,7 +340,13 @@ export class DirectUploadClient {
       partSize,
       partCount,
       etags,
-      sign: (partNumbers, s) => this.request("POST", `${path}/parts`, { body: { partNumbers }, signal: s }),
+      sign: (partNumbers, s, checksums) => {
+        const body = checksums
+          ? { parts: partNumbers.map((partNumber) => ({ partNumber, checksumSha256: checksums.get(partNumber) })) }
+          : { partNumbers };
+        return this.request("POST", `${path}/parts`, { body, signal: s });
+      },
+      checksums: checksumAlgorithm === "SHA256",
       put: this.storage,
       concurrency: this.concurrency,
       retries: this.retries,

@@ -1,5 +1,8 @@
 // The parts of a multipart upload: signed a few at a time just before use, sent in parallel,
 // retried, signed again after S3's 403 (an expired URL), skipped when S3 already holds them.
+// An upload opened with part checksums hashes each part (SHA-256, crypto.subtle) before asking
+// for its URL, which signs the checksum: S3 refuses the part if other bytes arrive (BadDigest,
+// retried: the bytes were damaged on the way).
 import { DirectUploadError, StorageError } from "./errors.js";
 import { NetworkFailure, abortReason, eitherSignal, sleep, throwIfAborted } from "./transport.js";
 
@@ -19,7 +22,9 @@ const RESIGN_MARGIN_MS = 60_000;
  * @property {number} partSize
  * @property {number} partCount
  * @property {Map<number, string>} etags parts already held (resume): partNumber -> ETag; filled in
- * @property {(partNumbers: number[], signal: AbortSignal) => Promise<Schemas["SignedParts"]>} sign
+ * @property {(partNumbers: number[], signal: AbortSignal, checksums?: Map<number, string>) => Promise<Schemas["SignedParts"]>} sign
+ *   `checksums`: partNumber -> base64 SHA-256 of the part, signed into its URL
+ * @property {boolean} checksums the upload takes part checksums (its plan's checksumAlgorithm is SHA256)
  * @property {(request: Request) => Promise<Answer>} put
  * @property {number} concurrency
  * @property {number} retries attempts after the first, per part
@@ -30,6 +35,15 @@ const RESIGN_MARGIN_MS = 60_000;
 /** The byte range of part `n` (1-based): every part `partSize` bytes, the last the rest. */
 export function partRange(/** @type {number} */ n, /** @type {number} */ partSize, /** @type {number} */ size) {
   return [(n - 1) * partSize, Math.min(n * partSize, size)];
+}
+
+/**
+ * The part's SHA-256 as S3 takes it (base64 of the 32 bytes).
+ * @param {Blob} blob
+ */
+export async function sha256Base64(blob) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+  return btoa(String.fromCharCode(...digest));
 }
 
 /**
@@ -57,15 +71,17 @@ export async function sendParts(job) {
       const partNumber = next;
       const [start, end] = partRange(partNumber, partSize, file.size);
       const body = file.slice(start, end);
+      const checksum = job.checksums ? await sha256Base64(body) : undefined;
       for (let attempt = 0; ; attempt++) {
         throwIfAborted(signal);
         let failure;
         try {
-          const url = await signer.url(partNumber);
+          const url = await signer.url(partNumber, checksum);
           const answer = await job.put({
             method: "PUT",
             url,
             body,
+            headers: checksum ? { "x-amz-checksum-sha256": checksum } : undefined,
             signal,
             onProgress: (bytes) => {
               loaded.set(partNumber, bytes);
@@ -83,9 +99,10 @@ export async function sendParts(job) {
             break;
           }
           failure = StorageError.from(answer.status, answer.text);
-          // 403: the URL expired (or its clock skewed): sign again. 5xx, 429: S3 busy. Else final.
+          // 403: the URL expired (or its clock skewed): sign again. 5xx, 429: S3 busy. BadDigest:
+          // the bytes S3 got do not hash to the part's checksum (damaged on the way). Else final.
           if (answer.status === 403) signer.forget(partNumber);
-          else if (answer.status < 500 && answer.status !== 429) throw failure;
+          else if (answer.status < 500 && answer.status !== 429 && failure.code !== "BadDigest") throw failure;
         } catch (error) {
           if (signal.aborted) throw abortReason(signal);
           if (!(error instanceof NetworkFailure)) throw error;
@@ -127,10 +144,20 @@ class PartSigner {
     this.pending = new Map();
   }
 
-  /** @param {number} partNumber */
-  async url(partNumber) {
+  /**
+   * @param {number} partNumber
+   * @param {string} [checksum] the part's base64 SHA-256: then the part is signed alone, with it
+   */
+  async url(partNumber, checksum) {
     const known = this.signed.get(partNumber);
     if (known && Date.parse(known.expiresAt) - Date.now() > RESIGN_MARGIN_MS) return known.url;
+    if (checksum !== undefined) {
+      const answer = await this.job.sign([partNumber], this.signal, new Map([[partNumber, checksum]]));
+      const part = answer.parts.find((p) => p.partNumber === partNumber);
+      if (!part) throw new DirectUploadError(0, "Part not signed", `the API signed no URL for part ${partNumber}`);
+      this.signed.set(partNumber, part);
+      return part.url;
+    }
     if (!this.pending.has(partNumber)) {
       const numbers = [partNumber];
       for (const n of this.order) {

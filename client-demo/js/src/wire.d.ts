@@ -224,6 +224,8 @@ export interface components {
             partNumber: number;
             /** Etag */
             etag: string;
+            /** Checksumsha256 */
+            checksumSha256?: string | null;
         };
         /** CreateMultipartRequest */
         CreateMultipartRequest: {
@@ -297,6 +299,8 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             } | null;
+            /** Partchecksums */
+            partChecksums?: boolean | null;
         };
         /** IssuedUpload */
         IssuedUpload: {
@@ -325,11 +329,25 @@ export interface components {
             partSize: number;
             /** Partcount */
             partCount: number;
+            /** Checksumalgorithm */
+            checksumAlgorithm?: "SHA256" | null;
         };
-        /** PartsRequest */
+        /** PartToSign */
+        PartToSign: {
+            /** Partnumber */
+            partNumber: number;
+            /** Checksumsha256 */
+            checksumSha256?: string | null;
+        };
+        /**
+         * PartsRequest
+         * @description ``partNumbers``, or ``parts`` with each part's checksum (an upload issued with partChecksums).
+         */
         PartsRequest: {
             /** Partnumbers */
-            partNumbers: number[];
+            partNumbers?: number[] | null;
+            /** Parts */
+            parts?: components["schemas"]["PartToSign"][] | null;
         };
         /** PostParams */
         PostParams: {

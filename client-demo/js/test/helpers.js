@@ -76,17 +76,18 @@ export function png(width, height) {
 /**
  * The global fetch, watched: every request is logged, the part PUTs in flight counted, and
  * `meddle` may answer a request itself (as S3 refusing it would).
- * @param {{meddle?: (request: {method: string, url: string, body: any}) => Response | undefined}} [options]
+ * @param {{meddle?: (request: {method: string, url: string, body: any, headers?: Record<string, string>}) => Response | undefined}} [options]
  */
 export function watchedFetch({ meddle } = {}) {
-  const log = /** @type {{method: string, url: string, body: any}[]} */ ([]);
+  const log = /** @type {{method: string, url: string, body: any, headers?: Record<string, string>}[]} */ ([]);
   const state = { inFlight: 0, maxInFlight: 0, log };
   /** @type {typeof fetch} */
   const fetchImpl = async (input, init = {}) => {
     const url = String(input);
     const method = init.method || "GET";
     const body = typeof init.body === "string" ? JSON.parse(init.body) : init.body;
-    const request = { method, url, body };
+    const headers = /** @type {Record<string, string> | undefined} */ (init.headers);
+    const request = { method, url, body, headers };
     log.push(request);
     const answer = meddle?.(request);
     if (answer) return answer;

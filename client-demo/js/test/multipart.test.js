@@ -3,11 +3,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { createHash } from "node:crypto";
+
 import { MiB, bytes, client, partNumberOf, sha256, watchedFetch } from "./helpers.js";
 
 const isPartPut = (/** @type {{method: string, url: string}} */ r) => r.method === "PUT" && r.url.includes("partNumber=");
 const signed = (/** @type {{method: string, url: string, body: any}[]} */ log) =>
-  log.filter((r) => r.method === "POST" && r.url.endsWith("/parts")).flatMap((r) => r.body.partNumbers);
+  log
+    .filter((r) => r.method === "POST" && r.url.endsWith("/parts"))
+    .flatMap((r) => r.body.partNumbers ?? r.body.parts.map((/** @type {{partNumber: number}} */ p) => p.partNumber));
 
 test("a large file goes up in parts, several at a time, and comes out PROCESSED", async () => {
   // Given 11 MiB and a bit: three parts (5 MiB, 5 MiB, the rest)
@@ -26,7 +30,7 @@ test("a large file goes up in parts, several at a time, and comes out PROCESSED"
   });
 
   // Then the API chose multipart, the three parts went in parallel, each once
-  assert.deepEqual(issued[0].multipart, { partSize: 5 * MiB, partCount: 3 });
+  assert.deepEqual(issued[0].multipart, { partSize: 5 * MiB, partCount: 3, checksumAlgorithm: "SHA256" });
   const puts = watched.state.log.filter(isPartPut).map((r) => partNumberOf(r.url));
   assert.deepEqual(puts.sort(), [1, 2, 3]);
   assert.ok(watched.state.maxInFlight >= 2, `parts in flight at once: ${watched.state.maxInFlight}`);
@@ -107,6 +111,43 @@ test("an upload aborted after some parts resumes from the parts S3 holds", async
   assert.deepEqual(resent.sort(), [3, 4]);
   assert.equal(progress[0], 10 * MiB); // the two parts S3 held count from the start
   assert.ok(second.state.log.some((r) => r.method === "GET" && r.url.endsWith(`/uploads/${uploadId}/parts`)));
+  const outcome = await api.waitForOutcome(view.uploadId);
+  assert.equal(outcome.status, "PROCESSED", JSON.stringify(outcome));
+  assert.equal(outcome.sha256, sha256(data));
+});
+
+test("each part's SHA-256 is signed into its URL and sent with it; a damaged part is sent again", async () => {
+  // Given storage that answers the first PUT of part 2 as S3 does bytes that do not match their checksum
+  const data = bytes(10 * MiB + 5, 5);
+  let damaged = 0;
+  const watched = watchedFetch({
+    meddle: (r) => {
+      if (isPartPut(r) && partNumberOf(r.url) === 2 && damaged++ === 0) {
+        const xml = "<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not match the calculated checksum.</Message></Error>";
+        return new Response(xml, { status: 400, headers: { "content-type": "application/xml" } });
+      }
+      return undefined;
+    },
+  });
+  const api = client({ fetch: watched.fetch });
+
+  // When the file is uploaded
+  const view = await api.upload(new Blob([data]), { profile: "blob", filename: "checked.bin" });
+
+  // Then every part was signed with its own checksum, which its URL signs and its PUT carries
+  const expected = (/** @type {number} */ n) =>
+    createHash("sha256").update(data.subarray((n - 1) * 5 * MiB, Math.min(n * 5 * MiB, data.length))).digest("base64");
+  const asked = watched.state.log.filter((r) => r.method === "POST" && r.url.endsWith("/parts")).flatMap((r) => r.body.parts);
+  assert.ok(asked.length >= 3);
+  for (const part of asked) assert.equal(part.checksumSha256, expected(part.partNumber));
+  for (const put of watched.state.log.filter(isPartPut)) {
+    const n = partNumberOf(put.url);
+    assert.equal(put.headers?.["x-amz-checksum-sha256"], expected(n));
+    assert.match(new URL(put.url).searchParams.get("X-Amz-SignedHeaders") ?? "", /x-amz-checksum-sha256/);
+  }
+  // and part 2 went again after BadDigest; the whole file was processed
+  const puts = watched.state.log.filter(isPartPut).map((r) => partNumberOf(r.url));
+  assert.equal(puts.filter((n) => n === 2).length, 2);
   const outcome = await api.waitForOutcome(view.uploadId);
   assert.equal(outcome.status, "PROCESSED", JSON.stringify(outcome));
   assert.equal(outcome.sha256, sha256(data));

@@ -121,8 +121,13 @@ class Api:
     def get(self, upload_id: str) -> dict[str, Any]:
         return dict(self.call("GET", upload_path(upload_id), retries=3))
 
-    def sign(self, upload_id: str, numbers: list[int]) -> list[dict[str, Any]]:
-        return list(self.call("POST", f"{upload_path(upload_id)}/parts", {"partNumbers": numbers}, retries=3)["parts"])
+    def sign(self, upload_id: str, numbers: list[int], checksums: dict[int, str] | None = None) -> list[dict[str, Any]]:
+        """Part URLs; with ``checksums`` (part number -> base64 SHA-256) each signs its part's
+        checksum, so S3 refuses bytes that do not hash to it."""
+        body: dict[str, Any] = {"partNumbers": numbers}
+        if checksums is not None:
+            body = {"parts": [{"partNumber": n, "checksumSha256": checksums[n]} for n in numbers]}
+        return list(self.call("POST", f"{upload_path(upload_id)}/parts", body, retries=3)["parts"])
 
     def parts(self, upload_id: str) -> list[dict[str, Any]]:
         return list(self.call("GET", f"{upload_path(upload_id)}/parts", retries=3)["parts"])

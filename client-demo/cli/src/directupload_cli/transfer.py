@@ -1,10 +1,14 @@
 """Sending the bytes to S3, as the API's answer says: one presigned POST (streamed), or multipart
 parts in parallel, each read from the file only when a worker starts it (at most concurrency x
 part size bytes in memory), their URLs signed a few at a time just before use and again when S3
-answers 403, failed parts retried with backoff."""
+answers 403, failed parts retried with backoff. For an upload opened with part checksums each
+part's SHA-256 is computed as it is read and signed into its URL (one part per signing call, as
+the checksum is known only then), so S3 refuses the part if other bytes arrive."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import queue
 import threading
 import time
@@ -172,6 +176,7 @@ def single_post(transfer: Transfer, issued: dict[str, Any], size: int) -> None:
 class SignedUrl:
     url: str
     expires_at: datetime
+    checksum: str | None = None  # the part's SHA-256 (base64) signed into the URL
 
     def fresh(self) -> bool:
         return datetime.now(UTC) + URL_MARGIN < self.expires_at
@@ -180,15 +185,27 @@ class SignedUrl:
 class PartSigner:
     """Part URLs signed just in time, a few parts at a time, and again when they expire."""
 
-    def __init__(self, api: Api, upload_id: str, order: list[int], batch: int) -> None:
+    def __init__(self, api: Api, upload_id: str, order: list[int], batch: int, checksums: bool = False) -> None:
         self.api = api
         self.upload_id = upload_id
         self.order = order
         self.batch = batch
+        self.checksums = checksums  # each URL signs its part's checksum: signed one part at a time
         self.urls: dict[int, SignedUrl] = {}
         self.lock = threading.Lock()
 
-    def url(self, number: int) -> str:
+    def url(self, number: int, checksum: str | None = None) -> str:
+        if self.checksums:
+            assert checksum is not None
+            with self.lock:
+                signed = self.urls.get(number)
+            if signed is None or not signed.fresh() or signed.checksum != checksum:
+                (part,) = self.api.sign(self.upload_id, [number], {number: checksum})
+                expires = datetime.fromisoformat(part["expiresAt"].replace("Z", "+00:00"))
+                signed = SignedUrl(part["url"], expires, checksum)
+                with self.lock:
+                    self.urls[number] = signed
+            return signed.url
         with self.lock:
             signed = self.urls.get(number)
             if signed is None or not signed.fresh():
@@ -225,7 +242,8 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
         console.print(f"resuming upload {upload_id}: {len(etags)} of {part_count} parts already in S3")
     todo = [n for n in range(1, part_count + 1) if n not in etags]
     done_bytes = sum(span(n)[1] for n in etags)
-    signer = PartSigner(api, upload_id, todo, batch=min(1000, max(8, 2 * transfer.concurrency)))
+    checksums = info.get("checksumAlgorithm") == "SHA256"
+    signer = PartSigner(api, upload_id, todo, batch=min(1000, max(8, 2 * transfer.concurrency)), checksums=checksums)
 
     with ProgressView(transfer.quiet, size, transfer.file.name) as progress:
         progress.advance(done_bytes)
@@ -291,6 +309,8 @@ def send_part(
         data = handle.read(length)
     if len(data) != length:
         raise UsageError(f"{transfer.file} changed while uploading (part {n} is short)")
+    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode() if signer.checksums else None
+    headers = {"x-amz-checksum-sha256": checksum} if checksum else {}
     session = transfer.api.session
     failure = ""
     for attempt in range(transfer.retries + 1):
@@ -298,7 +318,7 @@ def send_part(
             raise InterruptError()
         body = Body([data], length, progress.advance, transfer.limit, transfer.stop)
         try:
-            reply = session.put(signer.url(n), data=body, timeout=S3_TIMEOUT)
+            reply = session.put(signer.url(n, checksum), data=body, headers=headers, timeout=S3_TIMEOUT)
         except requests.RequestException as exc:
             failure = describe_network_error(exc)
         else:
@@ -309,6 +329,8 @@ def send_part(
                 signer.forget(n)  # expired, most likely: sign it again
             elif reply.status_code == 404:
                 raise UploadGoneError(f"S3 no longer has upload {upload_id} ({failure})")
+            elif "BadDigest" in failure:
+                pass  # the bytes S3 got do not hash to the part's checksum: damaged on the way, send again
             elif 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
                 raise RefusedError(f"S3 refused part {n}: {failure}", reply.status_code)
         progress.advance(-body.sent)

@@ -77,6 +77,7 @@ def upload(options: Options) -> dict[str, Any]:
         "filename": path.name,
         "contentType": content_type,
         "size": size,
+        "partChecksums": True,  # multipart: S3 checks each part's SHA-256 (we hash the parts as we read them)
     }
     if options.checksum:
         request["checksumSha256"] = sha256_of(path)
