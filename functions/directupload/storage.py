@@ -85,8 +85,13 @@ class Storage:
 
     # reading
     def tag(self, key: str, name: str) -> str | None:
-        """The value of the object's tag ``name`` (None when it has none)."""
-        reply = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        """The value of the object's tag ``name`` (None when it has none, or there is no object)."""
+        try:
+            reply = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise
         return next((t["Value"] for t in reply.get("TagSet", []) if t.get("Key") == name), None)
 
     def head(self, key: str) -> ObjectHead | None:

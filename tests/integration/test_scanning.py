@@ -312,3 +312,33 @@ def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, 
     process(aws, issued["key"], len(data), receive_count=2, scan=False)
     assert delayed_checks(aws) == 1
     assert status_of(api, issued["uploadId"])["status"] == "SCANNING"
+
+
+def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_does_not_reject(aws: Any, api: Api) -> None:
+    from handlers import processor
+    from tests.events import sqs_batch
+    from tests.integration.conftest import fail_calls, scan_verdict
+    from tests.lambda_context import context
+
+    data = b"scanned in time, processed late\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+    verdict = scan_verdict(aws, issued["key"], etag)  # the scanner answered (and tagged the object)
+    fail_calls("s3", "CopyObject", 1)  # ... but handling its verdict fails once (a throttled copy)
+    assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+
+    aws.dynamodb.update_item(
+        TableName=aws.env["UPLOADS_TABLE"],
+        Key={"pk": {"S": f"upload#{issued['uploadId']}"}},
+        UpdateExpression="SET scan_deadline = :past",
+        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
+    )
+    check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
+    processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
+    assert status_of(api, issued["uploadId"])["status"] == "SCANNING"  # the verdict decides, not the clock
+
+    processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]

@@ -317,9 +317,17 @@ class Processor:
                 raise AwaitingScanError(None)  # decided meanwhile, or another version waits
             if now < deadline:
                 raise AwaitingScanError(max(1, int((deadline - now).total_seconds()) + 1))
+            if self.storage.tag(record.key, SCAN_TAG) is not None:
+                # the scanner did answer (it tags what it scanned): its verdict is on its way or
+                # being retried, and it decides; look again later
+                raise AwaitingScanError(profile.scan_timeout_seconds)
             metrics.add_metric(name="ScanTimeouts", unit="Count", value=1)
             raise Rejected("scan-timeout", "the malware scan gave no verdict in time; the file was not served")
         if verdict is None:  # S3's notification: wait for the verdict
+            if record.status == Status.FAILED:
+                # it waits for its redrive: its verdict (in the dead-letter queue, or on its way)
+                # decides; a late copy of the notification must not restart a wait it would lose
+                raise AwaitingScanError(None)
             if waiting and record.scan_deadline is not None:
                 # delivered again (or its first attempt could not schedule the check): check again
                 left = int((record.scan_deadline - now).total_seconds()) + 1
@@ -328,7 +336,7 @@ class Processor:
             self.store.transition(
                 record.upload_id,
                 Status.SCANNING,
-                [Status.UPLOADED, Status.FAILED, Status.SCANNING],  # SCANNING: a newer version waits now
+                [Status.UPLOADED, Status.SCANNING],  # SCANNING: a newer version waits now
                 now=now,
                 claimed_by=etag,
                 scan_deadline=deadline,
