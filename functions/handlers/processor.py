@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -77,7 +78,15 @@ def object_refs(body: str) -> list[ObjectRef]:
     if message.get("detail-type") == SCAN_RESULT and message.get("source") == "aws.guardduty":
         return scan_verdict_refs(message.get("detail") or {}, message.get("id"))
     if message.get("type") == SCAN_DEADLINE:
-        return [ObjectRef(bucket=message["bucket"], key=message["key"], etag=message["etag"], deadline_check=True)]
+        return [
+            ObjectRef(
+                bucket=message["bucket"],
+                key=message["key"],
+                etag=message["etag"],
+                sequencer=message.get("check"),  # this check's id: one delivery of its own
+                deadline_check=True,
+            )
+        ]
     refs = []
     for record in message.get("Records", []):
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
@@ -104,7 +113,7 @@ MAX_DELAY_SECONDS = 900
 
 def schedule_scan_deadline(ref: ObjectRef, seconds: int) -> None:
     """Send the check that ``ref``'s version got its verdict in time, due in ``seconds``."""
-    body = {"type": SCAN_DEADLINE, "bucket": ref.bucket, "key": ref.key, "etag": ref.etag}
+    body = {"type": SCAN_DEADLINE, "bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "check": uuid.uuid4().hex}
     aws.client("sqs").send_message(
         QueueUrl=get_settings().ingest_queue_url,
         MessageBody=json.dumps(body),

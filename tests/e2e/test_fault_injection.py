@@ -230,7 +230,7 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
             queue = emulator.depth(emulator.queue, delayed=False)
             return f"queue {queue}, records {dict(statuses)}, events {dict(kinds)}"
 
-        settle_seconds = wait_until("every upload settled, the ingest queue empty", settled, timeout=150, state=state)
+        settle_seconds = wait_until("every upload settled, the ingest queue empty", settled, timeout=240, state=state)
 
         # --- Then every upload is in exactly one state, with nothing in flight
         records = emulator.records()

@@ -342,3 +342,26 @@ def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_does_not_reject
     processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any, api: Api) -> None:
+    from handlers import processor
+    from tests.events import sqs_batch
+    from tests.integration.conftest import fail_calls, scan_verdict
+    from tests.lambda_context import context
+
+    data = b"announced exactly once\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+    verdict = scan_verdict(aws, issued["key"], etag)
+    twin = {**verdict, "id": "another-delivery-of-the-same-scan"}  # the scanner's result sent twice
+    fail_calls("events", "PutEvents", 1)  # PROCESSED is written, its event not yet out
+    assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+
+    processor.lambda_handler(sqs_batch(twin), context("ProcessFunction"))
+    assert delivered_events(aws) == [], "only the delivery that reached the outcome finishes its event"
+    processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]

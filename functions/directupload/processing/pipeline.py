@@ -77,10 +77,12 @@ CLAIM_LIFETIME = timedelta(minutes=20)
 def delivery(ref: ObjectRef, etag: str) -> str:
     """Which write of the staging object a notification is of (S3's sequencer grows per write),
     or which verdict of the scanner on it."""
+    # each verdict (its event id) and each deadline check (its own id) is a delivery of its own:
+    # only the one that reached an outcome may finish the event it owes, never a twin of it
     if ref.verdict is not None:
-        return f"scan-{ref.verdict.status}/{etag}"
+        return f"scan-{ref.verdict.status}-{ref.verdict.event_id or '-'}/{etag}"
     if ref.deadline_check:
-        return f"scan-deadline/{etag}"
+        return f"scan-deadline-{ref.sequencer or '-'}/{etag}"
     return f"{ref.sequencer or ref.version_id or '-'}/{etag}"
 
 
