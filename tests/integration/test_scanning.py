@@ -59,6 +59,16 @@ def send(api: Api, data: bytes, filename: str = "notes.txt") -> dict[str, Any]:
     return issued
 
 
+def deadline_passed(aws: Any, upload_id: str) -> None:
+    """Play the clock forward: the upload's scan deadline is in the past."""
+    aws.dynamodb.update_item(
+        TableName=aws.env["UPLOADS_TABLE"],
+        Key={"pk": {"S": f"upload#{upload_id}"}},
+        UpdateExpression="SET scan_deadline = :past",
+        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
+    )
+
+
 def status_of(api: Api, upload_id: str) -> dict[str, Any]:
     return api.call("GET", f"/uploads/{upload_id}")[1]
 
@@ -188,12 +198,7 @@ def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws
     # deadline passed: the clock is played forward on the record
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": silent["key"]}
     check["etag"] = current_etag(aws, silent["key"])
-    aws.dynamodb.update_item(
-        TableName=aws.env["UPLOADS_TABLE"],
-        Key={"pk": {"S": f"upload#{silent['uploadId']}"}},
-        UpdateExpression="SET scan_deadline = :past",
-        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
-    )
+    deadline_passed(aws, silent["uploadId"])
     processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
 
     record = status_of(api, silent["uploadId"])
@@ -329,12 +334,7 @@ def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_does_not_reject
     fail_calls("s3", "CopyObject", 1)  # ... but handling its verdict fails once (a throttled copy)
     assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
 
-    aws.dynamodb.update_item(
-        TableName=aws.env["UPLOADS_TABLE"],
-        Key={"pk": {"S": f"upload#{issued['uploadId']}"}},
-        UpdateExpression="SET scan_deadline = :past",
-        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
-    )
+    deadline_passed(aws, issued["uploadId"])
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
     processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
     assert status_of(api, issued["uploadId"])["status"] == "SCANNING"  # the verdict decides, not the clock
