@@ -10,7 +10,7 @@ credentials, as botocore signs AWS's own APIs, and names the owner the upload is
 Credentials come from botocore's usual chain (the function's or task's role, AWS_PROFILE, ...);
 ``--assume-role ARN`` assumes the issuer role first. Against the local stack (`make run`) that is
 the role `.local/stack.json` names as ``trustedIssuerRoleArn``, assumed through the emulator's STS
-(`make backend-upload FILE=... OWNER=...` does it all).
+(`make backend-upload FILE=photo.png OWNER=alice PROFILE=avatar` runs this with ``--local-stack``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+# the emulator accepts any keys: these are placeholders, not secrets (local/stack.py uses the same)
+LOCAL_STACK_KEYS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 FINAL = ("PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED")
 
 
@@ -73,9 +75,14 @@ def _credentials(args: argparse.Namespace) -> tuple[Credentials, str]:
     import boto3
 
     session = boto3.Session(region_name=args.region)
+    if args.local_stack:
+        # the local stack: its emulator's STS hands out the issuer role's session (placeholder
+        # keys play the account's administrator there, as in the emulator's docs)
+        session = boto3.Session(region_name=args.region, **LOCAL_STACK_KEYS)
     region = session.region_name or "us-east-1"
     if args.assume_role:
-        assumed = session.client("sts").assume_role(RoleArn=args.assume_role, RoleSessionName="backend-example")
+        sts = session.client("sts", endpoint_url=args.sts_endpoint)
+        assumed = sts.assume_role(RoleArn=args.assume_role, RoleSessionName="backend-example")
         creds = assumed["Credentials"]
         return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]), region
     found = session.get_credentials()
@@ -87,13 +94,28 @@ def _credentials(args: argparse.Namespace) -> tuple[Credentials, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Issue an upload for an owner as a trusted backend (SigV4).")
     parser.add_argument("file", type=Path)
-    parser.add_argument("--api", required=True, help="the API's URL (stack output ApiUrl)")
+    parser.add_argument("--api", help="the API's URL (stack output ApiUrl)")
     parser.add_argument("--owner", required=True, help="the user the upload is for (their JWT sub)")
+    parser.add_argument(
+        "--local-stack",
+        type=Path,
+        metavar="STACK_JSON",
+        help="the local stack's .local/stack.json: its API, its issuer role, its emulator's STS",
+    )
     parser.add_argument("--profile", default="file")
     parser.add_argument("--region", default=None, help="the API's region (default: botocore's)")
     parser.add_argument("--assume-role", default=None, metavar="ARN", help="assume this issuer role first")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the outcome")
     args = parser.parse_args(argv)
+    args.sts_endpoint = None
+    if args.local_stack:
+        info = json.loads(args.local_stack.read_text())
+        args.api = args.api or info["apiUrl"]
+        args.assume_role = args.assume_role or info["trustedIssuerRoleArn"]
+        args.region = args.region or info["region"]
+        args.sts_endpoint = info["emulatorUrl"]
+    if not args.api:
+        parser.error("give --api (or --local-stack)")
 
     credentials, region = _credentials(args)
     client = BackendClient(args.api, credentials, region)
