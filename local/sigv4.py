@@ -188,6 +188,7 @@ class VerifyingApp:
         if environ.get("PATH_INFO") != VERIFY_PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload: dict[str, Any]
         try:
             asked = json.loads(environ["wsgi.input"].read(length))
             status, payload = 200, {"iam": self._verify(asked)}
@@ -245,7 +246,7 @@ class EmulatorVerifier:
 
         if not _header(headers, "authorization"):  # as API Gateway, without asking IAM
             raise SignatureRefused("Missing Authentication Token (sign the request with SigV4)")
-        asked = {
+        asked: dict[str, Any] = {
             "method": method,
             "url": url,
             "headers": headers,

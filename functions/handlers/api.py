@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.models import APIKey
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -277,11 +277,14 @@ def openapi_document() -> str:
         version="1.0.0",
         description="Direct-to-S3 uploads: issue presigned uploads, follow their processing.",
         security_schemes={
-            backend.SIGV4: APIKey(
-                name="Authorization",
-                in_=APIKeyIn.header,
-                description="AWS SigV4 (service execute-api) by a role of TrustedIssuerRoleArns",
-                **{"x-amazon-apigateway-authtype": "awsSigv4"},
+            backend.SIGV4: APIKey.model_validate(
+                {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "AWS SigV4 (service execute-api) by a role of TrustedIssuerRoleArns",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                }
             )
         },
     )

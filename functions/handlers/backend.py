@@ -38,7 +38,7 @@ router = APIGatewayHttpRouter()
 PREFIX = "/backend/"
 # the OpenAPI security scheme of these routes (api.openapi_document declares it)
 SIGV4 = "sigv4"
-SECURITY = [{SIGV4: []}]
+SECURITY: list[dict[str, list[str]]] = [{SIGV4: []}]
 UploadId = Annotated[str, Path(pattern=keys.UPLOAD_ID_PATTERN)]
 Owner = Annotated[str, Field(max_length=128, description="the owner the upload is for (a JWT sub)")]
 OwnerQuery = Annotated[str, Query(max_length=128, description="the owner the upload belongs to (a JWT sub)")]

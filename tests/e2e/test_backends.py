@@ -160,7 +160,7 @@ def test_unsigned_and_tampered_calls_are_refused_at_the_gateway_with_403(stack: 
         in assert_problem(backend(stack, forged).issue("mallory", "avatar", "a.png", "image/png", 10), 403)["detail"]
     )
     # a key the emulator's STS never issued
-    unknown = Credentials("ASIAUNKNOWNKEY000000", "secret", "token")
+    unknown = Credentials("never-issued-key", "secret", "token")
     assert (
         "security token"
         in assert_problem(backend(stack, unknown).issue("mallory", "avatar", "a.png", "image/png", 10), 403)["detail"]
