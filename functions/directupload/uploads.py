@@ -241,7 +241,6 @@ class UploadService:
             profile=profile.name,
             size=request.size,
             multipart=record.is_multipart,
-            issued_by=issued_by,
         )
         return issued
 
