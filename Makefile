@@ -19,7 +19,7 @@ PIP_NOISE := is ignored: it is neither a file nor a directory
 
 -include mk/*.mk
 
-.PHONY: help setup run test check lint format typecheck unit integration e2e token cli upload clean
+.PHONY: help setup run test check lint format typecheck unit integration e2e token cli upload backend-upload clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ cli: $(CLI_STAMP) ## install the CLI package into the venv (editable): .venv/bin
 
 upload: cli ## upload a file through the CLI client: make upload FILE=clip.mp4 PROFILE=video
 	@$(BIN)/directupload upload "$(FILE)" --profile "$(or $(PROFILE),file)"
+
+backend-upload: setup ## upload a file for an owner as a trusted backend (SigV4): make backend-upload FILE=a.png OWNER=alice PROFILE=avatar
+	@$(BIN)/python client-demo/backend_example.py "$(FILE)" --local-stack .local/stack.json --owner "$(or $(OWNER),alice)" --profile "$(or $(PROFILE),file)"
 
 token: setup ## print a bearer token for the local stack: make token USER=alice
 	@$(BIN)/python -m local.auth $(USER)

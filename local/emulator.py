@@ -66,12 +66,14 @@ def serve(host: str, port: int) -> Any:
 
     from local import moto_fixes
     from local.iam_gate import IamGate
+    from local.sigv4 import VerifyingApp
 
     moto_fixes.apply()
     # IAM's own AWS managed policies (SAM attaches some to the functions' roles), as IAM has them
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = IamGate(DomainDispatcherApplication(create_backend_app))
+    # in front of the gate: the HTTP API's IAM authorization asks here (local/sigv4.py)
+    app = VerifyingApp(IamGate(DomainDispatcherApplication(create_backend_app)))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
     return server

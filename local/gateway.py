@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -22,13 +23,22 @@ from local.lambda_runtime import Function
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 # A local-only route: (headers, body) -> (status, JSON payload). Never part of the deployed API.
 LocalRoute = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
+# IAM authorization: (method, url, headers, body) -> the caller's authorizer.iam, or PermissionError
+IamVerifier = Callable[[str, str, dict[str, str], bytes], dict[str, Any]]
 TEXT_TYPES = ("application/json", "application/problem+json", "text/", "application/x-www-form-urlencoded")
 
 
 def api_gateway_event(
-    method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str, claims: dict[str, Any] | None
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+    claims: dict[str, Any] | None,
+    iam: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The event API Gateway's HTTP API sends a Lambda integration (payload format 2.0)."""
+    """The event API Gateway's HTTP API sends a Lambda integration (payload format 2.0); ``claims``
+    from a JWT authorizer, ``iam`` (the caller) from IAM authorization."""
     url = urlsplit(target)
     lowered: dict[str, str] = {}
     for name, value in headers.items():
@@ -70,6 +80,8 @@ def api_gateway_event(
         event["queryStringParameters"] = query
     if claims is not None:
         event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    if iam is not None:
+        event["requestContext"]["authorizer"] = {"iam": iam}
     if body:
         content_type = lowered.get("content-type", "")
         try:
@@ -80,6 +92,14 @@ def api_gateway_event(
             event["body"] = base64.b64encode(body).decode()
             event["isBase64Encoded"] = True
     return event
+
+
+def _route_pattern(route: str) -> re.Pattern[str]:
+    """A route key with path parameters ("GET /backend/uploads/{uploadId}") as a pattern."""
+    parts = re.split(r"(\{[^}]+\})", route)
+    return re.compile(
+        "".join((".+" if p.endswith("+}") else "[^/]+") if p.startswith("{") else re.escape(p) for p in parts)
+    )
 
 
 class Gateway(ThreadingHTTPServer):
@@ -96,6 +116,8 @@ class Gateway(ThreadingHTTPServer):
         local_routes: dict[str, LocalRoute] | None = None,
         public_routes: frozenset[str] = frozenset(),
         allowed_origins: list[str] | None = None,
+        iam_routes: frozenset[str] = frozenset(),
+        verify_iam: IamVerifier | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.api = api
@@ -105,6 +127,9 @@ class Gateway(ThreadingHTTPServer):
         self.local_routes = local_routes or {}
         self.public_routes = public_routes
         self.allowed_origins = allowed_origins or ["*"]
+        # routes with IAM authorization ("POST /backend/uploads", "GET /backend/uploads/{uploadId}")
+        self.iam_routes = [_route_pattern(route) for route in sorted(iam_routes)]
+        self.verify_iam = verify_iam
         self.requests_served = 0
 
 
@@ -217,9 +242,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _invoke(self, body: bytes) -> None:
         headers = dict(self.headers.items())
-        claims = None
-        public = f"{self.command} {urlsplit(self.path).path}" in self.server.public_routes
-        if self.server.authenticate is not None and not public:
+        claims = iam = None
+        route = f"{self.command} {urlsplit(self.path).path}"
+        public = route in self.server.public_routes
+        if any(pattern.fullmatch(route) for pattern in self.server.iam_routes):
+            # as API Gateway's IAM authorization: a SigV4 signature instead of a token, checked before
+            # the function is called; a caller it refuses never reaches the function
+            try:
+                if self.server.verify_iam is None:
+                    raise PermissionError("IAM authorization is not available on this gateway")
+                iam = self.server.verify_iam(
+                    self.command, f"http://{self.headers.get('Host', '')}{self.path}", headers, body
+                )
+            except PermissionError as exc:
+                return self._json(
+                    403,
+                    {
+                        "type": "urn:directupload:problem:forbidden",
+                        "title": "Forbidden",
+                        "status": 403,
+                        "detail": str(exc),
+                    },
+                    "application/problem+json",
+                )
+        elif self.server.authenticate is not None and not public:
             try:
                 claims = self.server.authenticate(headers)
             except PermissionError as exc:
@@ -234,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                     "application/problem+json",
                 )
-        event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0], claims)
+        event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0], claims, iam)
         started = time.perf_counter()
         try:
             reply = self.server.api.invoke(event)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from local.template import LocalTemplate
+from local.template import ACCOUNT, LocalTemplate
 
 LAMBDA_TRUST = {
     "Version": "2012-10-17",
@@ -80,3 +80,47 @@ def create_roles(tpl: LocalTemplate, iam: Any, sts: Any) -> dict[str, FunctionRo
             },
         )
     return out
+
+
+# The local stack's trusted backend (TrustedIssuerRoleArns): a role with a path, as roles of
+# services often have, so the local stack also shows a session matching its role across the path.
+ISSUER_ROLE_NAME = "directupload-local-trusted-issuer"
+ISSUER_ROLE_PATH = "/backends/"
+ISSUER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role{ISSUER_ROLE_PATH}{ISSUER_ROLE_NAME}"
+ACCOUNT_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def invoke_policy(region: str, api_id: str = "local") -> dict[str, Any]:
+    """What a trusted backend's role needs on AWS too: execute-api:Invoke on the backend routes."""
+    routes = f"arn:aws:execute-api:{region}:{ACCOUNT}:{api_id}/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CallTheBackendRoutes",
+                "Effect": "Allow",
+                "Action": "execute-api:Invoke",
+                "Resource": [
+                    f"{routes}/POST/backend/uploads",
+                    f"{routes}/GET/backend/uploads/*",
+                    f"{routes}/DELETE/backend/uploads/*",
+                ],
+            }
+        ],
+    }
+
+
+def create_issuer_role(iam: Any, region: str) -> str:
+    """The local trusted backend's role, in the emulator's IAM; its ARN (what the allow-list names)."""
+    arn = iam.create_role(
+        RoleName=ISSUER_ROLE_NAME, Path=ISSUER_ROLE_PATH, AssumeRolePolicyDocument=json.dumps(ACCOUNT_TRUST)
+    )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=ISSUER_ROLE_NAME, PolicyName="invoke-backend-routes", PolicyDocument=json.dumps(invoke_policy(region))
+    )
+    return str(arn)

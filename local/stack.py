@@ -36,9 +36,10 @@ from local.gateway import Gateway
 from local.poller import EventTap
 from local.provision import Provisioned, provision
 from local.retention import StreamPoller, TtlSweeper
-from local.roles import FunctionRole, create_roles
+from local.roles import ISSUER_ROLE_ARN, FunctionRole, create_issuer_role, create_roles
 from local.scanner import Scanner
-from local.template import LocalTemplate, load
+from local.sigv4 import EmulatorVerifier
+from local.template import ACCOUNT, LocalTemplate, load
 
 REGION = "us-east-1"
 SCANNERS = 3  # local malware scanner threads
@@ -71,6 +72,7 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self.roles: dict[str, FunctionRole] = {}
         self.functions: list[FunctionProcess] = []
+        self.issuer_role_arn = ""
 
     @property
     def api_url(self) -> str:
@@ -92,15 +94,16 @@ class LocalStack:
 
         os.environ.update(LOCAL_CREDENTIALS)
         os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.emulator_url})
-        tpl = LocalTemplate(
-            load(), region=REGION, parameters={"Stage": "dev", **opts.parameters}, endpoint=self.emulator_url
-        )
+        # the local trusted backend's role is the one backend on the allow-list, unless told otherwise
+        parameters = {"Stage": "dev", "TrustedIssuerRoleArns": ISSUER_ROLE_ARN, **opts.parameters}
+        tpl = LocalTemplate(load(), region=REGION, parameters=parameters, endpoint=self.emulator_url)
         clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events", "secretsmanager")}
         self.resources = provision(
             tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"], clients["secretsmanager"]
         )
         # each function runs with the credentials of its own role, as SAM writes it (local/roles.py)
         self.roles = create_roles(tpl, _client("iam"), _client("sts"))
+        self.issuer_role_arn = create_issuer_role(_client("iam"), REGION)
 
         local_settings = self._local_env()
         # the variables Lambda sets for each function: the template's, its role's credentials
@@ -222,6 +225,9 @@ class LocalStack:
                 "POST /local/ttl-sweep": partial(_sweep_route, sweeper),
             },
             allowed_origins=tpl.ref("AllowedOrigins"),
+            # the trusted-backend routes: SigV4, verified with what the emulator's STS issued
+            iam_routes=tpl.iam_routes(),
+            verify_iam=EmulatorVerifier(self.emulator_url, REGION, ACCOUNT),
         )
         threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True).start()
         (opts.state_dir / "stack.json").write_text(_json(self.describe()))
@@ -255,6 +261,8 @@ class LocalStack:
             "deadLetterQueueUrl": self.resources.dead_letter_queue_url,
             "eventsLog": str(self.options.state_dir / "events.jsonl"),
             "functionRoles": {name: role.role_arn for name, role in self.roles.items()},
+            # a role for your own backend's calls to /backend/uploads (assume it with the emulator's STS)
+            "trustedIssuerRoleArn": self.issuer_role_arn,
             "malwareScanning": bool(self.resources.scan_requests_queue_url),
             # the optional webhook: the secret's id in the emulator (never its value), its queues
             **(

@@ -203,6 +203,16 @@ class LocalTemplate:
             if "security" not in (spec or {})
         )
 
+    def iam_routes(self) -> frozenset[str]:
+        """The HTTP API's routes with IAM authorization (an event's ``Auth: Authorizer: AWS_IAM``),
+        as "METHOD /path/{param}"."""
+        return frozenset(
+            f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}"
+            for function in self.resources("AWS::Serverless::Function").values()
+            for event in function.get("Properties", {}).get("Events", {}).values()
+            if event.get("Type") == "HttpApi" and (event["Properties"].get("Auth") or {}).get("Authorizer") == "AWS_IAM"
+        )
+
     def globals(self, name: str, default: Any = None) -> Any:
         """A property of the template's ``Globals: Function`` section, resolved."""
         return self.resolve(self.raw.get("Globals", {}).get("Function", {}).get(name, default))

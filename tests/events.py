@@ -18,10 +18,11 @@ def http(
     claims: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     raw: bytes | None = None,
+    iam: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     all_headers = {"content-type": "application/json", "host": "api.test", **(headers or {})}
-    return api_gateway_event(method, path, all_headers, data, "198.51.100.7", claims)
+    return api_gateway_event(method, path, all_headers, data, "198.51.100.7", claims, iam)
 
 
 __all__ = ["http", "s3_notification", "sqs_batch"]

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from directupload.backends import TrustedIssuers, parse_allow_list
 from directupload.errors import ConfigError
 from directupload.profiles import GiB, Profile, load_profiles
 
@@ -36,6 +37,7 @@ ENV_NAMES = {
     "cloudfront_private_key_secret_arn": "CLOUDFRONT_PRIVATE_KEY_SECRET_ARN",
     "malware_scanning": "MALWARE_SCANNING",
     "ingest_queue_url": "INGEST_QUEUE_URL",
+    "trusted_issuer_role_arns": "TRUSTED_ISSUER_ROLE_ARNS",
 }
 # Downloads through CloudFront: all three set, or none (then downloads are S3 presigned GETs).
 CLOUDFRONT_FIELDS = ("download_domain", "cloudfront_key_pair_id", "cloudfront_private_key_secret_arn")
@@ -67,6 +69,8 @@ class Settings(BaseModel):
     malware_scanning: Literal["enabled", "disabled"] = "enabled"
     # where the processor schedules its own checks (a scan's deadline)
     ingest_queue_url: str = ""
+    # the IAM roles of the backends that may call /backend/uploads (comma-separated; "" = none)
+    trusted_issuer_role_arns: str = ""
 
     @model_validator(mode="after")
     def _cloudfront_all_or_nothing(self) -> Settings:
@@ -75,6 +79,16 @@ class Settings(BaseModel):
             missing = [ENV_NAMES[field] for field in CLOUDFRONT_FIELDS if field not in given]
             raise PydanticCustomError("cloudfront", "downloads through CloudFront also need " + ", ".join(missing))
         return self
+
+    @field_validator("trusted_issuer_role_arns")
+    @classmethod
+    def _role_arns(cls, value: str) -> str:
+        parse_allow_list(value)  # ValueError names the entry that is no role ARN
+        return value
+
+    @property
+    def trusted_issuers(self) -> TrustedIssuers:
+        return TrustedIssuers.of(parse_allow_list(self.trusted_issuer_role_arns))
 
     @property
     def downloads_through_cloudfront(self) -> bool:

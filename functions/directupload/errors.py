@@ -25,6 +25,10 @@ class Unauthorized(DomainError):
     status, slug, title = 401, "unauthorized", "Authentication required"
 
 
+class Forbidden(DomainError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
 class NotFound(DomainError):
     status, slug, title = 404, "not-found", "Not found"
 

@@ -46,6 +46,8 @@ def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) 
         "contentType": record.content_type,
         "sha256": record.sha256,
     }
+    if record.issued_by is not None:
+        detail["issuedBy"] = record.issued_by  # a trusted backend issued it for the owner
     if record.status == Status.PROCESSED:
         detail["result"] = record.result or {}
     elif record.status in (Status.DELETING, Status.DELETED):

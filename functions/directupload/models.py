@@ -157,6 +157,7 @@ class UploadView(Wire):
     variants: list[str] | None = None
     retain_until: datetime | None = None
     deleted_at: datetime | None = None
+    issued_by: str | None = None  # the trusted backend's IAM role that issued it for its owner
 
 
 class ProfileView(Wire):
@@ -195,6 +196,8 @@ class UploadRecord(BaseModel):
 
     upload_id: str
     owner: str
+    # a trusted backend's IAM role ARN when it issued the upload for ``owner`` (/backend/uploads)
+    issued_by: str | None = None
     status: Status
     profile: str
     filename: str
@@ -267,6 +270,7 @@ class UploadRecord(BaseModel):
             variants=sorted(self.variants) if status == Status.PROCESSED else None,
             retain_until=self.retain_until,
             deleted_at=self.deleted_at,
+            issued_by=self.issued_by,
         )
 
     def object_keys(self, derived_names: Iterable[str] = ()) -> list[str]:

@@ -138,7 +138,15 @@ class UploadService:
         if size < profile.min_size:
             raise Unprocessable(f"{size} bytes is under the {profile.name!r} minimum of {profile.min_size} bytes")
 
-    def issue(self, owner: str, request: IssueUploadRequest, transfer: Transfer = Transfer.PROFILE) -> IssuedUpload:
+    def issue(
+        self,
+        owner: str,
+        request: IssueUploadRequest,
+        transfer: Transfer = Transfer.PROFILE,
+        *,
+        issued_by: str | None = None,
+    ) -> IssuedUpload:
+        """Issue an upload for ``owner``; ``issued_by``: the trusted backend that asks for them."""
         profile = self.profile(request.profile)
         content_type = request.content_type.lower()
         self.check(profile, content_type, request.size)
@@ -167,6 +175,7 @@ class UploadService:
         record = UploadRecord(
             upload_id=upload_id,
             owner=owner,
+            issued_by=issued_by,
             status=Status.PENDING,
             profile=profile.name,
             filename=keys.safe_filename(request.filename),

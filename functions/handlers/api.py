@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,7 +34,7 @@ from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, problem_body
 from directupload.processing.steps import VARIANT_PATTERN
 from directupload.uploads import MAX_PAGE
-from handlers import contract, uppy
+from handlers import backend, contract, uppy
 from handlers.contract import responses
 
 MAX_BODY_BYTES = 64 * 1024
@@ -80,6 +81,7 @@ def _serialize(value: Any) -> str:
 
 app = APIGatewayHttpResolver(enable_validation=True, serializer=_serialize)
 app.include_router(uppy.router)  # Uppy's companion-mode routes, on the same domain logic
+app.include_router(backend.router)  # trusted backends, IAM-authorized, for a named owner
 UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
 ProfileName = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="only this profile")]
 
@@ -274,6 +276,17 @@ def openapi_document() -> str:
         title="directupload",
         version="1.0.0",
         description="Direct-to-S3 uploads: issue presigned uploads, follow their processing.",
+        security_schemes={
+            backend.SIGV4: APIKey.model_validate(
+                {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "AWS SigV4 (service execute-api) by a role of TrustedIssuerRoleArns",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                }
+            )
+        },
     )
 
 
@@ -365,4 +378,17 @@ def _early(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _refuse_early(event) or app.resolve(event, context)
+    return _refuse_untrusted(event) or _refuse_early(event) or app.resolve(event, context)
+
+
+def _refuse_untrusted(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A backend route called by anyone but a trusted backend: 403 before anything else (the
+    router validates a request before any route code runs)."""
+    if not backend.is_backend_route(event):
+        return None
+    try:
+        backend.issuer(event)
+    except DomainError as error:
+        logger.warning("backend route refused", reason=error.detail)
+        return _early(error.status, error.slug, error.title, error.detail)
+    return None

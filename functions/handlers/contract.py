@@ -15,6 +15,7 @@ ANONYMOUS = "anonymous"
 _TITLES = {
     400: "Malformed request",
     401: "Missing or invalid bearer token",
+    403: "Not a trusted backend (IAM routes)",
     404: "No such upload (or not yours)",
     409: "The upload's state does not allow this",
     413: "Too large",

@@ -68,6 +68,9 @@ def fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> int:
     return sent
 
 
+# every operation of the document in one test (the trusted-backend routes too): more than the
+# default 300 s on a machine shared with other test runs
+@pytest.mark.timeout(600)
 def test_no_server_errors_and_responses_match_the_document(api_schema: Any, token: str) -> None:
     """Valid and invalid requests for every operation; each response is checked against the document."""
     headers = {"Authorization": f"Bearer {token}"}

@@ -388,14 +388,21 @@ def _operations_by_route(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # Routes anyone may call: the API's description and what its profiles accept, nothing about uploads.
 PUBLIC_ROUTES = {"GET /openapi.json", "GET /profiles"}
+# Routes for trusted backends: IAM (SigV4) authorization, whatever AuthMode says.
+BACKEND_ROUTES = {"POST /backend/uploads", "GET /backend/uploads/{uploadId}", "DELETE /backend/uploads/{uploadId}"}
+SIGV4_SCHEME = {"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"}
 
 
-def test_jwt_authorizer_guards_every_route_but_the_public_documents_when_an_issuer_is_set(
+def _schemes(body: dict[str, Any]) -> dict[str, Any]:
+    schemes: dict[str, Any] = body.get("components", {}).get("securitySchemes", {})
+    return schemes
+
+
+def test_jwt_authorizer_guards_every_user_route_but_the_public_documents_when_an_issuer_is_set(
     prod: dict[str, Any],
 ) -> None:
     body = prod["Resources"]["UploadsApi"]["Properties"]["Body"]
-    schemes = body["components"]["securitySchemes"]
-    [(name, scheme)] = schemes.items()
+    [(name, scheme)] = [(n, s) for n, s in _schemes(body).items() if "x-amazon-apigateway-authorizer" in s]
     authorizer = scheme["x-amazon-apigateway-authorizer"]
 
     assert authorizer["type"] == "jwt"
@@ -404,8 +411,53 @@ def test_jwt_authorizer_guards_every_route_but_the_public_documents_when_an_issu
     for route, op in _operations_by_route(body).items():
         if route in PUBLIC_ROUTES:
             assert "security" not in op, route
-        else:
+        elif route not in BACKEND_ROUTES:
             assert op["security"] == [{name: []}], route
+
+
+@pytest.mark.parametrize("deployment", ["dev", "prod"])
+def test_backend_routes_take_iam_authorization_and_user_routes_never_do(
+    deployment: str, request: pytest.FixtureRequest
+) -> None:
+    body = request.getfixturevalue(deployment)["Resources"]["UploadsApi"]["Properties"]["Body"]
+    iam = [name for name, scheme in _schemes(body).items() if scheme == SIGV4_SCHEME]
+    assert len(iam) == 1, _schemes(body)
+    routes = _operations_by_route(body)
+
+    assert set(routes) >= BACKEND_ROUTES
+    for route, op in routes.items():
+        uses_iam = any(iam[0] in requirement for requirement in op.get("security", []))
+        assert uses_iam == (route in BACKEND_ROUTES), route
+        if route in BACKEND_ROUTES:
+            assert op["security"] == [{iam[0]: []}], route  # IAM alone, never a JWT as well
+
+
+def test_the_backend_routes_are_the_ones_the_local_gateway_verifies_sigv4_on() -> None:
+    from local.template import LocalTemplate, load
+
+    assert LocalTemplate(load()).iam_routes() == BACKEND_ROUTES
+
+
+def test_the_api_function_gets_the_issuer_allow_list_as_given(dev: dict[str, Any]) -> None:
+    env = dev["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["TRUSTED_ISSUER_ROLE_ARNS"] == ref("TrustedIssuerRoleArns")
+    assert load_template()["Parameters"]["TrustedIssuerRoleArns"]["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("", True),
+        ("arn:aws:iam::111122223333:role/jobs", True),
+        ("arn:aws:iam::111122223333:role/team/jobs,arn:aws-cn:iam::444455556666:role/b", True),
+        ("arn:aws:iam::111122223333:user/alice", False),
+        ("arn:aws:iam::111122223333:role/jobs, arn:aws:iam::111122223333:role/b", False),
+        ("*", False),
+    ],
+)
+def test_the_allow_list_parameter_takes_role_arns_only(value: str, allowed: bool) -> None:
+    pattern = load_template()["Parameters"]["TrustedIssuerRoleArns"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) == allowed
 
 
 def test_the_public_routes_are_the_ones_the_local_gateway_lets_through_without_a_token() -> None:
@@ -417,8 +469,8 @@ def test_the_public_routes_are_the_ones_the_local_gateway_lets_through_without_a
 def test_no_authorizer_and_anonymous_auth_mode_only_when_auth_mode_none_is_said(dev: dict[str, Any]) -> None:
     body = dev["Resources"]["UploadsApi"]["Properties"]["Body"]
 
-    assert not body.get("components", {}).get("securitySchemes")
-    assert all("security" not in op for op in _operations_by_route(body).values())
+    assert [s for s in _schemes(body).values() if "x-amazon-apigateway-authorizer" in s] == []
+    assert all("security" not in op for route, op in _operations_by_route(body).items() if route not in BACKEND_ROUTES)
     for function in FUNCTIONS:
         assert dev["Resources"][function]["Properties"]["Environment"]["Variables"]["AUTH_MODE"] == "none"
 
