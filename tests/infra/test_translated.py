@@ -1176,7 +1176,7 @@ def _concrete(template: dict[str, Any], value: Any) -> Any:
     return LocalTemplate(template, parameters=EXISTING).resolve(value)
 
 
-def _s3_grants(template: dict[str, Any]) -> dict[str, list[str]]:
+def _concrete_s3_grants(template: dict[str, Any]) -> dict[str, list[str]]:
     """Every S3 resource each role's inline policies name, concrete."""
     grants: dict[str, list[str]] = {}
     for name, statement in policy_statements(template):
@@ -1220,7 +1220,7 @@ def test_existing_buckets_reach_the_ingest_queue_through_their_eventbridge_event
 def test_every_s3_grant_names_exactly_the_existing_buckets_under_the_product_prefixes(
     existing: dict[str, Any], dev: dict[str, Any]
 ) -> None:
-    grants = _s3_grants(existing)
+    grants = _concrete_s3_grants(existing)
     assert set(grants) >= {"ApiFunctionRole", "ProcessFunctionRole", "RetentionFunctionRole", "MalwareProtectionRole"}
     for role, resources in grants.items():
         for arn in resources:
@@ -1241,7 +1241,10 @@ def test_every_s3_grant_names_exactly_the_existing_buckets_under_the_product_pre
             )
             assert mine == theirs, (role, name)
     # and the same prefixes as with the stack's own bucket
-    own = {role: sorted({a.split("/", 1)[1] if "/" in a else "" for a in r}) for role, r in _s3_grants(dev).items()}
+    own = {
+        role: sorted({a.split("/", 1)[1] if "/" in a else "" for a in r})
+        for role, r in _concrete_s3_grants(dev).items()
+    }
     ours = {role: sorted({a.split("/", 1)[1] if "/" in a else "" for a in r}) for role, r in grants.items()}
     assert ours == own
 
