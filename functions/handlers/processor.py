@@ -1,4 +1,5 @@
-"""ProcessFunction: S3 ObjectCreated notifications, delivered in SQS batches.
+"""ProcessFunction: S3 ObjectCreated notifications (S3 -> SQS from the stack's own bucket, S3 ->
+EventBridge -> SQS from existing buckets), delivered in SQS batches.
 
 A record that raises is reported in ``batchItemFailures`` and SQS delivers it again after
 a backoff this handler sets on the message (the IngestQueue's own visibility timeout is
