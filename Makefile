@@ -19,7 +19,7 @@ PIP_NOISE := is ignored: it is neither a file nor a directory
 
 -include mk/*.mk
 
-.PHONY: help setup run test check lint format typecheck unit integration e2e token cli upload backend-upload clean
+.PHONY: help setup run check-bucket test check lint format typecheck unit integration e2e token cli upload backend-upload clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,8 +43,8 @@ $(CLAMSCAN):
 
 setup: $(VENV_STAMP) $(CLAMSCAN) ## create the venv and install everything the local stack needs
 
-run: setup demo-deps ## run the whole system locally on http://127.0.0.1:3000 (Ctrl-C stops)
-	@$(BIN)/python -m local.stack
+run: setup demo-deps ## run the whole system locally on http://127.0.0.1:3000 (Ctrl-C stops); BUCKETS=existing: onto buckets the stack does not own
+	@$(BIN)/python -m local.stack --buckets $(or $(BUCKETS),own)
 
 test: setup $(CHROMIUM) demo-deps infra-venv ## set everything up and run the whole test suite
 	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
@@ -74,6 +74,9 @@ upload: cli ## upload a file through the CLI client: make upload FILE=clip.mp4 P
 
 backend-upload: setup ## upload a file for an owner as a trusted backend (SigV4): make backend-upload FILE=a.png OWNER=alice PROFILE=avatar
 	@$(BIN)/python client-demo/backend_example.py "$(FILE)" --local-stack .local/stack.json --owner "$(or $(OWNER),alice)" --profile "$(or $(PROFILE),file)"
+
+check-bucket: setup ## what an existing bucket lacks: make check-bucket STACK=name (a deployed stack, AWS credentials)
+	@$(BIN)/python -m scripts.check_bucket --stack $(STACK)
 
 token: setup ## print a bearer token for the local stack: make token USER=alice
 	@$(BIN)/python -m local.auth $(USER)

@@ -45,6 +45,41 @@ def s3_notification(
     }
 
 
+def s3_eventbridge_event(
+    bucket: str,
+    key: str,
+    size: int,
+    *,
+    etag: str | None = None,
+    sequencer: str = "0055AED6DCD90281E5",
+    detail_type: str = "Object Created",
+) -> dict[str, Any]:
+    """S3's EventBridge event for an object written (EventBridge notifications on), as the rule
+    delivers it to SQS: the key as it is (not URL-encoded), the ETag as ``etag``."""
+    obj: dict[str, Any] = {"key": key, "size": size, "sequencer": sequencer}
+    if etag is not None:
+        obj["etag"] = etag
+    return {
+        "version": "0",
+        "id": "f5f1e65c-dc3a-93ca-6c1e-b1647eac7963",
+        "detail-type": detail_type,
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-22T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": "57H08PA84AB1JZW0",
+            "requester": "123456789012",
+            "source-ip-address": "198.51.100.7",
+            "reason": "PostObject",
+        },
+    }
+
+
 def sqs_batch(*bodies: dict[str, Any], receive_count: int = 1, id_prefix: str = "m") -> dict[str, Any]:
     messages = [
         {

@@ -81,6 +81,11 @@ def _condition_value(expr: Any, params: Mapping[str, Any], conditions: Mapping[s
             return all(_condition_value(a, params, conditions, done) for a in arg)
         if fn == "Fn::Or":
             return any(_condition_value(a, params, conditions, done) for a in arg)
+        if fn == "Fn::Join":  # of a CommaDelimitedList parameter (its value is the comma-separated text)
+            sep, items = arg
+            value = _condition_value(items, params, conditions, done)
+            parts = value if isinstance(value, list) else [p.strip() for p in str(value).split(",")]
+            return sep.join(str(p) for p in parts)
         raise NotImplementedError(f"condition function {fn} is not evaluated offline")
     return expr
 

@@ -10,6 +10,12 @@
   processor's idempotency key includes it: without it a re-sent POST of identical bytes
   would look like a duplicate notification and its staging copy would stay.
 
+- The same for S3's EventBridge events (``Object Created``, the existing-bucket path): moto puts
+  one fixed sequencer in every event; each write gets a growing one, as above.
+
+- GetBucketNotificationConfiguration leaves out ``EventBridgeConfiguration`` although moto stores
+  it and sends the events: the bucket check (scripts/check_bucket.py) reads it, so it is added.
+
 - Atomic conditional writes: DynamoDB evaluates a write's condition and applies it as one step;
   moto's backend has no lock, so two threads of its server can both pass a condition (the quota's
   "fewer than N pending" let a fourth of three through under load). Item writes are serialised.
@@ -76,6 +82,38 @@ def apply() -> None:
         return event
 
     notifications._get_s3_event = s3_event
+
+    from moto.events.models import Rule
+
+    send_to_targets = Rule.send_to_targets
+    moto_sequencer = "617f08299329d189"  # moto's one value for every S3 EventBridge event
+
+    def send_s3_event_to_targets(self: Rule, event: Any, transform_input: bool = True) -> None:
+        obj = (event.get("detail") or {}).get("object") if event.get("source") == "aws.s3" else None
+        if isinstance(obj, dict) and obj.get("sequencer") == moto_sequencer:
+            # set once for the write (in place: every rule moto offers this event to sees the same one)
+            obj["sequencer"] = f"{time.time_ns():016X}{next(counter) % 0x10000:04X}"
+        send_to_targets(self, event, transform_input)
+
+    Rule.send_to_targets = send_s3_event_to_targets  # type: ignore[method-assign,assignment]
+
+    get_notification = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: S3Response) -> Any:
+        reply = get_notification(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None or not isinstance(reply, tuple):
+            return reply
+        status, headers, body = reply
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        element = "<EventBridgeConfiguration></EventBridgeConfiguration>"
+        if text.rstrip().endswith("/>"):  # no other configuration: <NotificationConfiguration .../>
+            text = text.rstrip()[:-2] + ">" + element + "</NotificationConfiguration>"
+        else:
+            text = text.replace("</NotificationConfiguration>", element + "</NotificationConfiguration>")
+        return status, headers, text
+
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
 
     import functools
     import threading

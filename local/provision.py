@@ -13,7 +13,7 @@ from local.template import LocalTemplate
 
 @dataclass(frozen=True)
 class Provisioned:
-    bucket: str
+    bucket: str  # the default bucket
     uploads_table: str
     idempotency_table: str
     event_bus: str
@@ -29,6 +29,7 @@ class Provisioned:
     # local only: the notifications the local malware scanner (local/scanner.py) drains, as
     # GuardDuty sees every object under the protected prefix; "" without a malware protection plan
     scan_requests_queue_url: str = ""
+    buckets: tuple[str, ...] = ()  # every configured bucket, the default first
 
 
 def _queue(sqs: Any, tpl: LocalTemplate, logical_id: str) -> str:
@@ -151,18 +152,33 @@ def _rules_to_queues(events: Any, tpl: LocalTemplate) -> None:
         )
 
 
-def provision(
-    tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any, secretsmanager: Any | None = None
-) -> Provisioned:
-    queues = tpl.resources("AWS::SQS::Queue")
-    # dead-letter queues first: the others' redrive policies name them
-    order = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {}))
-    urls = {logical_id: _queue(sqs, tpl, logical_id) for logical_id in order}
+def _scan_requests_queue(tpl: LocalTemplate, sqs: Any) -> tuple[str, str] | None:
+    """Local only: GuardDuty watches a plan's prefixes itself; the local scanner gets the same
+    ObjectCreated notifications through a queue of its own. (url, arn), or None without scanning:
+    no plan of the stack's own bucket, and no malware protection for existing buckets (whose
+    owner's plan the local stack plays)."""
+    if not tpl.condition("MalwareProtectionEnabled"):
+        return None
+    url = sqs.create_queue(QueueName=f"{tpl.prefix}-local-scan-requests")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return str(url), str(arn)
 
-    for logical_id in tpl.resources("AWS::DynamoDB::Table"):
-        _table(ddb, tpl, logical_id)
 
-    (bucket_id,) = tpl.resources("AWS::S3::Bucket")
+def _scan_notifications(prefixes: list[str], scan_requests: tuple[str, str] | None) -> list[dict[str, Any]]:
+    if scan_requests is None:
+        return []
+    return [
+        {
+            "QueueArn": scan_requests[1],
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}] if prefix else []}},
+        }
+        for prefix in prefixes or [""]
+    ]
+
+
+def _own_bucket(tpl: LocalTemplate, s3: Any, bucket_id: str, scan_requests: tuple[str, str] | None) -> str:
+    """The stack's own bucket, configured as the template says (S3 -> SQS notifications)."""
     bucket = tpl.physical_name(bucket_id)
     props = tpl.properties(bucket_id)
     s3.create_bucket(Bucket=bucket)
@@ -180,25 +196,84 @@ def provision(
         if rules:
             entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
         queue_configs.append(entry)
-    scan_requests = ""
     for plan_id in tpl.resources("AWS::GuardDuty::MalwareProtectionPlan"):
-        # Local only: GuardDuty watches the plan's prefixes itself; the local scanner gets the same
-        # ObjectCreated notifications through a queue of its own.
-        scan_requests = sqs.create_queue(QueueName=f"{tpl.prefix}-local-scan-requests")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=scan_requests, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         protected = tpl.properties(plan_id)["ProtectedResource"]["S3Bucket"]
-        for prefix in protected.get("ObjectPrefixes") or [""]:
-            rules = [{"Name": "prefix", "Value": prefix}] if prefix else []
-            queue_configs.append(
-                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
-            )
+        queue_configs += _scan_notifications(list(protected.get("ObjectPrefixes") or []), scan_requests)
     s3.put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
     )
-
     # Evaluated for the functions' roles by the emulator's IAM gate (local/iam_gate.py).
     for policy_id in tpl.resources("AWS::S3::BucketPolicy"):
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tpl.properties(policy_id)["PolicyDocument"]))
+    return bucket
+
+
+def configure_existing_bucket(
+    tpl: LocalTemplate,
+    s3: Any,
+    bucket: str,
+    *,
+    processor_role_arn: str,
+    scan_requests: tuple[str, str] | None = None,
+) -> None:
+    """What an existing bucket's owner does (docs/existing-buckets.md): block public access,
+    default encryption, the bucket policy and CORS rule the product needs
+    (scripts/check_bucket.py states them), EventBridge notifications on, and, with malware
+    protection, the owner's plan on incoming/ (played by the local scanner)."""
+    from scripts.check_bucket import required_cors_rule, required_policy_statements
+
+    s3.create_bucket(Bucket=bucket)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    policy = {"Version": "2012-10-17", "Statement": required_policy_statements(bucket, processor_role_arn)}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [required_cors_rule(tpl.ref("AllowedOrigins"))]})
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "EventBridgeConfiguration": {},
+            "QueueConfigurations": _scan_notifications(["incoming/"], scan_requests),
+        },
+    )
+
+
+def provision(
+    tpl: LocalTemplate, s3: Any, sqs: Any, ddb: Any, events: Any, secretsmanager: Any | None = None
+) -> Provisioned:
+    queues = tpl.resources("AWS::SQS::Queue")
+    # dead-letter queues first: the others' redrive policies name them
+    order = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {}))
+    urls = {logical_id: _queue(sqs, tpl, logical_id) for logical_id in order}
+
+    for logical_id in tpl.resources("AWS::DynamoDB::Table"):
+        _table(ddb, tpl, logical_id)
+
+    own = tpl.resources("AWS::S3::Bucket")
+    scan_requests = _scan_requests_queue(tpl, sqs)
+    if own:
+        (bucket_id,) = own
+        buckets = [_own_bucket(tpl, s3, bucket_id, scan_requests)]
+    else:
+        # ExistingBuckets: made and configured outside the template, by their owner (here, as the
+        # owner would, following docs/existing-buckets.md); S3 -> EventBridge -> the rule's queue
+        buckets = [name for name in tpl.ref("ExistingBuckets") if name]
+        for name in buckets:
+            configure_existing_bucket(
+                tpl, s3, name, processor_role_arn=tpl.arn("ProcessFunctionRole"), scan_requests=scan_requests
+            )
 
     (bus_id,) = tpl.resources("AWS::Events::EventBus")
     bus = tpl.physical_name(bus_id)
@@ -218,14 +293,15 @@ def provision(
         secret_ids[logical_id] = _secret(secretsmanager, tpl, logical_id)
 
     env = tpl.function_environment("ProcessFunction")
-    # the queue the bucket notifies (other queues may redrive too: the webhook's)
-    ingest = next(lid for lid in queues if queue_configs and tpl.arn(lid) == queue_configs[0]["QueueArn"])
+    # the queue the functions' INGEST_QUEUE_URL names (other queues may redrive too: the webhook's)
+    ingest = next(lid for lid in queues if tpl.physical_name(lid) == env["INGEST_QUEUE_URL"].rsplit("/", 1)[1])
     dlq = tpl.properties(ingest)["RedrivePolicy"]["deadLetterTargetArn"].rsplit(":", 1)[1]
     uploads_table = env.get("UPLOADS_TABLE", "")
     stream_arn = ddb.describe_table(TableName=uploads_table)["Table"].get("LatestStreamArn", "")
     return Provisioned(
-        scan_requests_queue_url=scan_requests,
-        bucket=bucket,
+        scan_requests_queue_url=scan_requests[0] if scan_requests else "",
+        bucket=buckets[0],
+        buckets=tuple(buckets),
         uploads_table=uploads_table,
         idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
         event_bus=bus,

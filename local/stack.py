@@ -59,6 +59,19 @@ class StackOptions:
     ttl_sweep_seconds: float = 60
     quiet: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
+    # "own": the template creates its bucket (S3 -> SQS); "existing": buckets made outside the
+    # template, as their owner would (ExistingBuckets; S3 -> EventBridge -> SQS)
+    buckets: str = "own"
+
+    def template_parameters(self) -> dict[str, str]:
+        # the local trusted backend's role is the one backend on the allow-list, unless told otherwise
+        parameters = {"Stage": "dev", "TrustedIssuerRoleArns": ISSUER_ROLE_ARN, **self.parameters}
+        if self.buckets == "existing" and not parameters.get("ExistingBuckets"):
+            parameters["ExistingBuckets"] = EXISTING_BUCKET
+        return parameters
+
+
+EXISTING_BUCKET = "directupload-local-existing-uploads"  # make run BUCKETS=existing
 
 
 class LocalStack:
@@ -94,9 +107,7 @@ class LocalStack:
 
         os.environ.update(LOCAL_CREDENTIALS)
         os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.emulator_url})
-        # the local trusted backend's role is the one backend on the allow-list, unless told otherwise
-        parameters = {"Stage": "dev", "TrustedIssuerRoleArns": ISSUER_ROLE_ARN, **opts.parameters}
-        tpl = LocalTemplate(load(), region=REGION, parameters=parameters, endpoint=self.emulator_url)
+        tpl = LocalTemplate(load(), region=REGION, parameters=opts.template_parameters(), endpoint=self.emulator_url)
         clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events", "secretsmanager")}
         self.resources = provision(
             tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"], clients["secretsmanager"]
@@ -254,6 +265,8 @@ class LocalStack:
             "emulatorUrl": self.emulator_url,
             "region": REGION,
             "bucket": self.resources.bucket,
+            "buckets": list(self.resources.buckets),
+            "bucketMode": "existing" if self.options.template_parameters().get("ExistingBuckets") else "own",
             "uploadsTable": self.resources.uploads_table,
             "idempotencyTable": self.resources.idempotency_table,
             "eventBus": self.resources.event_bus,
@@ -355,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("LOCAL_PROCESS_WORKERS", 3)),
         help="ProcessFunction containers (processes) polling the queue at once (default 3)",
     )
+    parser.add_argument(
+        "--buckets",
+        choices=["own", "existing"],
+        default=os.environ.get("LOCAL_BUCKETS", "own"),
+        help="own (default): the template's bucket, S3 -> SQS; existing: buckets provisioned outside the "
+        "template, as their owner would, S3 -> EventBridge -> SQS (ExistingBuckets=a,b names them)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print each event")
     parser.add_argument(
         "--parameter",
@@ -379,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             process_workers=max(1, args.process_workers),
             quiet=args.quiet,
             parameters=parameters,
+            buckets=args.buckets,
             ttl_sweep_seconds=args.ttl_sweep_seconds,
         )
     ).start()
@@ -389,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 "directupload local stack is up",
                 f"  demo page + API   {info['apiUrl']}/  (OpenAPI: {info['apiUrl']}/openapi.json)",
                 f"  AWS emulator      {info['emulatorUrl']}  (moto: S3, SQS, DynamoDB, EventBridge, Secrets Manager)",
-                f"  bucket            {info['bucket']}",
+                f"  bucket            {', '.join(info['buckets'])} ({info['bucketMode']})",
                 f"  ingest queue      {info['ingestQueueUrl']}",
                 f"  dead letters      {info['deadLetterQueueUrl']}",
                 f"  events            printed here and appended to {info['eventsLog']}",

@@ -21,6 +21,7 @@ ENV_NAMES = {
     "uploads_table": "UPLOADS_TABLE",
     "idempotency_table": "IDEMPOTENCY_TABLE",
     "uploads_bucket": "UPLOADS_BUCKET",
+    "uploads_buckets": "UPLOADS_BUCKETS",
     "event_bus_name": "EVENT_BUS_NAME",
     "auth_mode": "AUTH_MODE",
     "stage": "STAGE",
@@ -48,7 +49,10 @@ class Settings(BaseModel):
 
     uploads_table: str = Field(min_length=1)
     idempotency_table: str = Field(min_length=1)
-    uploads_bucket: str = Field(min_length=1)
+    uploads_bucket: str = Field(min_length=1)  # the default bucket: profiles that name none
+    # every bucket the functions may use, comma-separated (the template's ExistingBuckets, or the
+    # stack's own bucket); empty: UPLOADS_BUCKET alone
+    uploads_buckets: str = Field(default="", pattern=r"^[a-z0-9.,-]*$")
     event_bus_name: str = Field(min_length=1)
     # Required on purpose: auth is off only when someone says so.
     auth_mode: Literal["jwt", "none"]
@@ -91,6 +95,12 @@ class Settings(BaseModel):
         return TrustedIssuers.of(parse_allow_list(self.trusted_issuer_role_arns))
 
     @property
+    def buckets(self) -> tuple[str, ...]:
+        """The configured buckets, the default one first."""
+        named = (name.strip() for name in self.uploads_buckets.split(","))
+        return tuple(dict.fromkeys([self.uploads_bucket, *(name for name in named if name)]))
+
+    @property
     def downloads_through_cloudfront(self) -> bool:
         return bool(self.download_domain)
 
@@ -125,6 +135,12 @@ def get_settings() -> Settings:
     """Settings of this container, validated once (cold start), profiles included."""
     settings = Settings.from_env()
     profiles = settings.profiles  # fail at cold start, not on the first request
+    for name, profile in sorted(profiles.items()):
+        if profile.bucket is not None and profile.bucket not in settings.buckets:
+            raise ConfigError(
+                f"profile {name!r} names the bucket {profile.bucket!r}, which is not one of the configured "
+                f"buckets {list(settings.buckets)} (UPLOADS_BUCKETS; template parameter ExistingBuckets)"
+            )
     if settings.malware_scanning == "disabled":
         unscannable = sorted(name for name, profile in profiles.items() if profile.scan == "required")
         if unscannable:

@@ -79,7 +79,7 @@ class Deleter:
                 if fresh.status == record.status and fresh.pending_event == record.pending_event:
                     raise Conflict("the upload changed while being deleted; try again") from None
                 return self.delete(fresh, reason)  # a parallel DELETE (or processing) moved it on
-        self.storage.delete_all(record.object_keys(derived_names()))
+        self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
         try:
             record = self.store.transition(
                 record.upload_id,
@@ -105,7 +105,7 @@ class Deleter:
         the outbox marker) makes a retried stream record finish the job without a second
         event, and answers GET as an owner's deletion does. True when the event was sent."""
         if record.status not in (Status.PROCESSED, Status.DELETING):
-            self.storage.delete_all(record.object_keys(derived_names()))
+            self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
             return False  # nothing a consumer was told about is gone
         now = self.clock()
         tombstone = record.model_copy(
@@ -121,7 +121,7 @@ class Deleter:
         if not self.store.put_tombstone(tombstone, expire_at=now + TOMBSTONE_LIFETIME):
             found = self.store.get(record.upload_id)
             tombstone = found if found is not None and found.status == Status.DELETED else tombstone
-        self.storage.delete_all(record.object_keys(derived_names()))
+        self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
         sent = tombstone.pending_event == events.DELETED
         self._announce(tombstone)
         if sent:
@@ -136,7 +136,7 @@ class Deleter:
             return
         if now - record.updated_at < OUTCOME_GRACE:
             raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
-        detail = events.outcome_detail(record, self.storage.bucket, self.rejected_objects)
+        detail = events.outcome_detail(record, self.storage.in_bucket(record.bucket).bucket, self.rejected_objects)
         self.publisher.publish(str(record.pending_event), detail)
         self.outbox.clear(record.upload_id)
         logger.warning("an outcome left unannounced was announced before its deletion", upload_id=record.upload_id)
@@ -150,4 +150,6 @@ class Deleter:
         return record.model_copy(update={"pending_event": None})
 
     def _detail(self, record: UploadRecord, at: datetime) -> dict[str, object]:
-        return events.upload_detail(record, self.storage.bucket, key=record.file_key or record.key, at=at)
+        return events.upload_detail(
+            record, self.storage.in_bucket(record.bucket).bucket, key=record.file_key or record.key, at=at
+        )

@@ -206,6 +206,9 @@ class UploadRecord(BaseModel):
     size: int
     checksum_sha256: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    # the bucket that holds the upload's objects; None (records written before there were several
+    # buckets): the default bucket
+    bucket: str | None = None
     created_at: datetime
     updated_at: datetime
     expires_at: datetime

@@ -63,6 +63,9 @@ class Profile(BaseModel):
     # scan, or no verdict within scan_timeout_seconds is REJECTED. "off": no scan.
     scan: Literal["required", "off"] = "required"
     scan_timeout_seconds: Annotated[int, Field(ge=5, le=900)] = 600
+    # The bucket its uploads go to, one of the configured set (checked at cold start, config.py);
+    # None: the default bucket.
+    bucket: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:

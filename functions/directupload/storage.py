@@ -77,11 +77,44 @@ def _is_no_such_upload(exc: ClientError) -> bool:
     return status == 500 and code == "500"
 
 
+class UnknownBucket(LookupError):
+    """A bucket that is not one of the configured set (UPLOADS_BUCKETS)."""
+
+
 class Storage:
-    def __init__(self, bucket: str, client: Any, single_copy_limit: int = MAX_SINGLE_COPY) -> None:
+    """One bucket's objects; ``in_bucket`` gives the same operations on another configured bucket
+    (several buckets: a profile may name its own, and each record says which one holds it)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        client: Any,
+        single_copy_limit: int = MAX_SINGLE_COPY,
+        *,
+        buckets: tuple[str, ...] = (),
+    ) -> None:
         self.bucket = bucket
         self.client = client
         self.single_copy_limit = single_copy_limit  # above it, copies are made in parts
+        self.buckets = tuple(dict.fromkeys((bucket, *buckets)))  # the default first
+        self._siblings: dict[str, Storage] = {bucket: self}
+        self._default = self
+
+    def in_bucket(self, name: str | None) -> Storage:
+        """This storage for the bucket ``name`` (None: the default bucket, for records written
+        before records named their bucket). A bucket outside the configured set is refused."""
+        if name is None:
+            return self._default
+        if name == self.bucket:
+            return self
+        if name not in self.buckets:
+            raise UnknownBucket(f"bucket {name!r} is not one of the configured buckets {list(self.buckets)}")
+        sibling = self._siblings.get(name)
+        if sibling is None:
+            sibling = Storage(name, self.client, self.single_copy_limit, buckets=self.buckets)
+            sibling.buckets, sibling._siblings, sibling._default = self.buckets, self._siblings, self._default
+            self._siblings[name] = sibling
+        return sibling
 
     # reading
     def tag(self, key: str, name: str) -> str | None:

@@ -118,6 +118,10 @@ class UploadService:
         self.download_signer = download_signer  # None: presigned GETs straight from the bucket
         self.clock = clock
 
+    def storage_of(self, record: UploadRecord) -> Storage:
+        """The bucket that holds this upload (records without one: the default bucket)."""
+        return self.storage.in_bucket(record.bucket)
+
     # issue
     def profile(self, name: str) -> Profile:
         profile = self.profiles.get(name)
@@ -184,6 +188,7 @@ class UploadService:
             size=request.size,
             checksum_sha256=request.checksum_sha256,
             metadata=metadata,
+            bucket=self.storage.in_bucket(profile.bucket).bucket,
             created_at=now,
             updated_at=now,
             expires_at=now,
@@ -197,7 +202,7 @@ class UploadService:
             # checks each part; the whole file's SHA-256 is still verified at processing.
             if request.part_checksums and transfer is Transfer.PROFILE:
                 record.checksum_algorithm = "SHA256"
-            record.s3_upload_id = self.storage.create_multipart(
+            record.s3_upload_id = self.storage_of(record).create_multipart(
                 key, content_type, s3_metadata, checksum_algorithm=record.checksum_algorithm
             )
             record.expires_at = now + MULTIPART_LIFETIME
@@ -214,7 +219,7 @@ class UploadService:
         else:
             signed = presign.presign_post(
                 self.s3,
-                bucket=self.storage.bucket,
+                bucket=self.storage_of(record).bucket,
                 key=key,
                 content_type=content_type,
                 size=request.size,
@@ -284,7 +289,9 @@ class UploadService:
                 key, expires_at=expires_at, content_type=content_type, disposition=disposition
             )
         else:
-            url = self.storage.presign_get(key, expires_in=ttl, content_type=content_type, disposition=disposition)
+            url = self.storage_of(record).presign_get(
+                key, expires_in=ttl, content_type=content_type, disposition=disposition
+            )
         logger.info("download signed", upload_id=upload_id, variant=variant, ttl=ttl)
         return Download(
             url=url,
@@ -396,7 +403,7 @@ class UploadService:
                 part_number=n,
                 url=presign.presign_part(
                     self.s3,
-                    bucket=self.storage.bucket,
+                    bucket=self.storage_of(record).bucket,
                     key=record.key,
                     s3_upload_id=record.s3_upload_id,
                     part_number=n,
@@ -421,7 +428,7 @@ class UploadService:
         holds the upload's ceiling, so it never holds more than that and one part."""
         assert record.s3_upload_id is not None
         try:
-            held = sum(part.size for part in self.storage.list_parts(record.key, record.s3_upload_id))
+            held = sum(part.size for part in self.storage_of(record).list_parts(record.key, record.s3_upload_id))
         except NoSuchUpload as exc:
             raise Conflict("S3 no longer has this multipart upload") from exc
         if held >= record.size:
@@ -434,7 +441,7 @@ class UploadService:
         record = self._open_multipart(owner, upload_id)
         assert record.s3_upload_id is not None
         try:
-            return record, self.storage.list_parts(record.key, record.s3_upload_id)
+            return record, self.storage_of(record).list_parts(record.key, record.s3_upload_id)
         except NoSuchUpload as exc:
             raise Conflict("S3 no longer has this multipart upload") from exc
 
@@ -461,7 +468,7 @@ class UploadService:
         s3_upload_id = record.s3_upload_id
         assert s3_upload_id is not None
         try:
-            stored = self.storage.list_parts(record.key, s3_upload_id)
+            stored = self.storage_of(record).list_parts(record.key, s3_upload_id)
         except NoSuchUpload as exc:
             if self._completed(record):
                 return record  # the client retries a complete whose reply it lost
@@ -469,7 +476,9 @@ class UploadService:
         try:
             total = self._check_parts(record, parts, stored)
         except TooLarge:
-            self.storage.abort_multipart(record.key, s3_upload_id)  # it can never be accepted: free its parts
+            self.storage_of(record).abort_multipart(
+                record.key, s3_upload_id
+            )  # it can never be accepted: free its parts
             raise
         if record.part_count is None and total != record.size:
             # Parts the client sized (Uppy): the declared size was a ceiling; the real total is
@@ -498,7 +507,7 @@ class UploadService:
             given = checksums or {}
             part_checksums = {n: c for n, _ in parts if (c := held.get(n) or given.get(n))}
         try:
-            self.storage.complete_multipart(record.key, s3_upload_id, list(parts), part_checksums)
+            self.storage_of(record).complete_multipart(record.key, s3_upload_id, list(parts), part_checksums)
         except PartsRefused as exc:
             raise Conflict(f"S3 refused the parts ({exc.code}): list them and retry") from exc
         except NoSuchUpload as exc:
@@ -539,14 +548,14 @@ class UploadService:
         """Whether S3 assembled the object (a complete whose reply was lost): its key is there. Keys
         are unique per upload, so the name alone tells; the API role may list names under
         incoming/, never read the unverified bytes (HeadObject needs s3:GetObject)."""
-        return self.storage.exists(record.key)
+        return self.storage_of(record).exists(record.key)
 
     def cancel(self, owner: str, upload_id: str) -> UploadRecord:
         record = self.get(owner, upload_id)
         if record.status != Status.PENDING:
             raise Conflict(f"the upload is {record.status.value}; only a pending upload can be cancelled")
         if record.s3_upload_id is not None:
-            self.storage.abort_multipart(record.key, record.s3_upload_id)
+            self.storage_of(record).abort_multipart(record.key, record.s3_upload_id)
         try:
             record = self.store.transition(upload_id, Status.CANCELLED, [Status.PENDING], now=self.clock())
         except TransitionRefused as exc:

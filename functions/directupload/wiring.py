@@ -31,7 +31,8 @@ def store() -> UploadStore:
 
 @cache
 def storage() -> Storage:
-    return Storage(get_settings().uploads_bucket, aws.client("s3"))
+    settings = get_settings()
+    return Storage(settings.uploads_bucket, aws.client("s3"), buckets=settings.buckets)
 
 
 @cache

@@ -1,4 +1,5 @@
-"""ProcessFunction: S3 ObjectCreated notifications, delivered in SQS batches.
+"""ProcessFunction: S3 ObjectCreated notifications (S3 -> SQS from the stack's own bucket, S3 ->
+EventBridge -> SQS from existing buckets), delivered in SQS batches.
 
 A record that raises is reported in ``batchItemFailures`` and SQS delivers it again after
 a backoff this handler sets on the message (the IngestQueue's own visibility timeout is
@@ -19,6 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -67,18 +69,22 @@ def _process_once(processor: Processor, table_name: str) -> Callable[..., str]:
 
 
 SCAN_RESULT = "GuardDuty Malware Protection Object Scan Result"
+OBJECT_CREATED = "Object Created"  # S3's EventBridge event for every way an object is written
 
 
 def object_refs(body: str) -> list[ObjectRef]:
-    """The objects an SQS message body speaks of: an S3 event notification, or the malware
-    scanner's verdict on one staging version (GuardDuty's scan result, as EventBridge delivers it)."""
+    """The objects an SQS message body speaks of: an object created in a bucket (S3's notification
+    to the queue, or S3's EventBridge event), or the malware scanner's verdict on one staging
+    version (GuardDuty's scan result, as EventBridge delivers it), or a scan deadline check.
+    An object of a bucket this stack does not serve, or outside staging, is dropped: counted,
+    logged, never processed and never retried (the message is done)."""
     message = json.loads(body)
     if message.get("Event") == "s3:TestEvent":
         return []
     if message.get("detail-type") == SCAN_RESULT and message.get("source") == "aws.guardduty":
-        return scan_verdict_refs(message.get("detail") or {}, message.get("id"))
-    if message.get("type") == SCAN_DEADLINE:
-        return [
+        refs = scan_verdict_refs(message.get("detail") or {}, message.get("id"))
+    elif message.get("type") == SCAN_DEADLINE:
+        refs = [
             ObjectRef(
                 bucket=message["bucket"],
                 key=message["key"],
@@ -87,15 +93,41 @@ def object_refs(body: str) -> list[ObjectRef]:
                 deadline_check=True,
             )
         ]
+    else:
+        refs = created_object_refs(message)
+    return [ref for ref in refs if _served(ref)]
+
+
+def created_object_refs(message: dict[str, Any]) -> list[ObjectRef]:
+    """ObjectCreated, in either shape S3 delivers it: an event notification (``Records[]``, S3 ->
+    SQS; keys URL-encoded, ``+`` for a space) or an EventBridge event (``source: aws.s3``,
+    ``detail-type: Object Created``; keys as they are)."""
+    if message.get("source") == "aws.s3" and isinstance(message.get("detail"), dict):
+        event = S3EventBridgeNotificationEvent(message)
+        if event.detail_type != OBJECT_CREATED:
+            return []
+        obj = event.detail.get("object") or {}
+        bucket = (event.detail.get("bucket") or {}).get("name")
+        if not bucket or not isinstance(obj.get("key"), str):
+            return []
+        return [
+            ObjectRef(
+                bucket=str(bucket),
+                key=obj["key"],  # not URL-encoded (powertools' .key would decode a '+' into a space)
+                size=obj.get("size"),
+                etag=obj.get("etag") or obj.get("eTag"),
+                sequencer=obj.get("sequencer"),
+                version_id=obj.get("version-id"),
+            )
+        ]
     refs = []
-    for record in message.get("Records", []):
+    for record in S3Event(message).records if isinstance(message.get("Records"), list) else []:
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
-        s3 = record["s3"]
-        obj = s3["object"]
+        obj = record.s3.get_object
         refs.append(
             ObjectRef(
-                bucket=s3["bucket"]["name"],
+                bucket=record.s3.bucket.name,
                 key=keys.key_from_event(obj["key"]),
                 size=obj.get("size"),
                 etag=obj.get("eTag"),
@@ -104,6 +136,16 @@ def object_refs(body: str) -> list[ObjectRef]:
             )
         )
     return refs
+
+
+def _served(ref: ObjectRef) -> bool:
+    """Whether the object is one this stack processes: in a configured bucket, under staging."""
+    if ref.bucket in get_settings().buckets and ref.key.startswith(keys.INCOMING):
+        return True
+    reason = "unknown-bucket" if ref.bucket not in get_settings().buckets else "outside-staging"
+    logger.warning("notification dropped", bucket=ref.bucket, key=ref.key[:200], reason=reason)
+    metrics.add_metric(name="NotificationsDropped", unit="Count", value=1)
+    return False
 
 
 SCAN_DEADLINE = "directupload:scan-deadline"

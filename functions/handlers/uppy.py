@@ -194,7 +194,8 @@ def uppy_create_multipart(request: Annotated[CreateMultipartRequest, Body()]) ->
     size = _size(meta.get("size")) or profile.max_size
     issue = _issue_request(request.filename, request.file_type, meta, size)
     issued = service.issue(_owner(), issue, Transfer.CLIENT_PARTS)
-    return _json(CreatedMultipart(key=issued.key, uploadId=issued.upload_id, bucket=service.storage.bucket).body())
+    bucket = service.storage.in_bucket(profile.bucket).bucket
+    return _json(CreatedMultipart(key=issued.key, uploadId=issued.upload_id, bucket=bucket).body())
 
 
 @router.get(
@@ -236,8 +237,9 @@ def uppy_complete(
     service = wiring.upload_service()
     parts = [(p.part_number, p.etag) for p in request.parts]
     record = service.complete(_owner(), upload_id, parts)
-    location = service.storage.object_url(record.key)
-    return _json(CompletedMultipart(location=location, key=record.key, bucket=service.storage.bucket).body())
+    storage = service.storage_of(record)
+    location = storage.object_url(record.key)
+    return _json(CompletedMultipart(location=location, key=record.key, bucket=storage.bucket).body())
 
 
 @router.delete(

@@ -35,8 +35,14 @@ def test_template_has_no_cfn_lint_error_or_warning() -> None:
     assert matches == [], _describe(matches)
 
 
+# buckets the stack does not own, several of them (their EventBridge path, grants scoped to them)
+EXISTING_BUCKETS = {**PROD_EVERYTHING_ON, "ExistingBuckets": "acme-uploads,acme-reports"}
+
+
 @pytest.mark.parametrize(
-    "overrides", [{"AuthMode": "none"}, PROD_EVERYTHING_ON], ids=["dev-open", "prod-everything-on"]
+    "overrides",
+    [{"AuthMode": "none"}, PROD_EVERYTHING_ON, EXISTING_BUCKETS],
+    ids=["dev-open", "prod-everything-on", "existing-buckets"],
 )
 def test_translated_template_has_no_cfn_lint_error_or_warning(overrides: dict[str, str]) -> None:
     """cfn-lint checks a SAM template against SAM's own schema; the IAM statements, routes and

@@ -1208,3 +1208,113 @@ def test_without_malware_protection_there_is_no_plan_rule_or_statement() -> None
     )
     statements = off["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == ["UploadsBucketNotifications"]
+
+
+# --- ExistingBuckets: buckets the stack does not own ------------------------------------------
+
+EXISTING = {**DEV, "ExistingBuckets": "acme-uploads,acme-reports"}
+EXISTING_BUCKET_NAMES = ["acme-uploads", "acme-reports"]
+
+
+@pytest.fixture(scope="module")
+def existing() -> dict[str, Any]:
+    return deployed(EXISTING)
+
+
+def _concrete(template: dict[str, Any], value: Any) -> Any:
+    """``value`` with the parameters' values and sample names put in (Fn::Split, Fn::Join, Fn::Sub ...)."""
+    from local.template import LocalTemplate
+
+    return LocalTemplate(template, parameters=EXISTING).resolve(value)
+
+
+def _concrete_s3_grants(template: dict[str, Any]) -> dict[str, list[str]]:
+    """Every S3 resource each role's inline policies name, concrete."""
+    grants: dict[str, list[str]] = {}
+    for name, statement in policy_statements(template):
+        if not any(str(a).startswith("s3:") for a in as_list(statement.get("Action"))):
+            continue
+        if template["Resources"][name]["Type"] != "AWS::IAM::Role":
+            continue
+        grants.setdefault(name, []).extend(as_list(_concrete(template, statement["Resource"])))
+    return grants
+
+
+def test_with_existing_buckets_the_stack_creates_no_bucket_policy_or_plan(existing: dict[str, Any]) -> None:
+    for type_ in ("AWS::S3::Bucket", "AWS::S3::BucketPolicy", "AWS::GuardDuty::MalwareProtectionPlan"):
+        assert resources_of_type(existing, type_) == {}, type_
+    env = existing["Resources"]["ProcessFunction"]["Properties"]["Environment"]["Variables"]
+    assert _concrete(existing, env["UPLOADS_BUCKET"]) == "acme-uploads"
+    assert _concrete(existing, env["UPLOADS_BUCKETS"]) == "acme-uploads,acme-reports"
+
+
+def test_existing_buckets_reach_the_ingest_queue_through_their_eventbridge_events(existing: dict[str, Any]) -> None:
+    rule = existing["Resources"]["ObjectCreatedRule"]["Properties"]
+    pattern = _concrete(existing, rule["EventPattern"])
+    assert pattern == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": EXISTING_BUCKET_NAMES}, "object": {"key": [{"prefix": "incoming/"}]}},
+    }
+    assert "EventBusName" not in rule  # S3 publishes on the default bus
+    assert [t["Arn"] for t in rule["Targets"]] == [get_att("IngestQueue", "Arn")]
+    # the queue admits that rule (and the scanner's), and no bucket notification of its own
+    statements = existing["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sources = {s["Sid"]: s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in statements}
+    assert sources == {
+        "ExistingBucketsObjectCreated": get_att("ObjectCreatedRule", "Arn"),
+        "MalwareScanVerdicts": get_att("ScanResultRule", "Arn"),
+    }
+    verdicts = _concrete(existing, existing["Resources"]["ScanResultRule"]["Properties"]["EventPattern"])
+    assert verdicts["detail"]["s3ObjectDetails"]["bucketName"] == EXISTING_BUCKET_NAMES
+
+
+def test_every_s3_grant_names_exactly_the_existing_buckets_under_the_product_prefixes(
+    existing: dict[str, Any], dev: dict[str, Any]
+) -> None:
+    grants = _concrete_s3_grants(existing)
+    assert set(grants) >= {"ApiFunctionRole", "ProcessFunctionRole", "RetentionFunctionRole", "MalwareProtectionRole"}
+    for role, resources in grants.items():
+        for arn in resources:
+            bucket, _, path = arn.removeprefix("arn:aws:s3:::").partition("/")
+            assert bucket in EXISTING_BUCKET_NAMES, (role, arn)
+            assert path == "" or path.split("/")[0] in {
+                "incoming",
+                "files",
+                "derived",
+                "quarantine",
+                "malware-protection-resource-validation-object",
+            }, (role, arn)
+        # each grant covers every configured bucket alike
+        for name in EXISTING_BUCKET_NAMES:
+            mine = sorted(a.split("/", 1)[1] if "/" in a else "" for a in resources if f":::{name}" in a)
+            theirs = sorted(
+                a.split("/", 1)[1] if "/" in a else "" for a in resources if f":::{EXISTING_BUCKET_NAMES[0]}" in a
+            )
+            assert mine == theirs, (role, name)
+    # and the same prefixes as with the stack's own bucket
+    own = {
+        role: sorted({a.split("/", 1)[1] if "/" in a else "" for a in r})
+        for role, r in _concrete_s3_grants(dev).items()
+    }
+    ours = {role: sorted({a.split("/", 1)[1] if "/" in a else "" for a in r}) for role, r in grants.items()}
+    assert ours == own
+
+
+def test_the_api_signs_uploads_only_under_incoming_of_the_existing_buckets(existing: dict[str, Any]) -> None:
+    role = existing["Resources"]["ApiFunctionRole"]
+    [statement] = [
+        s
+        for s in policy_statements({"Resources": {"ApiFunctionRole": role}})
+        if s[1].get("Sid") == "SignUploadsUnderIncoming"
+    ]
+    assert _concrete(existing, statement[1]["Resource"]) == [
+        f"arn:aws:s3:::{b}/incoming/*" for b in EXISTING_BUCKET_NAMES
+    ]
+
+
+def test_cloudfront_downloads_need_the_stacks_own_bucket() -> None:
+    rules = load_template()["Rules"]["SigningKeyRequiredWithCloudFront"]["Assertions"]
+    assert {"Fn::Equals": [{"Fn::Join": [",", {"Ref": "ExistingBuckets"}]}, ""]} in [r["Assert"] for r in rules]
+    conditions = evaluate_conditions(load_template(), {**EXISTING, "DownloadDistribution": "cloudfront"})
+    assert conditions["DownloadsThroughCloudFront"] is False

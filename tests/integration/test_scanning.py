@@ -232,15 +232,20 @@ def test_a_verdict_for_an_upload_that_needs_no_scan_is_ignored(aws: Any, api: Ap
 def test_the_processor_reads_guardduty_s_scan_result_as_a_verdict_on_one_exact_version(aws: Any) -> None:
     from handlers.processor import object_refs
 
-    [ref] = object_refs(json.dumps(GUARDDUTY_EVENT))
+    # (the documented sample, about a bucket of this stack: a verdict on any other bucket is dropped)
+    event = json.loads(
+        json.dumps(GUARDDUTY_EVENT).replace('"bucketName": "bucketName"', f'"bucketName": "{aws.bucket}"')
+    )
+    [ref] = object_refs(json.dumps(event))
+    assert object_refs(json.dumps(GUARDDUTY_EVENT)) == []
     assert (ref.bucket, ref.key, ref.etag) == (
-        "bucketName",
+        aws.bucket,
         "incoming/0123456789abcdef0123456789abcdef/a.txt",
         "6ee985bd6f65dc90bb7896a94fe9adb0",
     )
     assert ref.verdict is not None and ref.verdict.status == "THREATS_FOUND" and ref.verdict.threats == ("foobar",)
 
-    unnamed = json.loads(json.dumps(GUARDDUTY_EVENT))
+    unnamed = json.loads(json.dumps(event))
     del unnamed["detail"]["s3ObjectDetails"]["eTag"]
     assert object_refs(json.dumps(unnamed)) == []  # a verdict on no exact version vouches for nothing
 

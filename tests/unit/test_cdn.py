@@ -266,6 +266,10 @@ class _Storage:
     def __init__(self) -> None:
         self.presigned: list[dict[str, Any]] = []
 
+    def in_bucket(self, name: str | None) -> _Storage:
+        assert name in (None, self.bucket)
+        return self
+
     def presign_get(self, key: str, **kwargs: Any) -> str:
         self.presigned.append({"key": key, **kwargs})
         return f"https://b.s3.amazonaws.com/{key}?X-Amz-Signature=s3"

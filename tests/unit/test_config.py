@@ -75,3 +75,36 @@ def test_part_size_grows_so_ten_thousand_parts_hold_the_file() -> None:
 def test_a_profile_naming_active_content_must_say_it_accepts_it() -> None:
     with pytest.raises(ConfigError, match="allowActiveContent"):
         load_profiles(json.dumps({"logo": {"contentTypes": ["image/svg+xml"], "maxSize": 1024}}))
+
+
+def test_the_configured_buckets_are_the_default_first_then_the_others() -> None:
+    settings = Settings.from_env({**BASE, "UPLOADS_BUCKET": "a", "UPLOADS_BUCKETS": "a,c,b"})
+    assert settings.buckets == ("a", "c", "b")
+    assert Settings.from_env(BASE).buckets == ("b",)  # one bucket: UPLOADS_BUCKET alone
+
+
+def test_a_profile_may_name_a_configured_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload.config import get_settings
+
+    profiles = {"report": {"contentTypes": ["application/pdf"], "maxSize": MiB, "bucket": "reports"}}
+    for name, value in {**BASE, "UPLOADS_BUCKETS": "b,reports", "PROFILES_JSON": json.dumps(profiles)}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        assert get_settings().profiles["report"].bucket == "reports"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_profile_naming_an_unknown_bucket_fails_at_cold_start_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from directupload.config import get_settings
+
+    profiles = {"report": {"contentTypes": ["application/pdf"], "maxSize": MiB, "bucket": "someone-elses"}}
+    for name, value in {**BASE, "UPLOADS_BUCKETS": "b,reports", "PROFILES_JSON": json.dumps(profiles)}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"profile 'report' names the bucket 'someone-elses'.*\['b', 'reports'\]"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()

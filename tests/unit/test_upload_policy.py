@@ -31,6 +31,10 @@ class MemoryStore:
 class NoStorage:
     bucket = BUCKET
 
+    def in_bucket(self, name: str | None) -> NoStorage:
+        assert name in (None, BUCKET)
+        return self
+
 
 def concrete_type(profile: Profile) -> str:
     pattern = profile.content_types[0]

@@ -40,6 +40,7 @@ without a clean verdict for its bytes: the gate fails closed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import time
 from collections.abc import Callable
@@ -190,9 +191,17 @@ class Processor:
             self._steps = registry()
         return self._steps
 
+    def in_bucket(self, name: str) -> Processor:
+        """This processor on the bucket ``name``, one of the configured set (UnknownBucket if not)."""
+        other = copy.copy(self)
+        other.storage = self.storage.in_bucket(name)
+        return other
+
     # entry points
     def process(self, ref: ObjectRef) -> str:
         """Handle one notification. Raises on a transient failure (the message is retried)."""
+        if ref.bucket != self.storage.bucket:
+            return self.in_bucket(ref.bucket).process(ref)
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             logger.warning("object outside the incoming/{id}/ scheme ignored", key=ref.key)
@@ -203,8 +212,8 @@ class Processor:
             stale = self._stale_verdict(record, ref)
             if stale is not None:
                 return stale
-        if record is None or record.key != ref.key:
-            return self._orphan(ref)
+        if record is None or record.key != ref.key or self.storage.in_bucket(record.bucket) is not self.storage:
+            return self._orphan(ref)  # (an object under another bucket's upload id is no upload of it)
         if record.status in TERMINAL:
             return self._already_final(record, ref)
 
