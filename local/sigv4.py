@@ -194,8 +194,8 @@ class VerifyingApp:
             status, payload = 200, {"iam": self._verify(asked)}
         except SignatureRefused as exc:
             status, payload = 403, {"message": str(exc)}
-        except (ValueError, KeyError, TypeError) as exc:
-            status, payload = 400, {"message": f"malformed verification request: {exc}"}
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # UnicodeError is a ValueError
+            status, payload = 400, {"message": f"the request cannot be verified: {exc}"}
         data = json.dumps(payload).encode()
         start_response(
             "200 OK" if status == 200 else f"{status} Refused",
@@ -255,7 +255,7 @@ class EmulatorVerifier:
             "resource": route_arn(self.region, self.account, self.api_id, self.stage, method, urlsplit(url).path),
         }
         reply = requests.post(self.emulator_url + VERIFY_PATH, json=asked, timeout=10)
-        if reply.status_code == 403:
+        if reply.status_code in (400, 403):  # a request it cannot read is refused as well, as on AWS
             raise SignatureRefused(str(reply.json().get("message", "Forbidden")))
         reply.raise_for_status()
         return dict(reply.json()["iam"])
