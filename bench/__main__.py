@@ -135,18 +135,31 @@ def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
             repeats=plan.e2e_repeats, latency_count=plan.e2e_latency_uploads, seconds=plan.e2e_seconds, progress=say
         )
 
+    def requests() -> tuple[list[Figure], Any]:
+        from bench.request_counts import measure_request_counts
+
+        return measure_request_counts(progress=say)
+
     def client() -> tuple[list[Figure], Any]:
         from bench.client_upload import measure_client
 
         return measure_client(size=plan.client_bytes, repeats=plan.client_repeats, progress=say)
 
-    return {"request": request, "size": size, "cold": cold, "streaming": streaming, "e2e": e2e, "client": client}
+    return {
+        "requests": requests,
+        "request": request,
+        "size": size,
+        "cold": cold,
+        "streaming": streaming,
+        "e2e": e2e,
+        "client": client,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer repeats, smaller objects")
-    parser.add_argument("--only", help="comma-separated suites: request,size,cold,streaming,e2e,client")
+    parser.add_argument("--only", help="comma-separated suites: requests,request,size,cold,streaming,e2e,client")
     parser.add_argument("--output", type=Path, help="default bench/results.json (--quick: bench/results-quick.json)")
     args = parser.parse_args(argv)
     if args.output is None:  # a quick run never replaces the full run's results
