@@ -284,3 +284,21 @@ def test_request_counts_are_the_products_own_for_a_processed_image() -> None:
     # the committed counts (make request-counts) are these
     committed = load_counts(COUNTS)["image"]
     assert _without_event_source(committed["product"]) == _without_event_source(dict(image.product))
+
+
+def test_read_side_subjects_sign_a_working_download_and_list_the_owners_newest_page(moto_server: str) -> None:
+    import requests
+
+    from bench.read_side import CONTENT, SIZES, measure_read_side
+
+    deployment = deploy(moto_server)
+    figures, evidence = measure_read_side(deployment, repeats=1, pairs=2)
+
+    assert [f.target is not None for f in figures] == [True, True, False, False]
+    assert all(f.value > 0 and math.isfinite(f.ratio) for f in figures)
+    assert requests.get(evidence["download"], timeout=10).content == CONTENT  # the presigned GET works
+    page = evidence["lastPage"]  # the last owner's: the one with the most uploads
+    assert len(page["items"]) == 20 and page["nextCursor"]
+    created = [item["createdAt"] for item in page["items"]]
+    assert created == sorted(created, reverse=True)  # newest first
+    assert max(SIZES) == 1000
