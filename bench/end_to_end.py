@@ -209,7 +209,8 @@ def same_mix_cycle(stack: Stack) -> Callable[[Client], None]:
         update(pk, "SET #s = :u", "#s = :p", {":u": {"S": "UPLOADED"}, ":p": {"S": "PENDING"}})
         s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         s3.copy_object(Bucket=bucket, Key=f"{key}.promoted", CopySource={"Bucket": bucket, "Key": key})
-        update(pk, "SET #s = :d, pending_event = :e", "#s = :u", {":d": {"S": "PROCESSED"}, ":e": {"S": "x"}})
+        outcome = {":d": {"S": "PROCESSED"}, ":e": {"S": "x"}, ":u": {"S": "UPLOADED"}}
+        update(pk, "SET #s = :d, pending_event = :e", "#s = :u", outcome)
         s3.delete_object(Bucket=bucket, Key=key)
         events.put_events(Entries=[{"Source": "bench", "DetailType": "mix", "Detail": "{}"}])
         ddb.update_item(TableName=table, Key={"pk": {"S": pk}}, UpdateExpression="REMOVE pending_event")
@@ -217,6 +218,7 @@ def same_mix_cycle(stack: Stack) -> Callable[[Client], None]:
             TableName=table,
             Key={"pk": {"S": f"{pk}#idempotency"}},
             UpdateExpression="SET #s = :c",
+            ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":c": {"S": "COMPLETED"}},
         )
         if received:
