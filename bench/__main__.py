@@ -116,6 +116,15 @@ def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
             )
         return figures, None
 
+    def read() -> tuple[list[Figure], Any]:
+        from bench.emulator import InProcessEmulator, deploy
+        from bench.read_side import measure_read_side
+
+        with InProcessEmulator() as emulator:
+            return measure_read_side(
+                deploy(emulator.url), repeats=plan.request_repeats, pairs=plan.request_pairs // 2, progress=say
+            )
+
     def cold() -> tuple[list[Figure], Any]:
         from bench.cold_start import measure_cold_start
         from bench.emulator import InProcessEmulator, deploy
@@ -135,18 +144,32 @@ def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
             repeats=plan.e2e_repeats, latency_count=plan.e2e_latency_uploads, seconds=plan.e2e_seconds, progress=say
         )
 
+    def requests() -> tuple[list[Figure], Any]:
+        from bench.request_counts import measure_request_counts
+
+        return measure_request_counts(progress=say)
+
     def client() -> tuple[list[Figure], Any]:
         from bench.client_upload import measure_client
 
         return measure_client(size=plan.client_bytes, repeats=plan.client_repeats, progress=say)
 
-    return {"request": request, "size": size, "cold": cold, "streaming": streaming, "e2e": e2e, "client": client}
+    return {
+        "requests": requests,
+        "request": request,
+        "size": size,
+        "read": read,
+        "cold": cold,
+        "streaming": streaming,
+        "e2e": e2e,
+        "client": client,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer repeats, smaller objects")
-    parser.add_argument("--only", help="comma-separated suites: request,size,cold,streaming,e2e,client")
+    parser.add_argument("--only", help="comma-separated suites: requests,request,size,read,cold,streaming,e2e,client")
     parser.add_argument("--output", type=Path, help="default bench/results.json (--quick: bench/results-quick.json)")
     args = parser.parse_args(argv)
     if args.output is None:  # a quick run never replaces the full run's results

@@ -4,7 +4,8 @@ against proxying the bytes through API Gateway + Lambda, at 1 MB, 100 MB and 1 G
 Function memory, timeouts and architecture are read from template.yaml; the profiles (which
 sizes go multipart, in which parts) from the built-in profiles. Prices are AWS's public
 us-east-1 list prices, written below with the date they were taken; request counts per
-upload are this code's (each one explained where it is counted). Free tiers are left out.
+upload are the ones the local stack counted (bench/request_counts.json, `make request-counts`:
+every request the functions' roles made for one upload, by operation). Free tiers are left out.
 """
 
 from __future__ import annotations
@@ -106,46 +107,90 @@ def profile_for(size: int) -> Any:
     return file if size <= file.max_size else video
 
 
+# How AWS bills each operation the request counts name (bench/request_counts.json)
+S3_PUT_CLASS = frozenset(
+    {"PutObject", "PostObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+     "CompleteMultipartUpload", "ListParts", "ListObjectsV2", "PutObjectTagging"}
+)  # fmt: skip
+S3_GET_CLASS = frozenset({"GetObject", "HeadObject", "GetObjectTagging"})  # DELETE and Abort are free
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})  # 1 write unit each per KB
+DYNAMODB_READS = frozenset({"GetItem", "Query"})  # 1 read unit each (strongly consistent, up to 4 KB)
+OUTCOME_EXTRA_WRITE_UNITS = 1  # the outcome write carries the result and variants: ~2 KB, 2 units
+BATCH = 10  # messages per event source batch under load (the scenarios' batches hold one each)
+SCENARIO_SIGN_CALLS = 1  # the video scenario signs its parts in one call
+SCENARIO_STATUS_READS = 1  # each upload scenario reads the status once
+
+
+def measured(scenario: str) -> dict[str, int]:
+    """The product's requests of one scenario ("service:Operation" -> count), as counted."""
+    from bench.request_counts import load_counts
+
+    return dict(load_counts()[scenario]["product"])
+
+
+def _add_requests(bill: Bill, counts: dict[str, int]) -> None:
+    """Turn counted requests into what they are billed as."""
+    for name, n in counts.items():
+        service, operation = name.split(":", 1)
+        if service == "s3" and operation in S3_PUT_CLASS:
+            bill.s3_puts += n
+        elif service == "s3" and operation in S3_GET_CLASS:
+            bill.s3_gets += n
+        elif service == "dynamodb" and operation in DYNAMODB_WRITES:
+            bill.write_units += n
+        elif service == "dynamodb" and operation in DYNAMODB_READS:
+            bill.read_units += n
+        elif service == "dynamodb" and operation == "TransactWriteItems":
+            bill.write_units += 2 * 2 * n  # two items, each at twice the units
+        elif service == "sqs" and operation in ("ReceiveMessage", "DeleteMessageBatch"):
+            bill.sqs_requests += n / BATCH
+        elif service == "sqs":
+            bill.sqs_requests += n
+        elif service == "events" and operation == "PutEvents":
+            bill.events += n
+
+
 def direct(size: int, functions: dict[str, Any]) -> Bill:
-    """This design: the client sends the bytes to S3 itself; the functions see only metadata."""
+    """This design: the client sends the bytes to S3 itself; the functions see only metadata. The
+    AWS requests are the ones counted on the local stack (bench/request_counts.json): the
+    ``file`` scenario for a single POST (malware scan included), the ``video`` one for multipart,
+    with its parts, part signing and status reads scaled to this upload."""
     api, proc = functions["ApiFunction"]["memoryMb"], functions["ProcessFunction"]["memoryMb"]
     bill = Bill()
     profile = profile_for(size)
-    # POST /uploads: quotas.py's one conditional UpdateItem (the owner's item) + the record's PutItem
-    bill.api_requests += 1
+    multipart = profile.is_multipart(size)
+    scenario = "video" if multipart else "file"
+    counts = measured(scenario)
+    receives = counts.get("sqs:ReceiveMessage", 1)
+    bill.api_requests += 1  # POST /uploads
     bill.invoke(api, API_MS["issue"])
-    bill.write_units += 2
-    if profile.is_multipart(size):
+    if multipart:
         parts = math.ceil(size / profile.part_size_for(size))
         signs = math.ceil(parts / SIGN_BATCH)
-        # POST /uploads/{id}/parts: a strongly consistent read of the record each
-        bill.api_requests += signs
+        counts["s3:UploadPart"] = parts
+        # each POST /uploads/{id}/parts reads the record once
+        counts["dynamodb:GetItem"] = counts.get("dynamodb:GetItem", 0) + signs - SCENARIO_SIGN_CALLS
+        bill.api_requests += signs + 1  # the parts calls, POST /uploads/{id}/complete
         bill.invoke(api, API_MS["sign"], signs)
-        bill.read_units += signs
-        # POST /uploads/{id}/complete: read the record, ListParts, CompleteMultipartUpload
-        bill.api_requests += 1
         bill.invoke(api, API_MS["complete"])
-        bill.read_units += 1
-        bill.s3_puts += 1 + parts + 1 + 1  # CreateMultipartUpload, UploadPart x n, ListParts, Complete
         bill.notes.append(f"{profile.name}: multipart, {parts} parts")
     else:
-        bill.s3_puts += 1  # the presigned POST
-        bill.notes.append(f"{profile.name}: one presigned POST")
-    # S3 -> SQS notification, the event source's receive and delete (batches of 10)
-    bill.sqs_requests += 1 + 0.1 + 0.1
-    # ProcessFunction: one batch of 10 per invocation; read the whole object once (verify)
-    read_ms = size / (S3_READ_MB_S * 1e6) * 1000
-    bill.invoke(proc, PROCESS_FIXED_MS + read_ms, 1)
-    bill.lambda_requests -= 0.9  # ten uploads share an invocation
-    bill.s3_gets += 2  # HeadObject, GetObject
-    # idempotency put + complete, record read, UPLOADED, slot release, PROCESSED (~2 KB), outbox clear
-    bill.write_units += 1 + 1 + 1 + 1 + 2 + 1
-    bill.read_units += 1
-    bill.events += 1
-    # the client polls GET /uploads/{id}
+        scanned = ", malware scan" if profile.scan == "required" else ""
+        bill.notes.append(f"{profile.name}: one presigned POST{scanned}")
+    # the client polls GET /uploads/{id}: the scenario read the status once
+    counts["dynamodb:GetItem"] = counts.get("dynamodb:GetItem", 0) + POLLS - SCENARIO_STATUS_READS
     bill.api_requests += POLLS
     bill.invoke(api, API_MS["get"], POLLS)
-    bill.read_units += POLLS
+    _add_requests(bill, counts)
+    bill.write_units += OUTCOME_EXTRA_WRITE_UNITS
+    # S3's notification and the scanner's verdict reach the queue as messages sent by AWS
+    bill.sqs_requests += receives
+    # ProcessFunction: one invocation per batch; read the whole object once (verify)
+    read_ms = size / (S3_READ_MB_S * 1e6) * 1000
+    bill.invoke(proc, PROCESS_FIXED_MS + read_ms, 1)
+    bill.invoke(proc, PROCESS_FIXED_MS / 5, receives - 1)  # the verdict and deadline deliveries
+    bill.lambda_requests -= receives * (1 - 1 / BATCH)  # ten messages share an invocation
+    bill.notes.append(f"{sum(counts.values())} AWS requests (the {scenario} scenario's counts, scaled)")
     if read_ms + PROCESS_FIXED_MS > functions["ProcessFunction"]["timeoutS"] * 1000:
         bill.notes.append("does not fit the ProcessFunction timeout")
     return bill

@@ -2,7 +2,7 @@
 off, the template's default parameters): how long after the bytes land in S3 a client sees
 PROCESSED, and how many small uploads per second the whole stack carries (issue, POST to S3,
 processed) with 16 clients. All 16 share the one anonymous owner: under the default limit of 20
-pending uploads because processing gives each slot back."""
+pending uploads: an issue that finds every slot taken frees those of the processed uploads."""
 
 from __future__ import annotations
 
@@ -160,12 +160,83 @@ def raw_post_cycle(stack: Stack) -> Callable[[Client], None]:
     return cycle
 
 
+def same_mix_cycle(stack: Stack) -> Callable[[Client], None]:
+    """A second baseline: the product's own AWS requests for one upload (the ``file-unscanned``
+    scenario of bench/request_counts.py: quota update, record, the POST, idempotency record,
+    claim, GET, promotion copy, outcome, staging delete, event, marker, idempotency completion,
+    two reads, the queue's send, receive and delete) made by hand against the same emulator,
+    with none of our code. If it runs at about the rate of the real uploads, the emulator's cost
+    per request is what caps the figure."""
+    from bench.emulator import client as aws_client
+
+    endpoint, table, bucket = stack.info["emulatorUrl"], stack.info["uploadsTable"], stack.info["bucket"]
+    ddb, s3, sqs, events = (aws_client(name, endpoint) for name in ("dynamodb", "s3", "sqs", "events"))
+    queue = sqs.create_queue(QueueName=f"bench-mix-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    lock = threading.Lock()
+
+    def update(key: str, expression: str, condition: str, values: dict[str, Any]) -> None:
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": key}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
+
+    def cycle(client: Client) -> None:
+        upload_id = uuid.uuid4().hex
+        pk, owner = f"bench#{upload_id}", f"bench-owner#{threading.get_ident()}"
+        ddb.update_item(  # the quota's reservation
+            TableName=table,
+            Key={"pk": {"S": owner}},
+            UpdateExpression="SET #open = :m ADD #bytes :n",
+            ExpressionAttributeNames={"#open": "open", "#bytes": "bytes"},
+            ExpressionAttributeValues={":m": {"M": {}}, ":n": {"N": "1024"}},
+        )
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": pk}, "status": {"S": "PENDING"}, "owner": {"S": owner}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        key = f"bench-mix/{upload_id}.txt"
+        with lock:
+            signed = s3.generate_presigned_post(Bucket=bucket, Key=key, ExpiresIn=900)
+        client.put(signed)
+        sqs.send_message(QueueUrl=queue, MessageBody=upload_id)  # S3's notification, as S3 sends it
+        received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"{pk}#idempotency"}, "status": {"S": "INPROGRESS"}})
+        update(pk, "SET #s = :u", "#s = :p", {":u": {"S": "UPLOADED"}, ":p": {"S": "PENDING"}})
+        s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        s3.copy_object(Bucket=bucket, Key=f"{key}.promoted", CopySource={"Bucket": bucket, "Key": key})
+        outcome = {":d": {"S": "PROCESSED"}, ":e": {"S": "x"}, ":u": {"S": "UPLOADED"}}
+        update(pk, "SET #s = :d, pending_event = :e", "#s = :u", outcome)
+        s3.delete_object(Bucket=bucket, Key=key)
+        events.put_events(Entries=[{"Source": "bench", "DetailType": "mix", "Detail": "{}"}])
+        ddb.update_item(TableName=table, Key={"pk": {"S": pk}}, UpdateExpression="REMOVE pending_event")
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"{pk}#idempotency"}},
+            UpdateExpression="SET #s = :c",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":c": {"S": "COMPLETED"}},
+        )
+        if received:
+            entries = [{"Id": "0", "ReceiptHandle": m["ReceiptHandle"]} for m in received]
+            sqs.delete_message_batch(QueueUrl=queue, Entries=entries)
+        for _ in range(2):  # the verdict's read, the client's status read
+            ddb.get_item(TableName=table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+
+    return cycle
+
+
 def measure_end_to_end(
     *, repeats: int, latency_count: int, seconds: float, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[Figure], dict[str, Any]]:
     with local_stack() as stack:
         latency_samples(stack, 3)  # warm: handlers, clients, the poller's first batch
-        p50, p95, rtt50, rate, base_rate = [], [], [], [], []
+        p50, p95, rtt50, rate, base_rate, mix_rate = [], [], [], [], [], []
+        mix = same_mix_cycle(stack)
         ids: list[str] = []
         counts = []
         for i in range(repeats):
@@ -175,9 +246,12 @@ def measure_end_to_end(
             p95.append(percentile(latencies, 95))
             rtt50.append(percentile(trips, 50))
             progress(f"end to end: latency repeat {i + 1}/{repeats} (p50 {p50[-1] * 1000:.0f} ms)")
-            order = ("base", "stack") if i % 2 == 0 else ("stack", "base")
+            order = ("base", "mix", "stack") if i % 2 == 0 else ("stack", "mix", "base")
             for which in order:
-                if which == "base":
+                if which == "mix":
+                    per_second, _, errors = sustained(stack.url, seconds / 2, mix)
+                    mix_rate.append(per_second)
+                elif which == "base":
                     per_second, _, errors = sustained(stack.url, seconds / 2, raw_post_cycle(stack))
                     base_rate.append(per_second)
                 else:
@@ -193,7 +267,7 @@ def measure_end_to_end(
             "s",
             p50,
             rtt50,
-            Target("value", "<=", 0.5),
+            Target("value", "<=", 0.2),  # issue #14
             baseline_name="one GET /uploads/{id} round trip",
             notes=f"local stack, one client, 1 KiB text (profile file), GET every {LATENCY_POLL * 1000:.0f} ms",
             details={"uploadsPerRepeat": latency_count, "sampleUploadIds": ids[-3:]},
@@ -215,6 +289,17 @@ def measure_end_to_end(
             baseline_name=f"bare S3 POSTs/s to the same emulator, {CLIENTS} clients",
             notes=f"each client: POST /uploads, POST to S3, GET every {THROUGHPUT_POLL * 1000:.0f} ms until PROCESSED",
             details={"secondsPerRepeat": seconds, "uploadsPerRepeat": counts},
+        ),
+        Figure(
+            f"end to end: sustained uploads/s against the same request mix by hand, {CLIENTS} clients",
+            "uploads/s",
+            rate,
+            mix_rate,
+            None,
+            baseline_name="the product's AWS requests for one upload, made by hand, per second",
+            notes="a ratio near 1: the emulator's cost per request caps the figure, not our code; the real "
+            "uploads also pay the local malware scanner (clamscan per staging object), which the mix does not",
+            details={"secondsPerRepeat": seconds / 2},
         ),
     ]
     return figures, {"uploadIds": ids}

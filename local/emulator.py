@@ -59,21 +59,24 @@ class Emulator:
 
 
 def serve(host: str, port: int) -> Any:
-    """moto's server on HOST:PORT (0: any free port) behind the IAM gate, serving in a thread;
+    """moto's server on HOST:PORT (0: any free port) behind the IAM gate and the request counter
+    (``/_local/requests``), serving in a thread;
     ``server.server_address`` is the bound address, ``server.shutdown()`` stops it."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     from local import moto_fixes
     from local.iam_gate import IamGate
+    from local.request_log import RequestLog
     from local.sigv4 import VerifyingApp
 
     moto_fixes.apply()
     # IAM's own AWS managed policies (SAM attaches some to the functions' roles), as IAM has them
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # in front of the gate: the HTTP API's IAM authorization asks here (local/sigv4.py)
-    app = VerifyingApp(IamGate(DomainDispatcherApplication(create_backend_app)))
+    # in front: the HTTP API's IAM authorization asks here (local/sigv4.py), not an AWS request;
+    # then every request counted by who made it (local/request_log.py) and checked by its role's policies
+    app = VerifyingApp(RequestLog(IamGate(DomainDispatcherApplication(create_backend_app))))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
     return server

@@ -208,9 +208,9 @@ class LocalStack:
             switch = os.environ.get("LOCAL_SCANNER_SWITCH")
             self.threads += [
                 Scanner(
-                    _client("sqs"),
-                    _client("s3"),
-                    _client("events"),
+                    _client("sqs", SCANNER_KEY),
+                    _client("s3", SCANNER_KEY),
+                    _client("events", SCANNER_KEY),
                     self.resources.scan_requests_queue_url,
                     REGION,
                     switch=Path(switch) if switch else None,
@@ -336,13 +336,20 @@ def _sweep_route(sweeper: TtlSweeper, headers: dict[str, str], body: bytes) -> t
     return 200, {"removed": sweeper.sweep(moment), "at": moment.isoformat()}
 
 
-def _client(service: str) -> Any:
+def _client(service: str, access_key: str | None = None) -> Any:
+    """A client with the harness's keys, or with placeholder keys of their own (``access_key``:
+    what the emulator's request counter names the requests by)."""
     import boto3
     from botocore.config import Config
 
+    keys = {"aws_access_key_id": access_key, "aws_secret_access_key": "local"} if access_key else {}
     return boto3.client(
-        service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None
+        service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None, **keys
     )
+
+
+# the malware scanner's requests are GuardDuty's on AWS (billed per GB scanned, not per request)
+SCANNER_KEY = "guardduty"
 
 
 def _json(value: Any) -> str:

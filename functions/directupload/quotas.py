@@ -4,8 +4,12 @@ One item per owner, ``owner#{sub}``, holds both limits, so issuing an upload che
 them in one conditional UpdateItem (one round trip, one write unit):
 
 - ``open``: upload id -> the moment the upload stops being able to arrive. At most
-  ``max_pending`` of them; finished uploads release their slot, abandoned ones lapse by
-  themselves (pruned, each with its own condition, when the limit is hit).
+  ``max_pending`` of them. A slot is given back when the limit is hit, not when the upload
+  arrives: the reservation that finds every slot taken reads the records of the uploads holding
+  them (one BatchGetItem) and frees, in one conditional update, the slots of those no longer
+  pending and of those that lapsed. So processing an upload costs no quota request, and an
+  owner who keeps under the limit never pays for this at all. A cancelled upload gives its slot
+  back at once (``release``).
 - ``day`` and ``bytes``: the bytes issued on that UTC day, at most ``daily_bytes``.
 
 The rare cases (an owner's first upload, the first of a day, a limit reached) learn why the
@@ -21,6 +25,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from directupload.errors import QuotaExceeded
+from directupload.models import Status
+from directupload.store import upload_pk
 
 # Attempts at the common path before giving up (each failed one fixed what stood in the way).
 ATTEMPTS = 4
@@ -66,9 +72,9 @@ class OwnerQuota:
                     f"today's upload allowance of {self.daily_bytes} bytes is used up",
                     retry_after=_seconds_to_midnight(now),
                 )
-            else:  # every slot taken: free the lapsed ones, or say when the first lapses
+            else:  # every slot taken: free those of uploads that arrived or lapsed, or say when one lapses
                 slots = {k: int(v["N"]) for k, v in old["open"]["M"].items()}
-                earliest = self._prune(owner, slots, now)
+                earliest = self._reclaim(owner, slots, now)
                 if earliest is not None:
                     raise QuotaExceeded(
                         f"at most {self.max_pending} uploads may be pending at once; finish or cancel one",
@@ -77,7 +83,7 @@ class OwnerQuota:
         raise QuotaExceeded("the quota changed under this request too often; try again", retry_after=1)
 
     def release(self, owner: str, upload_id: str) -> None:
-        """Give back the pending slot of a finished upload (idempotent)."""
+        """Give back the pending slot of a cancelled upload at once (idempotent)."""
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # never held one
             self.client.update_item(
                 TableName=self.table_name,
@@ -162,19 +168,45 @@ class OwnerQuota:
             {":day": {"S": day}, ":zero": {"N": "0"}},
         )
 
-    def _prune(self, owner: str, slots: dict[str, int], now: datetime) -> float | None:
-        """Drop lapsed slots; the earliest expiry of those still open, or None when some were freed."""
-        lapsed = {k: v for k, v in slots.items() if v <= now.timestamp()}
-        for upload_id, until in lapsed.items():
-            with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # renewed meanwhile
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=self._key(owner),
-                    UpdateExpression="REMOVE #open.#id",
-                    ConditionExpression="#open.#id = :until",
-                    ExpressionAttributeNames={"#open": "open", "#id": upload_id},
-                    ExpressionAttributeValues={":until": {"N": str(until)}},
+    def _reclaim(self, owner: str, slots: dict[str, int], now: datetime) -> float | None:
+        """Free the slots of uploads no longer pending (their records say so) and of lapsed ones;
+        None when some were freed, else the earliest moment one of them lapses."""
+        lapsed = {k for k, v in slots.items() if v <= now.timestamp()}
+        free = {k: slots[k] for k in lapsed | self._not_pending(set(slots) - lapsed)}
+        if not free:
+            return float(min(slots.values())) if slots else None
+        names = {"#open": "open"} | {f"#u{i}": upload_id for i, upload_id in enumerate(free)}
+        values = {f":t{i}": {"N": str(until)} for i, until in enumerate(free.values())}
+        # each slot as it was read, or gone already (another request freed it): a slot renewed
+        # meanwhile fails the condition, and the caller tries again
+        condition = " AND ".join(
+            f"(attribute_not_exists(#open.#u{i}) OR #open.#u{i} = :t{i})" for i in range(len(free))
+        )
+        self._update_if(
+            owner, "REMOVE " + ", ".join(f"#open.#u{i}" for i in range(len(free))), condition, names, values
+        )
+        return None
+
+    def _not_pending(self, upload_ids: set[str]) -> set[str]:
+        """Those of ``upload_ids`` whose record exists and is no longer PENDING. A slot with no
+        record yet belongs to an upload being issued right now (the slot is taken first): kept."""
+        found: set[str] = set()
+        wanted = sorted(upload_ids)
+        for start in range(0, len(wanted), 100):  # BatchGetItem reads up to 100 items
+            keys: list[dict[str, Any]] = [{"pk": {"S": upload_pk(u)}} for u in wanted[start : start + 100]]
+            while keys:
+                reply = self.client.batch_get_item(
+                    RequestItems={
+                        self.table_name: {
+                            "Keys": keys,
+                            "ProjectionExpression": "upload_id, #status",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ConsistentRead": True,
+                        }
+                    }
                 )
-        if lapsed:
-            return None
-        return float(min(slots.values())) if slots else None
+                for item in reply.get("Responses", {}).get(self.table_name, []):
+                    if item.get("status", {}).get("S") != Status.PENDING.value:
+                        found.add(item["upload_id"]["S"])
+                keys = reply.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+        return found

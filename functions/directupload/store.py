@@ -59,6 +59,15 @@ class TransitionRefused(Exception):
     """The record is missing or not in a state the transition may leave."""
 
 
+class ClaimRefused(TransitionRefused):
+    """A claim made without reading the record first was refused: ``record`` is the record as it
+    was (None when there is none), so the caller decides as it would have from a read."""
+
+    def __init__(self, message: str, record: UploadRecord | None) -> None:
+        super().__init__(message)
+        self.record = record
+
+
 class UploadStore:
     def __init__(self, table_name: str, client: Any, retention: timedelta = timedelta(days=30)) -> None:
         self.table_name = table_name
@@ -189,6 +198,38 @@ class UploadStore:
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise TransitionRefused(f"upload {record.upload_id}: version {etag} cannot claim it") from exc
+        return _from_item(reply["Attributes"])
+
+    def claim_arrival(self, upload_id: str, key: str, etag: str, *, now: datetime, until: datetime) -> UploadRecord:
+        """The claim of S3's first notification, in one write and no read: a PENDING record of
+        ``key`` becomes UPLOADED, claimed by staging version ``etag`` (as ``claim`` does). For any
+        other record ClaimRefused carries the record as it was (DynamoDB returns it with the
+        refusal), so the rare cases cost no more than reading it first would have."""
+        try:
+            reply = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": upload_pk(upload_id)}},
+                UpdateExpression="SET #status = :to, claim_etag = :etag, claim_until = :until, updated_at = :now",
+                ConditionExpression=(
+                    "#status = :from AND #key = :key"
+                    " AND (attribute_not_exists(claim_etag) OR claim_etag = :etag OR claim_until < :now)"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#key": "key"},
+                ExpressionAttributeValues={
+                    ":to": {"S": Status.UPLOADED.value},
+                    ":from": {"S": Status.PENDING.value},
+                    ":key": {"S": key},
+                    ":etag": {"S": etag},
+                    ":until": {"S": until.isoformat()},
+                    ":now": {"S": now.isoformat()},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            item = exc.response.get("Item")
+            was = _from_item(item) if item else None
+            raise ClaimRefused(f"upload {upload_id}: not a pending upload of {key}", was) from exc
         return _from_item(reply["Attributes"])
 
     def release(self, upload_id: str, etag: str) -> None:

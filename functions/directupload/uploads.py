@@ -353,8 +353,9 @@ class UploadService:
         return self.deleter.delete(record)
 
     # multipart
-    def _open_multipart(self, owner: str, upload_id: str) -> UploadRecord:
-        record = self.get(owner, upload_id)
+    def _open_multipart(self, owner: str, upload_id: str, record: UploadRecord | None = None) -> UploadRecord:
+        """The owner's multipart upload while it is open for parts (``record``: as just read)."""
+        record = record or self.get(owner, upload_id)
         if not record.is_multipart:
             raise Conflict("this upload is a single POST, it has no parts")
         if record.status != Status.PENDING or self.clock() >= record.expires_at:
@@ -464,7 +465,7 @@ class UploadService:
         record = self.get(owner, upload_id)
         if record.is_multipart and record.status in _COMPLETED:
             return record  # a replay: S3 assembled it, processing took it from there
-        record = self._open_multipart(owner, upload_id)
+        record = self._open_multipart(owner, upload_id, record)
         s3_upload_id = record.s3_upload_id
         assert s3_upload_id is not None
         try:

@@ -236,3 +236,69 @@ def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
     assert processed["status"] == "PROCESSED" and processed["size"] == 20 * MiB
     assert all(f.value > 0 for f in figures)
     json.dumps([f.as_json() for f in figures])
+
+
+def _without_event_source(counts: dict[str, int]) -> dict[str, int]:
+    """The counts less the event source's receives and deletes (one per batch: how the messages of
+    an upload share batches depends on when they arrive, not on the product)."""
+    return {k: v for k, v in counts.items() if k not in ("sqs:ReceiveMessage", "sqs:DeleteMessageBatch")}
+
+
+@pytest.mark.slow
+def test_request_counts_are_the_products_own_for_a_processed_image() -> None:
+    """One avatar PNG through the local stack: each request the functions' roles made, exactly
+    (they do not depend on load), for an upload that really was processed and can be downloaded."""
+    from bench.request_counts import COUNTS, count_scenarios, counting_stack, load_counts
+
+    with counting_stack() as stack:
+        counts = count_scenarios(stack, ("image", "download", "list"))
+        image = counts["image"]
+        assert image.upload_id is not None
+        item = client("dynamodb", stack.info["emulatorUrl"]).get_item(
+            TableName=stack.info["uploadsTable"], Key={"pk": {"S": f"upload#{image.upload_id}"}}, ConsistentRead=True
+        )["Item"]
+    assert item["status"]["S"] == "PROCESSED" and "thumbnail" in item["variants"]["S"]
+    assert item["file_key"]["S"].startswith(f"files/{image.upload_id}/")  # promoted
+
+    assert image.by_function["ApiFunction"] == {
+        "dynamodb:UpdateItem": 1,  # the quota's reservation
+        "dynamodb:PutItem": 1,  # the record
+        "s3:PostObject": 1,  # the client's POST, with the API's grant
+        "dynamodb:GetItem": 1,  # the one status read
+    }
+    assert _without_event_source(image.by_function["ProcessFunction"]) == {
+        "dynamodb:PutItem": 1,  # the notification's idempotency record
+        "dynamodb:UpdateItem": 4,  # the claim, the outcome, the outbox marker's clear, the idempotency record's
+        "s3:GetObject": 1,  # the claimed version, If-Match
+        "s3:PutObject": 1,  # the thumbnail
+        "s3:CopyObject": 1,  # the promotion to files/
+        "s3:DeleteObject": 1,  # the staging copy
+        "events:PutEvents": 1,  # Upload Processed
+        "dynamodb:GetItem": 1,  # the scanner's verdict (it scans every staging object) decides nothing
+    }
+    batches = image.product["sqs:ReceiveMessage"]
+    assert image.product["sqs:DeleteMessageBatch"] == batches and 1 <= batches <= 2
+    assert sum(v for k, v in image.scanner.items() if k.startswith("s3:")) >= 1  # the scan is counted apart
+    assert counts["download"].product == {"dynamodb:GetItem": 1}
+    assert counts["list"].product == {"dynamodb:Query": 1}
+    # the committed counts (make request-counts) are these
+    committed = load_counts(COUNTS)["image"]
+    assert _without_event_source(committed["product"]) == _without_event_source(dict(image.product))
+
+
+def test_read_side_subjects_sign_a_working_download_and_list_the_owners_newest_page(moto_server: str) -> None:
+    import requests
+
+    from bench.read_side import CONTENT, SIZES, measure_read_side
+
+    deployment = deploy(moto_server)
+    figures, evidence = measure_read_side(deployment, repeats=1, pairs=2)
+
+    assert [f.target is not None for f in figures] == [True, True, False, False]
+    assert all(f.value > 0 and math.isfinite(f.ratio) for f in figures)
+    assert requests.get(evidence["download"], timeout=10).content == CONTENT  # the presigned GET works
+    page = evidence["lastPage"]  # the last owner's: the one with the most uploads
+    assert len(page["items"]) == 20 and page["nextCursor"]
+    created = [item["createdAt"] for item in page["items"]]
+    assert created == sorted(created, reverse=True)  # newest first
+    assert max(SIZES) == 1000

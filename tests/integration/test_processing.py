@@ -180,7 +180,9 @@ def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_th
 
 @pytest.mark.parametrize(
     ("service", "operation"),
-    [("s3", "GetObject"), ("s3", "PutObject"), ("dynamodb", "GetItem"), ("dynamodb", "UpdateItem")],
+    # the first delivery reads no record (its claim is the first write): the idempotency record's
+    # PutItem and the claim's UpdateItem are its DynamoDB calls
+    [("s3", "GetObject"), ("s3", "PutObject"), ("dynamodb", "PutItem"), ("dynamodb", "UpdateItem")],
 )
 def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(
     aws: Any, api: Api, service: str, operation: str

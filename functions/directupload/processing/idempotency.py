@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from directupload.observability import logger, metrics
-from directupload.processing.pipeline import ObjectRef, Outcome, Processor
+from directupload.processing.pipeline import UNREAD, ObjectRef, Outcome, Processor
 
 # ObjectRef's fields, as powertools serialises the dataclass. S3 puts a sequencer in every
 # notification (moto does not), so the version id and the ETag tell versions apart too; a
@@ -51,11 +51,21 @@ def config() -> IdempotencyConfig:
 
 
 def process_once(processor: Processor, table_name: str, client: Any, cfg: IdempotencyConfig) -> Callable[..., str]:
-    """``processor.process`` guarded by idempotency records in ``table_name``; call with ``ref=``."""
+    """``processor.process`` guarded by idempotency records in ``table_name``; call with ``ref=``.
+
+    A scan verdict or deadline check that decides nothing (``Processor.screen``: it would write
+    nothing whoever ran it, and when) is answered without an idempotency record; any other runs
+    under one, with the record the screen read."""
     persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
 
     @idempotent_function(data_keyword_argument="ref", persistence_store=persistence, config=cfg)
+    def guarded(ref: ObjectRef, record: Any = UNREAD) -> str:
+        return processor.process(ref, record)
+
     def process(ref: ObjectRef) -> str:
-        return processor.process(ref)
+        outcome, record = processor.screen(ref)
+        if outcome is not None:
+            return outcome
+        return guarded(ref=ref, record=record)
 
     return process

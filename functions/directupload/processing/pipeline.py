@@ -60,7 +60,7 @@ from directupload.processing.outbox import Outbox
 from directupload.processing.steps import Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
-from directupload.store import TransitionRefused, UploadStore
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore
 
 T = TypeVar("T")
 
@@ -73,6 +73,7 @@ _EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTE
 # A claim outlives any attempt (the ProcessFunction timeout is 15 minutes): one that lapses
 # belongs to an attempt that died, and another version may claim the upload.
 CLAIM_LIFETIME = timedelta(minutes=20)
+UNREAD: Any = object()  # process(): the record is not read yet
 
 
 def delivery(ref: ObjectRef, etag: str) -> str:
@@ -140,9 +141,10 @@ class ObjectRef:
 
 
 class PendingSlots(Protocol):
-    """The owner's quota of uploads issued but not yet arrived (quotas.OwnerQuota)."""
+    """The owner's quota (quotas.OwnerQuota). An arrived upload's pending slot is not given back
+    here: the next reservation that finds every slot taken reclaims those of uploads no longer
+    pending, which costs an upload no request of its own."""
 
-    def release(self, owner: str, upload_id: str) -> None: ...
     def settle(self, owner: str, issued_at: datetime, refund: int) -> None: ...
 
 
@@ -198,16 +200,28 @@ class Processor:
         return other
 
     # entry points
-    def process(self, ref: ObjectRef) -> str:
-        """Handle one notification. Raises on a transient failure (the message is retried)."""
+    def process(self, ref: ObjectRef, record: UploadRecord | None = UNREAD) -> str:
+        """Handle one notification (``record``: the upload's record as just read, when the caller
+        read it). Raises on a transient failure (the message is retried)."""
         if ref.bucket != self.storage.bucket:
-            return self.in_bucket(ref.bucket).process(ref)
+            return self.in_bucket(ref.bucket).process(ref, record)
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             logger.warning("object outside the incoming/{id}/ scheme ignored", key=ref.key)
             return Outcome.IGNORED
         logger.append_keys(upload_id=upload_id)
-        record = self.store.get(upload_id)
+        if record is UNREAD and ref.etag and ref.verdict is None and not ref.deadline_check:
+            # S3's notification of a pending upload, by far the most common delivery: claimed in
+            # one write; any other record comes back with the refusal and is decided below
+            started, now = time.perf_counter(), self.clock()
+            try:
+                claimed = self.store.claim_arrival(upload_id, ref.key, ref.etag, now=now, until=now + CLAIM_LIFETIME)
+            except ClaimRefused as refused:
+                record = refused.record
+            else:
+                return self._attempt(claimed, ref, ref.etag, started)
+        elif record is UNREAD:
+            record = self.store.get(upload_id)
         if ref.verdict is not None or ref.deadline_check:
             stale = self._stale_verdict(record, ref)
             if stale is not None:
@@ -226,10 +240,26 @@ class Processor:
             fresh = self.store.get(upload_id)
             if fresh is not None and fresh.status == record.status:
                 raise ClaimHeldError("another version of this upload is being verified") from None
-            return self.process(ref)  # another delivery moved it on a moment ago: look again
-        if record.status == Status.PENDING:
-            self._release_slot(claimed)
-        record = claimed
+            return self.process(ref, fresh)  # another delivery moved it on a moment ago: look again
+        return self._attempt(claimed, ref, etag, started)
+
+    def screen(self, ref: ObjectRef) -> tuple[str | None, UploadRecord | None]:
+        """For a scan verdict or a deadline check: its outcome when it decides nothing and writes
+        nothing (for no upload, one that needs no scan, a version no longer waiting, a final one),
+        else None; and the record read to tell, for ``process``. So the many verdicts that decide
+        nothing (the scanner scans every staging object) cost one read and no idempotency record."""
+        upload_id = keys.upload_id_from_key(ref.key)
+        if upload_id is None or (ref.verdict is None and not ref.deadline_check):
+            return None, UNREAD
+        record = self.store.get(upload_id)
+        if record is not None and record.status in TERMINAL and record.pending_event is not None:
+            return None, record  # it may be the delivery that owes the event: under the lock
+        logger.append_keys(upload_id=upload_id)
+        return self._stale_verdict(record, ref), record
+
+    def _attempt(self, record: UploadRecord, ref: ObjectRef, etag: str, started: float) -> str:
+        """Verify, gate, run the steps and record the outcome of the staging version ``etag``,
+        which this attempt holds the claim of."""
         # UPLOADED (an earlier attempt failed) or FAILED (redriven): run again; FAILED stays
         # FAILED until an outcome replaces it, so a parallel last attempt cannot fail it twice
         profile = self.profiles.get(record.profile)
@@ -567,15 +597,6 @@ class Processor:
         logger.info("duplicate notification for a final upload", status=record.status.value)
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
-
-    def _release_slot(self, record: UploadRecord) -> None:
-        """The bytes arrived: the upload no longer counts against its owner's pending uploads."""
-        if self.quota is None:
-            return
-        try:
-            self.quota.release(record.owner, record.upload_id)
-        except _TRANSIENT:
-            logger.warning("pending slot not released; it lapses when the upload URL expires")
 
     def _settle_bytes(self, record: UploadRecord, real: int) -> None:
         """The upload was charged at its ceiling: give back what its real size did not use."""
