@@ -206,6 +206,9 @@ class UploadRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    # A multipart upload: S3's own multipart upload is created by the first parts call
+    # (``s3_upload_id`` set then, once), so issuing costs the same whatever the size.
+    multipart: bool = False
     s3_upload_id: str | None = None
     # False: ``size`` is a ceiling (a client that could not say the size); the object may hold
     # ``min_size`` to ``size`` bytes, and its real size replaces the ceiling once PROCESSED
@@ -237,7 +240,7 @@ class UploadRecord(BaseModel):
 
     @property
     def is_multipart(self) -> bool:
-        return self.s3_upload_id is not None
+        return self.multipart or self.s3_upload_id is not None  # records from before lazy creation
 
     def view(self, now: datetime | None = None) -> UploadView:
         status = self.status
