@@ -51,7 +51,8 @@ def utcnow() -> datetime:
 class Wire(BaseModel):
     """camelCase on the wire, snake_case in Python."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: a model builds its validator when first used, not at import (cold start)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -191,7 +192,7 @@ class UploadPage(Wire):
 class UploadRecord(BaseModel):
     """The stored record of one upload (DynamoDB item ``pk = upload#{id}``)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     upload_id: str
     owner: str
