@@ -22,6 +22,10 @@ class ObjectHead:
     etag: str
     metadata: dict[str, str]
     version_id: str | None
+    # The checksum S3 verified and keeps for the object (GetObject with ChecksumMode=ENABLED):
+    # base64 SHA-256, and FULL_OBJECT (of the whole object) or COMPOSITE (of its parts' checksums)
+    checksum_sha256: str | None = None
+    checksum_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Storage:
         self.bucket = bucket
         self.client = client
         self.single_copy_limit = single_copy_limit  # above it, copies are made in parts
+        self.bytes_read = 0  # of object bodies, by ``chunks`` and ``read_head``: what reading cost
 
     # reading
     def tag(self, key: str, name: str) -> str | None:
@@ -112,7 +117,7 @@ class Storage:
     def open(self, key: str, etag: str | None = None) -> tuple[ObjectHead, Any] | None:
         """The object's head and its body (read it with ``chunks``, close it) from one GET, or None
         when it is missing. With ``etag``, exactly that version: VersionChanged if it was written again."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
         if etag:
             params["IfMatch"] = f'"{etag}"'
         try:
@@ -129,8 +134,18 @@ class Storage:
             etag=str(reply.get("ETag", "")).strip('"'),
             metadata={k.lower(): v for k, v in reply.get("Metadata", {}).items()},
             version_id=reply.get("VersionId"),
+            checksum_sha256=reply.get("ChecksumSHA256"),
+            checksum_type=reply.get("ChecksumType"),
         )
         return head, reply["Body"]
+
+    def read_head(self, body: Any, size: int) -> bytes:
+        """The body's first ``size`` bytes (fewer when it is shorter); the rest is never read."""
+        head = bytearray()
+        while len(head) < size and (chunk := body.read(size - len(head))):
+            head += chunk
+        self.bytes_read += len(head)
+        return bytes(head)
 
     def stream(self, key: str, chunk_size: int = CHUNK, read_ahead: int = 2) -> Iterator[bytes]:
         """The object's bytes in order (see ``chunks``)."""
@@ -172,6 +187,7 @@ class Storage:
             while (item := chunks.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
+                self.bytes_read += len(item)
                 yield item
         finally:
             stop.set()
