@@ -42,6 +42,7 @@ PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions, idempotency, event, 
 S3_READ_MB_S = 90  # one S3 GET stream into a 1,024 MB arm64 function
 POLLS = 3  # GET /uploads/{id} calls a client makes until it sees the outcome
 SIGN_BATCH = 8  # parts signed per POST /uploads/{id}/parts (the CLI's smallest batch)
+HEAD_BYTES = 8192  # what the sniffer reads of an object whose SHA-256 S3 verified (sniff.HEAD_BYTES)
 PROXY_MB_S = 50  # a proxying function writing the body it was handed (API Gateway buffers it first) to S3
 MILLION = 1_000_000
 
@@ -106,11 +107,16 @@ def profile_for(size: int) -> Any:
     return file if size <= file.max_size else video
 
 
-def direct(size: int, functions: dict[str, Any]) -> Bill:
-    """This design: the client sends the bytes to S3 itself; the functions see only metadata."""
+def direct(size: int, functions: dict[str, Any], s3_verified: bool = False) -> Bill:
+    """This design: the client sends the bytes to S3 itself; the functions see only metadata.
+    ``s3_verified``: one POST (a profile without multipart, up to S3's 5 GiB) whose declared
+    SHA-256 S3 verified (FULL_OBJECT), so processing reads only the head it sniffs
+    (processing/verify.py). A multipart upload's SHA-256 at S3 is COMPOSITE: never trusted."""
     api, proc = functions["ApiFunction"]["memoryMb"], functions["ProcessFunction"]["memoryMb"]
     bill = Bill()
     profile = profile_for(size)
+    if s3_verified:
+        profile = profile.model_copy(update={"multipart_threshold": None})
     # POST /uploads: quotas.py's one conditional UpdateItem (the owner's item) + the record's PutItem
     bill.api_requests += 1
     bill.invoke(api, API_MS["issue"])
@@ -135,6 +141,9 @@ def direct(size: int, functions: dict[str, Any]) -> Bill:
     bill.sqs_requests += 1 + 0.1 + 0.1
     # ProcessFunction: one batch of 10 per invocation; read the whole object once (verify)
     read_ms = size / (S3_READ_MB_S * 1e6) * 1000
+    if s3_verified:
+        read_ms = HEAD_BYTES / (S3_READ_MB_S * 1e6) * 1000
+        bill.notes.append("SHA-256 declared, verified by S3: head read only")
     bill.invoke(proc, PROCESS_FIXED_MS + read_ms, 1)
     bill.lambda_requests -= 0.9  # ten uploads share an invocation
     bill.s3_gets += 2  # HeadObject, GetObject
@@ -193,6 +202,7 @@ def report(sizes: tuple[int, ...] = (10**6, 100 * 10**6, 10**9)) -> str:
         storage = MILLION * size / 2**30 * PRICES["s3_gb_month"]
         for design, bill in (
             ("direct to S3 (this)", direct(size, functions)),
+            ("one POST, SHA-256 declared (S3 verifies it)", direct(size, functions, s3_verified=True)),
             ("proxied through the API", proxied(size, functions)),
         ):
             if isinstance(bill, str):
@@ -213,6 +223,12 @@ def report(sizes: tuple[int, ...] = (10**6, 100 * 10**6, 10**9)) -> str:
         f"(4/3 larger) and a synchronous invocation takes at most {LAMBDA_MAX_SYNC_PAYLOAD // 2**20} MB; API "
         f"Gateway's own limit is {HTTP_API_MAX_PAYLOAD // 2**20} MB. Larger files would need a chunked protocol "
         "through the API, which is multipart upload rebuilt at 512 KB-metered API prices.",
+        "",
+        "One POST with a declared SHA-256: S3 refuses other bytes and keeps the checksum (FULL_OBJECT), so "
+        "processing reads only the head it sniffs instead of the whole object (the streaming suite of "
+        "`make bench` measures both, in Lambda-seconds per GiB). It needs the upload in one POST (a profile "
+        "without multipart, up to S3's 5 GiB: no resume, no parallel parts); a multipart upload's SHA-256 "
+        "at S3 is COMPOSITE (of its parts), so every byte of it is still hashed.",
         "",
         f"Assumptions: warm API durations {API_MS} ms, processing {PROCESS_FIXED_MS} ms + the object read at "
         f"{S3_READ_MB_S} MB/s, {POLLS} status polls per upload, parts signed {SIGN_BATCH} at a time; a proxying "

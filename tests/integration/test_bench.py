@@ -111,8 +111,14 @@ def test_streaming_subject_reads_every_byte_and_its_sha256_matches() -> None:
     assert evidence["big"]["sha256"] == expected
     throughput = figures[0]
     for facts in throughput.details["records"]:
-        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size}
+        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": size}
     assert all(growth >= 0 for growth in figures[1].subject)
+    # the same bytes posted with their SHA-256 declared: S3 verified it, the processor read the head
+    trusted = figures[2]
+    assert evidence["verified"]["sha256"] == expected
+    for facts in trusted.details["records"]:
+        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": 8192}
+    assert trusted.details["bytesRead"]["process"] == [size]
 
 
 class _Body:
