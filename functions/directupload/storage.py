@@ -114,10 +114,13 @@ class Storage:
             version_id=reply.get("VersionId"),
         )
 
-    def open(self, key: str, etag: str | None = None) -> tuple[ObjectHead, Any] | None:
+    def open(self, key: str, etag: str | None = None, *, checksum: bool = False) -> tuple[ObjectHead, Any] | None:
         """The object's head and its body (read it with ``chunks``, close it) from one GET, or None
-        when it is missing. With ``etag``, exactly that version: VersionChanged if it was written again."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        when it is missing. With ``etag``, exactly that version: VersionChanged if it was written again.
+        With ``checksum``, the head carries the checksum S3 keeps for the object (ChecksumMode)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if checksum:
+            params["ChecksumMode"] = "ENABLED"
         if etag:
             params["IfMatch"] = f'"{etag}"'
         try:

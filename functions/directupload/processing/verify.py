@@ -49,7 +49,8 @@ def verify(
 
     With ``etag`` exactly that version of the staging object is read (one GET, its head and
     bytes together): ``storage.VersionChanged`` when it was written again since."""
-    opened = storage.open(record.key, etag)
+    # S3's checksum is asked for only where it can stand in for ours: the client declared one
+    opened = storage.open(record.key, etag, checksum=record.checksum_sha256 is not None and not keep_body)
     if opened is None:
         raise ObjectMissingError(f"object {record.key} is not in the bucket (yet)")
     head, stream = opened
