@@ -43,6 +43,7 @@ PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions, idempotency, event, 
 S3_READ_MB_S = 90  # one S3 GET stream into a 1,024 MB arm64 function
 POLLS = 3  # GET /uploads/{id} calls a client makes until it sees the outcome
 SIGN_BATCH = 8  # parts signed per POST /uploads/{id}/parts (the CLI's smallest batch)
+HEAD_BYTES = 8192  # what the sniffer reads of an object whose SHA-256 S3 verified (sniff.HEAD_BYTES)
 PROXY_MB_S = 50  # a proxying function writing the body it was handed (API Gateway buffers it first) to S3
 MILLION = 1_000_000
 
@@ -150,14 +151,19 @@ def _add_requests(bill: Bill, counts: dict[str, int]) -> None:
             bill.events += n
 
 
-def direct(size: int, functions: dict[str, Any]) -> Bill:
+def direct(size: int, functions: dict[str, Any], s3_verified: bool = False) -> Bill:
     """This design: the client sends the bytes to S3 itself; the functions see only metadata. The
     AWS requests are the ones counted on the local stack (bench/request_counts.json): the
     ``file`` scenario for a single POST (malware scan included), the ``video`` one for multipart,
-    with its parts, part signing and status reads scaled to this upload."""
+    with its parts, part signing and status reads scaled to this upload.
+    ``s3_verified``: one POST (a profile without multipart, up to S3's 5 GiB) whose declared
+    SHA-256 S3 verified (FULL_OBJECT), so processing reads only the head it sniffs
+    (processing/verify.py). A multipart upload's SHA-256 at S3 is COMPOSITE: never trusted."""
     api, proc = functions["ApiFunction"]["memoryMb"], functions["ProcessFunction"]["memoryMb"]
     bill = Bill()
     profile = profile_for(size)
+    if s3_verified:
+        profile = profile.model_copy(update={"multipart_threshold": None})
     multipart = profile.is_multipart(size)
     scenario = "video" if multipart else "file"
     counts = measured(scenario)
@@ -187,6 +193,9 @@ def direct(size: int, functions: dict[str, Any]) -> Bill:
     bill.sqs_requests += receives
     # ProcessFunction: one invocation per batch; read the whole object once (verify)
     read_ms = size / (S3_READ_MB_S * 1e6) * 1000
+    if s3_verified:
+        read_ms = HEAD_BYTES / (S3_READ_MB_S * 1e6) * 1000
+        bill.notes.append("SHA-256 declared, verified by S3: head read only")
     bill.invoke(proc, PROCESS_FIXED_MS + read_ms, 1)
     bill.invoke(proc, PROCESS_FIXED_MS / 5, receives - 1)  # the verdict and deadline deliveries
     bill.lambda_requests -= receives * (1 - 1 / BATCH)  # ten messages share an invocation
@@ -238,6 +247,7 @@ def report(sizes: tuple[int, ...] = (10**6, 100 * 10**6, 10**9)) -> str:
         storage = MILLION * size / 2**30 * PRICES["s3_gb_month"]
         for design, bill in (
             ("direct to S3 (this)", direct(size, functions)),
+            ("one POST, SHA-256 declared (S3 verifies it)", direct(size, functions, s3_verified=True)),
             ("proxied through the API", proxied(size, functions)),
         ):
             if isinstance(bill, str):
@@ -258,6 +268,12 @@ def report(sizes: tuple[int, ...] = (10**6, 100 * 10**6, 10**9)) -> str:
         f"(4/3 larger) and a synchronous invocation takes at most {LAMBDA_MAX_SYNC_PAYLOAD // 2**20} MB; API "
         f"Gateway's own limit is {HTTP_API_MAX_PAYLOAD // 2**20} MB. Larger files would need a chunked protocol "
         "through the API, which is multipart upload rebuilt at 512 KB-metered API prices.",
+        "",
+        "One POST with a declared SHA-256: S3 refuses other bytes and keeps the checksum (FULL_OBJECT), so "
+        "processing reads only the head it sniffs instead of the whole object (the streaming suite of "
+        "`make bench` measures both, in Lambda-seconds per GiB). It needs the upload in one POST (a profile "
+        "without multipart, up to S3's 5 GiB: no resume, no parallel parts); a multipart upload's SHA-256 "
+        "at S3 is COMPOSITE (of its parts), so every byte of it is still hashed.",
         "",
         f"Assumptions: warm API durations {API_MS} ms, processing {PROCESS_FIXED_MS} ms + the object read at "
         f"{S3_READ_MB_S} MB/s, {POLLS} status polls per upload, parts signed {SIGN_BATCH} at a time; a proxying "

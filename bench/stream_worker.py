@@ -4,7 +4,8 @@
             (warm: clients and idempotency layer built before the clock starts)
   baseline  get_object on the same object, read in 1 MiB chunks and dropped
 
-Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome"}`` to RESULT. Peak memory is the
+Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome", "bytesRead"}`` to RESULT (bytesRead:
+of object bodies, as the processor's Storage adapter counted them). Peak memory is the
 kernel's high-water mark of this process's resident size (VmHWM), reset just before the clock
 starts (``/proc/self/clear_refs``); the growth that counts is that peak minus the resident size
 at the start (imports and clients already in). Not ``ru_maxrss``: Linux carries it across
@@ -52,6 +53,9 @@ class Context:
         return 900_000  # a fresh invocation of the template's 15-minute ProcessFunction
 
 
+BYTES_READ = {"bytesRead": 0}
+
+
 def process(job: dict) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
@@ -63,6 +67,7 @@ def process(job: dict) -> tuple[float, float, object]:
     started = time.perf_counter()
     reply = processor.lambda_handler(job["event"], Context())
     seconds = time.perf_counter() - started
+    BYTES_READ["bytesRead"] = wiring.storage().bytes_read  # of object bodies, as the Storage adapter counts
     return seconds, before, reply
 
 
@@ -96,6 +101,7 @@ if __name__ == "__main__":
                 "peakRssMiB": peak_mib(),
                 "rssAfterMiB": rss_mib(),
                 "outcome": outcome,
+                **BYTES_READ,
             },
             f,
         )

@@ -25,6 +25,12 @@
   malware scanner's verdict on the bytes before them. The processor relies on S3's behaviour
   (the tag travels with exactly the bytes it was given for); the emulator clears them.
 
+- A POST whose form carries ``x-amz-checksum-sha256`` (the API pins it in the policy when the
+  client declared the file's SHA-256): S3 refuses bytes that do not hash to it (400 BadDigest)
+  and stores it as the object's FULL_OBJECT SHA256 checksum, which HeadObject and GetObject
+  return with ``ChecksumMode=ENABLED``; the processor trusts it (processing/verify.py). moto
+  ignores the field: the emulator checks and stores it.
+
 - Bucket policies: moto evaluates a bucket's policy on object requests with its own evaluator,
   which treats any condition it cannot see (``aws:SecureTransport``) as an explicit deny, so the
   template's TLS-only statement would refuse every request. moto's check is switched off; the
@@ -35,10 +41,16 @@ Applied by the emulator process (local/emulator.py) and by the tests' in-process
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 from typing import Any
 
 _APPLIED = False
+BAD_DIGEST = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>BadDigest</Code>'
+    "<Message>The SHA256 you specified did not match the calculated checksum.</Message></Error>"
+)
 
 
 def apply() -> None:
@@ -135,15 +147,27 @@ def apply() -> None:
 
     post_original = S3Response._bucket_response_post
 
+    def declared_sha256(self: S3Response) -> str | None:
+        form = getattr(self, "form_data", None) or {}
+        return next((str(v) for k, v in form.items() if k.lower() == "x-amz-checksum-sha256"), None)
+
     def bucket_response_post(self: S3Response, request: Any, bucket_name: str) -> Any:
-        reply = post_original(self, request, bucket_name)
         key_name = (getattr(self, "querystring", {}) or {}).get("key", [None])[0]
+        declared = declared_sha256(self) if key_name else None
+        if declared is not None:
+            body = self.body if isinstance(self.body, bytes) else str(self.body or "").encode()
+            if base64.b64encode(hashlib.sha256(body).digest()).decode() != declared:
+                return 400, {"Content-Type": "application/xml"}, BAD_DIGEST
+        reply = post_original(self, request, bucket_name)
         status = reply[0] if isinstance(reply, tuple) else 200
         if key_name and 200 <= int(status) < 300 and "tagging" not in self.querystring:
             with contextlib.suppress(Exception):
                 key = self.backend.get_object(bucket_name, key_name.replace("${filename}", ""))
                 if key is not None:
                     self.backend.tagger.delete_all_tags_for_resource(key.arn)
+                    if declared is not None:  # S3 keeps the checksum it verified
+                        key.checksum_algorithm, key.checksum_value = "SHA256", declared
+                        key.checksum_type = "FULL_OBJECT"
         return reply
 
     S3Response._bucket_response_post = bucket_response_post  # type: ignore[method-assign]

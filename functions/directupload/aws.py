@@ -17,7 +17,14 @@ import boto3
 from botocore.config import Config
 
 # SigV4 everywhere: without it boto3 presigns with legacy SigV2 in us-east-1.
-_S3_CONFIG = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
+# Response checksums only when asked for (ChecksumMode): by default botocore asks on every GetObject
+# and hashes the whole stream again (SHA-256 for a declared checksum) beside the processor's own
+# SHA-256; processing/verify.py asks where S3's checksum can stand in for that hash.
+_S3_CONFIG = Config(
+    signature_version="s3v4",
+    retries={"mode": "standard", "max_attempts": 3},
+    response_checksum_validation="when_required",
+)
 _DEFAULT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 

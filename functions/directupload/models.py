@@ -51,7 +51,8 @@ def utcnow() -> datetime:
 class Wire(BaseModel):
     """camelCase on the wire, snake_case in Python."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: a model builds its validator when first used, not at import (cold start)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -192,7 +193,7 @@ class UploadPage(Wire):
 class UploadRecord(BaseModel):
     """The stored record of one upload (DynamoDB item ``pk = upload#{id}``)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     upload_id: str
     owner: str
@@ -212,6 +213,9 @@ class UploadRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    # A multipart upload: S3's own multipart upload is created by the first parts call
+    # (``s3_upload_id`` set then, once), so issuing costs the same whatever the size.
+    multipart: bool = False
     s3_upload_id: str | None = None
     # False: ``size`` is a ceiling (a client that could not say the size); the object may hold
     # ``min_size`` to ``size`` bytes, and its real size replaces the ceiling once PROCESSED
@@ -243,7 +247,7 @@ class UploadRecord(BaseModel):
 
     @property
     def is_multipart(self) -> bool:
-        return self.s3_upload_id is not None
+        return self.multipart or self.s3_upload_id is not None  # records from before lazy creation
 
     def view(self, now: datetime | None = None) -> UploadView:
         status = self.status

@@ -22,6 +22,10 @@ class ObjectHead:
     etag: str
     metadata: dict[str, str]
     version_id: str | None
+    # The checksum S3 verified and keeps for the object (GetObject with ChecksumMode=ENABLED):
+    # base64 SHA-256, and FULL_OBJECT (of the whole object) or COMPOSITE (of its parts' checksums)
+    checksum_sha256: str | None = None
+    checksum_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Storage:
         self.buckets = tuple(dict.fromkeys((bucket, *buckets)))  # the default first
         self._siblings: dict[str, Storage] = {bucket: self}
         self._default = self
+        self.bytes_read = 0  # of object bodies, by ``chunks`` and ``read_head``: what reading cost
 
     def in_bucket(self, name: str | None) -> Storage:
         """This storage for the bucket ``name`` (None: the default bucket, for records written
@@ -142,10 +147,13 @@ class Storage:
             version_id=reply.get("VersionId"),
         )
 
-    def open(self, key: str, etag: str | None = None) -> tuple[ObjectHead, Any] | None:
+    def open(self, key: str, etag: str | None = None, *, checksum: bool = False) -> tuple[ObjectHead, Any] | None:
         """The object's head and its body (read it with ``chunks``, close it) from one GET, or None
-        when it is missing. With ``etag``, exactly that version: VersionChanged if it was written again."""
+        when it is missing. With ``etag``, exactly that version: VersionChanged if it was written again.
+        With ``checksum``, the head carries the checksum S3 keeps for the object (ChecksumMode)."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if checksum:
+            params["ChecksumMode"] = "ENABLED"
         if etag:
             params["IfMatch"] = f'"{etag}"'
         try:
@@ -162,8 +170,18 @@ class Storage:
             etag=str(reply.get("ETag", "")).strip('"'),
             metadata={k.lower(): v for k, v in reply.get("Metadata", {}).items()},
             version_id=reply.get("VersionId"),
+            checksum_sha256=reply.get("ChecksumSHA256"),
+            checksum_type=reply.get("ChecksumType"),
         )
         return head, reply["Body"]
+
+    def read_head(self, body: Any, size: int) -> bytes:
+        """The body's first ``size`` bytes (fewer when it is shorter); the rest is never read."""
+        head = bytearray()
+        while len(head) < size and (chunk := body.read(size - len(head))):
+            head += chunk
+        self.bytes_read += len(head)
+        return bytes(head)
 
     def stream(self, key: str, chunk_size: int = CHUNK, read_ahead: int = 2) -> Iterator[bytes]:
         """The object's bytes in order (see ``chunks``)."""
@@ -205,6 +223,7 @@ class Storage:
             while (item := chunks.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
+                self.bytes_read += len(item)
                 yield item
         finally:
             stop.set()

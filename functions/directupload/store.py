@@ -232,6 +232,23 @@ class UploadStore:
             raise ClaimRefused(f"upload {upload_id}: not a pending upload of {key}", was) from exc
         return _from_item(reply["Attributes"])
 
+    def attach_multipart(self, upload_id: str, s3_upload_id: str) -> UploadRecord | None:
+        """Record S3's multipart upload id on a PENDING upload that has none yet: the record as
+        written, or None when another call attached one first or the upload is no longer pending."""
+        try:
+            reply = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": upload_pk(upload_id)}},
+                UpdateExpression="SET s3_upload_id = :id",
+                ConditionExpression="#status = :pending AND attribute_not_exists(s3_upload_id)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":id": {"S": s3_upload_id}, ":pending": {"S": Status.PENDING.value}},
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return _from_item(reply["Attributes"])
+
     def release(self, upload_id: str, etag: str) -> None:
         """Give up the claim of staging version ``etag`` (it was replaced before it was promoted)."""
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):

@@ -196,15 +196,14 @@ class UploadService:
         if transfer is Transfer.POST_UP_TO:
             record.size_exact, record.min_size = False, profile.min_size
         if multipart:
-            s3_metadata = {"upload-id": upload_id, **metadata}
+            # S3's multipart upload is created by the first parts call (_multipart_of), not here:
+            # issuing costs the same for 5 GiB as for 1 KiB, and an upload never started costs none.
+            record.multipart = True
             # Only for a client that said it sends part checksums: S3 then wants one with every part.
             # SHA256 in a multipart upload is COMPOSITE (a checksum of the parts' checksums), so S3
             # checks each part; the whole file's SHA-256 is still verified at processing.
             if request.part_checksums and transfer is Transfer.PROFILE:
                 record.checksum_algorithm = "SHA256"
-            record.s3_upload_id = self.storage_of(record).create_multipart(
-                key, content_type, s3_metadata, checksum_algorithm=record.checksum_algorithm
-            )
             record.expires_at = now + MULTIPART_LIFETIME
             plan = None  # parts the client sizes: no plan, up to S3's 10,000
             if transfer is Transfer.PROFILE:
@@ -371,7 +370,6 @@ class UploadService:
         refuses a part whose bytes differ. An upload opened with ``partChecksums`` needs one for
         every part (S3 refuses a part without); any other upload takes none (S3 refuses them)."""
         record = self._open_multipart(owner, upload_id)
-        assert record.s3_upload_id is not None
         if not part_numbers:
             raise Unprocessable("partNumbers is empty")
         if len(part_numbers) > MAX_PARTS_PER_SIGN:
@@ -396,8 +394,9 @@ class UploadService:
         if bad_checksums:
             raise Unprocessable(f"checksumSha256 must be the base64 of 32 bytes (parts {bad_checksums[:10]})")
         profile = self.profile(record.profile)
-        if record.part_count is None:
-            self._within_ceiling(record)
+        if record.part_count is None and record.s3_upload_id is not None:
+            self._within_ceiling(record)  # (a multipart upload not yet created holds nothing)
+        s3_upload_id = self._multipart_of(record)
         expires_at = self.clock() + timedelta(seconds=profile.part_url_lifetime)
         return [
             SignedPart(
@@ -406,7 +405,7 @@ class UploadService:
                     self.s3,
                     bucket=self.storage_of(record).bucket,
                     key=record.key,
-                    s3_upload_id=record.s3_upload_id,
+                    s3_upload_id=s3_upload_id,
                     part_number=n,
                     expires_in=profile.part_url_lifetime,
                     content_length=self._planned_length(record, n),
@@ -416,6 +415,27 @@ class UploadService:
             )
             for n in part_numbers
         ]
+
+    def _multipart_of(self, record: UploadRecord) -> str:
+        """S3's multipart upload for ``record``, created now if this is the first parts call.
+
+        Two first calls at once each create one in S3; the conditional write of its id on the
+        record lets one win, and the loser aborts its own and signs for the winner's."""
+        if record.s3_upload_id is not None:
+            return record.s3_upload_id
+        s3_metadata = {"upload-id": record.upload_id, **record.metadata}
+        created = self.storage_of(record).create_multipart(
+            record.key, record.content_type, s3_metadata, checksum_algorithm=record.checksum_algorithm
+        )
+        attached = self.store.attach_multipart(record.upload_id, created)
+        if attached is not None:
+            logger.info("multipart created", upload_id=record.upload_id)
+            return created
+        self.storage_of(record).abort_multipart(record.key, created)  # lost the race (or the upload closed)
+        fresh = self.store.get(record.upload_id)
+        if fresh is None or fresh.status != Status.PENDING or fresh.s3_upload_id is None:
+            raise Conflict("the upload changed state while its parts were being signed")
+        return fresh.s3_upload_id
 
     @staticmethod
     def _planned_length(record: UploadRecord, n: int) -> int | None:
@@ -440,7 +460,8 @@ class UploadService:
 
     def list_parts(self, owner: str, upload_id: str) -> tuple[UploadRecord, list[StoredPart]]:
         record = self._open_multipart(owner, upload_id)
-        assert record.s3_upload_id is not None
+        if record.s3_upload_id is None:
+            return record, []  # no parts call yet: S3 has no multipart upload, so no parts
         try:
             return record, self.storage_of(record).list_parts(record.key, record.s3_upload_id)
         except NoSuchUpload as exc:
@@ -467,7 +488,9 @@ class UploadService:
             return record  # a replay: S3 assembled it, processing took it from there
         record = self._open_multipart(owner, upload_id, record)
         s3_upload_id = record.s3_upload_id
-        assert s3_upload_id is not None
+        if s3_upload_id is None:  # no part was ever signed, so S3 holds none
+            self._check_parts(record, parts, [])
+            raise Conflict("S3 has received no parts of this upload")
         try:
             stored = self.storage_of(record).list_parts(record.key, s3_upload_id)
         except NoSuchUpload as exc:
@@ -555,12 +578,16 @@ class UploadService:
         record = self.get(owner, upload_id)
         if record.status != Status.PENDING:
             raise Conflict(f"the upload is {record.status.value}; only a pending upload can be cancelled")
-        if record.s3_upload_id is not None:
-            self.storage_of(record).abort_multipart(record.key, record.s3_upload_id)
+        aborted = record.s3_upload_id
+        if aborted is not None:
+            self.storage_of(record).abort_multipart(record.key, aborted)
         try:
             record = self.store.transition(upload_id, Status.CANCELLED, [Status.PENDING], now=self.clock())
         except TransitionRefused as exc:
             raise Conflict("the upload changed state while being cancelled") from exc
+        if record.s3_upload_id is not None and record.s3_upload_id != aborted:
+            # a first parts call created it while this cancel ran: it can no longer be used
+            self.storage_of(record).abort_multipart(record.key, record.s3_upload_id)
         if self.quota is not None:
             self.quota.release(owner, upload_id)
         logger.info("upload cancelled", upload_id=upload_id)

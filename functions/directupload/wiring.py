@@ -17,6 +17,7 @@ from directupload.uploads import UploadService
 
 if TYPE_CHECKING:
     from directupload.cdn import CloudFrontUrlSigner
+    from directupload.models import UploadRecord
     from directupload.processing.pipeline import Processor
     from directupload.webhooks import DeadLetters, WebhookSender, WebhookSettings
 
@@ -44,9 +45,16 @@ def upload_service() -> UploadService:
         storage=storage(),
         s3=aws.client("s3"),
         quota=quota(),
-        deleter=deleter(),
+        deleter=_DeferredDeleter(),
         download_signer=download_signer(),
     )
+
+
+class _DeferredDeleter:
+    """The Deleter, built on the first deletion: issuing never builds its EventBridge client."""
+
+    def delete(self, record: UploadRecord, reason: str = "owner") -> UploadRecord:
+        return deleter().delete(record, reason)
 
 
 @cache
@@ -134,6 +142,15 @@ def webhook_dead_letters() -> DeadLetters:
     from directupload.webhooks import DeadLetters
 
     return DeadLetters(webhook_settings().dead_letter_queue_url, aws.client("sqs"))
+
+
+def forget_clients() -> None:
+    """Forget every built object that holds a boto3 client (they are built again on next use);
+    the settings stay."""
+    for factory in (store, storage, upload_service, processor, quota, publisher, deleter, download_signer):
+        factory.cache_clear()
+    for webhook_factory in (webhook_sender, webhook_dead_letters):
+        webhook_factory.cache_clear()
 
 
 def reset() -> None:

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from directupload import wiring
+from directupload import snapstart, wiring
 from directupload.config import get_settings
 from directupload.errors import DomainError
 from directupload.keys import UPLOAD_ID_PATTERN
@@ -55,6 +55,7 @@ TRANSIENT_AWS_CODES = frozenset(
 )
 
 get_settings()  # validate the configuration at cold start, naming anything missing
+snapstart.register()  # with SnapStart on, what a restored copy must re-make
 
 
 def _serialize(value: Any) -> str:
@@ -137,7 +138,9 @@ class StoredParts(Wire):
 
 
 class CompletedPart(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True, defer_build=True
+    )
     part_number: Annotated[int, Field(ge=1, le=10_000)]
     etag: Annotated[str, Field(min_length=1, max_length=128)]
     checksum_sha256: Sha256Base64 | None = None  # when S3 does not list the part's checksum itself

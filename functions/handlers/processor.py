@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from directupload import aws, keys, wiring
+from directupload import aws, keys, snapstart, wiring
 from directupload.config import get_settings
 from directupload.observability import logger, metrics, tracer
 from directupload.processing import idempotency
@@ -34,6 +34,7 @@ from directupload.processing.pipeline import AwaitingScanError, ObjectRef, Proce
 from directupload.queues import back_off
 
 get_settings()  # validate the configuration at cold start
+snapstart.register()  # with SnapStart on, what a restored copy must re-make
 
 # A batch whose every record failed is still a partial response (all of them listed), not
 # a function error: SQS retries it the same way, and the Errors alarm (a CodeDeploy rollback

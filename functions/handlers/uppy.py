@@ -54,7 +54,7 @@ ObjectKey = Annotated[str | None, Query(max_length=1024, description="accepted f
 
 
 class _Uppy(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)  # built on first use
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

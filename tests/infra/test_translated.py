@@ -1318,3 +1318,35 @@ def test_cloudfront_downloads_need_the_stacks_own_bucket() -> None:
     assert {"Fn::Equals": [{"Fn::Join": [",", {"Ref": "ExistingBuckets"}]}, ""]} in [r["Assert"] for r in rules]
     conditions = evaluate_conditions(load_template(), {**EXISTING, "DownloadDistribution": "cloudfront"})
     assert conditions["DownloadsThroughCloudFront"] is False
+
+
+# --- SnapStart ------------------------------------------------------------------------------------
+
+
+def test_snapstart_is_off_by_default_and_on_published_versions_of_the_two_hot_functions_when_enabled(
+    dev: dict[str, Any],
+) -> None:
+    enabled = deployed({**DEV, "SnapStart": "enabled"})
+
+    for function in FUNCTIONS:
+        assert "SnapStart" not in dev["Resources"][function]["Properties"], function
+    for function in ["ApiFunction", "ProcessFunction"]:
+        props = enabled["Resources"][function]["Properties"]
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, function
+        assert props["Runtime"] >= "python3.12"  # SnapStart's first Python runtime
+        assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= 512  # SnapStart allows no more
+        # SnapStart serves only published versions: the alias every event source invokes names one
+        alias = enabled["Resources"][alias_of(enabled, function)]["Properties"]
+        version = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert enabled["Resources"][version]["Type"] == "AWS::Lambda::Version"
+    for function in ["ConsumerFunction", "RetentionFunction"]:
+        assert "SnapStart" not in enabled["Resources"][function]["Properties"], function
+
+
+def test_the_snapstart_translation_has_no_cfn_lint_error_or_warning() -> None:
+    from cfnlint.api import ManualArgs, lint
+
+    translated = translate({**PROD_WITH_AUTH, "SnapStart": "enabled"})
+    matches = lint(json.dumps(translated), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+
+    assert matches == [], "\n".join(str(m) for m in matches)

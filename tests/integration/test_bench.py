@@ -80,7 +80,9 @@ def test_size_independence_issues_a_5_gib_multipart_plan_and_a_1_kib_post(moto_s
     assert plans and plans[0] == {"partSize": 16 * MiB, "partCount": math.ceil(5 * 1024 * MiB / (16 * MiB))}
     assert any(a.get("method") == "POST" for a in answers)
     multipart = next(a for a in answers if "multipart" in a)
-    assert "s3_upload_id" in record(deployment, multipart["uploadId"])  # CreateMultipartUpload happened
+    made = record(deployment, multipart["uploadId"])
+    assert made["multipart"] == {"BOOL": True} and made["part_count"] == {"N": "320"}
+    assert "s3_upload_id" not in made  # S3's multipart upload waits for the first parts call
 
 
 def test_cold_start_workers_serve_real_requests(moto_server: str) -> None:
@@ -109,8 +111,14 @@ def test_streaming_subject_reads_every_byte_and_its_sha256_matches() -> None:
     assert evidence["big"]["sha256"] == expected
     throughput = figures[0]
     for facts in throughput.details["records"]:
-        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size}
+        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": size}
     assert all(growth >= 0 for growth in figures[1].subject)
+    # the same bytes posted with their SHA-256 declared: S3 verified it, the processor read the head
+    trusted = figures[2]
+    assert evidence["verified"]["sha256"] == expected
+    for facts in trusted.details["records"]:
+        assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": 8192}
+    assert trusted.details["bytesRead"]["process"] == [size]
 
 
 class _Body:

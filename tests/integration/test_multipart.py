@@ -346,6 +346,7 @@ def test_an_upload_s3_no_longer_has_answers_409(aws: Any, api: Api) -> None:
     # the bucket's lifecycle rule aborted it, say
     issued = issue_video(api, PART + 10)
     upload_id = issued["uploadId"]
+    sign(api, upload_id, [1])  # S3's multipart upload exists from the first parts call on
     s3_upload_id = aws.s3.list_multipart_uploads(Bucket=aws.bucket)["Uploads"][0]["UploadId"]
     aws.s3.abort_multipart_upload(Bucket=aws.bucket, Key=issued["key"], UploadId=s3_upload_id)
 
@@ -537,3 +538,107 @@ def test_an_upload_without_part_checksums_signs_as_before_and_refuses_checksums(
         "POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1], "parts": [{"partNumber": 1}]}
     )
     assert status == 422, problem  # one or the other
+
+
+# --- S3's multipart upload is created by the first parts call ---------------------------------------
+
+
+def s3_multipart_ids(aws: Any) -> list[str]:
+    return [u["UploadId"] for u in aws.s3.list_multipart_uploads(Bucket=aws.bucket).get("Uploads", [])]
+
+
+def url_upload_id(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["uploadId"][0]
+
+
+def test_issuing_creates_nothing_in_s3_until_the_first_parts_call(aws: Any, api: Api) -> None:
+    # Given a 5 GiB upload just issued
+    issued = issue_video(api, 5 * 1024 * MiB)
+    upload_id = issued["uploadId"]
+    assert issued["multipart"]["partCount"] == 320
+    assert s3_multipart_ids(aws) == []
+
+    # Then its parts can be listed (none), it cannot be completed, and no S3 call was needed
+    status, listed, _ = api.call("GET", f"/uploads/{upload_id}/parts")
+    assert (status, listed["parts"]) == (200, [])
+    status, problem, _ = api.call(
+        "POST", f"/uploads/{upload_id}/complete", {"parts": [{"partNumber": 1, "etag": "a" * 32}]}
+    )
+    assert status == 422, problem  # all 320 parts must be named
+    parts = [{"partNumber": n, "etag": "a" * 32} for n in range(1, 321)]
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert status == 409 and "has not received parts" in problem["detail"], problem
+    assert s3_multipart_ids(aws) == []
+
+    # When the first parts call comes, S3's multipart upload is created, once
+    first = sign(api, upload_id, [1, 2])
+    created = s3_multipart_ids(aws)
+    assert len(created) == 1
+    again = sign(api, upload_id, [3])
+    assert s3_multipart_ids(aws) == created
+    assert {url_upload_id(u) for u in [*first.values(), *again.values()]} == set(created)
+
+
+def test_an_upload_never_started_cancels_with_nothing_to_abort(aws: Any, api: Api) -> None:
+    upload_id = issue_video(api, PART + 10)["uploadId"]
+
+    status, record, _ = api.call("DELETE", f"/uploads/{upload_id}")
+
+    assert (status, record["status"]) == (200, "CANCELLED")
+    assert s3_multipart_ids(aws) == []
+    status, problem, _ = api.call("POST", f"/uploads/{upload_id}/parts", {"partNumbers": [1]})
+    assert status == 409 and "CANCELLED" in problem["detail"]
+    assert s3_multipart_ids(aws) == []
+
+
+def test_concurrent_first_parts_calls_create_one_multipart_upload(aws: Any, api: Api) -> None:
+    import threading
+
+    from directupload import wiring
+    from handlers.contract import ANONYMOUS
+
+    # Given two first parts calls that both find no S3 multipart upload on the record and both
+    # create one in S3 before either records it (a barrier holds each until the other created)
+    upload_id = issue_video(api, 3 * PART)["uploadId"]
+    storage = wiring.upload_service().storage
+    create = storage.create_multipart
+    both_created = threading.Barrier(2, timeout=30)
+
+    def create_then_wait(*args: Any, **kwargs: Any) -> str:
+        s3_upload_id = create(*args, **kwargs)
+        both_created.wait()
+        return s3_upload_id
+
+    results: dict[int, Any] = {}
+    service = wiring.upload_service()  # the service itself: the HTTP router is one request at a time
+
+    def first_call(n: int) -> None:
+        try:
+            results[n] = service.sign_parts(ANONYMOUS, upload_id, [n])
+        except Exception as exc:
+            results[n] = exc
+
+    storage.create_multipart = create_then_wait  # type: ignore[method-assign]
+    try:
+        threads = [threading.Thread(target=first_call, args=(n,)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        del storage.create_multipart
+
+    # Then both are signed for the same S3 multipart upload, the loser's own was aborted
+    assert all(isinstance(results.get(n), list) for n in (1, 2)), results
+    signed = {url_upload_id(results[n][0].url) for n in (1, 2)}
+    assert len(signed) == 1 and s3_multipart_ids(aws) == list(signed)
+
+    # and the upload completes through it
+    data = mp4_bytes(3 * PART)
+    urls = sign(api, upload_id, [1, 2, 3])
+    parts = [{"partNumber": n, "etag": put_part(urls[n], piece)} for n, piece in chunks(data).items()]
+    status, record, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
+    assert status == 200, record
+    deliver_notifications(aws)
+    status, record, _ = api.call("GET", f"/uploads/{upload_id}")
+    assert record["status"] == "PROCESSED" and record["sha256"] == hashlib.sha256(data).hexdigest()

@@ -295,6 +295,30 @@ def test_abort_answers_json_and_closes_the_upload(aws: Any, api: Api) -> None:
     assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/1?key={created['key']}"), 409)
 
 
+def test_s3s_multipart_upload_is_created_by_the_first_part_uppy_signs(aws: Any, api: Api) -> None:
+    # Given Uppy's createMultipartUpload: our uploadId and key, and nothing in S3 yet
+    created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4"))
+    assert set(created) == {"key", "uploadId", "bucket"}
+    assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
+    query = urlencode({"key": created["key"]})
+    status, listed, _ = api.call("GET", f"/s3/multipart/{created['uploadId']}?{query}")
+    assert (status, listed) == (200, [])  # a resume before any part: nothing to skip
+
+    # When Uppy signs its first part, S3's multipart upload is made (once) and holds the part
+    signed = sign_part(api, created, 1)
+    sign_part(api, created, 2)
+    (s3_upload,) = aws.s3.list_multipart_uploads(Bucket=aws.bucket)["Uploads"]
+    assert s3_upload["Key"] == created["key"]
+    etag = put(signed["url"], mp4_bytes(UPPY_CHUNK))
+    status, listed, _ = api.call("GET", f"/s3/multipart/{created['uploadId']}?{query}")
+    assert [(p["PartNumber"], p["ETag"]) for p in listed] == [(1, f'"{etag}"')]
+
+    # Then an abort aborts it in S3
+    status, body, _ = api.call("DELETE", f"/s3/multipart/{created['uploadId']}?{query}")
+    assert (status, body) == (200, {})
+    assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

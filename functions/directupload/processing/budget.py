@@ -12,7 +12,6 @@ killed, runs out of memory or out of time is a rejection too. Only steps that de
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import resource
 import warnings
@@ -41,6 +40,8 @@ class Budget:
 
 def run_within(step: Step, obj: VerifiedObject, budget: Budget) -> StepResult:
     """``run_step`` in a forked child bounded by ``budget``."""
+    import multiprocessing  # here: a profile whose steps decode nothing never loads it (cold start)
+
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(step, obj, sender, _memory_for_child(budget)), daemon=True)

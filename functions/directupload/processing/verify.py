@@ -4,6 +4,14 @@ and its bytes are of the declared type (sniffed, executables refused whatever th
 
 Reading is one streaming pass: the SHA-256, the first bytes for the sniffer and, when a
 later step needs them, a spooled copy of the bytes (memory, then /tmp).
+
+Except where S3 verified the SHA-256 already: a client that declared ``checksumSha256`` had it
+pinned in its POST policy as S3's checksum field, so S3 refused any other bytes and keeps that
+checksum for the object (type FULL_OBJECT). When the GET says so (SHA256, FULL_OBJECT, equal to
+the declaration) and no step needs the bytes, only the head the sniffer looks at is read and
+S3's checksum is recorded as the SHA-256; the size still comes from S3. Anything else (no
+declaration, a multipart upload's COMPOSITE checksum, a checksum other than the declared one) is
+hashed here as before.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from directupload import sniff
+from directupload import presign, sniff
 from directupload.errors import Rejected
 from directupload.models import UploadRecord
+from directupload.observability import logger
 from directupload.processing.steps import StepResult, VerifiedObject
 from directupload.storage import ObjectHead, Storage
 
@@ -40,25 +49,62 @@ def verify(
 
     With ``etag`` exactly that version of the staging object is read (one GET, its head and
     bytes together): ``storage.VersionChanged`` when it was written again since."""
-    opened = storage.open(record.key, etag)
+    # S3's checksum is asked for only where it can stand in for ours: the client declared one
+    opened = storage.open(record.key, etag, checksum=record.checksum_sha256 is not None and not keep_body)
     if opened is None:
         raise ObjectMissingError(f"object {record.key} is not in the bucket (yet)")
     head, stream = opened
     try:
+        if not keep_body and s3_verified(record, head):
+            return _trust_s3(record, bucket, head, storage.read_head(stream, sniff.HEAD_BYTES), allow_active)
         return _check(record, bucket, head, storage.chunks(stream), keep_body, allow_active)
     finally:
         stream.close()
 
 
-def _check(
-    record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool, allow_active: bool
-) -> VerifiedObject:
+def s3_verified(record: UploadRecord, head: ObjectHead) -> bool:
+    """Whether S3 verified the whole object against the SHA-256 the client declared."""
+    return (
+        record.checksum_sha256 is not None
+        and head.checksum_type == "FULL_OBJECT"
+        and head.checksum_sha256 == presign.sha256_base64(record.checksum_sha256)
+    )
+
+
+def _check_head(record: UploadRecord, head: ObjectHead) -> None:
     if record.size_exact and head.size != record.size:
         raise Rejected("size-mismatch", f"the object has {head.size} bytes, the upload declared {record.size}")
     if not record.size_exact and not record.min_size <= head.size <= record.size:
         raise Rejected("size-mismatch", f"the object has {head.size} bytes, outside {record.min_size}..{record.size}")
     if head.metadata.get("upload-id") != record.upload_id:
         raise Rejected("metadata-mismatch", "the object's upload-id metadata does not match its key")
+
+
+def _trust_s3(record: UploadRecord, bucket: str, head: ObjectHead, first: bytes, allow_active: bool) -> VerifiedObject:
+    _check_head(record, head)
+    assert record.checksum_sha256 is not None  # s3_verified
+    obj = VerifiedObject(
+        record=record,
+        bucket=bucket,
+        key=record.key,
+        size=head.size,
+        sha256=record.checksum_sha256,  # S3's, which s3_verified found equal to the declaration
+        sniffed_type=sniff.sniff(first),
+        etag=head.etag,
+    )
+    if len(first) != min(head.size, sniff.HEAD_BYTES):
+        raise Rejected("size-mismatch", f"read {len(first)} bytes of the head, S3 announced {head.size}")
+    why = sniff.mismatch(record.content_type, first, obj.sniffed_type, allow_active=allow_active)
+    if why:
+        raise Rejected("type-mismatch", why)
+    logger.info("sha256 verified by S3", upload_id=record.upload_id, size=head.size, read=len(first))
+    return obj
+
+
+def _check(
+    record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool, allow_active: bool
+) -> VerifiedObject:
+    _check_head(record, head)
 
     digest = hashlib.sha256()
     first = bytearray()

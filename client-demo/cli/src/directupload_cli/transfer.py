@@ -1,25 +1,30 @@
 """Sending the bytes to S3, as the API's answer says: one presigned POST (streamed), or multipart
-parts in parallel, each read from the file only when a worker starts it (at most concurrency x
-part size bytes in memory), their URLs signed a few at a time just before use and again when S3
-answers 403, failed parts retried with backoff. For an upload opened with part checksums each
-part's SHA-256 is computed as it is read and signed into its URL (one part per signing call, as
-the checksum is known only then), so S3 refuses the part if other bytes arrive."""
+parts in parallel, each streamed from the file as it is sent (``os.pread`` blocks handed to the
+socket as they are read: a block per part in flight in memory, never a whole part, no copies),
+over one connection pool sized to the concurrency. Part URLs are signed a batch at a time just
+before use and again when S3 answers 403; failed parts are retried with backoff. For an upload
+opened with part checksums, the batch's SHA-256s are computed (a read of those parts) before the
+batch is signed, each URL signing its part's checksum, so S3 refuses the part if other bytes
+arrive."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from directupload_cli.api import S3_TIMEOUT, Api, backoff, describe_network_error, s3_error
 from directupload_cli.errors import (
@@ -72,6 +77,46 @@ class Transfer:
     limit: RateLimit
     resume_hint: Callable[[str], str]  # upload id -> the command that resumes it
     stop: threading.Event = field(default_factory=threading.Event)
+    _s3: requests.Session | None = field(default=None, init=False, repr=False)
+
+    @property
+    def s3(self) -> requests.Session:
+        """One session for every PUT to S3: its pool keeps a connection per part in flight."""
+        if self._s3 is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, self.concurrency))
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._s3 = session
+        return self._s3
+
+
+# Parts are read and sent in blocks of this size (os.pread): one block per part in flight in memory.
+PART_BLOCK = 1024 * 1024
+
+
+def file_range(path: Path, start: int, length: int) -> Iterator[bytes]:
+    """Bytes ``start`` to ``start + length`` of the file, in blocks, read as they are consumed;
+    UsageError when the file is shorter (it changed while uploading)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        position, end = start, start + length
+        while position < end:
+            block = os.pread(fd, min(PART_BLOCK, end - position), position)
+            if not block:
+                raise UsageError(f"{path} changed while uploading (it is shorter than it was)")
+            position += len(block)
+            yield block
+    finally:
+        os.close(fd)
+
+
+def range_sha256(path: Path, start: int, length: int) -> str:
+    """The base64 SHA-256 of a part of the file (what S3 takes in x-amz-checksum-sha256)."""
+    digest = hashlib.sha256()
+    for block in file_range(path, start, length):
+        digest.update(block)
+    return base64.b64encode(digest.digest()).decode()
 
 
 class Body:
@@ -98,6 +143,17 @@ class Body:
 
     def __len__(self) -> int:
         return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The chunks as they are (requests streams an iterable with its ``len()`` as the
+        Content-Length): handed to the socket whole, with no copy."""
+        for chunk in self._chunks:
+            if self.stop.is_set():
+                raise InterruptError()
+            self.limit.take(len(chunk))
+            self.sent += len(chunk)
+            self.on_sent(len(chunk))
+            yield chunk
 
     def _iterate(self, pieces: list[bytes | Callable[[], Iterator[bytes]]]) -> Iterator[bytes]:
         for piece in pieces:
@@ -183,29 +239,31 @@ class SignedUrl:
 
 
 class PartSigner:
-    """Part URLs signed just in time, a few parts at a time, and again when they expire."""
+    """Part URLs signed just in time, a batch of upcoming parts at a time, and again when they
+    expire. With ``checksum_of`` (part number -> its base64 SHA-256, read from the file) each URL
+    signs its part's checksum: the batch's checksums are computed before it is signed."""
 
-    def __init__(self, api: Api, upload_id: str, order: list[int], batch: int, checksums: bool = False) -> None:
+    def __init__(
+        self,
+        api: Api,
+        upload_id: str,
+        order: list[int],
+        batch: int,
+        checksum_of: Callable[[int], str] | None = None,
+    ) -> None:
         self.api = api
         self.upload_id = upload_id
         self.order = order
         self.batch = batch
-        self.checksums = checksums  # each URL signs its part's checksum: signed one part at a time
+        self.checksum_of = checksum_of
         self.urls: dict[int, SignedUrl] = {}
         self.lock = threading.Lock()
 
-    def url(self, number: int, checksum: str | None = None) -> str:
-        if self.checksums:
-            assert checksum is not None
-            with self.lock:
-                signed = self.urls.get(number)
-            if signed is None or not signed.fresh() or signed.checksum != checksum:
-                (part,) = self.api.sign(self.upload_id, [number], {number: checksum})
-                expires = datetime.fromisoformat(part["expiresAt"].replace("Z", "+00:00"))
-                signed = SignedUrl(part["url"], expires, checksum)
-                with self.lock:
-                    self.urls[number] = signed
-            return signed.url
+    @property
+    def checksums(self) -> bool:
+        return self.checksum_of is not None
+
+    def url(self, number: int) -> SignedUrl:
         with self.lock:
             signed = self.urls.get(number)
             if signed is None or not signed.fresh():
@@ -213,11 +271,17 @@ class PartSigner:
                 upcoming = [number] + [
                     n for n in self.order[index + 1 :] if n not in self.urls or not self.urls[n].fresh()
                 ]
-                for part in self.api.sign(self.upload_id, upcoming[: self.batch]):
+                batch = upcoming[: self.batch]
+                checksums = None
+                if self.checksum_of is not None:  # hashed side by side: hashlib releases the GIL
+                    with ThreadPoolExecutor(max_workers=min(len(batch), os.cpu_count() or 1)) as pool:
+                        checksums = dict(zip(batch, pool.map(self.checksum_of, batch), strict=True))
+                for part in self.api.sign(self.upload_id, batch, checksums):
                     expires = datetime.fromisoformat(part["expiresAt"].replace("Z", "+00:00"))
-                    self.urls[int(part["partNumber"])] = SignedUrl(part["url"], expires)
+                    n = int(part["partNumber"])
+                    self.urls[n] = SignedUrl(part["url"], expires, checksums[n] if checksums else None)
                 signed = self.urls[number]
-            return signed.url
+            return signed
 
     def forget(self, number: int) -> None:
         with self.lock:
@@ -242,8 +306,12 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
         console.print(f"resuming upload {upload_id}: {len(etags)} of {part_count} parts already in S3")
     todo = [n for n in range(1, part_count + 1) if n not in etags]
     done_bytes = sum(span(n)[1] for n in etags)
-    checksums = info.get("checksumAlgorithm") == "SHA256"
-    signer = PartSigner(api, upload_id, todo, batch=min(1000, max(8, 2 * transfer.concurrency)), checksums=checksums)
+    checksum_of = (
+        (lambda n: range_sha256(transfer.file, *span(n))) if info.get("checksumAlgorithm") == "SHA256" else None
+    )
+    signer = PartSigner(
+        api, upload_id, todo, batch=min(1000, max(8, 2 * transfer.concurrency)), checksum_of=checksum_of
+    )
 
     with ProgressView(transfer.quiet, size, transfer.file.name) as progress:
         progress.advance(done_bytes)
@@ -303,22 +371,19 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
 def send_part(
     transfer: Transfer, signer: PartSigner, progress: ProgressView, upload_id: str, n: int, start: int, length: int
 ) -> str:
-    """PUT one part (read from the file now), retrying with backoff; its ETag."""
-    with transfer.file.open("rb") as handle:
-        handle.seek(start)
-        data = handle.read(length)
-    if len(data) != length:
-        raise UsageError(f"{transfer.file} changed while uploading (part {n} is short)")
-    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode() if signer.checksums else None
-    headers = {"x-amz-checksum-sha256": checksum} if checksum else {}
-    session = transfer.api.session
+    """PUT one part, streamed from the file as it is sent, retrying with backoff; its ETag."""
+    session = transfer.s3
     failure = ""
     for attempt in range(transfer.retries + 1):
         if transfer.stop.is_set():
             raise InterruptError()
-        body = Body([data], length, progress.advance, transfer.limit, transfer.stop)
+        signed = signer.url(n)
+        headers = {"x-amz-checksum-sha256": signed.checksum} if signed.checksum else {}
+        body = Body(
+            [lambda: file_range(transfer.file, start, length)], length, progress.advance, transfer.limit, transfer.stop
+        )
         try:
-            reply = session.put(signer.url(n, checksum), data=body, headers=headers, timeout=S3_TIMEOUT)
+            reply = session.put(signed.url, data=body, headers=headers, timeout=S3_TIMEOUT)
         except requests.RequestException as exc:
             failure = describe_network_error(exc)
         else:
@@ -330,7 +395,9 @@ def send_part(
             elif reply.status_code == 404:
                 raise UploadGoneError(f"S3 no longer has upload {upload_id} ({failure})")
             elif "BadDigest" in failure:
-                pass  # the bytes S3 got do not hash to the part's checksum: damaged on the way, send again
+                # the bytes S3 got do not hash to the part's checksum: damaged on the way (send it
+                # again), or the file changed since it was hashed (its checksum is computed again)
+                signer.forget(n)
             elif 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
                 raise RefusedError(f"S3 refused part {n}: {failure}", reply.status_code)
         progress.advance(-body.sent)
