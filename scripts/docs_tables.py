@@ -4,8 +4,9 @@
     .venv/bin/python scripts/docs_tables.py --check   # exit 1 if a committed table is stale
 
 Each table is rendered from its source, never copied by hand: the template's Parameters and
-alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, bench/results.json,
-and `make cost`'s table (bench/cost_model.py, which reads the template and the profiles).
+alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, the state machine
+(directupload.models.TRANSITIONS), bench/results.json, and `make cost`'s table (bench/cost_model.py,
+which reads the template and the profiles).
 The pages include them with pymdownx.snippets (``--8<-- "docs/generated/....md"``), and
 tests/unit/test_docs.py fails when a committed copy differs from what this renders now.
 """
@@ -26,6 +27,7 @@ for _path in (ROOT, ROOT / "functions"):
 
 from bench.cost_model import report as cost_report  # noqa: E402
 from bench.figures import fmt  # noqa: E402
+from directupload.models import FINAL_FOR_CLIENTS, REASONS, SHOWN_AS, TRANSITIONS, Status  # noqa: E402
 from directupload.profiles import BUILTIN_PROFILES, GiB, MiB, Profile  # noqa: E402
 from local.cfn import load_template  # noqa: E402
 
@@ -138,6 +140,32 @@ def profiles(builtin: dict[str, Profile]) -> str:
     return _table(("profile", "content types", "max size", "URL lifetime", "multipart", "steps", "malware scan"), rows)
 
 
+def states() -> str:
+    """The upload state machine (models.TRANSITIONS): a diagram, and a table of every change."""
+    lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {Status.PENDING.value}: POST /uploads"]
+    for to, allowed in TRANSITIONS.items():
+        lines += [f"    {src.value} --> {to.value}: {REASONS[to]}" for src in Status if src in allowed]
+    for shown, stored in SHOWN_AS.items():
+        lines.append(f"    {stored.value} --> {shown.value}: shown on read once its URL lapsed")
+    lines.append(f"    {Status.PROCESSED.value} --> {Status.DELETED.value}: retainDays lapse (TTL, then a tombstone)")
+    lines += [f"    {status.value} --> [*]" for status in Status if status in FINAL_FOR_CLIENTS]
+    lines.append("```")
+    rows = [
+        (f"`{to.value}`", ", ".join(f"`{s.value}`" for s in Status if s in allowed), REASONS[to])
+        for to, allowed in TRANSITIONS.items()
+    ]
+    rows += [
+        (f"`{shown.value}`", f"`{stored.value}`", "never stored: a read shows it") for shown, stored in SHOWN_AS.items()
+    ]
+    final = ", ".join(f"`{s.value}`" for s in Status if s in FINAL_FOR_CLIENTS)
+    return (
+        "\n".join(lines)
+        + "\n\n"
+        + _table(("to", "from", "when"), rows)
+        + f"\nFinal for clients (where following an upload stops; the OpenAPI document's `x-final`): {final}.\n"
+    )
+
+
 def performance(results: dict[str, Any]) -> str:
     m = results["machine"]
     load = f"load average {m['loadAverageAtStart'][0]:.1f} at the start and {m['loadAverageAtEnd'][0]:.1f} at the end"
@@ -175,6 +203,7 @@ def render() -> dict[Path, str]:
         "parameters.md": ("template.yaml (Parameters)", lambda: parameters(template)),
         "alarms.md": ("template.yaml (AWS::CloudWatch::Alarm resources)", lambda: alarms(template)),
         "profiles.md": ("directupload.profiles.BUILTIN_PROFILES", lambda: profiles(BUILTIN_PROFILES)),
+        "states.md": ("directupload.models.TRANSITIONS", states),
         "performance.md": ("bench/results.json", lambda: performance(json.loads(RESULTS.read_text()))),
         "costs.md": ("bench/cost_model.py (make cost)", lambda: cost_report().rstrip("\n") + "\n"),
     }

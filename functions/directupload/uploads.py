@@ -467,14 +467,7 @@ class UploadService:
             # the size from now on, which processing verifies the object against.
             ceiling = record.size
             try:  # only while the size is still the ceiling: two completes at once settle once
-                record = self.store.transition(
-                    upload_id,
-                    Status.PENDING,
-                    [Status.PENDING],
-                    now=self.clock(),
-                    if_equal={"size": ceiling},
-                    size=total,
-                )
+                record = self.store.settle_size(upload_id, ceiling=ceiling, size=total, now=self.clock())
             except TransitionRefused as exc:
                 fresh = self.get(owner, upload_id)
                 if fresh.status != Status.PENDING or fresh.size != total:
@@ -539,7 +532,7 @@ class UploadService:
         if record.s3_upload_id is not None:
             self.storage.abort_multipart(record.key, record.s3_upload_id)
         try:
-            record = self.store.transition(upload_id, Status.CANCELLED, [Status.PENDING], now=self.clock())
+            record = self.store.transition(upload_id, Status.CANCELLED, now=self.clock())
         except TransitionRefused as exc:
             raise Conflict("the upload changed state while being cancelled") from exc
         if self.quota is not None:

@@ -263,7 +263,6 @@ class Processor:
                 lambda: self.store.transition(
                     upload_id,
                     Status.FAILED,
-                    [Status.PENDING, Status.UPLOADED, Status.SCANNING],
                     now=self.clock(),
                     error=error.model_dump(exclude_none=True),
                 )
@@ -338,7 +337,6 @@ class Processor:
             self.store.transition(
                 record.upload_id,
                 Status.SCANNING,
-                [Status.UPLOADED, Status.SCANNING],  # SCANNING: a newer version waits now
                 now=now,
                 claimed_by=etag,
                 scan_deadline=deadline,
@@ -467,7 +465,6 @@ class Processor:
             record = self.store.transition(
                 record.upload_id,
                 Status.PROCESSED,
-                [Status.UPLOADED, Status.SCANNING, Status.FAILED],
                 now=self.clock(),
                 claimed_by=etag,
                 expire_at=retain_until,  # None: kept until its owner deletes it
@@ -500,7 +497,6 @@ class Processor:
             record = self.store.transition(
                 record.upload_id,
                 Status.REJECTED,
-                [Status.UPLOADED, Status.SCANNING, Status.FAILED],
                 now=self.clock(),
                 claimed_by=etag,
                 error=error.model_dump(exclude_none=True),
