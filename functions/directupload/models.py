@@ -6,12 +6,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from directupload import keys
+
+if TYPE_CHECKING:
+    from pydantic import GetJsonSchemaHandler
+    from pydantic.json_schema import JsonSchemaValue
+    from pydantic_core import CoreSchema
 
 # An upload that started just before its URL lapsed may still finish; only then is it abandoned.
 EXPIRY_GRACE = timedelta(minutes=10)
@@ -32,6 +37,14 @@ class Status(StrEnum):
     CANCELLED = "CANCELLED"
     DELETING = "DELETING"  # the owner deleted it: objects are being removed
     DELETED = "DELETED"  # a short-lived tombstone: objects gone, the record follows
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The enum, and which of its values are final for clients (``x-final``): the OpenAPI
+        document is where the CLI and the JS client take the list from (scripts/client_statuses.py)."""
+        schema = handler(core_schema)
+        schema["x-final"] = [status.value for status in cls if status in FINAL_FOR_CLIENTS]
+        return schema
 
 
 # The state machine, in one table: for each status, the statuses a conditional write may move a

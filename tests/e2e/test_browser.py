@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from directupload.models import FINAL_FOR_CLIENTS
 from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -34,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 MiB = 1024 * 1024
-FINAL = ("PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED")
+FINAL = sorted(FINAL_FOR_CLIENTS)  # where the pages stop following an upload
 
 
 # --- files a person might pick ---------------------------------------------------------------
