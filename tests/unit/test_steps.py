@@ -13,7 +13,7 @@ from directupload import profiles
 from directupload.errors import Rejected
 from directupload.models import UploadRecord
 from directupload.processing import image, pdf, verify
-from directupload.processing.steps import STEP_NAMES, Derived, VerifiedObject, registry
+from directupload.processing.steps import STEPS, Derived, VerifiedObject, registry
 from tests.records import upload_record
 
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
@@ -102,10 +102,16 @@ IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "
 # --- registry ----------------------------------------------------------------------------------
 
 
-def test_registry_profiles_and_step_names_agree() -> None:
-    assert set(registry()) == STEP_NAMES == profiles.KNOWN_STEPS
+def test_every_registered_step_loads_with_what_the_registry_says_of_it() -> None:
+    for name, step in registry().items():
+        assert step.run.__module__ == f"directupload.processing.{STEPS[name].module}"
     for profile in profiles.BUILTIN_PROFILES.values():
         assert profile.steps[0] == "verify"
+
+
+def test_a_profile_naming_an_unregistered_step_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown processing steps"):
+        profiles.Profile(name="notes", content_types=("text/plain",), max_size=10, steps=("verify", "ocr"))
 
 
 def test_a_derived_object_is_a_plain_file_name() -> None:
