@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from directupload import wiring
+from directupload import problems, wiring
 from directupload.config import get_settings
 from directupload.errors import DomainError
 from directupload.keys import UPLOAD_ID_PATTERN
@@ -30,7 +30,7 @@ from directupload.models import (
     Wire,
 )
 from directupload.observability import logger, metrics, tracer
-from directupload.problems import PROBLEM_JSON, problem_body
+from directupload.problems import PROBLEM_JSON, Kind
 from directupload.processing.steps import VARIANT_PATTERN
 from directupload.uploads import MAX_PAGE
 from handlers import contract, uppy
@@ -278,36 +278,32 @@ def openapi_document() -> str:
 
 
 # errors: every one a problem+json body, mapped here and nowhere else
-def _problem(
-    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **ext: Any
-) -> Response[str]:
-    return Response(
-        status, content_type=PROBLEM_JSON, body=problem_body(status, slug, title, detail, **ext), headers=headers
-    )
+def _problem(kind: Kind, detail: str, headers: dict[str, str] | None = None, **ext: Any) -> Response[str]:
+    return Response(kind.status, content_type=PROBLEM_JSON, body=kind.body(detail, **ext), headers=headers)
 
 
 @app.exception_handler(DomainError)
 def _domain_error(error: DomainError) -> Response[str]:
-    return _problem(error.status, error.slug, error.title, error.detail, headers=error.headers, **error.extensions)
+    return _problem(error.kind, error.detail, headers=error.headers, **error.extensions)
 
 
 @app.exception_handler(RequestValidationError)
 def _validation_error(error: RequestValidationError) -> Response[str]:
     errors = error.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return _problem(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
+        return _problem(problems.MALFORMED_JSON, "the request body is not valid JSON")
     details = [
         {"location": ".".join(str(part) for part in e.get("loc", ())), "message": str(e.get("msg", ""))[:200]}
         for e in errors[:20]
     ]
     summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:3])
-    return _problem(422, "validation-error", "Request failed validation", summary, errors=details)
+    return _problem(problems.VALIDATION_ERROR, summary, errors=details)
 
 
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
     event = app.current_event
-    return _problem(404, "not-found", "Not found", f"no route {event.http_method} {event.path}")
+    return _problem(problems.NOT_FOUND, f"no route {event.http_method} {event.path}")
 
 
 @app.exception_handler(ClientError)
@@ -316,16 +312,14 @@ def _aws_error(error: ClientError) -> Response[str]:
     code = str(error.response.get("Error", {}).get("Code", ""))
     if code in TRANSIENT_AWS_CODES:
         logger.warning("AWS dependency busy", code=code, operation=error.operation_name)
-        return _problem(
-            503, "busy", "Service busy", "a dependency is busy; retry shortly", headers={"Retry-After": "1"}
-        )
+        return _problem(problems.BUSY, "a dependency is busy; retry shortly", headers={"Retry-After": "1"})
     return _unexpected(error)
 
 
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response[str]:
     logger.exception("unhandled error")
-    return _problem(500, "internal", "Internal error", "the server failed; the request id identifies it in the logs")
+    return _problem(problems.INTERNAL, "the server failed; the request id identifies it in the logs")
 
 
 def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -333,14 +327,14 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
     limit = MAX_COMPLETE_BODY_BYTES if str(event.get("rawPath", "")).endswith("/complete") else MAX_BODY_BYTES
-    too_large = _early(413, "body-too-large", "Request body too large", f"this route takes at most {limit} bytes")
+    too_large = _early(problems.BODY_TOO_LARGE, f"this route takes at most {limit} bytes")
     if len(body) > (limit * 4 // 3 + 4 if encoded else limit):
         return too_large
     if encoded:
         try:
             text = base64.b64decode(body, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            return _early(400, "malformed-body", "Malformed request body", "the request body is not UTF-8 JSON")
+            return _early(problems.MALFORMED_BODY, "the request body is not UTF-8 JSON")
     else:
         text = body
     if len(text.encode("utf-8", "surrogatepass")) > limit:  # bytes, not characters
@@ -349,16 +343,12 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
         try:  # bounded by the size above; nesting and huge numbers are refused here, not crashed on
             json.loads(text)
         except (ValueError, RecursionError):
-            return _early(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
+            return _early(problems.MALFORMED_JSON, "the request body is not valid JSON")
     return None
 
 
-def _early(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": PROBLEM_JSON},
-        "body": problem_body(status, slug, title, detail),
-    }
+def _early(kind: Kind, detail: str) -> dict[str, Any]:
+    return {"statusCode": kind.status, "headers": {"Content-Type": PROBLEM_JSON}, "body": kind.body(detail)}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
