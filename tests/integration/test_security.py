@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, fail_calls
 
 UPLOAD = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 100}
 
@@ -274,3 +274,15 @@ def test_a_pending_single_post_upload_cannot_be_treated_as_multipart(aws: Any, a
     _, issued, _ = api.call("POST", "/uploads", UPLOAD)
     reply = api.call("POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1]})
     assert_problem(*reply, 409)
+
+
+def test_a_malformed_quota_request_is_a_server_fault_not_a_429(aws: Any) -> None:
+    """A ValidationException on an owner's item that has its slot map is a bug in the request
+    (say, a broken expression): it must not read as "the quota changed too often" (429)."""
+    api = Api()
+    body = {"profile": "file", "filename": "a.txt", "contentType": "text/plain", "size": 5}
+    assert api.call("POST", "/uploads", body)[0] == 201  # the owner's item, its slot map made
+    fail_calls("dynamodb", "UpdateItem", 10, code="ValidationException", when=lambda p: ":room" in str(p))
+    status, problem, _ = api.call("POST", "/uploads", body)
+    assert status == 500, problem
+    assert problem["type"].endswith(":internal")
