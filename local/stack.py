@@ -74,13 +74,15 @@ class LocalStack:
 
     @property
     def api_url(self) -> str:
-        assert self.gateway is not None
+        if self.gateway is None:
+            raise RuntimeError("the local stack is not started")
         host, port = self.gateway.server_address[:2]
         return f"http://{host!s}:{port}"
 
     @property
     def emulator_url(self) -> str:
-        assert self.emulator is not None
+        if self.emulator is None:
+            raise RuntimeError("the local stack is not started")
         return self.emulator.url
 
     def start(self) -> LocalStack:
@@ -242,7 +244,8 @@ class LocalStack:
         return {"apiBaseUrl": self.api_url, "stage": "local", "auth": self.options.auth}
 
     def describe(self) -> dict[str, Any]:
-        assert self.resources is not None
+        if self.resources is None:
+            raise RuntimeError("the local stack is not started")
         return {
             "apiUrl": self.api_url,
             "emulatorUrl": self.emulator_url,

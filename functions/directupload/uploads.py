@@ -337,13 +337,14 @@ class UploadService:
         return self.deleter.delete(record)
 
     # multipart
-    def _open_multipart(self, owner: str, upload_id: str) -> UploadRecord:
+    def _open_multipart(self, owner: str, upload_id: str) -> tuple[UploadRecord, str]:
+        """The record of a multipart upload still open for parts, and its S3 multipart upload id."""
         record = self.get(owner, upload_id)
-        if not record.is_multipart:
+        if record.s3_upload_id is None:
             raise Conflict("this upload is a single POST, it has no parts")
         if record.status != Status.PENDING or self.clock() >= record.expires_at:
             raise Conflict(f"the upload is {record.view(self.clock()).status.value}, no longer open for parts")
-        return record
+        return record, record.s3_upload_id
 
     def sign_parts(
         self, owner: str, upload_id: str, part_numbers: Sequence[int], checksums: Mapping[int, str] | None = None
@@ -353,8 +354,7 @@ class UploadService:
         ``checksums`` (part number -> base64 SHA-256 of the part) are signed into the URLs, so S3
         refuses a part whose bytes differ. An upload opened with ``partChecksums`` needs one for
         every part (S3 refuses a part without); any other upload takes none (S3 refuses them)."""
-        record = self._open_multipart(owner, upload_id)
-        assert record.s3_upload_id is not None
+        record, s3_upload_id = self._open_multipart(owner, upload_id)
         if not part_numbers:
             raise Unprocessable("partNumbers is empty")
         if len(part_numbers) > MAX_PARTS_PER_SIGN:
@@ -380,7 +380,7 @@ class UploadService:
             raise Unprocessable(f"checksumSha256 must be the base64 of 32 bytes (parts {bad_checksums[:10]})")
         profile = self.profile(record.profile)
         if record.part_count is None:
-            self._within_ceiling(record)
+            self._within_ceiling(record, s3_upload_id)
         expires_at = self.clock() + timedelta(seconds=profile.part_url_lifetime)
         return [
             SignedPart(
@@ -389,7 +389,7 @@ class UploadService:
                     self.s3,
                     bucket=self.storage.bucket,
                     key=record.key,
-                    s3_upload_id=record.s3_upload_id,
+                    s3_upload_id=s3_upload_id,
                     part_number=n,
                     expires_in=profile.part_url_lifetime,
                     content_length=self._planned_length(record, n),
@@ -407,12 +407,11 @@ class UploadService:
             return None  # the client sizes its parts (Uppy): bounded by _within_ceiling instead
         return record.size - record.part_size * (record.part_count - 1) if n == record.part_count else record.part_size
 
-    def _within_ceiling(self, record: UploadRecord) -> None:
+    def _within_ceiling(self, record: UploadRecord, s3_upload_id: str) -> None:
         """Parts the client sizes are unbounded each (up to S3's 5 GiB): sign no more once S3
         holds the upload's ceiling, so it never holds more than that and one part."""
-        assert record.s3_upload_id is not None
         try:
-            held = sum(part.size for part in self.storage.list_parts(record.key, record.s3_upload_id))
+            held = sum(part.size for part in self.storage.list_parts(record.key, s3_upload_id))
         except NoSuchUpload as exc:
             raise Conflict("S3 no longer has this multipart upload") from exc
         if held >= record.size:
@@ -422,10 +421,9 @@ class UploadService:
             )
 
     def list_parts(self, owner: str, upload_id: str) -> tuple[UploadRecord, list[StoredPart]]:
-        record = self._open_multipart(owner, upload_id)
-        assert record.s3_upload_id is not None
+        record, s3_upload_id = self._open_multipart(owner, upload_id)
         try:
-            return record, self.storage.list_parts(record.key, record.s3_upload_id)
+            return record, self.storage.list_parts(record.key, s3_upload_id)
         except NoSuchUpload as exc:
             raise Conflict("S3 no longer has this multipart upload") from exc
 
@@ -448,9 +446,7 @@ class UploadService:
         record = self.get(owner, upload_id)
         if record.is_multipart and record.status in _COMPLETED:
             return record  # a replay: S3 assembled it, processing took it from there
-        record = self._open_multipart(owner, upload_id)
-        s3_upload_id = record.s3_upload_id
-        assert s3_upload_id is not None
+        record, s3_upload_id = self._open_multipart(owner, upload_id)
         try:
             stored = self.storage.list_parts(record.key, s3_upload_id)
         except NoSuchUpload as exc:
