@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -117,7 +118,7 @@ class PartsRequest(Wire):
 class SignedPartView(Wire):
     part_number: int
     url: str
-    expires_at: str
+    expires_at: datetime  # on the wire as every other time: ISO 8601, UTC, "Z"
 
 
 class SignedParts(Wire):
@@ -228,7 +229,7 @@ def get_upload(upload_id: UploadId) -> Response[UploadView]:
 @tracer.capture_method
 def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) -> Response[SignedParts]:
     signed = wiring.upload_service().sign_parts(owner(), upload_id, request.numbers(), request.checksums())
-    parts = [SignedPartView(part_number=p.part_number, url=p.url, expires_at=p.expires_at.isoformat()) for p in signed]
+    parts = [SignedPartView(part_number=p.part_number, url=p.url, expires_at=p.expires_at) for p in signed]
     return _json(200, SignedParts(parts=parts))
 
 

@@ -537,3 +537,22 @@ def test_an_upload_without_part_checksums_signs_as_before_and_refuses_checksums(
         "POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1], "parts": [{"partNumber": 1}]}
     )
     assert status == 422, problem  # one or the other
+
+
+def test_expiry_times_have_one_format_on_every_route(aws: Any, api: Api) -> None:
+    """expiresAt reads the same from POST /uploads, POST /uploads/{id}/parts and the record: ISO
+    8601 in UTC with "Z" (a client parses one format, whichever route it came from)."""
+    import re
+
+    issued = issue_video(api, PART + 1000)
+    status, parts, _ = api.call("POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1]})
+    assert status == 200, parts
+    status, record, _ = api.call("GET", f"/uploads/{issued['uploadId']}")
+    assert status == 200, record
+    utc = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    for where, value in (
+        ("POST /uploads", issued["expiresAt"]),
+        ("POST /parts", parts["parts"][0]["expiresAt"]),
+        ("GET /uploads/{id}", record["expiresAt"]),
+    ):
+        assert utc.match(value), f"{where}: {value}"

@@ -435,7 +435,10 @@ export interface components {
             partNumber: number;
             /** Url */
             url: string;
-            /** Expiresat */
+            /**
+             * Expiresat
+             * Format: date-time
+             */
             expiresAt: string;
         };
         /** SignedParts */
