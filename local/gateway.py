@@ -107,7 +107,6 @@ class Gateway(ThreadingHTTPServer):
         self.local_routes = local_routes or {}
         self.public_routes = public_routes
         self.allowed_origins = allowed_origins or ["*"]
-        self.requests_served = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -232,7 +231,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._problem(problems.FUNCTION_TIMEOUT, "the function timed out (API Gateway answers 503)")
         except FunctionError:
             return self._problem(problems.FUNCTION_ERROR, "the function failed (API Gateway answers 500)")
-        self.server.requests_served += 1
         status = int(reply.get("statusCode", 200))
         out_headers = {k: str(v) for k, v in (reply.get("headers") or {}).items()}
         for name, values in (reply.get("multiValueHeaders") or {}).items():

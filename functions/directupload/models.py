@@ -268,7 +268,6 @@ class UploadRecord(BaseModel):
     sha256: str | None = None
     result: dict[str, Any] | None = None
     error: UploadError | None = None
-    attempts: int = 0
     # the staging version (ETag) one processor attempt verifies and may promote, and until when
     claim_etag: str | None = None
     claim_until: datetime | None = None

@@ -264,15 +264,3 @@ class UploadStore:
         if not last or not records:
             return records, None
         return records, (records[-1].upload_id, records[-1].created_at.isoformat())
-
-    def count_attempt(self, upload_id: str) -> int:
-        """Count one processing attempt; returns the new count."""
-        reply = self.client.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": upload_pk(upload_id)}},
-            UpdateExpression="ADD attempts :one",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(reply["Attributes"]["attempts"]["N"])

@@ -535,7 +535,3 @@ class UploadService:
             self.quota.release(owner, upload_id)
         logger.info("upload cancelled", upload_id=upload_id)
         return record
-
-    @staticmethod
-    def max_parts() -> int:
-        return S3_MAX_PARTS
