@@ -5,7 +5,8 @@
 
 Each table is rendered from its source, never copied by hand: the template's Parameters and
 alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, the state machine
-(directupload.models.TRANSITIONS), bench/results.json, and `make cost`'s table (bench/cost_model.py,
+(directupload.models.TRANSITIONS), the settings models with the template's function environments,
+bench/results.json, and `make cost`'s table (bench/cost_model.py,
 which reads the template and the profiles).
 The pages include them with pymdownx.snippets (``--8<-- "docs/generated/....md"``), and
 tests/unit/test_docs.py fails when a committed copy differs from what this renders now.
@@ -27,6 +28,7 @@ for _path in (ROOT, ROOT / "functions"):
 
 from bench.cost_model import report as cost_report  # noqa: E402
 from bench.figures import fmt  # noqa: E402
+from directupload import config, webhooks  # noqa: E402
 from directupload.models import FINAL_FOR_CLIENTS, REASONS, SHOWN_AS, TRANSITIONS, Status  # noqa: E402
 from directupload.profiles import BUILTIN_PROFILES, GiB, MiB, Profile  # noqa: E402
 from local.cfn import load_template  # noqa: E402
@@ -140,6 +142,63 @@ def profiles(builtin: dict[str, Profile]) -> str:
     return _table(("profile", "content types", "max size", "URL lifetime", "multipart", "steps", "malware scan"), rows)
 
 
+def _template_value(value: Any) -> str:
+    """A template expression in words: `Ref`s and attributes by name, conditions spelled out."""
+    if isinstance(value, dict) and "Ref" in value:
+        return f"`{value['Ref']}`"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return f"`{'.'.join(target) if isinstance(target, list) else target}`"
+    if isinstance(value, dict) and "Fn::If" in value:
+        condition, then, otherwise = value["Fn::If"]
+        return f"{_template_value(then)} if `{condition}`, else {_template_value(otherwise)}"
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
+    return _code(str(value))
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if isinstance(value, int) and not isinstance(value, bool) and value >= MiB:
+        return f"`{value}` ({_size(value)})"
+    return _code(str(value))
+
+
+def environment(template: dict[str, Any]) -> str:
+    """Every variable the settings models read (directupload.config.Settings, the webhook's
+    WebhookSettings), with what template.yaml sets it to; then what the template sets besides."""
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = {
+        name: res.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for name, res in template.get("Resources", {}).items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+    def set_by(variable: str) -> str:
+        if variable in shared:
+            return f"every function: {_template_value(shared[variable])}"
+        found = [f"`{fn}`: {_template_value(env[variable])}" for fn, env in own.items() if variable in env]
+        return "; ".join(found) or "not set (the default)"
+
+    rows, read = [], set()
+    for model, names in ((config.Settings, config.ENV_NAMES), (webhooks.WebhookSettings, webhooks.ENV_NAMES)):
+        for field_name, variable in names.items():
+            field = model.model_fields[field_name]
+            rows.append((f"`{variable}`", field.description or "", _default(field), set_by(variable)))
+            read.add(variable)
+    other = sorted({*shared, *(v for env in own.values() for v in env)} - read)
+    extra = [
+        (f"`{v}`", "Powertools" if v.startswith("POWERTOOLS_") else "nothing in `functions/`", set_by(v)) for v in other
+    ]
+    return (
+        _table(("variable", "meaning", "default", "template.yaml sets it"), rows)
+        + "\nSet by the template, read by no settings model:\n\n"
+        + _table(("variable", "read by", "template.yaml sets it"), extra)
+    )
+
+
 def states() -> str:
     """The upload state machine (models.TRANSITIONS): a diagram, and a table of every change."""
     lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {Status.PENDING.value}: POST /uploads"]
@@ -204,6 +263,10 @@ def render() -> dict[Path, str]:
         "alarms.md": ("template.yaml (AWS::CloudWatch::Alarm resources)", lambda: alarms(template)),
         "profiles.md": ("directupload.profiles.BUILTIN_PROFILES", lambda: profiles(BUILTIN_PROFILES)),
         "states.md": ("directupload.models.TRANSITIONS", states),
+        "environment.md": (
+            "directupload.config.Settings, directupload.webhooks.WebhookSettings and template.yaml",
+            lambda: environment(template),
+        ),
         "performance.md": ("bench/results.json", lambda: performance(json.loads(RESULTS.read_text()))),
         "costs.md": ("bench/cost_model.py (make cost)", lambda: cost_report().rstrip("\n") + "\n"),
     }
