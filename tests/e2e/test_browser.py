@@ -164,7 +164,7 @@ def signed_href(page: Any, link: str) -> str:
 
 def issue_through_api(stack: Stack, filename: str) -> str:
     """An upload issued (PENDING) without sending its bytes: the quickest way to fill the list."""
-    body = {"profile": "file", "filename": filename, "contentType": "text/plain", "size": 5}
+    body: dict[str, Any] = {"profile": "file", "filename": filename, "contentType": "text/plain", "size": 5}
     response = requests.post(f"{stack.url}/uploads", json=body, timeout=10)
     assert response.status_code == 201, response.text
     return str(response.json()["uploadId"])

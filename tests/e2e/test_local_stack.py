@@ -106,7 +106,7 @@ def token(stack: Stack, user: str) -> dict[str, str]:
 
 
 def test_without_a_token_the_gateway_answers_401_like_the_authorizer(secured_stack: Stack) -> None:
-    body = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 10}
+    body: dict[str, Any] = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 10}
     for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic YWxpY2U6eA=="}):
         reply = requests.post(f"{secured_stack.url}/uploads", json=body, headers=headers, timeout=5)
         assert reply.status_code == 401

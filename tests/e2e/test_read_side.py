@@ -28,7 +28,7 @@ def png(width: int, height: int) -> bytes:
 
 
 def issue(stack: Stack, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
-    body = {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
+    body: dict[str, Any] = {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
     reply = requests.post(f"{stack.url}/uploads", json=body, timeout=10)
     assert reply.status_code == 201, reply.text
     return dict(reply.json())

@@ -191,7 +191,7 @@ def deliver_verdict(
     from handlers import processor
 
     body = scan_verdict(aws, key, etag, status, threats, tag)
-    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))  # type: ignore[no-any-return]
+    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))
 
 
 def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
     from handlers import processor
     from local.poller import sqs_event
 
-    replies = []
+    replies: list[Any] = []
     while True:
         messages = aws.sqs.receive_message(
             QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0

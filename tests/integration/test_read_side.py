@@ -39,7 +39,7 @@ def padded(data: bytes, size: int) -> bytes:
     return (data + b"\x00" * size)[:size]
 
 
-def before_call(service: str, operation: str, action: Callable[[], None], times: int = 1) -> None:
+def before_call(service: str, operation: str, action: Callable[[], object], times: int = 1) -> None:
     """Run ``action`` just before the functions' own client sends ``operation`` (once, by default)."""
     from directupload import aws as clients
 

@@ -72,7 +72,8 @@ def test_the_owner_is_recorded_from_the_token_not_the_body(jwt_env: Any) -> None
 
     status, issued, _ = Api(claims={"sub": "alice"}).call("POST", "/uploads", {**UPLOAD, "metadata": {"owner": "bob"}})
     assert status == 201
-    assert wiring.store().get(issued["uploadId"]).owner == "alice"
+    stored = wiring.store().get(issued["uploadId"])
+    assert stored is not None and stored.owner == "alice"
     assert Api(claims={"sub": "bob"}).call("GET", f"/uploads/{issued['uploadId']}")[0] == 404
 
 
