@@ -8,7 +8,6 @@ page then lists the caller's uploads, to download or delete.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import struct
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import requests
 
 from directupload.models import FINAL_FOR_CLIENTS
 from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
+from tests.support.samples import png
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -39,14 +39,6 @@ FINAL = sorted(FINAL_FOR_CLIENTS)  # where the pages stop following an upload
 
 
 # --- files a person might pick ---------------------------------------------------------------
-
-
-def png(width: int, height: int) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (36, 86, 211)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def mp4(size: int) -> bytes:

@@ -10,16 +10,14 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Api, fail_calls
+from tests.support.auth import use_jwt
 
 UPLOAD = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 100}
 
 
 @pytest.fixture
 def jwt_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
-    wiring.reset()
+    use_jwt(monkeypatch)
     return aws
 
 
@@ -81,11 +79,8 @@ def test_the_owner_is_recorded_from_the_token_not_the_body(jwt_env: Any) -> None
 
 
 def test_pending_uploads_are_capped_per_owner_with_retry_after(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
     monkeypatch.setenv("QUOTA_MAX_PENDING", "2")
-    wiring.reset()
+    use_jwt(monkeypatch)
     alice, bob = Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
     first = alice.call("POST", "/uploads", UPLOAD)[1]
     assert alice.call("POST", "/uploads", UPLOAD)[0] == 201

@@ -13,16 +13,14 @@ import requests
 
 from tests.integration.conftest import Api, delivered_events, png
 from tests.integration.test_multipart import MiB, deliver_notifications, mp4_bytes
+from tests.support.auth import use_jwt
 
 UPPY_CHUNK = 5 * MiB  # Uppy's minimum chunk size, and what it uses for files under 50 GB
 
 
 @pytest.fixture
 def jwt_api(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
-    wiring.reset()
+    use_jwt(monkeypatch)
     return aws
 
 

@@ -15,6 +15,7 @@ from directupload.models import UploadRecord
 from directupload.processing import image, pdf, verify
 from directupload.processing.steps import STEPS, Derived, VerifiedObject, registry
 from tests.records import upload_record
+from tests.support.samples import a_pdf as a_pdf  # re-exported: test_sniff imports it from here
 
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
 GPS = {
@@ -66,19 +67,6 @@ def jpeg_with_gps(orientation: int = 1) -> bytes:
     exif[ExifTags.Base.GPSInfo] = GPS
     buf = io.BytesIO()
     picture().save(buf, "JPEG", exif=exif.tobytes())
-    return buf.getvalue()
-
-
-def a_pdf(pages: int = 3, *, user: str | None = None, owner: str | None = None, algorithm: str = "AES-256") -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(200, 200)
-    if user is not None or owner is not None:
-        writer.encrypt(user_password=user or "", owner_password=owner, algorithm=algorithm)
-    buf = io.BytesIO()
-    writer.write(buf)
     return buf.getvalue()
 
 
