@@ -9,7 +9,6 @@ tests/unit/test_client_statuses.py fails when a committed file differs from what
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts import generated  # noqa: E402
 from scripts.openapi import document  # noqa: E402
 
 CLI = ROOT / "client-demo" / "cli" / "src" / "directupload_cli" / "statuses.py"
@@ -74,23 +74,13 @@ def render() -> dict[Path, str]:
 
 
 def stale() -> list[Path]:
-    return [path for path, text in render().items() if not path.exists() or path.read_text() != text]
+    return generated.stale(render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="only report stale files (exit 1), write nothing")
-    args = parser.parse_args(argv)
-    if args.check:
-        old = stale()
-        for path in old:
-            print(f"stale: {path.relative_to(ROOT)} (run make client-statuses)", file=sys.stderr)
-        return 1 if old else 0
-    for path, text in render().items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    return generated.main(
+        render, argv, description=__doc__.splitlines()[0] if __doc__ else None, target="client-statuses"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ tests/unit/test_docs.py fails when a committed copy differs from what this rende
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from directupload import config, webhooks  # noqa: E402
 from directupload.models import FINAL_FOR_CLIENTS, REASONS, SHOWN_AS, TRANSITIONS, Status  # noqa: E402
 from directupload.profiles import BUILTIN_PROFILES, GiB, MiB, Profile  # noqa: E402
 from local.cfn import load_template  # noqa: E402
+from scripts import generated  # noqa: E402
 
 GENERATED = ROOT / "docs" / "generated"
 RESULTS = ROOT / "bench" / "results.json"
@@ -274,25 +274,11 @@ def render() -> dict[Path, str]:
 
 
 def stale() -> list[Path]:
-    """The generated files whose committed copy differs from what render() makes now."""
-    return [path for path, text in render().items() if not path.exists() or path.read_text() != text]
+    return generated.stale(render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="only report stale tables (exit 1), write nothing")
-    args = parser.parse_args(argv)
-    if args.check:
-        old = stale()
-        for path in old:
-            print(f"stale: {path.relative_to(ROOT)} (run make docs-tables)", file=sys.stderr)
-        return 1 if old else 0
-    GENERATED.mkdir(parents=True, exist_ok=True)
-    for path, text in render().items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    return generated.main(render, argv, description=__doc__.splitlines()[0] if __doc__ else None, target="docs-tables")
 
 
 if __name__ == "__main__":
