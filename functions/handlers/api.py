@@ -33,6 +33,7 @@ from directupload.models import (
 from directupload.observability import logger, metrics, tracer
 from directupload.problems import PROBLEM_JSON, Kind
 from directupload.processing.steps import VARIANT_PATTERN
+from directupload.profiles import S3_MAX_PARTS
 from directupload.uploads import MAX_PAGE
 from handlers import contract, uppy
 from handlers.contract import responses
@@ -85,7 +86,7 @@ UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
 ProfileName = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="only this profile")]
 
 
-PartNumber = Annotated[int, Field(ge=1, le=10_000)]
+PartNumber = Annotated[int, Field(ge=1, le=S3_MAX_PARTS)]
 
 
 class PartToSign(Wire):
@@ -137,14 +138,14 @@ class StoredParts(Wire):
 
 class CompletedPart(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
-    part_number: Annotated[int, Field(ge=1, le=10_000)]
+    part_number: Annotated[int, Field(ge=1, le=S3_MAX_PARTS)]
     etag: Annotated[str, Field(min_length=1, max_length=128)]
     checksum_sha256: Sha256Base64 | None = None  # when S3 does not list the part's checksum itself
 
 
 class CompleteRequest(Wire):
     model_config = ConfigDict(strict=True)
-    parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=10_000)]
+    parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=S3_MAX_PARTS)]
 
 
 def owner() -> str:
