@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from directupload import problems
 from directupload.models import FINAL_FOR_CLIENTS
 from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
 from tests.support.samples import png
@@ -345,12 +346,7 @@ def test_my_uploads_shows_the_problem_when_the_api_refuses_a_delete(page: Any, l
     # Given an upload, and an API that answers its DELETE with 409 (as it does while the upload
     # is being processed: too brief a moment to catch for real)
     upload_id = issue_through_api(local_stack, "busy.txt")
-    problem = {
-        "type": "urn:directupload:problem:conflict",
-        "title": "Conflict with the upload's state",
-        "status": 409,
-        "detail": "the upload is UPLOADED; it can be deleted once processing is over",
-    }
+    problem = problems.CONFLICT.problem("the upload is UPLOADED; it can be deleted once processing is over")
 
     def refuse_delete(route: Any) -> None:
         if route.request.method == "DELETE":
