@@ -230,7 +230,7 @@ def quota_variant(variant: str) -> Iterator[None]:
     elif variant == "one-transaction":
         assert isinstance(original, OwnerQuota)
         issue = TransactionalIssue(original)
-        service.quota, service.store.client = issue.quota, issue.client
+        service.quota, service.store.client = issue.quota, issue.client  # type: ignore[assignment]  # a stand-in
     elif variant != "on":
         raise ValueError(f"unknown quota variant {variant!r}")
     try:

@@ -33,7 +33,8 @@ class LocalIssuer:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 out.write(pem)
-        assert isinstance(key, rsa.RSAPrivateKey)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"{path} holds no RSA private key: remove it and a new one is made")
         self._key = key
         self._public = key.public_key()
 

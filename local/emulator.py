@@ -41,7 +41,8 @@ class Emulator:
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self.process.stdout is not None
+        if self.process.stdout is None:
+            raise RuntimeError("the emulator was started without a pipe for its port")
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
         line = self.process.stdout.readline().strip() if ready else ""
         if not line.isdigit():

@@ -80,7 +80,8 @@ class FunctionProcess:
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._lock:
             process, replies = self._started()
-            assert process.stdin is not None
+            if process.stdin is None:
+                raise FunctionError("Runtime.NoPipe", "the function's process has no pipe for its events")
             try:
                 process.stdin.write(json.dumps(event).encode() + b"\n")
                 process.stdin.flush()

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from directupload import problems
+from directupload.problems import PROBLEM_JSON, Kind
 from local.function_host import FunctionError, FunctionTimeout
 from local.lambda_runtime import Function
 
@@ -130,7 +132,6 @@ class Gateway(ThreadingHTTPServer):
         # routes with IAM authorization ("POST /backend/uploads", "GET /backend/uploads/{uploadId}")
         self.iam_routes = [_route_pattern(route) for route in sorted(iam_routes)]
         self.verify_iam = verify_iam
-        self.requests_served = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,21 +166,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any, content_type: str = "application/json") -> None:
         self._send(status, json.dumps(payload).encode(), {"Content-Type": content_type})
 
-    def _problem(self, status: int, title: str, detail: str) -> None:
-        self._json(
-            status,
-            {"type": "urn:directupload:problem:gateway", "title": title, "status": status, "detail": detail},
-            "application/problem+json",
-        )
+    def _problem(self, kind: Kind, detail: str) -> None:
+        self._send(kind.status, kind.body(detail).encode(), {"Content-Type": PROBLEM_JSON})
 
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._problem(411, "Length required", "send a Content-Length")
+            self._problem(problems.LENGTH_REQUIRED, "send a Content-Length")
             return None
         size = int(length) if length and length.isdigit() else 0
         if size > MAX_REQUEST_BYTES:
-            self._problem(413, "Request too large", f"API requests are limited to {MAX_REQUEST_BYTES} bytes")
+            self._problem(problems.REQUEST_TOO_LARGE, f"API requests are limited to {MAX_REQUEST_BYTES} bytes")
             self.close_connection = True
             return None
         return self.rfile.read(size) if size else b""
@@ -255,41 +252,22 @@ class _Handler(BaseHTTPRequestHandler):
                     self.command, f"http://{self.headers.get('Host', '')}{self.path}", headers, body
                 )
             except PermissionError as exc:
-                return self._json(
-                    403,
-                    {
-                        "type": "urn:directupload:problem:forbidden",
-                        "title": "Forbidden",
-                        "status": 403,
-                        "detail": str(exc),
-                    },
-                    "application/problem+json",
-                )
+                return self._problem(problems.FORBIDDEN, str(exc))
         elif self.server.authenticate is not None and not public:
             try:
                 claims = self.server.authenticate(headers)
             except PermissionError as exc:
                 # as API Gateway's JWT authorizer: the function is never called
-                return self._json(
-                    401,
-                    {
-                        "type": "urn:directupload:problem:unauthorized",
-                        "title": "Unauthorized",
-                        "status": 401,
-                        "detail": str(exc),
-                    },
-                    "application/problem+json",
-                )
+                return self._problem(problems.UNAUTHORIZED, str(exc))
         event = api_gateway_event(self.command, self.path, headers, body, self.client_address[0], claims, iam)
         started = time.perf_counter()
         try:
             reply = self.server.api.invoke(event)
         except FunctionTimeout:
             # what API Gateway's HTTP API answers when the function timed out
-            return self._json(503, {"message": "Service Unavailable"})
+            return self._problem(problems.FUNCTION_TIMEOUT, "the function timed out (API Gateway answers 503)")
         except FunctionError:
-            return self._json(500, {"message": "Internal Server Error"})
-        self.server.requests_served += 1
+            return self._problem(problems.FUNCTION_ERROR, "the function failed (API Gateway answers 500)")
         status = int(reply.get("statusCode", 200))
         out_headers = {k: str(v) for k, v in (reply.get("headers") or {}).items()}
         for name, values in (reply.get("multiValueHeaders") or {}).items():

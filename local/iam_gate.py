@@ -870,8 +870,10 @@ class IamGate:
         if authorization and not header_is_role:
             raise Refused("the request is signed with one key and carries a role's credential besides")
         if authorization:
-            scope = _parse_header(authorization)
-            assert scope is not None
+            parsed = _parse_header(authorization)
+            if parsed is None:
+                raise Refused("the Authorization header is not a SigV4 signature")
+            scope = parsed
         else:
             scope = sorted(scopes)[0]
         access_key, region, service = scope

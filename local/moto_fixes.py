@@ -57,6 +57,13 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    _conditional_copies()
+    _s3_events()
+    _the_rest()
+    _APPLIED = True
+
+
+def _conditional_copies() -> None:
     from urllib.parse import unquote, urlparse
 
     from moto.s3.exceptions import PreconditionFailed
@@ -78,10 +85,13 @@ def apply() -> None:
 
     S3Response.copy_object = copy_object  # type: ignore[method-assign]
 
+
+def _s3_events() -> None:
     import itertools
     import time
 
     from moto.s3 import notifications
+    from moto.s3.responses import S3Response
 
     event_of = notifications._get_s3_event
     counter = itertools.count()
@@ -127,10 +137,13 @@ def apply() -> None:
 
     S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
 
+
+def _the_rest() -> None:
     import functools
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.s3.responses import S3Response
 
     writes = threading.RLock()
 
@@ -176,4 +189,3 @@ def apply() -> None:
     from moto.s3.models import FakeBucket
 
     FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL  # type: ignore[method-assign]
-    _APPLIED = True

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from directupload.problems import problem
+from directupload import problems
 from local import ROOT
 from local.auth import TOKEN_LIFETIME, LocalIssuer
 from local.emulator import Emulator
@@ -89,13 +89,15 @@ class LocalStack:
 
     @property
     def api_url(self) -> str:
-        assert self.gateway is not None
+        if self.gateway is None:
+            raise RuntimeError("the local stack is not started")
         host, port = self.gateway.server_address[:2]
         return f"http://{host!s}:{port}"
 
     @property
     def emulator_url(self) -> str:
-        assert self.emulator is not None
+        if self.emulator is None:
+            raise RuntimeError("the local stack is not started")
         return self.emulator.url
 
     def start(self) -> LocalStack:
@@ -259,7 +261,8 @@ class LocalStack:
         return {"apiBaseUrl": self.api_url, "stage": "local", "auth": self.options.auth}
 
     def describe(self) -> dict[str, Any]:
-        assert self.resources is not None
+        if self.resources is None:
+            raise RuntimeError("the local stack is not started")
         return {
             "apiUrl": self.api_url,
             "emulatorUrl": self.emulator_url,
@@ -318,7 +321,7 @@ def _token_route(issuer: LocalIssuer, headers: dict[str, str], body: bytes) -> t
         user = None
     if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", user):
         detail = 'body must be {"user": "<name>"} with 1-64 letters, digits or ._@-'
-        return 400, problem(400, "invalid-request", "Invalid request", detail)
+        return 400, problems.INVALID_REQUEST.problem(detail)
     return 200, {"token": issuer.mint(user), "tokenType": "Bearer", "expiresIn": TOKEN_LIFETIME, "user": user}
 
 
@@ -330,9 +333,7 @@ def _sweep_route(sweeper: TtlSweeper, headers: dict[str, str], body: bytes) -> t
         if moment.tzinfo is None:
             raise ValueError("naive time")
     except (ValueError, AttributeError, TypeError):
-        return 400, problem(
-            400, "invalid-request", "Invalid request", 'body must be {"at": "<ISO 8601 time with offset>"}'
-        )
+        return 400, problems.INVALID_REQUEST.problem('body must be {"at": "<ISO 8601 time with offset>"}')
     return 200, {"removed": sweeper.sweep(moment), "at": moment.isoformat()}
 
 

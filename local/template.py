@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -145,50 +146,54 @@ class LocalTemplate:
                 # the template computes a bucket's name and repeats the expression to avoid a
                 # cycle (ScanResultRule); locally that resource has its local name
                 return self.physical_name(named)
-            if fn == "Ref":
-                return self.ref(arg)
-            if fn == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical_id, attribute)
-            if fn == "Fn::Sub":
-                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-
-                def sub(match: re.Match[str]) -> str:
-                    var = match.group(1)
-                    if var in extra:
-                        return str(extra[var])
-                    if "." in var:
-                        return str(self.get_att(*var.split(".", 1)))
-                    return str(self.ref(var))
-
-                return re.sub(r"\$\{([^}!]+)\}", sub, text)
-            if fn == "Fn::If":
-                cond, yes, no = arg
-                return self.resolve(yes if self.condition(cond) else no)
-            if fn == "Fn::Equals":
-                left, right = self.resolve(arg)
-                return str(left) == str(right)
-            if fn == "Fn::Not":
-                return not self.resolve(arg[0])
-            if fn == "Fn::And":
-                return all(self.resolve(item) for item in arg)
-            if fn == "Fn::Or":
-                return any(self.resolve(item) for item in arg)
-            if fn == "Condition":
-                return self.condition(arg)
-            if fn == "Fn::Join":
-                sep, items = arg
-                return sep.join(str(i) for i in self.resolve(items))
-            if fn == "Fn::Select":
-                index, items = arg
-                return self.resolve(items)[int(index)]
-            if fn == "Fn::Split":
-                sep, text = arg
-                return str(self.resolve(text)).split(sep)
-            if fn == "Fn::FindInMap":
-                table, key, attr = self.resolve(arg)
-                return self.raw["Mappings"][table][key][attr]
+            intrinsic = self._intrinsics.get(fn)
+            if intrinsic is not None:
+                return intrinsic(arg)
         return {key: self.resolve(value) for key, value in node.items()}
+
+    @cached_property
+    def _intrinsics(self) -> dict[str, Callable[[Any], Any]]:
+        """Each intrinsic function by name: its argument (unresolved) -> its value."""
+        return {
+            "Ref": self.ref,
+            "Fn::GetAtt": self._get_att,
+            "Fn::Sub": self._sub,
+            "Fn::If": lambda arg: self.resolve(arg[1] if self.condition(arg[0]) else arg[2]),
+            "Fn::Equals": self._equals,
+            "Fn::Not": lambda arg: not self.resolve(arg[0]),
+            "Fn::And": lambda arg: all(self.resolve(item) for item in arg),
+            "Fn::Or": lambda arg: any(self.resolve(item) for item in arg),
+            "Condition": self.condition,
+            "Fn::Join": lambda arg: arg[0].join(str(i) for i in self.resolve(arg[1])),
+            "Fn::Select": lambda arg: self.resolve(arg[1])[int(arg[0])],
+            "Fn::Split": lambda arg: str(self.resolve(arg[1])).split(arg[0]),
+            "Fn::FindInMap": self._find_in_map,
+        }
+
+    def _get_att(self, arg: Any) -> Any:
+        logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.get_att(logical_id, attribute)
+
+    def _sub(self, arg: Any) -> str:
+        text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def sub(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var in extra:
+                return str(extra[var])
+            if "." in var:
+                return str(self.get_att(*var.split(".", 1)))
+            return str(self.ref(var))
+
+        return re.sub(r"\$\{([^}!]+)\}", sub, text)
+
+    def _equals(self, arg: Any) -> bool:
+        left, right = self.resolve(arg)
+        return str(left) == str(right)
+
+    def _find_in_map(self, arg: Any) -> Any:
+        table, key, attr = self.resolve(arg)
+        return self.raw["Mappings"][table][key][attr]
 
     def public_routes(self) -> frozenset[str]:
         """The HTTP API's routes that need no token: those of the API's OpenAPI body with no

@@ -9,7 +9,7 @@ DEMO_STAMP := $(DEMO_DIR)/node_modules/.demo-deps-stamp
 JS_DIR := $(DEMO_DIR)/js
 JS_STAMP := $(JS_DIR)/node_modules/.js-deps-stamp
 
-.PHONY: demo-deps js-wire
+.PHONY: demo-deps js-wire client-statuses
 
 demo-deps: $(DEMO_STAMP) $(JS_STAMP) ## install the demo pages' and the JS client's npm packages from their lockfiles
 	@:
@@ -39,3 +39,6 @@ $(DEMO_STAMP): $(DEMO_DIR)/package-lock.json $(DEMO_DIR)/package.json
 	@test -f $(DEMO_DIR)/node_modules/uppy/dist/uppy.min.js || \
 		{ echo "$(DEMO_DIR)/node_modules/uppy/dist/uppy.min.js is missing after npm ci" >&2; exit 1; }
 	@touch $@
+
+client-statuses: setup ## regenerate the CLI's and the JS client's status lists from the API's OpenAPI document
+	@$(BIN)/python scripts/client_statuses.py

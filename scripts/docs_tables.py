@@ -4,16 +4,16 @@
     .venv/bin/python scripts/docs_tables.py --check   # exit 1 if a committed table is stale
 
 Each table is rendered from its source, never copied by hand: the template's Parameters and
-alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, bench/results.json,
-the request counts (bench/request_counts.json) and `make cost`'s table (bench/cost_model.py,
-which reads the template, the profiles and the request counts).
+alarms (local.cfn.load_template), directupload.profiles.BUILTIN_PROFILES, the state machine
+(directupload.models.TRANSITIONS), the settings models with the template's function environments,
+bench/results.json, the request counts (bench/request_counts.json) and `make cost`'s table
+(bench/cost_model.py, which reads the template, the profiles and the request counts).
 The pages include them with pymdownx.snippets (``--8<-- "docs/generated/....md"``), and
 tests/unit/test_docs.py fails when a committed copy differs from what this renders now.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -27,8 +27,11 @@ for _path in (ROOT, ROOT / "functions"):
 
 from bench.cost_model import report as cost_report  # noqa: E402
 from bench.figures import fmt  # noqa: E402
+from directupload import config, webhooks  # noqa: E402
+from directupload.models import FINAL_FOR_CLIENTS, REASONS, SHOWN_AS, TRANSITIONS, Status  # noqa: E402
 from directupload.profiles import BUILTIN_PROFILES, GiB, MiB, Profile  # noqa: E402
 from local.cfn import load_template  # noqa: E402
+from scripts import generated  # noqa: E402
 
 GENERATED = ROOT / "docs" / "generated"
 RESULTS = ROOT / "bench" / "results.json"
@@ -140,6 +143,89 @@ def profiles(builtin: dict[str, Profile]) -> str:
     return _table(("profile", "content types", "max size", "URL lifetime", "multipart", "steps", "malware scan"), rows)
 
 
+def _template_value(value: Any) -> str:
+    """A template expression in words: `Ref`s and attributes by name, conditions spelled out."""
+    if isinstance(value, dict) and "Ref" in value:
+        return f"`{value['Ref']}`"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return f"`{'.'.join(target) if isinstance(target, list) else target}`"
+    if isinstance(value, dict) and "Fn::If" in value:
+        condition, then, otherwise = value["Fn::If"]
+        return f"{_template_value(then)} if `{condition}`, else {_template_value(otherwise)}"
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
+    return _code(str(value))
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if isinstance(value, int) and not isinstance(value, bool) and value >= MiB:
+        return f"`{value}` ({_size(value)})"
+    return _code(str(value))
+
+
+def environment(template: dict[str, Any]) -> str:
+    """Every variable the settings models read (directupload.config.Settings, the webhook's
+    WebhookSettings), with what template.yaml sets it to; then what the template sets besides."""
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = {
+        name: res.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for name, res in template.get("Resources", {}).items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+    def set_by(variable: str) -> str:
+        if variable in shared:
+            return f"every function: {_template_value(shared[variable])}"
+        found = [f"`{fn}`: {_template_value(env[variable])}" for fn, env in own.items() if variable in env]
+        return "; ".join(found) or "not set (the default)"
+
+    rows, read = [], set()
+    for model, names in ((config.Settings, config.ENV_NAMES), (webhooks.WebhookSettings, webhooks.ENV_NAMES)):
+        for field_name, variable in names.items():
+            field = model.model_fields[field_name]
+            rows.append((f"`{variable}`", field.description or "", _default(field), set_by(variable)))
+            read.add(variable)
+    other = sorted({*shared, *(v for env in own.values() for v in env)} - read)
+    extra = [
+        (f"`{v}`", "Powertools" if v.startswith("POWERTOOLS_") else "nothing in `functions/`", set_by(v)) for v in other
+    ]
+    return (
+        _table(("variable", "meaning", "default", "template.yaml sets it"), rows)
+        + "\nSet by the template, read by no settings model:\n\n"
+        + _table(("variable", "read by", "template.yaml sets it"), extra)
+    )
+
+
+def states() -> str:
+    """The upload state machine (models.TRANSITIONS): a diagram, and a table of every change."""
+    lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {Status.PENDING.value}: POST /uploads"]
+    for to, allowed in TRANSITIONS.items():
+        lines += [f"    {src.value} --> {to.value}: {REASONS[to]}" for src in Status if src in allowed]
+    for shown, stored in SHOWN_AS.items():
+        lines.append(f"    {stored.value} --> {shown.value}: shown on read once its URL lapsed")
+    lines.append(f"    {Status.PROCESSED.value} --> {Status.DELETED.value}: retainDays lapse (TTL, then a tombstone)")
+    lines += [f"    {status.value} --> [*]" for status in Status if status in FINAL_FOR_CLIENTS]
+    lines.append("```")
+    rows = [
+        (f"`{to.value}`", ", ".join(f"`{s.value}`" for s in Status if s in allowed), REASONS[to])
+        for to, allowed in TRANSITIONS.items()
+    ]
+    rows += [
+        (f"`{shown.value}`", f"`{stored.value}`", "never stored: a read shows it") for shown, stored in SHOWN_AS.items()
+    ]
+    final = ", ".join(f"`{s.value}`" for s in Status if s in FINAL_FOR_CLIENTS)
+    return (
+        "\n".join(lines)
+        + "\n\n"
+        + _table(("to", "from", "when"), rows)
+        + f"\nFinal for clients (where following an upload stops; the OpenAPI document's `x-final`): {final}.\n"
+    )
+
+
 def performance(results: dict[str, Any]) -> str:
     m = results["machine"]
     load = f"load average {m['loadAverageAtStart'][0]:.1f} at the start and {m['loadAverageAtEnd'][0]:.1f} at the end"
@@ -206,6 +292,11 @@ def render() -> dict[Path, str]:
         "parameters.md": ("template.yaml (Parameters)", lambda: parameters(template)),
         "alarms.md": ("template.yaml (AWS::CloudWatch::Alarm resources)", lambda: alarms(template)),
         "profiles.md": ("directupload.profiles.BUILTIN_PROFILES", lambda: profiles(BUILTIN_PROFILES)),
+        "states.md": ("directupload.models.TRANSITIONS", states),
+        "environment.md": (
+            "directupload.config.Settings, directupload.webhooks.WebhookSettings and template.yaml",
+            lambda: environment(template),
+        ),
         "performance.md": ("bench/results.json", lambda: performance(json.loads(RESULTS.read_text()))),
         "costs.md": ("bench/cost_model.py (make cost)", lambda: cost_report().rstrip("\n") + "\n"),
         "requests.md": (
@@ -217,25 +308,11 @@ def render() -> dict[Path, str]:
 
 
 def stale() -> list[Path]:
-    """The generated files whose committed copy differs from what render() makes now."""
-    return [path for path, text in render().items() if not path.exists() or path.read_text() != text]
+    return generated.stale(render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="only report stale tables (exit 1), write nothing")
-    args = parser.parse_args(argv)
-    if args.check:
-        old = stale()
-        for path in old:
-            print(f"stale: {path.relative_to(ROOT)} (run make docs-tables)", file=sys.stderr)
-        return 1 if old else 0
-    GENERATED.mkdir(parents=True, exist_ok=True)
-    for path, text in render().items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    return generated.main(render, argv, description=__doc__.splitlines()[0] if __doc__ else None, target="docs-tables")
 
 
 if __name__ == "__main__":

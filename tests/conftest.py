@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,10 +147,13 @@ def emulator_client(stack: Stack, service: str = "s3") -> Any:
 def wait_for_status(
     base_url: str,
     upload_id: str,
-    final: tuple[str, ...] = ("PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED"),
+    final: Collection[str] | None = None,  # the API's final statuses (models.FINAL_FOR_CLIENTS)
     timeout: float = 30,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    from directupload.models import FINAL_FOR_CLIENTS
+
+    final = FINAL_FOR_CLIENTS if final is None else final
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:

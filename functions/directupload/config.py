@@ -47,34 +47,56 @@ CLOUDFRONT_FIELDS = ("download_domain", "cloudfront_key_pair_id", "cloudfront_pr
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    uploads_table: str = Field(min_length=1)
-    idempotency_table: str = Field(min_length=1)
-    uploads_bucket: str = Field(min_length=1)  # the default bucket: profiles that name none
-    # every bucket the functions may use, comma-separated (the template's ExistingBuckets, or the
-    # stack's own bucket); empty: UPLOADS_BUCKET alone
-    uploads_buckets: str = Field(default="", pattern=r"^[a-z0-9.,-]*$")
-    event_bus_name: str = Field(min_length=1)
+    # Each field's description is the docs' meaning of its variable (docs/generated/environment.md).
+    uploads_table: str = Field(min_length=1, description="the uploads DynamoDB table")
+    idempotency_table: str = Field(min_length=1, description="the processing idempotency table")
+    uploads_bucket: str = Field(min_length=1, description="the default bucket: profiles that name none")
+    uploads_buckets: str = Field(
+        default="",
+        pattern=r"^[a-z0-9.,-]*$",
+        description="every bucket the functions may use, comma-separated (the template's ExistingBuckets,"
+        " or the stack's own bucket); empty: UPLOADS_BUCKET alone",
+    )
+    event_bus_name: str = Field(min_length=1, description="the EventBridge bus outcomes are published on")
     # Required on purpose: auth is off only when someone says so.
-    auth_mode: Literal["jwt", "none"]
-    stage: str = "dev"
-    rejected_objects: Literal["delete", "quarantine"] = "quarantine"
-    profiles_json: str = ""
-    quota_max_pending: int = Field(default=20, ge=1)
-    quota_daily_bytes: int = Field(default=10 * GiB, ge=1)
-    max_receive_count: int = Field(default=5, ge=1)
-    record_retention_days: int = Field(default=30, ge=1)
-    # the budget of one file's decoding steps (processing/budget.py); 0 s: run them in-process
-    step_time_limit_seconds: int = Field(default=120, ge=0, le=800)
-    step_memory_limit_mb: int = Field(default=640, ge=64)
-    download_domain: str = Field(default="", pattern=r"^[A-Za-z0-9.-]*$")
-    cloudfront_key_pair_id: str = ""
-    cloudfront_private_key_secret_arn: str = ""
-    # whether a malware scanner reports verdicts (template parameter MalwareProtection)
-    malware_scanning: Literal["enabled", "disabled"] = "enabled"
-    # where the processor schedules its own checks (a scan's deadline)
-    ingest_queue_url: str = ""
-    # the IAM roles of the backends that may call /backend/uploads (comma-separated; "" = none)
-    trusted_issuer_role_arns: str = ""
+    auth_mode: Literal["jwt", "none"] = Field(
+        description="`jwt` (the owner is the token's `sub`) or `none` (one anonymous owner); never off by accident"
+    )
+    stage: str = Field(default="dev", description="the deployment stage")
+    rejected_objects: Literal["delete", "quarantine"] = Field(
+        default="quarantine", description="`quarantine` (moved under `quarantine/`) or `delete`"
+    )
+    profiles_json: str = Field(default="", description="replaces the built-in profiles (JSON: name -> profile)")
+    quota_max_pending: int = Field(default=20, ge=1, description="uploads one owner may have open at once")
+    quota_daily_bytes: int = Field(default=10 * GiB, ge=1, description="bytes one owner may be issued per UTC day")
+    max_receive_count: int = Field(
+        default=5, ge=1, description="the ingest queue's maxReceiveCount, so the last attempt records FAILED"
+    )
+    record_retention_days: int = Field(
+        default=30, ge=1, description="how long records of unprocessed uploads live after their last change (TTL)"
+    )
+    # the budget of one file's decoding steps (processing/budget.py)
+    step_time_limit_seconds: int = Field(
+        default=120, ge=0, le=800, description="time budget of one file's decoding steps (0: in-process, no budget)"
+    )
+    step_memory_limit_mb: int = Field(default=640, ge=64, description="memory budget of one file's decoding steps")
+    download_domain: str = Field(
+        default="", pattern=r"^[A-Za-z0-9.-]*$", description="CloudFront domain that serves downloads"
+    )
+    cloudfront_key_pair_id: str = Field(default="", description="the CloudFront public key id signing downloads")
+    cloudfront_private_key_secret_arn: str = Field(
+        default="", description="the secret holding the CloudFront private key"
+    )
+    malware_scanning: Literal["enabled", "disabled"] = Field(
+        default="enabled", description="whether a malware scanner reports verdicts (parameter MalwareProtection)"
+    )
+    ingest_queue_url: str = Field(
+        default="", description="the ingest queue, where the processor schedules its own checks (a scan's deadline)"
+    )
+    trusted_issuer_role_arns: str = Field(
+        default="",
+        description="the IAM roles of the backends that may call /backend/uploads (comma-separated; empty: none)",
+    )
 
     @model_validator(mode="after")
     def _cloudfront_all_or_nothing(self) -> Settings:

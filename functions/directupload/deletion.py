@@ -67,7 +67,6 @@ class Deleter:
                 record = self.store.transition(
                     record.upload_id,
                     Status.DELETING,
-                    sorted(DELETABLE - {Status.DELETING}),
                     now=now,
                     unless_set=PENDING_EVENT,  # consumers hear of the outcome before its deletion
                     delete_reason=reason,
@@ -84,7 +83,6 @@ class Deleter:
             record = self.store.transition(
                 record.upload_id,
                 Status.DELETED,
-                [Status.DELETING],
                 now=now,
                 expire_at=now + TOMBSTONE_LIFETIME,
                 deleted_at=now,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from directupload import problems
+from directupload.problems import Kind
+
 
 class DomainError(Exception):
     """An error the client caused or may act on. Never a server fault."""
 
-    status: int = 400
-    slug: str = "bad-request"
-    title: str = "Bad request"
+    kind: Kind = problems.BAD_REQUEST
 
     def __init__(self, detail: str, **extensions: object) -> None:
         super().__init__(detail)
@@ -16,45 +17,49 @@ class DomainError(Exception):
         self.extensions = extensions
         self.headers: dict[str, str] = {}
 
+    @property
+    def status(self) -> int:
+        return self.kind.status
+
 
 class InvalidRequest(DomainError):
-    status, slug, title = 400, "invalid-request", "Invalid request"
+    kind = problems.INVALID_REQUEST
 
 
 class Unauthorized(DomainError):
-    status, slug, title = 401, "unauthorized", "Authentication required"
+    kind = problems.UNAUTHORIZED
 
 
 class Forbidden(DomainError):
-    status, slug, title = 403, "forbidden", "Forbidden"
+    kind = problems.FORBIDDEN
 
 
 class NotFound(DomainError):
-    status, slug, title = 404, "not-found", "Not found"
+    kind = problems.NOT_FOUND
 
 
 class Conflict(DomainError):
-    status, slug, title = 409, "conflict", "Conflict with the upload's state"
+    kind = problems.CONFLICT
 
 
 class TooLarge(DomainError):
-    status, slug, title = 413, "too-large", "Upload too large"
+    kind = problems.TOO_LARGE
 
 
 class UnsupportedType(DomainError):
-    status, slug, title = 415, "unsupported-type", "Content type not allowed"
+    kind = problems.UNSUPPORTED_TYPE
 
 
 class UnknownProfile(DomainError):
-    status, slug, title = 422, "unknown-profile", "Unknown upload profile"
+    kind = problems.UNKNOWN_PROFILE
 
 
 class Unprocessable(DomainError):
-    status, slug, title = 422, "validation-error", "Request failed validation"
+    kind = problems.VALIDATION_ERROR
 
 
 class QuotaExceeded(DomainError):
-    status, slug, title = 429, "quota-exceeded", "Quota exceeded"
+    kind = problems.QUOTA_EXCEEDED
 
     def __init__(self, detail: str, retry_after: int, **extensions: object) -> None:
         super().__init__(detail, **extensions)

@@ -20,7 +20,6 @@ PROCESSED = "Upload Processed"
 REJECTED = "Upload Rejected"
 FAILED = "Upload Failed"
 DELETED = "Upload Deleted"
-TERMINAL = frozenset({PROCESSED, REJECTED})
 
 
 def outcome_detail(record: UploadRecord, bucket: str, rejected_objects: str) -> dict[str, Any]:

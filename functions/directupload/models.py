@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from directupload import keys
+
+if TYPE_CHECKING:
+    from pydantic import GetJsonSchemaHandler
+    from pydantic.json_schema import JsonSchemaValue
+    from pydantic_core import CoreSchema
 
 # An upload that started just before its URL lapsed may still finish; only then is it abandoned.
 EXPIRY_GRACE = timedelta(minutes=10)
@@ -32,16 +38,61 @@ class Status(StrEnum):
     DELETING = "DELETING"  # the owner deleted it: objects are being removed
     DELETED = "DELETED"  # a short-lived tombstone: objects gone, the record follows
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The enum, and which of its values are final for clients (``x-final``): the OpenAPI
+        document is where the CLI and the JS client take the list from (scripts/client_statuses.py)."""
+        schema = handler(core_schema)
+        schema["x-final"] = [status.value for status in cls if status in FINAL_FOR_CLIENTS]
+        return schema
 
-# Processing is over for good: a notification for one of these is a duplicate or late bytes.
-TERMINAL = frozenset(
-    {Status.PROCESSED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.DELETING, Status.DELETED}
+
+# The state machine, in one table: for each status, the statuses a conditional write may move a
+# record from (store.transition reads it; every change names the states it may leave, so a late or
+# repeated notification never moves a record backwards). docs/generated/states.md is drawn from it.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
+    {
+        Status.UPLOADED: frozenset({Status.PENDING}),  # store.claim, in the claim's own write
+        Status.SCANNING: frozenset({Status.UPLOADED, Status.SCANNING}),  # SCANNING: a newer version waits now
+        Status.PROCESSED: frozenset({Status.UPLOADED, Status.SCANNING, Status.FAILED}),  # FAILED: redriven
+        Status.REJECTED: frozenset({Status.UPLOADED, Status.SCANNING, Status.FAILED}),
+        Status.FAILED: frozenset({Status.PENDING, Status.UPLOADED, Status.SCANNING}),
+        Status.CANCELLED: frozenset({Status.PENDING}),
+        # EXPIRED is never stored (see SHOWN_AS); listed so a record read as EXPIRED may be deleted
+        Status.DELETING: frozenset(
+            {Status.PROCESSED, Status.REJECTED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
+        ),
+        Status.DELETED: frozenset({Status.DELETING}),
+    }
 )
+# Why a record moves to each status: the labels of the generated diagram.
+REASONS: Mapping[Status, str] = MappingProxyType(
+    {
+        Status.UPLOADED: "the object arrives (first delivery claims it)",
+        Status.SCANNING: "the profile requires a malware scan",
+        Status.PROCESSED: "steps pass, promoted to files/",
+        Status.REJECTED: "file unacceptable, threat, or no verdict in time",
+        Status.FAILED: "retries run out (message in the DLQ)",
+        Status.CANCELLED: "DELETE while pending",
+        Status.DELETING: "DELETE by the owner",
+        Status.DELETED: "objects gone (tombstone, 1 day)",
+    }
+)
+# Statuses no write stores: a read shows a PENDING record as EXPIRED once nothing arrived before
+# its URL lapsed (+ EXPIRY_GRACE). The record itself expires (TTL) later.
+SHOWN_AS: Mapping[Status, Status] = MappingProxyType({Status.EXPIRED: Status.PENDING})
+# Where a client following an upload stops: nothing moves it on by itself. FAILED is final for
+# clients although an operator's redrive may still take it to PROCESSED or REJECTED; DELETING is
+# not (its objects are being removed). The API publishes this list (OpenAPI ``x-final``).
+FINAL_FOR_CLIENTS = frozenset(
+    {Status.PROCESSED, Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.CANCELLED, Status.DELETED}
+)
+# Processing is over for good: a notification for one of these is a duplicate or late bytes
+# (every status processing cannot move on from: not PENDING, UPLOADED, SCANNING or FAILED).
+TERMINAL = frozenset(Status) - TRANSITIONS[Status.UPLOADED] - TRANSITIONS[Status.PROCESSED]
 # What DELETE /uploads/{id} removes for good (a PENDING upload is cancelled instead, an
 # UPLOADED one is being processed). FAILED waits for a redrive, but its owner may give up on it.
-DELETABLE = frozenset(
-    {Status.PROCESSED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.FAILED, Status.DELETING}
-)
+DELETABLE = TRANSITIONS[Status.DELETING] | {Status.DELETING}
 
 
 def utcnow() -> datetime:
@@ -227,7 +278,6 @@ class UploadRecord(BaseModel):
     sha256: str | None = None
     result: dict[str, Any] | None = None
     error: UploadError | None = None
-    attempts: int = 0
     # the staging version (ETag) one processor attempt verifies and may promote, and until when
     claim_etag: str | None = None
     claim_until: datetime | None = None

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from directupload.errors import ConfigError
+from directupload.processing.steps import STEPS
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -25,7 +26,6 @@ S3_MAX_PART = 5 * GiB
 S3_MAX_PARTS = 10_000
 S3_MAX_OBJECT = 5 * 1024 * GiB
 
-KNOWN_STEPS = frozenset({"verify", "image", "pdf"})
 # Declared types of documents a browser runs script in (HTML, XHTML, SVG, XML with stylesheets).
 ACTIVE_TYPES = frozenset(
     {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/javascript"}
@@ -71,9 +71,9 @@ class Profile(BaseModel):
     def _consistent(self) -> Profile:
         if self.min_size > self.max_size:
             raise ValueError("minSize is larger than maxSize")
-        unknown = set(self.steps) - KNOWN_STEPS
+        unknown = set(self.steps) - set(STEPS)
         if unknown:
-            raise ValueError(f"unknown processing steps {sorted(unknown)}; known: {sorted(KNOWN_STEPS)}")
+            raise ValueError(f"unknown processing steps {sorted(unknown)}; known: {sorted(STEPS)}")
         if "verify" not in self.steps:
             raise ValueError("every profile runs the 'verify' step")
         single_max = self.max_size if self.multipart_threshold is None else self.multipart_threshold - 1

@@ -143,10 +143,23 @@ class OwnerQuota:
             return None
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             return dict(exc.response.get("Item") or {})
-        except ClientError as exc:  # the map to set the slot in does not exist yet
-            if exc.response.get("Error", {}).get("Code") != "ValidationException":
+        except ClientError as exc:
+            # expected only while the map to set the slot in does not exist yet (the owner's first
+            # upload); on an item that has it, the request itself is wrong: a fault, never a 429
+            if exc.response.get("Error", {}).get("Code") != "ValidationException" or self._has_slots(owner):
                 raise
             return {}
+
+    def _has_slots(self, owner: str) -> bool:
+        """Whether the owner's item has what reserving needs (``_create`` gives it that)."""
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key=self._key(owner),
+            ProjectionExpression="#open, #day",
+            ExpressionAttributeNames={"#open": "open", "#day": "day"},
+            ConsistentRead=True,
+        ).get("Item", {})
+        return "open" in item and "day" in item
 
     def _create(self, owner: str, day: str) -> None:
         """Give the owner's item what reserving needs, keeping whatever it holds already."""

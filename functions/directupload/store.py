@@ -14,7 +14,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from directupload.models import Status, UploadRecord, utcnow
+from directupload.models import TRANSITIONS, Status, UploadRecord, utcnow
 
 _JSON_FIELDS = ("metadata", "result", "error", "variants")
 # The sparse index of upload records by owner, newest first (template.yaml: UploadsTable).
@@ -108,6 +108,45 @@ class UploadStore:
         self,
         upload_id: str,
         to: Status,
+        *,
+        now: datetime | None = None,
+        remove: Iterable[str] = (),
+        claimed_by: str | None = None,
+        unless_set: str | None = None,
+        expire_at: datetime | None = _RETENTION,
+        **fields: Any,
+    ) -> UploadRecord:
+        """Move the record to ``to`` if it is in one of the statuses ``TRANSITIONS[to]`` allows
+        (and, with ``claimed_by``, if that staging version holds the claim; with ``unless_set``, if
+        the record has no such attribute); raise TransitionRefused otherwise.
+
+        The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
+        given, or never when ``expire_at`` is None (a processed upload kept until deleted)."""
+        allowed = TRANSITIONS.get(to)
+        if allowed is None:
+            raise ValueError(f"no write moves an upload to {to.value} (models.TRANSITIONS)")
+        return self._update(
+            upload_id,
+            to,
+            allowed,
+            now=now,
+            remove=remove,
+            claimed_by=claimed_by,
+            unless_set=unless_set,
+            expire_at=expire_at,
+            **fields,
+        )
+
+    def settle_size(self, upload_id: str, *, ceiling: int, size: int, now: datetime | None = None) -> UploadRecord:
+        """Set a PENDING upload's size to ``size`` while it is still ``ceiling`` (the declared size
+        was a ceiling: parts the client sized); two completes at once settle once. Not a change of
+        state: TransitionRefused when the record left PENDING or its size was settled already."""
+        return self._update(upload_id, Status.PENDING, {Status.PENDING}, now=now, if_equal={"size": ceiling}, size=size)
+
+    def _update(
+        self,
+        upload_id: str,
+        to: Status,
         allowed_from: Iterable[Status],
         *,
         now: datetime | None = None,
@@ -118,12 +157,8 @@ class UploadStore:
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
-        """Move the record to ``to`` if it is in one of ``allowed_from`` (and, with ``claimed_by``,
-        if that staging version holds the claim; with ``unless_set``, if the record has no such
-        attribute); raise TransitionRefused otherwise.
-
-        The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
-        given, or never when ``expire_at`` is None (a processed upload kept until deleted)."""
+        """One conditional UpdateItem: status ``to`` and ``fields``, if the record is in one of
+        ``allowed_from`` and meets the other conditions (see transition)."""
         now = now or utcnow()
         values = _to_item({**fields, "status": to.value, "updated_at": now})
         removals = list(remove)
@@ -287,15 +322,3 @@ class UploadStore:
         if not last or not records:
             return records, None
         return records, (records[-1].upload_id, records[-1].created_at.isoformat())
-
-    def count_attempt(self, upload_id: str) -> int:
-        """Count one processing attempt; returns the new count."""
-        reply = self.client.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": upload_pk(upload_id)}},
-            UpdateExpression="ADD attempts :one",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(reply["Attributes"]["attempts"]["N"])

@@ -395,7 +395,7 @@ class UploadService:
             raise Unprocessable(f"checksumSha256 must be the base64 of 32 bytes (parts {bad_checksums[:10]})")
         profile = self.profile(record.profile)
         if record.part_count is None and record.s3_upload_id is not None:
-            self._within_ceiling(record)  # (a multipart upload not yet created holds nothing)
+            self._within_ceiling(record, record.s3_upload_id)  # (a multipart upload not yet created holds nothing)
         s3_upload_id = self._multipart_of(record)
         expires_at = self.clock() + timedelta(seconds=profile.part_url_lifetime)
         return [
@@ -444,12 +444,11 @@ class UploadService:
             return None  # the client sizes its parts (Uppy): bounded by _within_ceiling instead
         return record.size - record.part_size * (record.part_count - 1) if n == record.part_count else record.part_size
 
-    def _within_ceiling(self, record: UploadRecord) -> None:
+    def _within_ceiling(self, record: UploadRecord, s3_upload_id: str) -> None:
         """Parts the client sizes are unbounded each (up to S3's 5 GiB): sign no more once S3
         holds the upload's ceiling, so it never holds more than that and one part."""
-        assert record.s3_upload_id is not None
         try:
-            held = sum(part.size for part in self.storage_of(record).list_parts(record.key, record.s3_upload_id))
+            held = sum(part.size for part in self.storage_of(record).list_parts(record.key, s3_upload_id))
         except NoSuchUpload as exc:
             raise Conflict("S3 no longer has this multipart upload") from exc
         if held >= record.size:
@@ -509,14 +508,7 @@ class UploadService:
             # the size from now on, which processing verifies the object against.
             ceiling = record.size
             try:  # only while the size is still the ceiling: two completes at once settle once
-                record = self.store.transition(
-                    upload_id,
-                    Status.PENDING,
-                    [Status.PENDING],
-                    now=self.clock(),
-                    if_equal={"size": ceiling},
-                    size=total,
-                )
+                record = self.store.settle_size(upload_id, ceiling=ceiling, size=total, now=self.clock())
             except TransitionRefused as exc:
                 fresh = self.get(owner, upload_id)
                 if fresh.status != Status.PENDING or fresh.size != total:
@@ -582,7 +574,7 @@ class UploadService:
         if aborted is not None:
             self.storage_of(record).abort_multipart(record.key, aborted)
         try:
-            record = self.store.transition(upload_id, Status.CANCELLED, [Status.PENDING], now=self.clock())
+            record = self.store.transition(upload_id, Status.CANCELLED, now=self.clock())
         except TransitionRefused as exc:
             raise Conflict("the upload changed state while being cancelled") from exc
         if record.s3_upload_id is not None and record.s3_upload_id != aborted:
@@ -592,7 +584,3 @@ class UploadService:
             self.quota.release(owner, upload_id)
         logger.info("upload cancelled", upload_id=upload_id)
         return record
-
-    @staticmethod
-    def max_parts() -> int:
-        return S3_MAX_PARTS

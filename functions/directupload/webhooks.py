@@ -73,10 +73,10 @@ class WebhookSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = Field(min_length=1)
-    secret_arn: str = Field(min_length=1)
-    dead_letter_queue_url: str = Field(min_length=1)
-    timeout_seconds: float = Field(default=5, gt=0, le=30)
+    url: str = Field(min_length=1, description="where signed events are POSTed")
+    secret_arn: str = Field(min_length=1, description="the secret holding the signing key")
+    dead_letter_queue_url: str = Field(min_length=1, description="where undeliverable events are kept")
+    timeout_seconds: float = Field(default=5, gt=0, le=30, description="how long one delivery may take")
 
     @field_validator("url")
     @classmethod

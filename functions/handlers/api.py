@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -14,7 +15,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from directupload import snapstart, wiring
+from directupload import problems, snapstart, wiring
 from directupload.config import get_settings
 from directupload.errors import DomainError
 from directupload.keys import UPLOAD_ID_PATTERN
@@ -31,8 +32,9 @@ from directupload.models import (
     Wire,
 )
 from directupload.observability import logger, metrics, tracer
-from directupload.problems import PROBLEM_JSON, problem_body
+from directupload.problems import PROBLEM_JSON, Kind
 from directupload.processing.steps import VARIANT_PATTERN
+from directupload.profiles import S3_MAX_PARTS
 from directupload.uploads import MAX_PAGE
 from handlers import backend, contract, uppy
 from handlers.contract import responses
@@ -87,7 +89,7 @@ UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)]
 ProfileName = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="only this profile")]
 
 
-PartNumber = Annotated[int, Field(ge=1, le=10_000)]
+PartNumber = Annotated[int, Field(ge=1, le=S3_MAX_PARTS)]
 
 
 class PartToSign(Wire):
@@ -120,7 +122,7 @@ class PartsRequest(Wire):
 class SignedPartView(Wire):
     part_number: int
     url: str
-    expires_at: str
+    expires_at: datetime  # on the wire as every other time: ISO 8601, UTC, "Z"
 
 
 class SignedParts(Wire):
@@ -141,14 +143,14 @@ class CompletedPart(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True, defer_build=True
     )
-    part_number: Annotated[int, Field(ge=1, le=10_000)]
+    part_number: Annotated[int, Field(ge=1, le=S3_MAX_PARTS)]
     etag: Annotated[str, Field(min_length=1, max_length=128)]
     checksum_sha256: Sha256Base64 | None = None  # when S3 does not list the part's checksum itself
 
 
 class CompleteRequest(Wire):
     model_config = ConfigDict(strict=True)
-    parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=10_000)]
+    parts: Annotated[list[CompletedPart], Field(min_length=1, max_length=S3_MAX_PARTS)]
 
 
 def owner() -> str:
@@ -233,7 +235,7 @@ def get_upload(upload_id: UploadId) -> Response[UploadView]:
 @tracer.capture_method
 def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) -> Response[SignedParts]:
     signed = wiring.upload_service().sign_parts(owner(), upload_id, request.numbers(), request.checksums())
-    parts = [SignedPartView(part_number=p.part_number, url=p.url, expires_at=p.expires_at.isoformat()) for p in signed]
+    parts = [SignedPartView(part_number=p.part_number, url=p.url, expires_at=p.expires_at) for p in signed]
     return _json(200, SignedParts(parts=parts))
 
 
@@ -294,36 +296,32 @@ def openapi_document() -> str:
 
 
 # errors: every one a problem+json body, mapped here and nowhere else
-def _problem(
-    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **ext: Any
-) -> Response[str]:
-    return Response(
-        status, content_type=PROBLEM_JSON, body=problem_body(status, slug, title, detail, **ext), headers=headers
-    )
+def _problem(kind: Kind, detail: str, headers: dict[str, str] | None = None, **ext: Any) -> Response[str]:
+    return Response(kind.status, content_type=PROBLEM_JSON, body=kind.body(detail, **ext), headers=headers)
 
 
 @app.exception_handler(DomainError)
 def _domain_error(error: DomainError) -> Response[str]:
-    return _problem(error.status, error.slug, error.title, error.detail, headers=error.headers, **error.extensions)
+    return _problem(error.kind, error.detail, headers=error.headers, **error.extensions)
 
 
 @app.exception_handler(RequestValidationError)
 def _validation_error(error: RequestValidationError) -> Response[str]:
     errors = error.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return _problem(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
+        return _problem(problems.MALFORMED_JSON, "the request body is not valid JSON")
     details = [
         {"location": ".".join(str(part) for part in e.get("loc", ())), "message": str(e.get("msg", ""))[:200]}
         for e in errors[:20]
     ]
     summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:3])
-    return _problem(422, "validation-error", "Request failed validation", summary, errors=details)
+    return _problem(problems.VALIDATION_ERROR, summary, errors=details)
 
 
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
     event = app.current_event
-    return _problem(404, "not-found", "Not found", f"no route {event.http_method} {event.path}")
+    return _problem(problems.NOT_FOUND, f"no route {event.http_method} {event.path}")
 
 
 @app.exception_handler(ClientError)
@@ -332,16 +330,14 @@ def _aws_error(error: ClientError) -> Response[str]:
     code = str(error.response.get("Error", {}).get("Code", ""))
     if code in TRANSIENT_AWS_CODES:
         logger.warning("AWS dependency busy", code=code, operation=error.operation_name)
-        return _problem(
-            503, "busy", "Service busy", "a dependency is busy; retry shortly", headers={"Retry-After": "1"}
-        )
+        return _problem(problems.BUSY, "a dependency is busy; retry shortly", headers={"Retry-After": "1"})
     return _unexpected(error)
 
 
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response[str]:
     logger.exception("unhandled error")
-    return _problem(500, "internal", "Internal error", "the server failed; the request id identifies it in the logs")
+    return _problem(problems.INTERNAL, "the server failed; the request id identifies it in the logs")
 
 
 def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -349,14 +345,14 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
     limit = MAX_COMPLETE_BODY_BYTES if str(event.get("rawPath", "")).endswith("/complete") else MAX_BODY_BYTES
-    too_large = _early(413, "body-too-large", "Request body too large", f"this route takes at most {limit} bytes")
+    too_large = _early(problems.BODY_TOO_LARGE, f"this route takes at most {limit} bytes")
     if len(body) > (limit * 4 // 3 + 4 if encoded else limit):
         return too_large
     if encoded:
         try:
             text = base64.b64decode(body, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            return _early(400, "malformed-body", "Malformed request body", "the request body is not UTF-8 JSON")
+            return _early(problems.MALFORMED_BODY, "the request body is not UTF-8 JSON")
     else:
         text = body
     if len(text.encode("utf-8", "surrogatepass")) > limit:  # bytes, not characters
@@ -365,16 +361,12 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
         try:  # bounded by the size above; nesting and huge numbers are refused here, not crashed on
             json.loads(text)
         except (ValueError, RecursionError):
-            return _early(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
+            return _early(problems.MALFORMED_JSON, "the request body is not valid JSON")
     return None
 
 
-def _early(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": PROBLEM_JSON},
-        "body": problem_body(status, slug, title, detail),
-    }
+def _early(kind: Kind, detail: str) -> dict[str, Any]:
+    return {"statusCode": kind.status, "headers": {"Content-Type": PROBLEM_JSON}, "body": kind.body(detail)}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
@@ -393,5 +385,5 @@ def _refuse_untrusted(event: dict[str, Any]) -> dict[str, Any] | None:
         backend.issuer(event)
     except DomainError as error:
         logger.warning("backend route refused", reason=error.detail)
-        return _early(error.status, error.slug, error.title, error.detail)
+        return _early(error.kind, error.detail)
     return None

@@ -8,22 +8,9 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from directupload.config import get_settings
 from directupload.errors import Unauthorized
 from directupload.models import Problem
-from directupload.problems import PROBLEM_JSON
+from directupload.problems import PROBLEM_JSON, titles
 
 ANONYMOUS = "anonymous"
-
-_TITLES = {
-    400: "Malformed request",
-    401: "Missing or invalid bearer token",
-    403: "Not a trusted backend (IAM routes)",
-    404: "No such upload (or not yours)",
-    409: "The upload's state does not allow this",
-    413: "Too large",
-    415: "Content type not allowed",
-    422: "Request failed validation",
-    429: "Quota exceeded (see Retry-After)",
-    503: "A dependency is busy (see Retry-After)",
-}
 
 
 def owner(event: APIGatewayProxyEventV2) -> str:
@@ -40,12 +27,12 @@ def owner(event: APIGatewayProxyEventV2) -> str:
 
 def responses(ok: int, model: Any, *statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI entries for a route: its success, and the problem+json errors it can answer
-    (every route: 400, 401, 413, 422, 503)."""
+    (every route: 400, 401, 413, 422, 503), each described by the titles of its kinds (problems.py)."""
     documented: dict[int, OpenAPIResponse] = {
         ok: {"description": "Success", "content": {"application/json": {"model": model}}}
     }
     for status in sorted({400, 401, 413, 422, 503, *statuses}):
-        documented[status] = {"description": _TITLES[status], "content": {PROBLEM_JSON: {"model": Problem}}}
+        documented[status] = {"description": titles(status), "content": {PROBLEM_JSON: {"model": Problem}}}
     return documented
 
 

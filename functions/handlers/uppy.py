@@ -177,7 +177,8 @@ def uppy_params(
         size, transfer = min(profile.max_size, S3_MAX_SINGLE_POST), Transfer.POST_UP_TO
     request = _issue_request(filename, file_type, meta, size)
     issued = service.issue(_owner(), request, transfer)
-    assert issued.url is not None and issued.fields is not None
+    if issued.url is None or issued.fields is None:  # Transfer.POST and POST_UP_TO always issue a form
+        raise RuntimeError(f"upload {issued.upload_id} was issued without a presigned POST")
     expires = _seconds_until(issued.expires_at)
     return _json(PostParams(url=issued.url, fields=issued.fields, expires=expires).body())
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -20,6 +19,7 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import Stack, start_stack, stop_stack
+from tests.support.auth import local_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
 
@@ -36,7 +36,7 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def token(fuzz_stack: Stack) -> str:
-    return str(requests.post(f"{fuzz_stack.url}/local/token", json={"user": "fuzzer"}, timeout=10).json()["token"])
+    return local_token(fuzz_stack.url, "fuzzer")
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,13 @@ def test_the_example_script_runs_the_whole_flow_assuming_the_issuer_role(stack: 
 
 
 def test_unsigned_and_tampered_calls_are_refused_at_the_gateway_with_403(stack: Stack) -> None:
-    body = {"owner": "alice", "profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 10}
+    body: dict[str, Any] = {
+        "owner": "alice",
+        "profile": "avatar",
+        "filename": "a.png",
+        "contentType": "image/png",
+        "size": 10,
+    }
     url = f"{stack.url}/backend/uploads"
 
     assert_problem(requests.post(url, json=body, timeout=10), 403)  # unsigned

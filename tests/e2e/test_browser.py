@@ -8,7 +8,6 @@ page then lists the caller's uploads, to download or delete.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import struct
 from collections.abc import Iterator
@@ -18,7 +17,10 @@ from typing import Any
 import pytest
 import requests
 
+from directupload import problems
+from directupload.models import FINAL_FOR_CLIENTS
 from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
+from tests.support.samples import png
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -34,18 +36,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 MiB = 1024 * 1024
-FINAL = ("PROCESSED", "REJECTED", "FAILED", "CANCELLED", "EXPIRED")
+FINAL = sorted(FINAL_FOR_CLIENTS)  # where the pages stop following an upload
 
 
 # --- files a person might pick ---------------------------------------------------------------
-
-
-def png(width: int, height: int) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (36, 86, 211)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def mp4(size: int) -> bytes:
@@ -163,7 +157,7 @@ def signed_href(page: Any, link: str) -> str:
 
 def issue_through_api(stack: Stack, filename: str) -> str:
     """An upload issued (PENDING) without sending its bytes: the quickest way to fill the list."""
-    body = {"profile": "file", "filename": filename, "contentType": "text/plain", "size": 5}
+    body: dict[str, Any] = {"profile": "file", "filename": filename, "contentType": "text/plain", "size": 5}
     response = requests.post(f"{stack.url}/uploads", json=body, timeout=10)
     assert response.status_code == 201, response.text
     return str(response.json()["uploadId"])
@@ -352,12 +346,7 @@ def test_my_uploads_shows_the_problem_when_the_api_refuses_a_delete(page: Any, l
     # Given an upload, and an API that answers its DELETE with 409 (as it does while the upload
     # is being processed: too brief a moment to catch for real)
     upload_id = issue_through_api(local_stack, "busy.txt")
-    problem = {
-        "type": "urn:directupload:problem:conflict",
-        "title": "Conflict with the upload's state",
-        "status": 409,
-        "detail": "the upload is UPLOADED; it can be deleted once processing is over",
-    }
+    problem = problems.CONFLICT.problem("the upload is UPLOADED; it can be deleted once processing is over")
 
     def refuse_delete(route: Any) -> None:
         if route.request.method == "DELETE":

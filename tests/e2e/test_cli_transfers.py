@@ -57,7 +57,7 @@ class Script:
         self.damaged: set[int] = set()  # parts whose first PUT arrives damaged (S3: BadDigest)
 
 
-def handler(script: Script) -> type[BaseHTTPRequestHandler]:
+def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a fake S3, a branch per scripted fault
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -118,7 +118,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:
                     for part in body.get("parts", []):
                         script.signed_checksums.setdefault(part["partNumber"], []).append(part["checksumSha256"])
                 expires = (datetime.now(UTC) + timedelta(minutes=15)).isoformat()
-                host = f"http://127.0.0.1:{self.server.server_address[1]}"
+                host = f"http://127.0.0.1:{self.server.server_address[1]}"  # type: ignore[index]  # AF_INET
                 self.reply(
                     200,
                     {

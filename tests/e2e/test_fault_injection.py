@@ -11,7 +11,6 @@ them back and they complete. Every event is checked against its published schema
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import subprocess
@@ -28,6 +27,7 @@ import requests
 
 from tests.conftest import ROOT, Stack, start_stack, stop_stack
 from tests.event_schemas import validate_event
+from tests.support.samples import png
 
 pytestmark = pytest.mark.slow
 
@@ -43,11 +43,7 @@ TERMINAL_EVENTS = {"Upload Processed", "Upload Rejected"}
 
 
 def a_png(n: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (32 + n % 7, 24), (n % 255, 80, 160)).save(buf, "PNG")
-    return buf.getvalue()
+    return png(32 + n % 7, 24, color=(n % 255, 80, 160))
 
 
 def files() -> list[dict[str, Any]]:

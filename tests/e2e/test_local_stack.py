@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,14 +12,8 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack, wait_for_status
-
-
-def png(width: int, height: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), (250, 120, 20)).save(buf, "PNG")
-    return buf.getvalue()
+from tests.support.auth import bearer
+from tests.support.samples import png
 
 
 def upload(
@@ -100,13 +93,11 @@ def secured_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def token(stack: Stack, user: str) -> dict[str, str]:
-    reply = requests.post(f"{stack.url}/local/token", json={"user": user}, timeout=5)
-    assert reply.status_code == 200
-    return {"Authorization": f"Bearer {reply.json()['token']}"}
+    return bearer(stack.url, user)
 
 
 def test_without_a_token_the_gateway_answers_401_like_the_authorizer(secured_stack: Stack) -> None:
-    body = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 10}
+    body: dict[str, Any] = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 10}
     for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic YWxpY2U6eA=="}):
         reply = requests.post(f"{secured_stack.url}/uploads", json=body, headers=headers, timeout=5)
         assert reply.status_code == 401

@@ -4,7 +4,6 @@ verified file downloaded, listed, deleted, and removed by retention when its tim
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,20 +14,13 @@ import pytest
 import requests
 
 from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
+from tests.support.samples import png
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 
 
-def png(width: int, height: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), (20, 160, 90)).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def issue(stack: Stack, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
-    body = {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
+    body: dict[str, Any] = {"profile": profile, "filename": filename, "contentType": content_type, "size": len(data)}
     reply = requests.post(f"{stack.url}/uploads", json=body, timeout=10)
     assert reply.status_code == 201, reply.text
     return dict(reply.json())

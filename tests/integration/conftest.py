@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -10,14 +9,8 @@ import requests
 from tests.event_schemas import validate_event
 from tests.events import http, s3_notification, sqs_batch
 from tests.lambda_context import context
-
-
-def png(width: int = 32, height: int = 24) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 120, 200)).save(buf, "PNG")
-    return buf.getvalue()
+from tests.support.samples import a_pdf as a_pdf  # re-exported: tests import it from here
+from tests.support.samples import png as png  # re-exported: tests import it from here
 
 
 class Api:
@@ -191,7 +184,7 @@ def deliver_verdict(
     from handlers import processor
 
     body = scan_verdict(aws, key, etag, status, threats, tag)
-    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))  # type: ignore[no-any-return]
+    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))
 
 
 def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:
@@ -201,17 +194,6 @@ def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str
     assert status == 201, issued
     assert post_to_s3(issued, data, filename).status_code == 204
     return issued
-
-
-def a_pdf(pages: int) -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(100, 100)
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
 
 
 def fail_calls(

@@ -78,7 +78,10 @@ def test_each_piece_taken_away_is_reported(s3: Any, capsys: pytest.CaptureFixtur
     bucket = _bucket(s3)
     _configure(s3, bucket)
     if breakage == "policy-names-another-writer":
-        policy = {"Version": "2012-10-17", "Statement": check_bucket.required_policy_statements(bucket, ROLE)}
+        policy: dict[str, Any] = {
+            "Version": "2012-10-17",
+            "Statement": check_bucket.required_policy_statements(bucket, ROLE),
+        }
         policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] = "arn:aws:iam::123456789012:role/x"
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         expected = "OnlyTheProcessorWritesVerifiedObjects"

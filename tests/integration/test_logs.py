@@ -37,7 +37,7 @@ def test_issuing_and_reading_uploads_logs_no_secret(aws: Any, monkeypatch: pytes
         post_to_s3(issued, data)
         api.call("GET", f"/uploads/{issued['uploadId']}", headers={"authorization": f"Bearer {token}"})
     finally:
-        logger.removeHandler(handler)
+        logger.removeHandler(handler)  # type: ignore[attr-defined]  # powertools passes it to logging
         logger.setLevel(previous)
     logs = stream.getvalue()
     assert "upload issued" in logs  # the capture works: the API logged

@@ -64,7 +64,7 @@ def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
     from handlers import processor
     from local.poller import sqs_event
 
-    replies = []
+    replies: list[Any] = []
     while True:
         messages = aws.sqs.receive_message(
             QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
@@ -642,3 +642,22 @@ def test_concurrent_first_parts_calls_create_one_multipart_upload(aws: Any, api:
     deliver_notifications(aws)
     status, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["status"] == "PROCESSED" and record["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_expiry_times_have_one_format_on_every_route(aws: Any, api: Api) -> None:
+    """expiresAt reads the same from POST /uploads, POST /uploads/{id}/parts and the record: ISO
+    8601 in UTC with "Z" (a client parses one format, whichever route it came from)."""
+    import re
+
+    issued = issue_video(api, PART + 1000)
+    status, parts, _ = api.call("POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1]})
+    assert status == 200, parts
+    status, record, _ = api.call("GET", f"/uploads/{issued['uploadId']}")
+    assert status == 200, record
+    utc = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    for where, value in (
+        ("POST /uploads", issued["expiresAt"]),
+        ("POST /parts", parts["parts"][0]["expiresAt"]),
+        ("GET /uploads/{id}", record["expiresAt"]),
+    ):
+        assert utc.match(value), f"{where}: {value}"

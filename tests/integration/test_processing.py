@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -408,6 +409,7 @@ def json_logs() -> Iterator[list[dict[str, Any]]]:
 
     stream = io.StringIO()
     handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
     previous, level = handler.setStream(stream), logger.log_level
     logger.setLevel("INFO")
     lines: list[dict[str, Any]] = []
@@ -433,7 +435,7 @@ def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correl
 
     with json_logs() as lines:
         for event in seen:
-            assert consumer.lambda_handler(event, context("ConsumerFunction")) == {
+            assert consumer.lambda_handler(event, context("ConsumerFunction")) == {  # type: ignore[arg-type]  # LocalContext has its fields
                 "uploadId": event["detail"]["uploadId"],
                 "seen": event["detail-type"],
             }

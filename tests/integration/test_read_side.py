@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, process, upload
+from tests.support.auth import use_jwt
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 
@@ -39,7 +40,7 @@ def padded(data: bytes, size: int) -> bytes:
     return (data + b"\x00" * size)[:size]
 
 
-def before_call(service: str, operation: str, action: Callable[[], None], times: int = 1) -> None:
+def before_call(service: str, operation: str, action: Callable[[], object], times: int = 1) -> None:
     """Run ``action`` just before the functions' own client sends ``operation`` (once, by default)."""
     from directupload import aws as clients
 
@@ -217,11 +218,8 @@ def test_only_a_processed_upload_can_be_downloaded(aws: Any, api: Api) -> None:
 
 @pytest.fixture
 def owners(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Api, Api]:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
     monkeypatch.setenv("QUOTA_MAX_PENDING", "50")
-    wiring.reset()
+    use_jwt(monkeypatch)
     return Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
 
 

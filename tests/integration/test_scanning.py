@@ -269,6 +269,7 @@ def test_bytes_sharing_the_scanned_bytes_md5_are_not_promoted_on_their_verdict(a
     assert post_to_s3(issued, second, "data.bin").status_code == 204
     assert current_etag(aws, issued["key"]) == etag
 
+    assert etag is not None
     deliver_verdict(aws, issued["key"], etag, status="NO_THREATS_FOUND", tag=False)  # the first bytes' verdict
 
     assert status_of(api, issued["uploadId"])["status"] != "PROCESSED"

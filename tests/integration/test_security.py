@@ -9,17 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, fail_calls
+from tests.support.auth import use_jwt
 
 UPLOAD = {"profile": "avatar", "filename": "a.png", "contentType": "image/png", "size": 100}
 
 
 @pytest.fixture
 def jwt_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
-    wiring.reset()
+    use_jwt(monkeypatch)
     return aws
 
 
@@ -72,7 +70,8 @@ def test_the_owner_is_recorded_from_the_token_not_the_body(jwt_env: Any) -> None
 
     status, issued, _ = Api(claims={"sub": "alice"}).call("POST", "/uploads", {**UPLOAD, "metadata": {"owner": "bob"}})
     assert status == 201
-    assert wiring.store().get(issued["uploadId"]).owner == "alice"
+    stored = wiring.store().get(issued["uploadId"])
+    assert stored is not None and stored.owner == "alice"
     assert Api(claims={"sub": "bob"}).call("GET", f"/uploads/{issued['uploadId']}")[0] == 404
 
 
@@ -80,11 +79,8 @@ def test_the_owner_is_recorded_from_the_token_not_the_body(jwt_env: Any) -> None
 
 
 def test_pending_uploads_are_capped_per_owner_with_retry_after(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
     monkeypatch.setenv("QUOTA_MAX_PENDING", "2")
-    wiring.reset()
+    use_jwt(monkeypatch)
     alice, bob = Api(claims={"sub": "alice"}), Api(claims={"sub": "bob"})
     first = alice.call("POST", "/uploads", UPLOAD)[1]
     assert alice.call("POST", "/uploads", UPLOAD)[0] == 201
@@ -274,3 +270,16 @@ def test_a_pending_single_post_upload_cannot_be_treated_as_multipart(aws: Any, a
     _, issued, _ = api.call("POST", "/uploads", UPLOAD)
     reply = api.call("POST", f"/uploads/{issued['uploadId']}/parts", {"partNumbers": [1]})
     assert_problem(*reply, 409)
+
+
+def test_a_malformed_quota_request_is_a_server_fault_not_a_429(aws: Any) -> None:
+    """A ValidationException on an owner's item that has its slot map is a bug in the request
+    (say, a broken expression): it must not read as "the quota changed too often" (429)."""
+    api = Api()
+    body = {"profile": "file", "filename": "a.txt", "contentType": "text/plain", "size": 5}
+    assert api.call("POST", "/uploads", body)[0] == 201  # the owner's item, its slot map made
+    left = fail_calls("dynamodb", "UpdateItem", 1, code="ValidationException", when=lambda p: ":room" in str(p))
+    status, problem, _ = api.call("POST", "/uploads", body)
+    assert left == [0]  # the one injected fault was the one that answered
+    assert status == 500, problem
+    assert problem["type"].endswith(":internal")

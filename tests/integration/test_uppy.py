@@ -13,16 +13,14 @@ import requests
 
 from tests.integration.conftest import Api, delivered_events, png
 from tests.integration.test_multipart import MiB, deliver_notifications, mp4_bytes
+from tests.support.auth import use_jwt
 
 UPPY_CHUNK = 5 * MiB  # Uppy's minimum chunk size, and what it uses for files under 50 GB
 
 
 @pytest.fixture
 def jwt_api(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from directupload import wiring
-
-    monkeypatch.setenv("AUTH_MODE", "jwt")
-    wiring.reset()
+    use_jwt(monkeypatch)
     return aws
 
 
@@ -251,7 +249,7 @@ def test_multipart_resume_lists_what_s3_has_with_etags_uppy_can_complete_with(aw
     created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4", profile="video"))
     first = put(sign_part(api, created, 1)["url"], data[:UPPY_CHUNK])
     # the page reloads; Golden Retriever kept {uploadId, key}; Uppy lists the parts
-    _, listed, _ = api.call("GET", f"/s3/multipart/{created['uploadId']}?key={created['key']}")
+    listed: Any = api.call("GET", f"/s3/multipart/{created['uploadId']}?key={created['key']}")[1]  # a JSON array
     assert [(p["PartNumber"], p["ETag"]) for p in listed] == [(1, f'"{first}"')]
     second = put(sign_part(api, created, 2)["url"], data[UPPY_CHUNK:])
     # listParts hands back S3's quoted ETag; the new part's is sanitised: both complete
@@ -311,6 +309,7 @@ def test_s3s_multipart_upload_is_created_by_the_first_part_uppy_signs(aws: Any, 
     assert s3_upload["Key"] == created["key"]
     etag = put(signed["url"], mp4_bytes(UPPY_CHUNK))
     status, listed, _ = api.call("GET", f"/s3/multipart/{created['uploadId']}?{query}")
+    assert isinstance(listed, list)
     assert [(p["PartNumber"], p["ETag"]) for p in listed] == [(1, f'"{etag}"')]
 
     # Then an abort aborts it in S3

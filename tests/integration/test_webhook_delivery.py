@@ -202,7 +202,7 @@ def test_the_secret_is_never_logged_even_at_debug(webhook: Webhook) -> None:
         webhook.door.status = 401
         invoke(webhook, body_of("u10"))
     finally:
-        logger.removeHandler(handler)
+        logger.removeHandler(handler)  # type: ignore[attr-defined]  # powertools passes it to logging
         logger.setLevel(previous)
     logs = stream.getvalue()
 

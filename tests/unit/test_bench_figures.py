@@ -20,7 +20,16 @@ def test_percentile_interpolates_between_ranks() -> None:
 
 def test_interleaved_alternates_baseline_and_subject_abba() -> None:
     calls: list[str] = []
-    base, subj = interleaved(lambda: calls.append("B") or 1.0, lambda: calls.append("S") or 2.0, 4)
+
+    def baseline() -> float:
+        calls.append("B")
+        return 1.0
+
+    def subject() -> float:
+        calls.append("S")
+        return 2.0
+
+    base, subj = interleaved(baseline, subject, 4)
     assert calls == ["B", "S", "S", "B", "B", "S", "S", "B"]
     assert (base, subj) == ([1.0] * 4, [2.0] * 4)
 

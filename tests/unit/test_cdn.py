@@ -300,8 +300,8 @@ def test_downloads_come_from_cloudfront_when_a_signer_is_wired_else_from_s3_as_b
     storage = _Storage()
     service = UploadService(
         profiles={},  # a profile no longer configured: the default lifetime
-        store=_Store(_processed(now)),
-        storage=storage,
+        store=_Store(_processed(now)),  # type: ignore[arg-type]  # a fake: the methods downloads call
+        storage=storage,  # type: ignore[arg-type]  # a fake: the methods downloads call
         s3=None,
         download_signer=_signer(private_key) if cloudfront else None,
         clock=lambda: now,

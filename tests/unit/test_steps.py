@@ -13,8 +13,9 @@ from directupload import profiles
 from directupload.errors import Rejected
 from directupload.models import UploadRecord
 from directupload.processing import image, pdf, verify
-from directupload.processing.steps import STEP_NAMES, Derived, VerifiedObject, registry
+from directupload.processing.steps import STEPS, Derived, VerifiedObject, registry
 from tests.records import upload_record
+from tests.support.samples import a_pdf as a_pdf  # re-exported: test_sniff imports it from here
 
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
 GPS = {
@@ -69,19 +70,6 @@ def jpeg_with_gps(orientation: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def a_pdf(pages: int = 3, *, user: str | None = None, owner: str | None = None, algorithm: str = "AES-256") -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(200, 200)
-    if user is not None or owner is not None:
-        writer.encrypt(user_password=user or "", owner_password=owner, algorithm=algorithm)
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
-
-
 def truncated(data: bytes, fraction: float) -> bytes:
     return data[: int(len(data) * fraction)]
 
@@ -102,10 +90,16 @@ IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "
 # --- registry ----------------------------------------------------------------------------------
 
 
-def test_registry_profiles_and_step_names_agree() -> None:
-    assert set(registry()) == STEP_NAMES == profiles.KNOWN_STEPS
+def test_every_registered_step_loads_with_what_the_registry_says_of_it() -> None:
+    for name, step in registry().items():
+        assert step.run.__module__ == f"directupload.processing.{STEPS[name].module}"
     for profile in profiles.BUILTIN_PROFILES.values():
         assert profile.steps[0] == "verify"
+
+
+def test_a_profile_naming_an_unregistered_step_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown processing steps"):
+        profiles.Profile(name="notes", content_types=("text/plain",), max_size=10, steps=("verify", "ocr"))
 
 
 def test_a_derived_object_is_a_plain_file_name() -> None:

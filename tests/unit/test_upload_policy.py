@@ -49,9 +49,9 @@ def issue(profile: Profile, now: datetime, checksum_sha256: str | None = None) -
     s3 = boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))  # fresh credentials
     service = UploadService(
         profiles=BUILTIN_PROFILES,
-        store=MemoryStore(),
-        storage=NoStorage(),
-        s3=s3,  # type: ignore[arg-type]
+        store=MemoryStore(),  # type: ignore[arg-type]  # a fake: the methods issuing calls
+        storage=NoStorage(),  # type: ignore[arg-type]  # a fake: the methods issuing calls
+        s3=s3,
         clock=lambda: now,
     )
     request = IssueUploadRequest(
@@ -235,7 +235,7 @@ def test_planned_part_urls_sign_each_parts_exact_length_and_client_sized_ones_do
         s3_upload_id="s3-id", part_size=16 * 2**20, part_count=3,
     )  # fmt: skip
     lengths = [UploadService._planned_length(planned, n) for n in (1, 2, 3)]
-    assert lengths == [16 * 2**20, 16 * 2**20, 8 * 2**20 + 7] and sum(lengths) == planned.size
+    assert lengths == [16 * 2**20, 16 * 2**20, 8 * 2**20 + 7] and sum(n or 0 for n in lengths) == planned.size
     assert UploadService._planned_length(planned.model_copy(update={"part_count": None}), 1) is None
 
     import boto3

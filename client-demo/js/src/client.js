@@ -4,6 +4,7 @@
 import { ApiError, DirectUploadError, StorageError } from "./errors.js";
 import { sendParts } from "./multipart.js";
 import { checkAgainstProfile } from "./profiles.js";
+import { TRANSIENT_STATUSES } from "./statuses.js";
 import { NetworkFailure, abortReason, sendWithFetch, sendWithXhr, sleep, throwIfAborted } from "./transport.js";
 
 /** @typedef {import("./wire.js").components["schemas"]} Schemas */
@@ -15,13 +16,6 @@ import { NetworkFailure, abortReason, sendWithFetch, sendWithXhr, sleep, throwIf
 /** @typedef {Schemas["Status"]} Status */
 /** @typedef {import("./transport.js").Answer} Answer */
 /** @typedef {import("./transport.js").Request} Request */
-
-/**
- * The statuses an upload only passes through; every other one is where following it stops (so a
- * status the API adds later ends the wait instead of running into the timeout).
- * @type {ReadonlySet<string>}
- */
-export const TRANSIENT_STATUSES = new Set(["PENDING", "UPLOADED", "SCANNING", "DELETING"]);
 
 /** @param {string | undefined} status */
 export function isFinal(status) {

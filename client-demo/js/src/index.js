@@ -1,5 +1,6 @@
 // @directupload/client: the directupload API from browsers and Node 20+, no framework, no build.
-export { DirectUploadClient, createClient, isFinal, TRANSIENT_STATUSES } from "./client.js";
+export { DirectUploadClient, createClient, isFinal } from "./client.js";
+export { FINAL_STATUSES, STATUSES, TRANSIENT_STATUSES } from "./statuses.js";
 export { ApiError, DirectUploadError, ProfileCheckError, StorageError } from "./errors.js";
 export { partRange } from "./multipart.js";
 export { accepts, checkAgainstProfile } from "./profiles.js";

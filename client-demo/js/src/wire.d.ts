@@ -497,7 +497,10 @@ export interface components {
             partNumber: number;
             /** Url */
             url: string;
-            /** Expiresat */
+            /**
+             * Expiresat
+             * Format: date-time
+             */
             expiresAt: string;
         };
         /** SignedParts */
@@ -657,7 +660,7 @@ export interface operations {
                     "application/json": components["schemas"]["UppyPart"][];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -666,7 +669,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -675,7 +678,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -684,7 +687,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -693,7 +696,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -702,7 +705,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -711,7 +714,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -747,7 +750,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -756,7 +759,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -765,7 +768,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -774,7 +777,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -783,7 +786,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -792,7 +795,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -801,7 +804,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -836,7 +839,7 @@ export interface operations {
                     "application/json": components["schemas"]["SignedPartUrl"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -845,7 +848,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -854,7 +857,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -863,7 +866,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -872,7 +875,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -881,7 +884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -890,7 +893,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -928,7 +931,7 @@ export interface operations {
                     "application/json": components["schemas"]["CompletedMultipart"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -937,7 +940,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -946,7 +949,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -955,7 +958,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -964,7 +967,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -973,7 +976,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -982,7 +985,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1016,7 +1019,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadView"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1025,7 +1028,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1043,7 +1046,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1052,7 +1055,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1061,7 +1064,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1070,7 +1073,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1104,7 +1107,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadView"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1113,7 +1116,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1131,7 +1134,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1140,7 +1143,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1149,7 +1152,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1158,7 +1161,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1167,7 +1170,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1201,7 +1204,7 @@ export interface operations {
                     "application/json": components["schemas"]["Download"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1210,7 +1213,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1219,7 +1222,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1228,7 +1231,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1237,7 +1240,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1246,7 +1249,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1255,7 +1258,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1286,7 +1289,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadView"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1295,7 +1298,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1304,7 +1307,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1313,7 +1316,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1322,7 +1325,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1331,7 +1334,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1362,7 +1365,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadView"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1371,7 +1374,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1380,7 +1383,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1389,7 +1392,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1398,7 +1401,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1407,7 +1410,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1416,7 +1419,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1447,7 +1450,7 @@ export interface operations {
                     "application/json": components["schemas"]["StoredParts"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1456,7 +1459,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1465,7 +1468,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1474,7 +1477,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1483,7 +1486,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1492,7 +1495,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1501,7 +1504,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1536,7 +1539,7 @@ export interface operations {
                     "application/json": components["schemas"]["SignedParts"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1545,7 +1548,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1554,7 +1557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1563,7 +1566,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1572,7 +1575,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1581,7 +1584,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1590,7 +1593,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1625,7 +1628,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadView"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1634,7 +1637,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1643,7 +1646,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1652,7 +1655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The upload's state does not allow this */
+            /** @description Conflict with the upload's state */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1661,7 +1664,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1670,7 +1673,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1679,7 +1682,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1711,7 +1714,7 @@ export interface operations {
                     "application/json": components["schemas"]["PostParams"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1720,7 +1723,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1729,7 +1732,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such upload (or not yours) */
+            /** @description Not found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1738,7 +1741,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1756,7 +1759,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1765,7 +1768,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Quota exceeded (see Retry-After) */
+            /** @description Quota exceeded */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1774,7 +1777,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1807,7 +1810,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedMultipart"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1816,7 +1819,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1825,7 +1828,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1843,7 +1846,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1852,7 +1855,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Quota exceeded (see Retry-After) */
+            /** @description Quota exceeded */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1861,7 +1864,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1894,7 +1897,7 @@ export interface operations {
                     "application/json": components["schemas"]["IssuedUpload"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1903,7 +1906,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1921,7 +1924,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1939,7 +1942,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1948,7 +1951,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Quota exceeded (see Retry-After) */
+            /** @description Quota exceeded */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1957,7 +1960,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1995,7 +1998,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadPage"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2004,7 +2007,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2013,7 +2016,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2022,7 +2025,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2031,7 +2034,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2064,7 +2067,7 @@ export interface operations {
                     "application/json": components["schemas"]["IssuedUpload"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2073,7 +2076,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2082,7 +2085,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2100,7 +2103,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2109,7 +2112,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Quota exceeded (see Retry-After) */
+            /** @description Quota exceeded */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2118,7 +2121,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2147,7 +2150,7 @@ export interface operations {
                     "application/json": components["schemas"]["ProfileList"];
                 };
             };
-            /** @description Malformed request */
+            /** @description Bad request | Invalid request | Malformed JSON | Malformed request body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2156,7 +2159,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid bearer token */
+            /** @description Authentication required */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2165,7 +2168,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too large */
+            /** @description Upload too large | Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2174,7 +2177,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request failed validation */
+            /** @description Unknown upload profile | Request failed validation */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2183,7 +2186,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is busy (see Retry-After) */
+            /** @description Service busy */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -12,9 +12,8 @@ import warnings
 from typing import IO, Any
 
 from directupload.errors import Rejected
-from directupload.processing.steps import Derived, StepResult, VerifiedObject
+from directupload.processing.steps import THUMBNAIL_NAME, Derived, StepResult, VerifiedObject
 
-THUMBNAIL_NAME = "thumbnail.webp"
 THUMBNAIL_BOX = (256, 256)
 # Decompression-bomb guards, checked before decoding: a frame over 50 megapixels, more than
 # MAX_FRAMES frames, or more than MAX_DECODED_PIXELS in all frames together (what decoding the

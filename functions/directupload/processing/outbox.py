@@ -27,18 +27,6 @@ class Outbox:
         self.table_name = table_name
         self.client = client
 
-    def pending(self, upload_id: str) -> str | None:
-        """The detail-type still to publish for this upload, if any."""
-        reply = self.client.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": upload_pk(upload_id)}},
-            ProjectionExpression="#p",
-            ExpressionAttributeNames={"#p": ATTRIBUTE},
-            ConsistentRead=True,
-        )
-        value = reply.get("Item", {}).get(ATTRIBUTE, {}).get("S")
-        return str(value) if value else None
-
     def clear(self, upload_id: str) -> None:
         """The event is out: nothing is owed any more."""
         # a failed condition: another delivery cleared it first

@@ -302,7 +302,6 @@ class Processor:
                 lambda: self.store.transition(
                     upload_id,
                     Status.FAILED,
-                    [Status.PENDING, Status.UPLOADED, Status.SCANNING],
                     now=self.clock(),
                     error=error.model_dump(exclude_none=True),
                 )
@@ -377,7 +376,6 @@ class Processor:
             self.store.transition(
                 record.upload_id,
                 Status.SCANNING,
-                [Status.UPLOADED, Status.SCANNING],  # SCANNING: a newer version waits now
                 now=now,
                 claimed_by=etag,
                 scan_deadline=deadline,
@@ -506,7 +504,6 @@ class Processor:
             record = self.store.transition(
                 record.upload_id,
                 Status.PROCESSED,
-                [Status.UPLOADED, Status.SCANNING, Status.FAILED],
                 now=self.clock(),
                 claimed_by=etag,
                 expire_at=retain_until,  # None: kept until its owner deletes it
@@ -539,7 +536,6 @@ class Processor:
             record = self.store.transition(
                 record.upload_id,
                 Status.REJECTED,
-                [Status.UPLOADED, Status.SCANNING, Status.FAILED],
                 now=self.clock(),
                 claimed_by=etag,
                 error=error.model_dump(exclude_none=True),

@@ -9,25 +9,25 @@ themselves, so each one is tested with bytes alone.
 A step raises ``Rejected`` for a file that can never be accepted (permanent: the upload
 ends REJECTED at once) and anything else for a failure worth retrying.
 
-Adding a step: a module in this package with a ``run(obj) -> StepResult`` function, an
-entry in ``registry()`` and its name in ``STEP_NAMES`` (profiles validate their step
-lists against it at cold start). docs/processing.md ("Adding a step") walks through an example.
+Adding a step: a module in this package with a ``run(obj) -> StepResult`` function, and its
+entry in ``STEPS`` (profiles validate their step lists against its names at cold start).
+docs/processing.md ("Adding a step") walks through an example.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import IO, Any
 
 from directupload import keys
 from directupload.errors import Rejected
 from directupload.models import UploadRecord
 
-# Every step a profile may name. Kept free of imports so profile validation stays cheap;
-# a unit test checks it against registry().
-STEP_NAMES = frozenset({"verify", "image", "pdf"})
+THUMBNAIL_NAME = "thumbnail.webp"  # the image step's derived object
 VARIANT_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
 VARIANT_NAME = re.compile(VARIANT_PATTERN[1:-1])
 
@@ -97,6 +97,27 @@ class Step:
     derives: tuple[str, ...] = ()  # the names of the derived objects it may store
 
 
+@dataclass(frozen=True)
+class StepSpec:
+    """A registered step before its code is loaded: the module in this package whose ``run`` it
+    is (imported by ``registry()`` only, so validating profiles or deleting an upload never loads
+    Pillow or pypdf), and what the pipeline must know of it beforehand."""
+
+    module: str
+    needs_body: bool = False
+    derives: tuple[str, ...] = ()
+
+
+# The step registry: every step a profile may name, and nothing else does.
+STEPS: Mapping[str, StepSpec] = MappingProxyType(
+    {
+        "verify": StepSpec("verify"),
+        "image": StepSpec("image", needs_body=True, derives=(THUMBNAIL_NAME,)),
+        "pdf": StepSpec("pdf", needs_body=True),
+    }
+)
+
+
 def run_step(step: Step, obj: VerifiedObject) -> StepResult:
     """Run one step on hostile bytes. Steps never call AWS, so whatever a parser raises is a
     property of the file: a rejection (``corrupt-{step}``), never a retry, a FAILED upload and
@@ -113,15 +134,17 @@ def run_step(step: Step, obj: VerifiedObject) -> StepResult:
 
 def derived_names() -> frozenset[str]:
     """Every derived object name any step may store (deletion removes them all)."""
-    return frozenset(name for step in registry().values() for name in step.derives)
+    return frozenset(name for spec in STEPS.values() for name in spec.derives)
 
 
 def registry() -> dict[str, Step]:
-    """Every known step by name. Imported lazily so a cold start loads only what it uses."""
-    from directupload.processing import image, pdf, verify
-
+    """Every registered step by name, its code loaded (the ProcessFunction, once per container)."""
     return {
-        "verify": Step("verify", verify.run),
-        "image": Step("image", image.run, needs_body=True, derives=(image.THUMBNAIL_NAME,)),
-        "pdf": Step("pdf", pdf.run, needs_body=True),
+        name: Step(
+            name,
+            importlib.import_module(f"directupload.processing.{spec.module}").run,
+            needs_body=spec.needs_body,
+            derives=spec.derives,
+        )
+        for name, spec in STEPS.items()
     }

@@ -39,10 +39,6 @@ class NetworkError(CliError):
     exit_code = EXIT_NETWORK
 
 
-class OutcomeError(CliError):
-    exit_code = EXIT_OUTCOME
-
-
 class UploadGoneError(CliError):
     """S3 no longer has the multipart upload (aborted, completed, or lapsed)."""
 

@@ -38,8 +38,10 @@ from directupload_cli.errors import (
 )
 from directupload_cli.output import console
 from directupload_cli.progress import ProgressView
-from directupload_cli.statuses import PROCESSING_OUTCOMES
 
+# The statuses only an assembled object reaches (processing took it): after a 409 from complete,
+# one of them means an earlier complete went through and its reply was lost.
+ASSEMBLED = ("UPLOADED", "SCANNING", "PROCESSED", "REJECTED", "FAILED")
 # A URL this close to its expiry is signed again rather than used.
 URL_MARGIN = timedelta(seconds=60)
 
@@ -363,7 +365,7 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
         if refusal.status != 409:
             raise
         record = api.get(upload_id)
-        if record["status"] not in ("UPLOADED", "SCANNING", *PROCESSING_OUTCOMES):
+        if record["status"] not in ASSEMBLED:
             raise
         # an earlier complete went through and its reply was lost: nothing left to do
 

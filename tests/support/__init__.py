@@ -1,0 +1,1 @@
+"""What several test layers share: sample files, signing in, and driving the processor."""
