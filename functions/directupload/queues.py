@@ -13,10 +13,12 @@ from directupload.observability import logger
 def back_off(record: Any, seconds: int) -> None:
     """Make a failed message (a powertools SQSRecord) visible again in ``seconds`` (best effort:
     if this fails, SQS retries it after the queue's visibility timeout instead)."""
-    _, _, _, region, account, name = record.event_source_arn.split(":", 5)
+    account, name = record.event_source_arn.split(":", 5)[4:]
+    sqs = aws.client("sqs")
     try:
-        aws.client("sqs").change_message_visibility(
-            QueueUrl=f"https://sqs.{region}.amazonaws.com/{account}/{name}",
+        sqs.change_message_visibility(
+            # the queue's URL on the client's own endpoint: right in every partition (and locally)
+            QueueUrl=f"{sqs.meta.endpoint_url}/{account}/{name}",
             ReceiptHandle=record.receipt_handle,
             VisibilityTimeout=seconds,
         )
