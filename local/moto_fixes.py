@@ -60,6 +60,7 @@ def apply() -> None:
     _conditional_copies()
     _s3_events()
     _the_rest()
+    _sqs_receive_races()
     _APPLIED = True
 
 
@@ -189,3 +190,27 @@ def _the_rest() -> None:
     from moto.s3.models import FakeBucket
 
     FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL  # type: ignore[method-assign]
+
+
+class _QueueMessages(list[Any]):
+    """A queue's messages whose ``remove`` tolerates a message already gone (see below)."""
+
+    def remove(self, message: Any) -> None:
+        if message in self:
+            super().remove(message)
+
+
+def _sqs_receive_races() -> None:
+    """Two concurrent ReceiveMessage calls can both pick the same over-received message to move to
+    the dead-letter queue; the second ``list.remove`` then raises and that call fails with a 500
+    after marking its batch received, which then stays in flight for the whole visibility timeout
+    (90 minutes on the ingest queue): messages no poller can see. SQS moves each message once."""
+    from moto.sqs.models import Queue
+
+    def get(self: Queue) -> Any:
+        return self.__dict__["_messages"]
+
+    def set_(self: Queue, messages: Any) -> None:
+        self.__dict__["_messages"] = messages if isinstance(messages, _QueueMessages) else _QueueMessages(messages)
+
+    Queue._messages = property(get, set_)  # type: ignore[assignment]
