@@ -179,7 +179,9 @@ def uppy_params(
     issued = service.issue(_owner(), request, transfer)
     if issued.url is None or issued.fields is None:  # Transfer.POST and POST_UP_TO always issue a form
         raise RuntimeError(f"upload {issued.upload_id} was issued without a presigned POST")
-    expires = _seconds_until(issued.expires_at)
+    # the POST's lifetime as signed (its policy expires url_ttl_seconds after issuing), not the
+    # clock's reading now: a busy moment after signing must not make it answer 899 for 900
+    expires = service.profile(request.profile).url_ttl_seconds
     return _json(PostParams(url=issued.url, fields=issued.fields, expires=expires).body())
 
 
