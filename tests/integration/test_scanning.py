@@ -325,7 +325,9 @@ def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, 
     assert status_of(api, issued["uploadId"])["status"] == "SCANNING"
 
 
-def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_does_not_reject(aws: Any, api: Api) -> None:
+def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_the_scanner_s_tag(
+    aws: Any, api: Api
+) -> None:
     from handlers import processor
     from tests.events import sqs_batch
     from tests.integration.conftest import fail_calls, scan_verdict
@@ -340,14 +342,42 @@ def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_does_not_reject
     fail_calls("s3", "CopyObject", 1)  # ... but handling its verdict fails once (a throttled copy)
     assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
 
+    # the deadline passes with the verdict still being retried (or lost): the tag decides, the
+    # clock does not reject a file the scanner found clean, and nothing waits forever
     deadline_passed(aws, issued["uploadId"])
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
-    processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
-    assert status_of(api, issued["uploadId"])["status"] == "SCANNING"  # the verdict decides, not the clock
+    assert not processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))["batchItemFailures"]
+    record = status_of(api, issued["uploadId"])
+    assert record["status"] == "PROCESSED"
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=record["key"])["Body"].read() == data
 
     processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: Any, api: Api) -> None:
+    from handlers import processor
+    from tests.events import sqs_batch
+    from tests.lambda_context import context
+
+    data = b"its verdict event never came\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+    aws.s3.put_object_tagging(  # the scanner tagged what it found; its event was lost
+        Bucket=aws.bucket,
+        Key=issued["key"],
+        Tagging={"TagSet": [{"Key": "GuardDutyMalwareScanStatus", "Value": "THREATS_FOUND"}]},
+    )
+    deadline_passed(aws, issued["uploadId"])
+    check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
+    assert not processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))["batchItemFailures"]
+    record = status_of(api, issued["uploadId"])
+    assert (record["status"], record["error"]["code"]) == ("REJECTED", "malware")
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="files/")["KeyCount"] == 0
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
 
 def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any, api: Api) -> None:

@@ -357,12 +357,17 @@ class Processor:
                 raise AwaitingScanError(None)  # decided meanwhile, or another version waits
             if now < deadline:
                 raise AwaitingScanError(max(1, int((deadline - now).total_seconds()) + 1))
-            if self.storage.tag(record.key, SCAN_TAG) is not None:
-                # the scanner did answer (it tags what it scanned): its verdict is on its way or
-                # being retried, and it decides; look again later
-                raise AwaitingScanError(profile.scan_timeout_seconds)
-            metrics.add_metric(name="ScanTimeouts", unit="Count", value=1)
-            raise Rejected("scan-timeout", "the malware scan gave no verdict in time; the file was not served")
+            tagged = self.storage.tag(record.key, SCAN_TAG)
+            if tagged is None:
+                metrics.add_metric(name="ScanTimeouts", unit="Count", value=1)
+                raise Rejected("scan-timeout", "the malware scan gave no verdict in time; the file was not served")
+            # the scanner did answer (it tags what it scanned, and only it may tag staging) but its
+            # verdict event is late or lost: the tag decides, so no upload waits on it forever. The
+            # tag is the current bytes' (a new write carries no tags); promotion checks that the
+            # copied bytes carry the clean tag, as for a verdict event
+            logger.warning("scan verdict event missing at the deadline: the scanner's tag decides", tag=tagged[:40])
+            metrics.add_metric(name="ScanVerdictsFromTags", unit="Count", value=1)
+            verdict = ScanVerdict(status=tagged)
         if verdict is None:  # S3's notification: wait for the verdict
             if record.status == Status.FAILED:
                 # it waits for its redrive: its verdict (in the dead-letter queue, or on its way)
