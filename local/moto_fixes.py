@@ -36,6 +36,11 @@
   template's TLS-only statement would refuse every request. moto's check is switched off; the
   emulator's IAM gate (local/iam_gate.py) evaluates the bucket policy for the functions' roles.
 
+- TransactWriteItems backs up each table it touches with a deep copy, and a table with a stream
+  holds every stream record ever written: each transaction cost more than the one before (a
+  benchmark's 300th took seconds). The backup copies the table and only the list of its stream
+  records (the records themselves are history and never change).
+
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
 
@@ -61,7 +66,24 @@ def apply() -> None:
     _s3_events()
     _the_rest()
     _sqs_receive_races()
+    _stream_backups()
     _APPLIED = True
+
+
+def _stream_backups() -> None:
+    import copy
+
+    from moto.dynamodb.models.table import StreamShard
+
+    def backup(self: StreamShard, memo: dict[int, Any]) -> StreamShard:
+        clone = StreamShard.__new__(StreamShard)
+        memo[id(self)] = clone
+        clone.__dict__.update(self.__dict__)
+        clone.table = copy.deepcopy(self.table, memo)  # the table copy in progress (memo)
+        clone.items = list(self.items)
+        return clone
+
+    StreamShard.__deepcopy__ = backup  # type: ignore[attr-defined]
 
 
 def _conditional_copies() -> None:
