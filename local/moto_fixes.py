@@ -76,7 +76,7 @@ def _stream_backups() -> None:
     from moto.dynamodb.models.table import StreamShard
 
     def backup(self: StreamShard, memo: dict[int, Any]) -> StreamShard:
-        clone = StreamShard.__new__(StreamShard)
+        clone = object.__new__(StreamShard)  # (no moto instance registration: a backup)
         memo[id(self)] = clone
         clone.__dict__.update(self.__dict__)
         clone.table = copy.deepcopy(self.table, memo)  # the table copy in progress (memo)
