@@ -96,7 +96,7 @@ def latest_upload_id(stack: Stack, seen: set[str]) -> str:
         for prefix in ("incoming/", "files/")
         for o in s3.list_objects_v2(Bucket=stack.info["bucket"], Prefix=prefix).get("Contents", [])
     ]
-    new = {k.split("/")[1] for k in keys} - seen
+    new = {k.split("/")[-2] for k in keys} - seen
     if len(new) != 1:
         raise RuntimeError(f"expected one new upload in the bucket, found {sorted(new)}")
     (upload_id,) = new

@@ -88,9 +88,10 @@ export function formatBytes(bytes) {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** The upload id in a key the API issued: incoming/{uploadId}/{filename}. */
+/** The upload id in a key the API issued: the segment before the filename
+ * (incoming/{uploadId}/{filename}, or incoming/scan/{uploadId}/{filename} for a scanned profile). */
 export function uploadIdFromKey(key) {
-  const match = /^(?:[^/]+)\/([0-9a-f]{32})\//.exec(String(key || ""));
+  const match = /^incoming\/(?:scan\/)?([0-9a-f]{32})\/[^/]+$/.exec(String(key || ""));
   return match ? match[1] : null;
 }
 

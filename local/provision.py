@@ -8,6 +8,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from directupload import keys
 from local.template import LocalTemplate
 
 
@@ -219,7 +220,7 @@ def configure_existing_bucket(
     """What an existing bucket's owner does (docs/existing-buckets.md): block public access,
     default encryption, the bucket policy and CORS rule the product needs
     (scripts/check_bucket.py states them), EventBridge notifications on, and, with malware
-    protection, the owner's plan on incoming/ (played by the local scanner)."""
+    protection, the owner's plan on incoming/scan/ (played by the local scanner)."""
     from scripts.check_bucket import required_cors_rule, required_policy_statements
 
     s3.create_bucket(Bucket=bucket)
@@ -245,7 +246,7 @@ def configure_existing_bucket(
         Bucket=bucket,
         NotificationConfiguration={
             "EventBridgeConfiguration": {},
-            "QueueConfigurations": _scan_notifications(["incoming/"], scan_requests),
+            "QueueConfigurations": _scan_notifications([keys.SCANNED], scan_requests),
         },
     )
 

@@ -1,7 +1,10 @@
 """The key scheme. Keys are chosen by the server; only a sanitised filename comes from the client.
 
 incoming/{uploadId}/{safe-filename}   staging: what the client uploads (untrusted, re-writable
-                                      while a grant is valid)
+                                      while a grant is valid), for a profile without a scan
+incoming/scan/{uploadId}/{safe-filename}  staging of a profile with scan: required, the one prefix
+                                      the malware scanner watches (GuardDuty bills per object and
+                                      GB scanned: a profile with scan: off pays for none)
 files/{uploadId}/{safe-filename}      the verified object, promoted by the processor; no client
                                       is ever signed for it and only the processor may write it
 derived/{uploadId}/...                what processing makes (thumbnails); processor-written only
@@ -17,6 +20,7 @@ import unicodedata
 from urllib.parse import unquote_plus
 
 INCOMING = "incoming/"
+SCANNED = "incoming/scan/"  # staging that the malware scanner watches
 FILES = "files/"
 DERIVED = "derived/"
 QUARANTINE = "quarantine/"
@@ -62,13 +66,24 @@ def safe_filename(name: str) -> str:
     return stem + ext_part
 
 
-def incoming_key(upload_id: str, filename: str) -> str:
-    return f"{INCOMING}{upload_id}/{safe_filename(filename)}"
+def incoming_key(upload_id: str, filename: str, *, scanned: bool = False) -> str:
+    """The staging key of a new upload: under the scanner's prefix when its profile needs a scan."""
+    return f"{SCANNED if scanned else INCOMING}{upload_id}/{safe_filename(filename)}"
+
+
+def is_scanned(key: str) -> bool:
+    """Whether the staging key ``key`` is where the malware scanner looks."""
+    return key.startswith(SCANNED)
+
+
+def _staged(incoming: str) -> str:
+    """``{uploadId}/{name}`` of a staging key, whichever staging prefix it is under."""
+    return incoming.removeprefix(SCANNED) if is_scanned(incoming) else incoming.removeprefix(INCOMING)
 
 
 def file_key(incoming: str) -> str:
     """Where the verified object of the staging key ``incoming`` is promoted to."""
-    return FILES + incoming.removeprefix(INCOMING)
+    return FILES + _staged(incoming)
 
 
 def derived_key(upload_id: str, name: str) -> str:
@@ -76,7 +91,7 @@ def derived_key(upload_id: str, name: str) -> str:
 
 
 def quarantine_key(incoming: str) -> str:
-    return QUARANTINE + incoming.removeprefix(INCOMING)
+    return QUARANTINE + _staged(incoming)
 
 
 def key_from_event(raw_key: str) -> str:
@@ -85,10 +100,11 @@ def key_from_event(raw_key: str) -> str:
 
 
 def upload_id_from_key(key: str) -> str | None:
-    """The upload id of an ``incoming/{id}/name`` key, or None for anything else."""
+    """The upload id of an ``incoming/{id}/name`` or ``incoming/scan/{id}/name`` key, or None for
+    anything else."""
     if not key.startswith(INCOMING):
         return None
-    parts = key[len(INCOMING) :].split("/", 1)
+    parts = _staged(key).split("/", 1)
     if len(parts) != 2 or not is_upload_id(parts[0]) or not parts[1]:
         return None
     return parts[0]

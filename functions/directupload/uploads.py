@@ -169,7 +169,7 @@ class UploadService:
 
         now = self.clock()
         upload_id = keys.new_upload_id()
-        key = keys.incoming_key(upload_id, request.filename)
+        key = keys.incoming_key(upload_id, request.filename, scanned=profile.scan == "required")
         multipart = transfer.is_multipart(profile, request.size)
         if self.quota is not None:
             lifetime = MULTIPART_LIFETIME if multipart else timedelta(seconds=profile.url_ttl_seconds) + EXPIRY_GRACE

@@ -60,7 +60,7 @@ def test_an_upload_into_an_existing_bucket_is_scanned_and_processed_through_even
 
     # Then it is PROCESSED (after its malware scan) and promoted within that bucket
     assert record["status"] == "PROCESSED", record
-    file_key = "files/" + issued["key"].removeprefix("incoming/")
+    file_key = f"files/{issued['uploadId']}/{issued['key'].rsplit('/', 1)[1]}"
     assert s3.get_object(Bucket=DEFAULT_BUCKET, Key=file_key)["Body"].read() == b"quarterly figures, all fine\n"
 
 
@@ -82,6 +82,6 @@ def test_a_profile_naming_the_second_bucket_keeps_its_upload_there_until_deleted
         assert time.monotonic() < deadline, deleted.text
         time.sleep(0.2)
     assert deleted.status_code == 200 and deleted.json()["status"] == "DELETED", deleted.text
-    prefix = issued["key"].split("/")[1]
+    prefix = issued["uploadId"]
     left = [o["Key"] for o in s3.list_objects_v2(Bucket=REPORTS_BUCKET).get("Contents", []) if prefix in o["Key"]]
     assert left == []

@@ -75,7 +75,8 @@ def test_the_eicar_test_file_is_caught_by_clamav_and_a_clean_file_goes_through(
     assert rejected["error"]["code"] == "malware" and rejected["error"]["threats"] == ["Test.EICAR.Body.UNOFFICIAL"]
     assert requests.get(f"{stack.url}/uploads/{infected['uploadId']}/download", timeout=10).status_code == 409
     s3 = emulator_client(stack)
-    quarantined = infected["key"].replace("incoming/", "quarantine/", 1)
+    assert infected["key"].startswith("incoming/scan/")  # staged where the scanner looks
+    quarantined = f"quarantine/{infected['uploadId']}/{infected['key'].rsplit('/', 1)[1]}"
     assert s3.get_object(Bucket=stack.info["bucket"], Key=quarantined)["Body"].read() == EICAR
     tags = s3.get_object_tagging(Bucket=stack.info["bucket"], Key=quarantined)["TagSet"]
     assert {"Key": "GuardDutyMalwareScanStatus", "Value": "THREATS_FOUND"} in tags

@@ -1169,25 +1169,27 @@ def test_guardduty_scans_staging_and_its_verdicts_reach_only_the_processor(dev: 
     plan = resources["MalwareProtectionPlan"]["Properties"]
     assert plan["ProtectedResource"]["S3Bucket"] == {
         "BucketName": ref("UploadsBucket"),
-        "ObjectPrefixes": ["incoming/"],
+        "ObjectPrefixes": ["incoming/scan/"],  # the staging of scan-required profiles only
     }
     assert plan["Actions"] == {"Tagging": {"Status": "ENABLED"}}
     assert plan["Role"] == get_att("MalwareProtectionRole", "Arn")
     role = resources["MalwareProtectionRole"]["Properties"]
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "malware-protection-plan.guardduty.amazonaws.com"}
-    # it reads and tags staging only: never the verified files/ or anything else of the bucket
+    # it reads and tags the scanned staging only: never the verified files/, nor the staging of
+    # profiles without a scan, nor anything else of the bucket
     for statement in role["Policies"][0]["PolicyDocument"]["Statement"]:
         for resource in as_list(statement["Resource"]):
             text = json.dumps(resource)
             assert "files/" not in text and "derived/" not in text and "quarantine/" not in text, statement["Sid"]
-            if "s3:GetObject" in as_list(statement["Action"]):
-                assert text.endswith('/incoming/*"}'), resource
+            if {"s3:GetObject", "s3:PutObjectTagging"} & set(as_list(statement["Action"])):
+                assert text.endswith('/incoming/scan/*"}'), resource
 
     rule = resources["ScanResultRule"]["Properties"]
     assert "EventBusName" not in rule  # GuardDuty publishes on the default bus
     assert rule["EventPattern"]["source"] == ["aws.guardduty"]
     assert rule["EventPattern"]["detail-type"] == ["GuardDuty Malware Protection Object Scan Result"]
+    assert rule["EventPattern"]["detail"]["s3ObjectDetails"]["objectKey"] == [{"prefix": "incoming/scan/"}]
     [target] = rule["Targets"]
     assert target["Arn"] == get_att("IngestQueue", "Arn")
     statements = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]

@@ -174,7 +174,7 @@ def test_a_profile_that_names_its_bucket_keeps_the_upload_there_from_issue_to_de
 
     # Then it is PROCESSED, promoted within that bucket, and the outcome event names it
     assert (status, upload["status"]) == (200, "PROCESSED")
-    file_key = "files/" + issued["key"].removeprefix("incoming/")
+    file_key = f"files/{issued['uploadId']}/{issued['key'].rsplit('/', 1)[1]}"
     assert existing.s3.get_object(Bucket=report_bucket, Key=file_key)["Body"].read() == b"q3 and q4 !"
     assert existing.s3.list_objects_v2(Bucket=default_bucket).get("KeyCount", 0) == 0
     (processed,) = [e for e in delivered_events(existing) if e["detail-type"] == "Upload Processed"]

@@ -116,7 +116,7 @@ def test_the_eicar_test_file_is_rejected_as_malware_and_quarantined(aws: Any, ap
     assert record["status"] == "REJECTED"
     assert record["error"]["code"] == "malware"
     assert record["error"]["threats"] == ["Test.EICAR.Body.UNOFFICIAL"]
-    quarantined = issued["key"].replace("incoming/", "quarantine/", 1)
+    quarantined = f"quarantine/{issued['uploadId']}/{issued['key'].rsplit('/', 1)[1]}"
     assert aws.s3.get_object(Bucket=aws.bucket, Key=quarantined)["Body"].read() == EICAR
     assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix=issued["key"])["KeyCount"] == 0
     assert api.call("GET", f"/uploads/{issued['uploadId']}/download")[0] == 409

@@ -48,7 +48,7 @@ def put(url: str, data: bytes) -> str:
 
 
 def upload_id_of(key: str) -> str:
-    return key.split("/")[1]
+    return key.split("/")[-2]  # (incoming/{id}/{name}, or incoming/scan/{id}/{name})
 
 
 def assert_problem(reply: tuple[int, dict[str, Any], dict[str, str]], status: int) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def test_multipart_in_uppys_own_chunks_for_a_file_the_profile_would_post(aws: An
     data = mp4_bytes(11 * MiB + 123)
     created = create(api, "clip.mp4", "video/mp4", uppy_meta("clip.mp4", "video/mp4", album="summer"))
     upload_id = created["uploadId"]
-    assert created["key"] == f"incoming/{upload_id}/clip.mp4" and created["bucket"] == aws.bucket
+    assert created["key"] == f"incoming/scan/{upload_id}/clip.mp4" and created["bucket"] == aws.bucket
     _, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["profile"] == "file" and record["status"] == "PENDING"
     assert record["size"] == 100 * MiB  # no size declared: the profile's maximum is the ceiling
@@ -235,7 +235,7 @@ def test_multipart_in_uppys_own_chunks_for_a_file_the_profile_would_post(aws: An
     # Then the answer is Companion's, the real total is the size, and processing accepts it
     assert status == 200, done
     assert done["key"] == created["key"] and done["bucket"] == aws.bucket
-    assert done["location"].endswith(f"/{aws.bucket}/incoming/{upload_id}/clip.mp4")
+    assert done["location"].endswith(f"/{aws.bucket}/incoming/scan/{upload_id}/clip.mp4")
     assert api.call("GET", f"/uploads/{upload_id}")[1]["size"] == len(data)
     deliver_notifications(aws)
     _, record, _ = api.call("GET", f"/uploads/{upload_id}")

@@ -43,7 +43,29 @@ def test_keys_put_the_random_id_first() -> None:
     assert keys.new_upload_id() != upload_id
 
 
-@pytest.mark.parametrize("key", ["derived/abc/x.png", "incoming/not-an-id/x.png", "incoming/" + "a" * 32, "other"])
+def test_an_upload_that_needs_a_scan_is_staged_where_the_scanner_looks_and_served_from_the_same_place() -> None:
+    upload_id = keys.new_upload_id()
+    scanned = keys.incoming_key(upload_id, "report.pdf", scanned=True)
+    plain = keys.incoming_key(upload_id, "report.pdf")
+    assert scanned == f"incoming/scan/{upload_id}/report.pdf" and keys.is_scanned(scanned)
+    assert plain == f"incoming/{upload_id}/report.pdf" and not keys.is_scanned(plain)
+    for key in (scanned, plain):  # the staging prefix does not show anywhere after staging
+        assert keys.upload_id_from_key(key) == upload_id
+        assert keys.file_key(key) == f"files/{upload_id}/report.pdf"
+        assert keys.quarantine_key(key) == f"quarantine/{upload_id}/report.pdf"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "derived/abc/x.png",
+        "incoming/not-an-id/x.png",
+        "incoming/" + "a" * 32,
+        "incoming/scan/" + "a" * 32,
+        "incoming/scan/scan/" + "a" * 32 + "/x",
+        "other",
+    ],
+)
 def test_keys_outside_the_scheme_have_no_upload_id(key: str) -> None:
     assert keys.upload_id_from_key(key) is None
 

@@ -97,7 +97,9 @@ def test_the_issued_policy_pins_key_size_type_and_upload_id(profile: Profile, fa
 
     assert {"bucket": BUCKET} in conditions
     assert {"key": issued["key"]} in conditions
-    assert issued["key"] == f"incoming/{issued['uploadId']}/report final.bin"
+    # staged where the malware scanner looks exactly when the profile needs a scan
+    staging = "incoming/scan/" if profile.scan == "required" else "incoming/"
+    assert issued["key"] == f"{staging}{issued['uploadId']}/report final.bin"
     assert {"Content-Type": request.content_type} in conditions
     assert {"x-amz-meta-upload-id": issued["uploadId"]} in conditions
     assert ["content-length-range", request.size, request.size] in conditions
