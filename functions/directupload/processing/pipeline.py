@@ -16,6 +16,9 @@ event went out (see outbox.py): then this delivery finishes the job. FAILED is n
 upload waits for its message to be redriven. It is entered once, so ``Upload Failed`` is sent
 at most once per upload.
 
+This module decides (the claim, the scan gate, verification and the steps); outcomes.py
+records what it decided (the outcome's write, the object's disposal, the event, the marker).
+
 The trust boundary. ``incoming/`` is staging: a grant can write it again until it expires. An
 attempt claims one staging version (its ETag) on the record, reads exactly that version
 (GET If-Match), and on acceptance promotes exactly that version (CopyObject with
@@ -56,7 +59,7 @@ from directupload.processing import verify
 from directupload.processing.budget import Budget, run_within
 from directupload.processing.outbox import Outbox
 from directupload.processing.outcomes import TRANSIENT, Outcome, Outcomes, PendingSlots, owes_event
-from directupload.processing.steps import Step, StepResult, VerifiedObject, registry, run_step
+from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
 from directupload.store import ClaimRefused, TransitionRefused, UploadStore
@@ -357,9 +360,9 @@ class Processor:
     def _run(
         self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str, written: list[str]
     ) -> tuple[dict[str, Any], dict[str, Variant]]:
-        """Verify staging version ``etag``, run the profile's steps, store what they derive and
-        promote the verified bytes. Returns the result fields and the variants."""
-        wanted = [self.steps[name] for name in profile.steps if name != "verify"]
+        """Verify staging version ``etag`` (the pre-step), run the profile's steps, store what they
+        derive and promote the verified bytes. Returns the result fields and the variants."""
+        wanted = [self.steps[name] for name in profile.steps if name != VERIFY]
         obj = verify.verify(
             record,
             ref.bucket,
@@ -369,9 +372,9 @@ class Processor:
             allow_active=profile.allow_active_content,
         )
         try:
-            result: dict[str, Any] = {}
+            result: dict[str, Any] = dict(verify.run(obj).fields)
             variants: dict[str, Variant] = {}
-            for step in [self.steps["verify"], *wanted]:
+            for step in wanted:
                 with logger.append_context_keys(step=step.name):
                     if self.budget is not None and step.needs_body:
                         outcome = run_within(step, obj, self.budget)  # a decoder: bounded in a child
