@@ -129,11 +129,11 @@ class Outcomes:
         """PROCESSED: staging version ``etag`` was verified and promoted, ``variants`` stored."""
         before = record
         try:
-            record = self.store.transition(
-                record.upload_id,
+            record = self._write(
+                record,
                 Status.PROCESSED,
-                now=self.clock(),
-                claimed_by=etag,
+                ref,
+                etag,
                 expire_at=retain_until,  # None: kept until its owner deletes it
                 sha256=result["sha256"],
                 result=result,
@@ -142,8 +142,6 @@ class Outcomes:
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
                 remove=["error", "claim_etag", "claim_until", "scan_deadline", "scan_etag"],
-                outcome_of=delivery(ref, etag),
-                pending_event=events.PROCESSED,  # the outbox marker (outbox.py)
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
@@ -162,15 +160,13 @@ class Outcomes:
         )
         before = record
         try:
-            record = self.store.transition(
-                record.upload_id,
+            record = self._write(
+                record,
                 Status.REJECTED,
-                now=self.clock(),
-                claimed_by=etag,
+                ref,
+                etag,
                 error=error.model_dump(exclude_none=True),
                 remove=["claim_etag", "claim_until", "scan_deadline", "scan_etag"],
-                pending_event=events.REJECTED,  # the outbox marker (outbox.py)
-                outcome_of=delivery(ref, etag),
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[])
@@ -182,6 +178,19 @@ class Outcomes:
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
         return self.settle(record, ref)
+
+    def _write(self, record: UploadRecord, to: Status, ref: ObjectRef, etag: str, **fields: Any) -> UploadRecord:
+        """The outcome's one conditional write, if staging version ``etag`` still holds the claim:
+        with the event it owes (the outbox marker, outbox.py) and the delivery that reached it."""
+        return self.store.transition(
+            record.upload_id,
+            to,
+            now=self.clock(),
+            claimed_by=etag,
+            pending_event=_EVENT_OF[to],
+            outcome_of=delivery(ref, etag),
+            **fields,
+        )
 
     def settle(self, record: UploadRecord, ref: ObjectRef) -> str:
         """What a final record still owes: the object disposed of (rejected) and the event.
