@@ -60,8 +60,7 @@ def process(job: dict) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
 
-    wiring.processor()
-    processor.process_once()
+    wiring.process_once()  # the processor and its idempotency layer, as a warm container has them
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
     before = reset_peak()
     started = time.perf_counter()

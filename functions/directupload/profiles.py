@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from directupload.errors import ConfigError
-from directupload.processing.steps import STEPS
+from directupload.processing.steps import STEPS, VERIFY
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -46,7 +46,7 @@ class Profile(BaseModel):
     # parts in the background and may be suspended for hours (they re-sign on resume anyway). A
     # URL signed with the function's temporary credentials lives at most as long as they do.
     part_url_ttl_seconds: Annotated[int | None, Field(ge=60, le=21600)] = None
-    steps: tuple[str, ...] = ("verify",)
+    steps: tuple[str, ...] = (VERIFY,)
     # Uploads of at least this many bytes go multipart; None: never.
     multipart_threshold: Annotated[int | None, Field(ge=S3_MIN_PART)] = None
     part_size: Annotated[int, Field(ge=S3_MIN_PART, le=S3_MAX_PART)] = 16 * MiB
@@ -71,11 +71,11 @@ class Profile(BaseModel):
     def _consistent(self) -> Profile:
         if self.min_size > self.max_size:
             raise ValueError("minSize is larger than maxSize")
-        unknown = set(self.steps) - set(STEPS)
+        unknown = set(self.steps) - {VERIFY, *STEPS}
         if unknown:
-            raise ValueError(f"unknown processing steps {sorted(unknown)}; known: {sorted(STEPS)}")
-        if "verify" not in self.steps:
-            raise ValueError("every profile runs the 'verify' step")
+            raise ValueError(f"unknown processing steps {sorted(unknown)}; known: {sorted({VERIFY, *STEPS})}")
+        if VERIFY not in self.steps:
+            raise ValueError(f"every profile lists {VERIFY!r}: it always runs, before the other steps")
         single_max = self.max_size if self.multipart_threshold is None else self.multipart_threshold - 1
         if single_max > S3_MAX_SINGLE_POST:
             raise ValueError("uploads over 5 GiB need multipart: set multipartThreshold")
@@ -118,7 +118,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             content_types=("image/jpeg", "image/png", "image/webp", "image/gif"),
             max_size=5 * MiB,
             url_ttl_seconds=300,
-            steps=("verify", "image"),
+            steps=(VERIFY, "image"),
             scan="off",  # decoded by the image step and served with its sniffed type; see docs/profiles.md
         ),
         Profile(
@@ -126,7 +126,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             content_types=("application/pdf",),
             max_size=50 * MiB,
             url_ttl_seconds=900,
-            steps=("verify", "pdf"),
+            steps=(VERIFY, "pdf"),
         ),
         Profile(
             name="file",

@@ -42,6 +42,14 @@ def _to_item(fields: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _check_fields(names: Iterable[str]) -> None:
+    """A write names typed fields of the record only (the outbox marker, the claim...): anything
+    else would be stored around the model, and dropped when the record is read (extra="ignore")."""
+    unknown = sorted(set(names) - set(UploadRecord.model_fields))
+    if unknown:
+        raise ValueError(f"not fields of UploadRecord: {unknown}")
+
+
 def record_from_item(item: dict[str, Any]) -> UploadRecord:
     """An upload record from its DynamoDB item (as GetItem, Query and streams return it)."""
     return _from_item(item)
@@ -159,9 +167,10 @@ class UploadStore:
     ) -> UploadRecord:
         """One conditional UpdateItem: status ``to`` and ``fields``, if the record is in one of
         ``allowed_from`` and meets the other conditions (see transition)."""
+        removals = list(remove)
+        _check_fields([*fields, *removals, *([unless_set] if unless_set else []), *(if_equal or {})])
         now = now or utcnow()
         values = _to_item({**fields, "status": to.value, "updated_at": now})
-        removals = list(remove)
         if expire_at is _RETENTION:
             values["ttl"] = {"N": str(self._ttl(now))}
         elif expire_at is None:

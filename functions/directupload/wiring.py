@@ -16,8 +16,11 @@ from directupload.store import UploadStore
 from directupload.uploads import UploadService
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
     from directupload.cdn import CloudFrontUrlSigner
     from directupload.models import UploadRecord
+    from directupload.processing.idempotency import ProcessOnce
     from directupload.processing.pipeline import Processor
     from directupload.webhooks import DeadLetters, WebhookSender, WebhookSettings
 
@@ -118,6 +121,26 @@ def processor() -> Processor:
 
 
 @cache
+def idempotency_config() -> IdempotencyConfig:
+    """The idempotency settings of ``process_once`` (the handler registers each invocation's
+    context on them: an attempt in progress expires with its invocation)."""
+    from directupload.processing import idempotency
+
+    return idempotency.config()
+
+
+@cache
+def process_once() -> ProcessOnce:
+    """ProcessFunction's way in: ``processor().process``, once per delivery of a notification
+    (processing/idempotency.py); call with ``ref=``."""
+    from directupload.processing import idempotency
+
+    return idempotency.process_once(
+        processor(), get_settings().idempotency_table, aws.client("dynamodb"), idempotency_config()
+    )
+
+
+@cache
 def webhook_settings() -> WebhookSettings:
     """WebhookFunction's own settings: it needs none of the upload settings, only its URL, secret and
     dead-letter queue."""
@@ -147,17 +170,25 @@ def webhook_dead_letters() -> DeadLetters:
 def forget_clients() -> None:
     """Forget every built object that holds a boto3 client (they are built again on next use);
     the settings stay."""
-    for factory in (store, storage, upload_service, processor, quota, publisher, deleter, download_signer):
+    for factory in (
+        store,
+        storage,
+        upload_service,
+        processor,
+        process_once,
+        quota,
+        publisher,
+        deleter,
+        download_signer,
+        webhook_sender,
+        webhook_dead_letters,
+    ):
         factory.cache_clear()
-    for webhook_factory in (webhook_sender, webhook_dead_letters):
-        webhook_factory.cache_clear()
 
 
 def reset() -> None:
-    """Forget every built object (tests that change the environment call this)."""
-    for factory in (store, storage, upload_service, processor, quota, publisher, deleter, download_signer):
-        factory.cache_clear()
-    for webhook_factory in (webhook_settings, webhook_sender, webhook_dead_letters):
-        webhook_factory.cache_clear()
-    get_settings.cache_clear()
+    """Forget every built object and the settings (tests that change the environment call this)."""
+    forget_clients()
+    for settings in (idempotency_config, webhook_settings, get_settings):
+        settings.cache_clear()
     aws.client.cache_clear()

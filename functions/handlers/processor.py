@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -29,18 +27,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from directupload import aws, keys, snapstart, wiring
 from directupload.config import get_settings
 from directupload.observability import logger, metrics, tracer
-from directupload.processing import idempotency
-from directupload.processing.pipeline import AwaitingScanError, ObjectRef, Processor, ScanVerdict
+from directupload.processing.pipeline import AwaitingScanError, ObjectRef, ScanVerdict
 from directupload.queues import back_off
 
 get_settings()  # validate the configuration at cold start
+wiring.idempotency_config()  # the idempotency code loaded at init (no client yet), not by the first record
 snapstart.register()  # with SnapStart on, what a restored copy must re-make
 
 # A batch whose every record failed is still a partial response (all of them listed), not
 # a function error: SQS retries it the same way, and the Errors alarm (a CodeDeploy rollback
 # trigger in prod) stays for crashes and timeouts.
 batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-idempotency_config = idempotency.config()
 
 # Retry n comes BACKOFF_BASE * 2**(n-1) seconds (+-20 %) after attempt n failed: with the
 # default 5 receives the last attempt is about 5 minutes after the first, long enough for
@@ -58,15 +55,6 @@ _started = {"records": 0}  # records this invocation began (one invocation at a 
 
 class OutOfTimeError(RuntimeError):
     """Too little of the invocation is left to start this record: it is retried at once."""
-
-
-def process_once() -> Callable[..., str]:
-    return _process_once(wiring.processor(), get_settings().idempotency_table)
-
-
-@lru_cache(maxsize=1)  # keyed by the processor, so wiring.reset() rebuilds this too
-def _process_once(processor: Processor, table_name: str) -> Callable[..., str]:
-    return idempotency.process_once(processor, table_name, aws.client("dynamodb"), idempotency_config)
 
 
 SCAN_RESULT = "GuardDuty Malware Protection Object Scan Result"
@@ -202,7 +190,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         logger.set_correlation_id(keys.upload_id_from_key(ref.key))
         with logger.append_context_keys(key=ref.key, receive_count=receive_count):
             try:
-                outcome = process_once()(ref=ref)
+                outcome = wiring.process_once()(ref=ref)
             except AwaitingScanError as waiting:
                 # not a failure: the verdict comes as a message of its own; the deadline check
                 # comes back on its own too, so this message is done once that check is scheduled
@@ -235,6 +223,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    idempotency_config.register_lambda_context(context)
+    wiring.idempotency_config().register_lambda_context(context)
     _started["records"] = 0
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)

@@ -401,3 +401,36 @@ def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any,
     assert delivered_events(aws) == [], "only the delivery that reached the outcome finishes its event"
     processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_the_verdict_that_reached_an_outcome_delivered_again_after_its_deletion_changes_nothing(
+    aws: Any, api: Api
+) -> None:
+    from handlers import processor
+    from tests.events import sqs_batch
+    from tests.integration.conftest import fail_calls, scan_verdict
+    from tests.lambda_context import context
+
+    # Given an upload PROCESSED by its clean verdict, then deleted while Upload Deleted could not go out
+    data = b"processed, then deleted\n"
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+    verdict = scan_verdict(aws, issued["key"], etag)
+    assert not processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+    fail_calls("events", "PutEvents", 1)
+    api.call("DELETE", f"/uploads/{issued['uploadId']}")
+    assert status_of(api, issued["uploadId"])["status"] == "DELETED"
+    # and its verdict's idempotency record expired
+    for item in aws.dynamodb.scan(TableName=aws.resources.idempotency_table)["Items"]:
+        aws.dynamodb.delete_item(TableName=aws.resources.idempotency_table, Key={"id": item["id"]})
+
+    # When that verdict is delivered again
+    reply = processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+
+    # Then it is done with at once: no outcome event again (the deletion's is the DELETE's to finish)
+    assert reply["batchItemFailures"] == []
+    assert delivered_events(aws) == []
+    assert status_of(api, issued["uploadId"])["status"] == "DELETED"

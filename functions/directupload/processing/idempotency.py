@@ -9,7 +9,8 @@ rest on it alone: the record's conditional transitions (store.py) and the outbox
 still decide what is final and what is announced, so an expired idempotency record only
 costs a second read.
 
-Imported by the processor handler only: the API's cold start never loads it.
+Built once per container by ``wiring.process_once``, which the processor handler calls: the
+API's cold start never loads it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from directupload.observability import logger, metrics
-from directupload.processing.pipeline import UNREAD, ObjectRef, Outcome, Processor
+from directupload.processing.outcomes import Outcome
+from directupload.processing.pipeline import UNREAD, ObjectRef, Processor
 
 # ObjectRef's fields, as powertools serialises the dataclass. S3 puts a sequencer in every
 # notification (moto does not), so the version id and the ETag tell versions apart too; a
@@ -50,7 +52,11 @@ def config() -> IdempotencyConfig:
     )
 
 
-def process_once(processor: Processor, table_name: str, client: Any, cfg: IdempotencyConfig) -> Callable[..., str]:
+# ``Processor.process`` once per delivery: called with ``ref=`` (the idempotency record's data)
+ProcessOnce = Callable[..., str]
+
+
+def process_once(processor: Processor, table_name: str, client: Any, cfg: IdempotencyConfig) -> ProcessOnce:
     """``processor.process`` guarded by idempotency records in ``table_name``; call with ``ref=``.
 
     A scan verdict or deadline check that decides nothing (``Processor.screen``: it would write

@@ -16,6 +16,9 @@ event went out (see outbox.py): then this delivery finishes the job. FAILED is n
 upload waits for its message to be redriven. It is entered once, so ``Upload Failed`` is sent
 at most once per upload.
 
+This module decides (the claim, the scan gate, verification and the steps); outcomes.py
+records what it decided (the outcome's write, the object's disposal, the event, the marker).
+
 The trust boundary. ``incoming/`` is staging: a grant can write it again until it expires. An
 attempt claims one staging version (its ETag) on the record, reads exactly that version
 (GET If-Match), and on acceptance promotes exactly that version (CopyObject with
@@ -46,46 +49,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import Any
 
 from directupload import events, keys
 from directupload.errors import Rejected
-from directupload.models import TERMINAL, Status, UploadError, UploadRecord, Variant, utcnow
+from directupload.models import TERMINAL, Status, UploadRecord, Variant, utcnow
 from directupload.observability import logger, metrics
 from directupload.processing import verify
 from directupload.processing.budget import Budget, run_within
 from directupload.processing.outbox import Outbox
-from directupload.processing.steps import Step, StepResult, VerifiedObject, registry, run_step
+from directupload.processing.outcomes import TRANSIENT, Outcome, Outcomes, PendingSlots, owes_event
+from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
 from directupload.store import ClaimRefused, TransitionRefused, UploadStore
 
-T = TypeVar("T")
-
-# The last word about an upload (FAILED, an outcome's marker removed) is worth a few tries
-# inside the attempt: a throttled write here would otherwise cost a whole redelivery.
-FINAL_WRITE_ATTEMPTS = 3
-_TRANSIENT = (ClientError, BotoCoreError, events.PublishFailedError)
-
-_EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTED}
 # A claim outlives any attempt (the ProcessFunction timeout is 15 minutes): one that lapses
 # belongs to an attempt that died, and another version may claim the upload.
 CLAIM_LIFETIME = timedelta(minutes=20)
 UNREAD: Any = object()  # process(): the record is not read yet
-
-
-def delivery(ref: ObjectRef, etag: str) -> str:
-    """Which write of the staging object a notification is of (S3's sequencer grows per write),
-    or which verdict of the scanner on it."""
-    # each verdict (its event id) and each deadline check (its own id) is a delivery of its own:
-    # only the one that reached an outcome may finish the event it owes, never a twin of it
-    if ref.verdict is not None:
-        return f"scan-{ref.verdict.status}-{ref.verdict.event_id or '-'}/{etag}"
-    if ref.deadline_check:
-        return f"scan-deadline-{ref.sequencer or '-'}/{etag}"
-    return f"{ref.sequencer or ref.version_id or '-'}/{etag}"
 
 
 class ClaimHeldError(RuntimeError):
@@ -140,26 +122,10 @@ class ObjectRef:
     deadline_check: bool = False  # True: the check that this version's verdict came in time
 
 
-class PendingSlots(Protocol):
-    """The owner's quota (quotas.OwnerQuota). An arrived upload's pending slot is not given back
-    here: the next reservation that finds every slot taken reclaims those of uploads no longer
-    pending, which costs an upload no request of its own."""
-
-    def settle(self, owner: str, issued_at: datetime, refund: int) -> None: ...
-
-
-class Outcome:
-    PROCESSED = "processed"
-    REJECTED = "rejected"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-    ORPHAN = "orphan"
-    LATE = "late"  # bytes for a final upload, removed
-    SUPERSEDED = "superseded"  # this version was overwritten before it was promoted
-    STALE_VERDICT = "stale-verdict"  # a scan verdict for an upload that is final, or needs none
-
-
 class Processor:
+    """Decides what a notification does to its upload (claim, scan gate, verification, steps);
+    ``outcomes`` records the result."""
+
     def __init__(
         self,
         *,
@@ -178,14 +144,24 @@ class Processor:
         self.profiles = profiles
         self.store = store
         self.storage = storage
-        self.publisher = publisher
-        self.rejected_objects = rejected_objects
         self.clock = clock
         self._steps = steps
-        self.outbox = outbox or Outbox(store.table_name, store.client)
-        self.quota = quota
-        self.sleep = sleep
         self.budget = budget
+        self.outcomes = Outcomes(
+            store=store,
+            storage=storage,
+            publisher=publisher,
+            outbox=outbox,
+            rejected_objects=rejected_objects,
+            quota=quota,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    @property
+    def quota(self) -> PendingSlots | None:
+        """The owner quota an outcome settles to the real size (``outcomes.quota``)."""
+        return self.outcomes.quota
 
     @property
     def steps(self) -> dict[str, Step]:
@@ -197,6 +173,7 @@ class Processor:
         """This processor on the bucket ``name``, one of the configured set (UnknownBucket if not)."""
         other = copy.copy(self)
         other.storage = self.storage.in_bucket(name)
+        other.outcomes = self.outcomes.on(other.storage)
         return other
 
     # entry points
@@ -227,9 +204,9 @@ class Processor:
             if stale is not None:
                 return stale
         if record is None or record.key != ref.key or self.storage.in_bucket(record.bucket) is not self.storage:
-            return self._orphan(ref)  # (an object under another bucket's upload id is no upload of it)
+            return self.outcomes.orphan(ref)  # (an object under another bucket's upload id is no upload of it)
         if record.status in TERMINAL:
-            return self._already_final(record, ref)
+            return self.outcomes.already_final(record, ref)
 
         started = time.perf_counter()
         etag = ref.etag or self._current_etag(ref.key)
@@ -277,47 +254,22 @@ class Processor:
             return self._superseded(record, etag)
         except Rejected as rejection:
             self._discard(written)
-            return self._reject(record, ref, rejection, etag, time.perf_counter() - started)
+            return self.outcomes.reject(record, ref, rejection, etag, time.perf_counter() - started)
         except Exception:
             # a failed attempt holds no claim (another version need not wait for its retry) and
             # leaves no derived objects behind (a record that never becomes PROCESSED names none)
             self._discard(written)
-            with contextlib.suppress(*_TRANSIENT):
+            with contextlib.suppress(*TRANSIENT):
                 self.store.release(record.upload_id, etag)
             raise
         retain_until = self.clock() + timedelta(days=profile.retain_days) if profile.retain_days else None
-        return self._accept(record, ref, result, variants, etag, retain_until, time.perf_counter() - started)
+        return self.outcomes.accept(record, ref, result, variants, etag, retain_until, time.perf_counter() - started)
 
     def fail(self, ref: ObjectRef, reason: str) -> bool:
         """The retries for ``ref`` ran out (its message moves to the dead-letter queue): record
         FAILED with the reason and send ``Upload Failed``. Never raises for a transient error:
         the message parks in the dead-letter queue either way. True when the upload became FAILED."""
-        upload_id = keys.upload_id_from_key(ref.key)
-        if upload_id is None:
-            return False
-        # the reason (an exception's text) is for operators, in the logs: clients get a code
-        error = UploadError(code="processing-failed", message="processing failed repeatedly; it resumes when redriven")
-        try:
-            record = self._final_write(
-                lambda: self.store.transition(
-                    upload_id,
-                    Status.FAILED,
-                    now=self.clock(),
-                    error=error.model_dump(exclude_none=True),
-                )
-            )
-        except TransitionRefused:
-            return False  # final already, or FAILED by another message of the same upload
-        except _TRANSIENT as exc:
-            logger.exception("could not record FAILED; the message parks in the dead-letter queue", error=str(exc))
-            return False
-        metrics.add_metric(name="UploadsFailed", unit="Count", value=1)
-        logger.error("processing failed for good; the message goes to the dead-letter queue", reason=reason[:500])
-        try:
-            self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
-        except _TRANSIENT:
-            logger.exception("Upload Failed event not sent")
-        return True
+        return self.outcomes.fail(ref, reason)
 
     # the scan gate
     def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef) -> str | None:
@@ -328,8 +280,8 @@ class Processor:
         if record is None or profile is None or profile.scan != "required":
             logger.info("scan verdict for an upload that needs none: ignored")
         elif record.status in TERMINAL:
-            if record.pending_event is not None and record.outcome_of == delivery(ref, ref.etag or ""):
-                return self._settle(record, ref)
+            if owes_event(record, ref):
+                return self.outcomes.settle(record, ref)
             infected = record.status == Status.PROCESSED and ref.verdict is not None and ref.verdict.status == THREATS
             if infected and str(record.outcome_of or "").endswith(f"/{ref.etag}"):
                 # bytes with the ETag of the processed ones were found infected (an MD5 collision
@@ -408,9 +360,9 @@ class Processor:
     def _run(
         self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str, written: list[str]
     ) -> tuple[dict[str, Any], dict[str, Variant]]:
-        """Verify staging version ``etag``, run the profile's steps, store what they derive and
-        promote the verified bytes. Returns the result fields and the variants."""
-        wanted = [self.steps[name] for name in profile.steps if name != "verify"]
+        """Verify staging version ``etag`` (the pre-step), run the profile's steps, store what they
+        derive and promote the verified bytes. Returns the result fields and the variants."""
+        wanted = [self.steps[name] for name in profile.steps if name != VERIFY]
         obj = verify.verify(
             record,
             ref.bucket,
@@ -420,9 +372,9 @@ class Processor:
             allow_active=profile.allow_active_content,
         )
         try:
-            result: dict[str, Any] = {}
+            result: dict[str, Any] = dict(verify.run(obj).fields)
             variants: dict[str, Variant] = {}
-            for step in [self.steps["verify"], *wanted]:
+            for step in wanted:
                 with logger.append_context_keys(step=step.name):
                     if self.budget is not None and step.needs_body:
                         outcome = run_within(step, obj, self.budget)  # a decoder: bounded in a child
@@ -475,7 +427,7 @@ class Processor:
             return
         try:
             self.storage.delete_all(written)
-        except _TRANSIENT:
+        except TRANSIENT:
             logger.warning("derived objects of a failed attempt left behind; deletion removes them")
 
     def _current_etag(self, key: str) -> str:
@@ -492,161 +444,3 @@ class Processor:
         logger.warning("staging object replaced while being verified; its newer version decides")
         metrics.add_metric(name="SupersededVersions", unit="Count", value=1)
         return Outcome.SUPERSEDED
-
-    # outcomes
-    def _accept(
-        self,
-        record: UploadRecord,
-        ref: ObjectRef,
-        result: dict[str, Any],
-        variants: dict[str, Variant],
-        etag: str,
-        retain_until: datetime | None,
-        elapsed: float,
-    ) -> str:
-        before = record
-        try:
-            record = self.store.transition(
-                record.upload_id,
-                Status.PROCESSED,
-                now=self.clock(),
-                claimed_by=etag,
-                expire_at=retain_until,  # None: kept until its owner deletes it
-                sha256=result["sha256"],
-                result=result,
-                file_key=keys.file_key(record.key),
-                size=result["size"],  # the declared size, or the real one below a ceiling
-                variants={name: variant.model_dump() for name, variant in variants.items()},
-                retain_until=retain_until,
-                remove=["error", "claim_etag", "claim_until", "scan_deadline", "scan_etag"],
-                outcome_of=delivery(ref, etag),
-                pending_event=events.PROCESSED,  # the outbox marker (outbox.py)
-            )
-        except TransitionRefused:
-            return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
-        if not before.size_exact:  # after the one write that can succeed once: settled once
-            self._settle_bytes(before, int(result["size"]))
-        metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
-        metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
-        metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
-        logger.info("upload processed", size=record.size, sniffed=result.get("contentType"))
-        return self._settle(record, ref)
-
-    def _reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
-        error = UploadError(
-            code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
-        )
-        before = record
-        try:
-            record = self.store.transition(
-                record.upload_id,
-                Status.REJECTED,
-                now=self.clock(),
-                claimed_by=etag,
-                error=error.model_dump(exclude_none=True),
-                remove=["claim_etag", "claim_until", "scan_deadline", "scan_etag"],
-                pending_event=events.REJECTED,  # the outbox marker (outbox.py)
-                outcome_of=delivery(ref, etag),
-            )
-        except TransitionRefused:
-            return self._lost_race(record, promoted=[])
-        if not before.size_exact:  # after the one write that can succeed once: settled once
-            head = self.storage.head(before.key)  # what it really held is what stays charged
-            if head is not None:
-                self._settle_bytes(before, min(head.size, before.size))
-        metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
-        metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
-        logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
-        return self._settle(record, ref)
-
-    def _settle(self, record: UploadRecord, ref: ObjectRef) -> str:
-        """What a final record still owes: the object disposed of (rejected) and the event.
-        Raises when the event cannot be sent: the record keeps its marker and a retry finishes."""
-        if record.status == Status.REJECTED:
-            self._dispose(record.key)
-        else:
-            self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
-        self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
-        try:
-            self._final_write(lambda: self.outbox.clear(record.upload_id))
-        except _TRANSIENT:
-            # The event is out. Raising would send it again on the retry; a marker left
-            # behind only matters if this upload is ever processed again.
-            logger.exception("event sent but its outbox marker stays", status=record.status.value)
-            metrics.add_metric(name="OutboxMarkersLeft", unit="Count", value=1)
-        return Outcome.PROCESSED if record.status == Status.PROCESSED else Outcome.REJECTED
-
-    def _already_final(self, record: UploadRecord, ref: ObjectRef) -> str:
-        owed = record.status in _EVENT_OF and record.pending_event is not None
-        if owed and record.outcome_of == delivery(ref, ref.etag or ""):
-            # the notification that reached the outcome, delivered again: its attempt stopped
-            # before the event went out. Any other (late bytes) leaves that to it, so an
-            # attempt still publishing is never doubled.
-            logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
-            return self._settle(record, ref)
-        if self.storage.head(ref.key) is not None:
-            # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they
-            # must neither stay in staging nor change what was verified. Kept in quarantine (if
-            # so configured) while a record can still account for them and delete them with it.
-            if record.status in (Status.DELETING, Status.DELETED):
-                self.storage.delete(ref.key)
-            else:
-                self._dispose(ref.key)
-            logger.warning("bytes arrived for a final upload: removed", status=record.status.value)
-            metrics.add_metric(name="LateObjectsRemoved", unit="Count", value=1)
-            return Outcome.LATE
-        logger.info("duplicate notification for a final upload", status=record.status.value)
-        metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
-        return Outcome.DUPLICATE
-
-    def _settle_bytes(self, record: UploadRecord, real: int) -> None:
-        """The upload was charged at its ceiling: give back what its real size did not use."""
-        if self.quota is None:
-            return
-        try:
-            self.quota.settle(record.owner, record.created_at, record.size - real)
-        except _TRANSIENT:
-            logger.warning("quota not settled to the real size; the ceiling stays charged for the day")
-
-    def _lost_race(self, record: UploadRecord, promoted: list[str]) -> str:
-        """The outcome write was refused: the upload was deleted meanwhile, or (a claim that
-        lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion."""
-        fresh = self.store.get(record.upload_id)
-        if promoted and (fresh is None or fresh.status != Status.PROCESSED):
-            # deleted meanwhile, or rejected (a scan deadline that won the race): nothing may serve it
-            self.storage.delete_all(promoted)
-            logger.info("upload settled otherwise while being processed; its promoted copy removed")
-        logger.info("another delivery settled this upload first")
-        metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
-        return Outcome.DUPLICATE
-
-    def _orphan(self, ref: ObjectRef) -> str:
-        """An object under incoming/ that no upload record owns: never kept where it can be served."""
-        logger.warning("object with no upload record quarantined", key=ref.key)
-        metrics.add_metric(name="OrphanObjects", unit="Count", value=1)
-        head = self.storage.head(ref.key)
-        if head is not None:
-            self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)
-        return Outcome.ORPHAN
-
-    def _dispose(self, key: str) -> None:
-        head = self.storage.head(key)
-        if head is None:
-            return
-        if self.rejected_objects == "quarantine":
-            self.storage.move(key, keys.quarantine_key(key), head.size)  # in parts above 5 GiB
-        else:
-            self.storage.delete(key)
-
-    def _final_write(self, write: Callable[[], T]) -> T:
-        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
-            try:
-                return write()
-            except _TRANSIENT:
-                if attempt == FINAL_WRITE_ATTEMPTS:
-                    raise
-                self.sleep(0.1 * 2**attempt)
-        raise AssertionError("unreachable")
-
-    def _detail(self, record: UploadRecord, ref: ObjectRef) -> dict[str, Any]:
-        return events.outcome_detail(record, ref.bucket, self.rejected_objects)

@@ -1,5 +1,9 @@
 """The step interface and registry.
 
+Verification (verify.py) is not a step: it runs first for every profile, and what it checked
+(size, SHA-256, sniffed type) is what each step is handed. Profiles list it first by its name,
+``VERIFY``, so a profile reads as what happens to its files; nothing looks it up here.
+
 A step is a small function: it gets the verified object (its record, its SHA-256, the
 sniffed type and, when the step asks for it, a seekable copy of its bytes) and returns a
 ``StepResult``: fields merged into the record's ``result``, and derived objects that the
@@ -27,6 +31,8 @@ from directupload import keys
 from directupload.errors import Rejected
 from directupload.models import UploadRecord
 
+# What a profile lists verification by (steps: ["verify", ...]): it always runs, before the steps.
+VERIFY = "verify"
 THUMBNAIL_NAME = "thumbnail.webp"  # the image step's derived object
 VARIANT_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
 VARIANT_NAME = re.compile(VARIANT_PATTERN[1:-1])
@@ -34,7 +40,7 @@ VARIANT_NAME = re.compile(VARIANT_PATTERN[1:-1])
 
 @dataclass
 class VerifiedObject:
-    """An uploaded object whose size, type and checksum the ``verify`` step has checked."""
+    """An uploaded object whose size, type and checksum verification (verify.py) has checked."""
 
     record: UploadRecord
     bucket: str
@@ -108,10 +114,9 @@ class StepSpec:
     derives: tuple[str, ...] = ()
 
 
-# The step registry: every step a profile may name, and nothing else does.
+# The step registry: every step a profile may name after ``VERIFY``, and nothing else does.
 STEPS: Mapping[str, StepSpec] = MappingProxyType(
     {
-        "verify": StepSpec("verify"),
         "image": StepSpec("image", needs_body=True, derives=(THUMBNAIL_NAME,)),
         "pdf": StepSpec("pdf", needs_body=True),
     }

@@ -1,6 +1,7 @@
-"""The ``verify`` step, run for every profile before any other: the object in the bucket is
-the one the upload declared (size, upload-id metadata, SHA-256 when the client gave one)
-and its bytes are of the declared type (sniffed, executables refused whatever the type).
+"""Verification, the pre-step every profile runs before its steps (profiles list it first, as
+``"verify"``; it is not a registered step): the object in the bucket is the one the upload
+declared (size, upload-id metadata, SHA-256 when the client gave one) and its bytes are of the
+declared type (sniffed, executables refused whatever the type).
 
 Reading is one streaming pass: the SHA-256, the first bytes for the sniffer and, when a
 later step needs them, a spooled copy of the bytes (memory, then /tmp).
@@ -144,5 +145,5 @@ def _check(
 
 
 def run(obj: VerifiedObject) -> StepResult:
-    """The fields every processed upload reports: what was verified."""
+    """The fields every processed upload reports, before any step's: what was verified."""
     return StepResult(fields={"size": obj.size, "sha256": obj.sha256, "contentType": obj.sniffed_type})

@@ -1,0 +1,317 @@
+"""Recording what became of an upload: the outcome's write, what it still owes, and its event.
+
+The pipeline (pipeline.py) decides; this module records. Each outcome is one conditional write
+that names the staging version holding the claim and the delivery that reached it
+(``outcome_of``), and sets the outbox marker (outbox.py) in the same write. What the outcome
+still owes is then settled: the staging object removed (accepted: the verified bytes live under
+``files/``) or disposed of (rejected: quarantined or deleted, as configured), the event
+published, and the marker removed. A write refused because another delivery (or a deletion)
+settled the upload first leaves no promoted copy behind that nothing may serve.
+
+FAILED is recorded when a notification's retries ran out, with ``Upload Failed``; its writes,
+like the marker's removal, are worth a few tries inside the attempt (``FINAL_WRITE_ATTEMPTS``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from directupload import events, keys
+from directupload.models import Status, UploadError, UploadRecord, Variant, utcnow
+from directupload.observability import logger, metrics
+from directupload.processing.outbox import Outbox
+from directupload.storage import Storage
+from directupload.store import TransitionRefused, UploadStore
+
+if TYPE_CHECKING:
+    from directupload.errors import Rejected
+    from directupload.processing.pipeline import ObjectRef
+
+T = TypeVar("T")
+
+# The last word about an upload (FAILED, an outcome's marker removed) is worth a few tries
+# inside the attempt: a throttled write here would otherwise cost a whole redelivery.
+FINAL_WRITE_ATTEMPTS = 3
+TRANSIENT = (ClientError, BotoCoreError, events.PublishFailedError)
+
+_EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTED}
+
+
+class Outcome:
+    """What handling one notification came to (logged, and stored by the idempotency record)."""
+
+    PROCESSED = "processed"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    ORPHAN = "orphan"
+    LATE = "late"  # bytes for a final upload, removed
+    SUPERSEDED = "superseded"  # this version was overwritten before it was promoted
+    STALE_VERDICT = "stale-verdict"  # a scan verdict for an upload that is final, or needs none
+
+
+def delivery(ref: ObjectRef, etag: str) -> str:
+    """Which write of the staging object a notification is of (S3's sequencer grows per write),
+    or which verdict of the scanner on it."""
+    # each verdict (its event id) and each deadline check (its own id) is a delivery of its own:
+    # only the one that reached an outcome may finish the event it owes, never a twin of it
+    if ref.verdict is not None:
+        return f"scan-{ref.verdict.status}-{ref.verdict.event_id or '-'}/{etag}"
+    if ref.deadline_check:
+        return f"scan-deadline-{ref.sequencer or '-'}/{etag}"
+    return f"{ref.sequencer or ref.version_id or '-'}/{etag}"
+
+
+def owes_event(record: UploadRecord, ref: ObjectRef) -> bool:
+    """Whether ``ref`` is the delivery that reached ``record``'s outcome and its event is still
+    owed: its attempt stopped before the event went out, and this delivery finishes the job."""
+    return (
+        record.status in _EVENT_OF
+        and record.pending_event is not None
+        and record.outcome_of == delivery(ref, ref.etag or "")
+    )
+
+
+class PendingSlots(Protocol):
+    """The owner's quota (quotas.OwnerQuota). An arrived upload's pending slot is not given back
+    here: the next reservation that finds every slot taken reclaims those of uploads no longer
+    pending, which costs an upload no request of its own."""
+
+    def settle(self, owner: str, issued_at: datetime, refund: int) -> None: ...
+
+
+class Outcomes:
+    """Records outcomes of one bucket's uploads (``on`` gives the same for another bucket)."""
+
+    def __init__(
+        self,
+        *,
+        store: UploadStore,
+        storage: Storage,
+        publisher: events.EventPublisher,
+        outbox: Outbox | None = None,
+        rejected_objects: str = "quarantine",
+        quota: PendingSlots | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.publisher = publisher
+        self.outbox = outbox or Outbox(store.table_name, store.client)
+        self.rejected_objects = rejected_objects
+        self.quota = quota
+        self.clock = clock
+        self.sleep = sleep
+
+    def on(self, storage: Storage) -> Outcomes:
+        """These outcomes recorded for the uploads of ``storage``'s bucket."""
+        other = copy.copy(self)
+        other.storage = storage
+        return other
+
+    def accept(
+        self,
+        record: UploadRecord,
+        ref: ObjectRef,
+        result: dict[str, Any],
+        variants: dict[str, Variant],
+        etag: str,
+        retain_until: datetime | None,
+        elapsed: float,
+    ) -> str:
+        """PROCESSED: staging version ``etag`` was verified and promoted, ``variants`` stored."""
+        before = record
+        try:
+            record = self._write(
+                record,
+                Status.PROCESSED,
+                ref,
+                etag,
+                expire_at=retain_until,  # None: kept until its owner deletes it
+                sha256=result["sha256"],
+                result=result,
+                file_key=keys.file_key(record.key),
+                size=result["size"],  # the declared size, or the real one below a ceiling
+                variants={name: variant.model_dump() for name, variant in variants.items()},
+                retain_until=retain_until,
+                remove=["error", "claim_etag", "claim_until", "scan_deadline", "scan_etag"],
+            )
+        except TransitionRefused:
+            return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
+        if not before.size_exact:  # after the one write that can succeed once: settled once
+            self._settle_bytes(before, int(result["size"]))
+        metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
+        metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
+        metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
+        logger.info("upload processed", size=record.size, sniffed=result.get("contentType"))
+        return self.settle(record, ref)
+
+    def reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
+        """REJECTED: staging version ``etag`` can never be accepted."""
+        error = UploadError(
+            code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
+        )
+        before = record
+        try:
+            record = self._write(
+                record,
+                Status.REJECTED,
+                ref,
+                etag,
+                error=error.model_dump(exclude_none=True),
+                remove=["claim_etag", "claim_until", "scan_deadline", "scan_etag"],
+            )
+        except TransitionRefused:
+            return self._lost_race(record, promoted=[])
+        if not before.size_exact:  # after the one write that can succeed once: settled once
+            head = self.storage.head(before.key)  # what it really held is what stays charged
+            if head is not None:
+                self._settle_bytes(before, min(head.size, before.size))
+        metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
+        metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
+        logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
+        return self.settle(record, ref)
+
+    def _write(self, record: UploadRecord, to: Status, ref: ObjectRef, etag: str, **fields: Any) -> UploadRecord:
+        """The outcome's one conditional write, if staging version ``etag`` still holds the claim:
+        with the event it owes (the outbox marker, outbox.py) and the delivery that reached it."""
+        return self.store.transition(
+            record.upload_id,
+            to,
+            now=self.clock(),
+            claimed_by=etag,
+            pending_event=_EVENT_OF[to],
+            outcome_of=delivery(ref, etag),
+            **fields,
+        )
+
+    def settle(self, record: UploadRecord, ref: ObjectRef) -> str:
+        """What a final record still owes: the object disposed of (rejected) and the event.
+        Raises when the event cannot be sent: the record keeps its marker and a retry finishes."""
+        if record.status == Status.REJECTED:
+            self._dispose(record.key)
+        else:
+            self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
+        self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
+        try:
+            self._final_write(lambda: self.outbox.clear(record.upload_id))
+        except TRANSIENT:
+            # The event is out. Raising would send it again on the retry; a marker left
+            # behind only matters if this upload is ever processed again.
+            logger.exception("event sent but its outbox marker stays", status=record.status.value)
+            metrics.add_metric(name="OutboxMarkersLeft", unit="Count", value=1)
+        return Outcome.PROCESSED if record.status == Status.PROCESSED else Outcome.REJECTED
+
+    def already_final(self, record: UploadRecord, ref: ObjectRef) -> str:
+        """A notification for a final upload: the one that reached the outcome, delivered again
+        before its event went out (finished here), late bytes (removed) or a duplicate."""
+        if owes_event(record, ref):
+            # the notification that reached the outcome, delivered again: its attempt stopped
+            # before the event went out. Any other (late bytes) leaves that to it, so an
+            # attempt still publishing is never doubled.
+            logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
+            return self.settle(record, ref)
+        if self.storage.head(ref.key) is not None:
+            # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they
+            # must neither stay in staging nor change what was verified. Kept in quarantine (if
+            # so configured) while a record can still account for them and delete them with it.
+            if record.status in (Status.DELETING, Status.DELETED):
+                self.storage.delete(ref.key)
+            else:
+                self._dispose(ref.key)
+            logger.warning("bytes arrived for a final upload: removed", status=record.status.value)
+            metrics.add_metric(name="LateObjectsRemoved", unit="Count", value=1)
+            return Outcome.LATE
+        logger.info("duplicate notification for a final upload", status=record.status.value)
+        metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
+        return Outcome.DUPLICATE
+
+    def fail(self, ref: ObjectRef, reason: str) -> bool:
+        """FAILED with the reason, and ``Upload Failed``: the retries for ``ref`` ran out. Never
+        raises for a transient error. True when the upload became FAILED."""
+        upload_id = keys.upload_id_from_key(ref.key)
+        if upload_id is None:
+            return False
+        # the reason (an exception's text) is for operators, in the logs: clients get a code
+        error = UploadError(code="processing-failed", message="processing failed repeatedly; it resumes when redriven")
+        try:
+            record = self._final_write(
+                lambda: self.store.transition(
+                    upload_id,
+                    Status.FAILED,
+                    now=self.clock(),
+                    error=error.model_dump(exclude_none=True),
+                )
+            )
+        except TransitionRefused:
+            return False  # final already, or FAILED by another message of the same upload
+        except TRANSIENT as exc:
+            logger.exception("could not record FAILED; the message parks in the dead-letter queue", error=str(exc))
+            return False
+        metrics.add_metric(name="UploadsFailed", unit="Count", value=1)
+        logger.error("processing failed for good; the message goes to the dead-letter queue", reason=reason[:500])
+        try:
+            self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
+        except TRANSIENT:
+            logger.exception("Upload Failed event not sent")
+        return True
+
+    def orphan(self, ref: ObjectRef) -> str:
+        """An object under incoming/ that no upload record owns: never kept where it can be served."""
+        logger.warning("object with no upload record quarantined", key=ref.key)
+        metrics.add_metric(name="OrphanObjects", unit="Count", value=1)
+        head = self.storage.head(ref.key)
+        if head is not None:
+            self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)
+        return Outcome.ORPHAN
+
+    def _lost_race(self, record: UploadRecord, promoted: list[str]) -> str:
+        """The outcome write was refused: the upload was deleted meanwhile, or (a claim that
+        lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion."""
+        fresh = self.store.get(record.upload_id)
+        if promoted and (fresh is None or fresh.status != Status.PROCESSED):
+            # deleted meanwhile, or rejected (a scan deadline that won the race): nothing may serve it
+            self.storage.delete_all(promoted)
+            logger.info("upload settled otherwise while being processed; its promoted copy removed")
+        logger.info("another delivery settled this upload first")
+        metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
+        return Outcome.DUPLICATE
+
+    def _settle_bytes(self, record: UploadRecord, real: int) -> None:
+        """The upload was charged at its ceiling: give back what its real size did not use."""
+        if self.quota is None:
+            return
+        try:
+            self.quota.settle(record.owner, record.created_at, record.size - real)
+        except TRANSIENT:
+            logger.warning("quota not settled to the real size; the ceiling stays charged for the day")
+
+    def _dispose(self, key: str) -> None:
+        """A rejected object: moved to quarantine/ or deleted, as configured."""
+        head = self.storage.head(key)
+        if head is None:
+            return
+        if self.rejected_objects == "quarantine":
+            self.storage.move(key, keys.quarantine_key(key), head.size)  # in parts above 5 GiB
+        else:
+            self.storage.delete(key)
+
+    def _final_write(self, write: Callable[[], T]) -> T:
+        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+            try:
+                return write()
+            except TRANSIENT:
+                if attempt == FINAL_WRITE_ATTEMPTS:
+                    raise
+                self.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _detail(self, record: UploadRecord, ref: ObjectRef) -> dict[str, Any]:
+        return events.outcome_detail(record, ref.bucket, self.rejected_objects)
