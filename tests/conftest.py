@@ -85,17 +85,18 @@ def aws_client(service: str) -> Any:
     )
 
 
-@pytest.fixture
-def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    """Fresh resources from template.yaml (unique names per test) and the functions' environment
-    pointing at them, as Lambda would set it. Handlers are rebuilt from that environment."""
+def provisioned(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, parameters: dict[str, str], prefix: str | None = None
+) -> Iterator[Aws]:
+    """Resources provisioned from template.yaml with these parameters (names under ``prefix``,
+    unique unless given), and the functions' environment pointing at them, as Lambda would set it.
+    Handlers are rebuilt from that environment."""
     from directupload import wiring
     from local.provision import provision
     from local.template import LocalTemplate, load
 
-    tpl = LocalTemplate(
-        load(), region=REGION, prefix=f"t{uuid.uuid4().hex[:10]}", endpoint=moto_server, parameters={"Stage": "dev"}
-    )
+    prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
+    tpl = LocalTemplate(load(), region=REGION, prefix=prefix, endpoint=endpoint, parameters=parameters)
     clients = {name: aws_client(name) for name in ("s3", "sqs", "dynamodb", "events")}
     resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
     env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
@@ -103,8 +104,14 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     wiring.reset()
-    yield Aws(moto_server, resources, env, **clients, template=tpl)
+    yield Aws(endpoint, resources, env, **clients, template=tpl)
     wiring.reset()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """Fresh resources from template.yaml (unique names per test), the template's defaults."""
+    yield from provisioned(moto_server, monkeypatch, {"Stage": "dev"})
 
 
 # --- the local stack, as a user runs it (e2e) -------------------------------------------------

@@ -21,18 +21,9 @@ from local.faults import Faults
 from local.lambda_runtime import LocalFunction
 from local.poller import QueuePoller
 from local.redrive import redrive
-from tests.integration.conftest import (
-    Api,
-    a_pdf,
-    current_etag,
-    delivered_events,
-    fail_calls,
-    png,
-    post_to_s3,
-    process,
-    upload,
-)
+from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.lambda_context import context
+from tests.support.processing import current_etag, handle, process
 
 MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provisions
 
@@ -581,19 +572,17 @@ def test_redrive_wants_both_queue_urls_or_neither() -> None:
 
 
 def test_records_are_not_started_with_too_little_of_the_invocation_left(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import s3_notification, sqs_batch
-    from tests.lambda_context import context
+    from tests.events import s3_notification
 
     data = png()
     first, second = (upload(api, data, f"{n}.png", "image/png", "avatar") for n in ("first", "second"))
-    event = sqs_batch(*(s3_notification(aws.bucket, issued["key"], len(data)) for issued in (first, second)))
+    bodies = [s3_notification(aws.bucket, issued["key"], len(data)) for issued in (first, second)]
 
     # a batch with a minute left: its first record runs, the next goes back to the queue untouched
-    reply = processor.lambda_handler(event, context("ProcessFunction", remaining_seconds=60))
+    reply = handle(*bodies, remaining_seconds=60)
     assert reply == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert [record(api, i["uploadId"])["status"] for i in (first, second)] == ["PROCESSED", "PENDING"]
 
     # and a fresh invocation processes it
-    assert processor.lambda_handler(event, context("ProcessFunction"))["batchItemFailures"] == []
+    assert handle(*bodies)["batchItemFailures"] == []
     assert record(api, second["uploadId"])["status"] == "PROCESSED"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, process, upload
+from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.support.auth import use_jwt
+from tests.support.processing import process
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 

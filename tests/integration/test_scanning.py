@@ -9,14 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import (
-    Api,
-    current_etag,
-    deliver_verdict,
-    delivered_events,
-    post_to_s3,
-    process,
-)
+from tests.integration.conftest import Api, delivered_events, post_to_s3
+from tests.support.processing import current_etag, deliver_verdict, handle, process
 
 # GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)
 GUARDDUTY_EVENT = {
@@ -187,9 +181,6 @@ def test_a_scan_that_could_not_be_made_rejects_the_file_never_serves_it(
 
 
 def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.lambda_context import context
 
     quiet = b"the scanner never answered for this one\n"
     silent = send(api, quiet)
@@ -199,7 +190,7 @@ def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": silent["key"]}
     check["etag"] = current_etag(aws, silent["key"])
     deadline_passed(aws, silent["uploadId"])
-    processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
+    handle(check)
 
     record = status_of(api, silent["uploadId"])
     assert (record["status"], record["error"]["code"]) == ("REJECTED", "scan-timeout")
@@ -328,10 +319,8 @@ def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, 
 def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_the_scanner_s_tag(
     aws: Any, api: Api
 ) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.integration.conftest import fail_calls, scan_verdict
-    from tests.lambda_context import context
+    from tests.integration.conftest import fail_calls
+    from tests.support.processing import scan_verdict
 
     data = b"scanned in time, processed late\n"
     issued = send(api, data)
@@ -340,26 +329,23 @@ def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_th
     process(aws, issued["key"], len(data), scan=False)
     verdict = scan_verdict(aws, issued["key"], etag)  # the scanner answered (and tagged the object)
     fail_calls("s3", "CopyObject", 1)  # ... but handling its verdict fails once (a throttled copy)
-    assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert handle(verdict)["batchItemFailures"]
 
     # the deadline passes with the verdict still being retried (or lost): the tag decides, the
     # clock does not reject a file the scanner found clean, and nothing waits forever
     deadline_passed(aws, issued["uploadId"])
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
-    assert not processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))["batchItemFailures"]
+    assert not handle(check)["batchItemFailures"]
     record = status_of(api, issued["uploadId"])
     assert record["status"] == "PROCESSED"
     assert aws.s3.get_object(Bucket=aws.bucket, Key=record["key"])["Body"].read() == data
 
-    processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    handle(verdict, receive_count=2)
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.lambda_context import context
 
     data = b"its verdict event never came\n"
     issued = send(api, data)
@@ -373,7 +359,7 @@ def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: An
     )
     deadline_passed(aws, issued["uploadId"])
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
-    assert not processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))["batchItemFailures"]
+    assert not handle(check)["batchItemFailures"]
     record = status_of(api, issued["uploadId"])
     assert (record["status"], record["error"]["code"]) == ("REJECTED", "malware")
     assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="files/")["KeyCount"] == 0
@@ -381,10 +367,8 @@ def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: An
 
 
 def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.integration.conftest import fail_calls, scan_verdict
-    from tests.lambda_context import context
+    from tests.integration.conftest import fail_calls
+    from tests.support.processing import scan_verdict
 
     data = b"announced exactly once\n"
     issued = send(api, data)
@@ -394,10 +378,10 @@ def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any,
     verdict = scan_verdict(aws, issued["key"], etag)
     twin = {**verdict, "id": "another-delivery-of-the-same-scan"}  # the scanner's result sent twice
     fail_calls("events", "PutEvents", 1)  # PROCESSED is written, its event not yet out
-    assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert handle(verdict)["batchItemFailures"]
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
 
-    processor.lambda_handler(sqs_batch(twin), context("ProcessFunction"))
+    handle(twin)
     assert delivered_events(aws) == [], "only the delivery that reached the outcome finishes its event"
-    processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    handle(verdict, receive_count=2)
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
