@@ -17,6 +17,7 @@ from local.aws_events import s3_eventbridge_event, s3_notification
 from tests.conftest import Aws, provisioned
 from tests.integration.conftest import Api, delivered_events, post_to_s3
 from tests.support.processing import deliver_ingest_queue, handle
+from tests.support.template import record_key
 
 PROFILES = {
     "file": {"contentTypes": ["text/plain"], "maxSize": 1024, "scan": "off"},
@@ -168,7 +169,7 @@ def test_a_record_written_before_records_named_their_bucket_means_the_default_bu
     table = existing.resources.uploads_table
     existing.dynamodb.update_item(
         TableName=table,
-        Key={"pk": {"S": f"upload#{issued['uploadId']}"}},
+        Key=record_key(issued["uploadId"]),
         UpdateExpression="REMOVE #b",
         ExpressionAttributeNames={"#b": "bucket"},
     )

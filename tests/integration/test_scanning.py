@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.conftest import Api, delivered_events, post_to_s3
 from tests.support.processing import current_etag, deliver_verdict, handle, process
+from tests.support.template import record_key
 
 # GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)
 GUARDDUTY_EVENT = {
@@ -57,7 +58,7 @@ def deadline_passed(aws: Any, upload_id: str) -> None:
     """Play the clock forward: the upload's scan deadline is in the past."""
     aws.dynamodb.update_item(
         TableName=aws.env["UPLOADS_TABLE"],
-        Key={"pk": {"S": f"upload#{upload_id}"}},
+        Key=record_key(upload_id),
         UpdateExpression="SET scan_deadline = :past",
         ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
     )
