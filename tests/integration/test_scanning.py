@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api, delivered_events, post_to_s3
-from tests.support.processing import current_etag, deliver_verdict, handle, process
+from tests.integration.conftest import Api, delivered_events, fail_calls, post_to_s3
+from tests.support.processing import current_etag, deliver_verdict, handle, process, scan_verdict
 from tests.support.template import record_key
 
 # GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)
@@ -52,6 +52,16 @@ def send(api: Api, data: bytes, filename: str = "notes.txt") -> dict[str, Any]:
     issued = issue(api, data, filename)
     assert post_to_s3(issued, data, filename).status_code == 204
     return issued
+
+
+def scanning(aws: Any, api: Api, data: bytes) -> tuple[dict[str, Any], str]:
+    """An upload sent and its S3 notification handled: it waits for its malware scan. The upload
+    and the version (ETag) the scanner is to scan."""
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+    return issued, etag
 
 
 def deadline_passed(aws: Any, upload_id: str) -> None:
@@ -169,10 +179,7 @@ def test_a_scan_that_could_not_be_made_rejects_the_file_never_serves_it(
     aws: Any, api: Api, verdict: str, code: str
 ) -> None:
     data = b"too big, encrypted or unreadable for the scanner\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
 
     deliver_verdict(aws, issued["key"], etag, status=verdict)
 
@@ -182,7 +189,6 @@ def test_a_scan_that_could_not_be_made_rejects_the_file_never_serves_it(
 
 
 def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws: Any, api: Api) -> None:
-
     quiet = b"the scanner never answered for this one\n"
     silent = send(api, quiet)
     process(aws, silent["key"], len(quiet), scan=False)
@@ -302,8 +308,6 @@ def test_a_newer_version_that_takes_over_a_waiting_upload_gets_a_deadline_of_its
 
 
 def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, api: Api) -> None:
-    from tests.integration.conftest import fail_calls
-
     data = b"a check that did not go out at first\n"
     issued = send(api, data)
     left = fail_calls("sqs", "SendMessage", 1)
@@ -320,14 +324,8 @@ def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, 
 def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_the_scanner_s_tag(
     aws: Any, api: Api
 ) -> None:
-    from tests.integration.conftest import fail_calls
-    from tests.support.processing import scan_verdict
-
     data = b"scanned in time, processed late\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
     verdict = scan_verdict(aws, issued["key"], etag)  # the scanner answered (and tagged the object)
     fail_calls("s3", "CopyObject", 1)  # ... but handling its verdict fails once (a throttled copy)
     assert handle(verdict)["batchItemFailures"]
@@ -347,12 +345,8 @@ def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_th
 
 
 def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: Any, api: Api) -> None:
-
     data = b"its verdict event never came\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
     aws.s3.put_object_tagging(  # the scanner tagged what it found; its event was lost
         Bucket=aws.bucket,
         Key=issued["key"],
@@ -368,14 +362,8 @@ def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: An
 
 
 def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any, api: Api) -> None:
-    from tests.integration.conftest import fail_calls
-    from tests.support.processing import scan_verdict
-
     data = b"announced exactly once\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
     verdict = scan_verdict(aws, issued["key"], etag)
     twin = {**verdict, "id": "another-delivery-of-the-same-scan"}  # the scanner's result sent twice
     fail_calls("events", "PutEvents", 1)  # PROCESSED is written, its event not yet out
