@@ -4,7 +4,6 @@ and the local stack as a real subprocess."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import requests
 
 from local import launch
 from local.launch import Stack, stop_stack
+from tests.support.waiting import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -161,11 +161,13 @@ def wait_for_status(
     from directupload.models import FINAL_FOR_CLIENTS
 
     final = FINAL_FOR_CLIENTS if final is None else final
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = requests.get(f"{base_url}/uploads/{upload_id}", headers=headers, timeout=10).json()
-        if body.get("status") in final:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"upload {upload_id} not final after {timeout}s: {body}")
+    seen: list[dict[str, Any]] = [{}]
+
+    def final_body() -> dict[str, Any] | None:
+        seen[0] = requests.get(f"{base_url}/uploads/{upload_id}", headers=headers, timeout=10).json()
+        return seen[0] if seen[0].get("status") in final else None
+
+    body = poll(final_body, timeout, interval=0.05)
+    if body is None:
+        raise AssertionError(f"upload {upload_id} not final after {timeout}s: {seen[0]}")
+    return body

@@ -458,7 +458,7 @@ def test_a_lapsed_retention_removes_object_derived_files_and_record_with_one_eve
     delivered_events(aws)
 
     # When DynamoDB's TTL removes the record (the clock played 2 days forward)
-    sweeper = TtlSweeper(aws.dynamodb, aws.resources.uploads_table)
+    sweeper = TtlSweeper(aws.dynamodb, aws.resources.uploads_table, attribute=ttl_attribute())
     assert sweeper.sweep(datetime.now(UTC) + timedelta(days=2)) >= 1
     event = removals(aws)
     assert event["Records"], "the stream has the removal"
