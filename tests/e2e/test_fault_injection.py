@@ -226,6 +226,11 @@ class Run:
         return self.emulator.state(self.stack)
 
 
+def injected(log: str) -> Counter[str]:
+    """The faults the stack's log says it injected, by kind."""
+    return Counter(re.findall(r"^\[fault\] (\w+)", log, flags=re.MULTILINE))
+
+
 def timed(condition: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
     """Seconds until ``condition`` held (polled), or None if it did not within ``timeout``."""
     started = time.monotonic()
@@ -299,7 +304,8 @@ class Redrive:
     """The faults off, the dead-letter queue redriven, and what came of it."""
 
     returncode: int
-    output: str  # its stdout and stderr
+    stdout: str
+    stderr: str
     final_seconds: float | None  # None: not every upload final within the wait
     final_state: str
     drained: bool  # the ingest queue empty, the scans' deadline checks included
@@ -335,10 +341,10 @@ def redriven(run: Run) -> Redrive:
         f"\nfault injection: {len(run.by_id)} uploads in {run.upload_seconds:.1f}s, settled in "
         f"{run.settle_seconds or float('nan'):.1f}s, redriven {sum(run.settled.dead_letter_keys.values())} "
         f"message(s) of {len(run.failed)} upload(s) ({len(run.failed - run.poison)} not poison) in "
-        f"{redrive_seconds:.1f}s; events {len(after.events)}; total {time.monotonic() - run.started:.1f}s"
+        f"{redrive_seconds:.1f}s; injected {dict(injected(run.settled.log))}; events {len(after.events)}; "
+        f"total {time.monotonic() - run.started:.1f}s"
     )
-    output = redriven.stdout + redriven.stderr
-    return Redrive(redriven.returncode, output, final_seconds, final_state, drained, after)
+    return Redrive(redriven.returncode, redriven.stdout, redriven.stderr, final_seconds, final_state, drained, after)
 
 
 # --- under faults: every upload settles, once --------------------------------------------------
@@ -404,17 +410,17 @@ def test_the_failed_uploads_messages_wait_in_the_dead_letter_queue(run: Run) -> 
 
 
 def test_the_faults_really_happened(run: Run) -> None:
-    injected = Counter(re.findall(r"^\[fault\] (\w+)", run.settled.log, flags=re.MULTILINE))
-    assert injected["throttle"] > 0 and injected["duplicate"] > 0, dict(injected)
-    assert injected["poison"] >= len(run.poison), dict(injected)  # how many depends on timing
+    faults = injected(run.settled.log)
+    assert faults["throttle"] > 0 and faults["duplicate"] > 0, dict(faults)
+    assert faults["poison"] >= len(run.poison), dict(faults)  # how many depends on timing
 
 
 # --- the faults off, the dead-letter queue redriven: every upload completes ----------------------
 
 
 def test_the_redrive_moves_every_dead_lettered_message_back(run: Run, redriven: Redrive) -> None:
-    assert redriven.returncode == 0, redriven.output
-    assert f"moved {sum(run.settled.dead_letter_keys.values())} message(s)" in redriven.output, redriven.output
+    assert redriven.returncode == 0, redriven.stdout + redriven.stderr
+    assert f"moved {sum(run.settled.dead_letter_keys.values())} message(s)" in redriven.stdout, redriven.stdout
 
 
 def test_every_redriven_upload_completes(run: Run, redriven: Redrive) -> None:
