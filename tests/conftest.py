@@ -4,7 +4,6 @@ and the local stack as a real subprocess."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import requests
 
 from local import launch
 from local.launch import Stack, stop_stack
+from tests.support.waiting import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -85,17 +85,18 @@ def aws_client(service: str) -> Any:
     )
 
 
-@pytest.fixture
-def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    """Fresh resources from template.yaml (unique names per test) and the functions' environment
-    pointing at them, as Lambda would set it. Handlers are rebuilt from that environment."""
+def provisioned(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, parameters: dict[str, str], prefix: str | None = None
+) -> Iterator[Aws]:
+    """Resources provisioned from template.yaml with these parameters (names under ``prefix``,
+    unique unless given), and the functions' environment pointing at them, as Lambda would set it.
+    Handlers are rebuilt from that environment."""
     from directupload import wiring
     from local.provision import provision
     from local.template import LocalTemplate, load
 
-    tpl = LocalTemplate(
-        load(), region=REGION, prefix=f"t{uuid.uuid4().hex[:10]}", endpoint=moto_server, parameters={"Stage": "dev"}
-    )
+    prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
+    tpl = LocalTemplate(load(), region=REGION, prefix=prefix, endpoint=endpoint, parameters=parameters)
     clients = {name: aws_client(name) for name in ("s3", "sqs", "dynamodb", "events")}
     resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
     env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
@@ -103,8 +104,14 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     wiring.reset()
-    yield Aws(moto_server, resources, env, **clients, template=tpl)
+    yield Aws(endpoint, resources, env, **clients, template=tpl)
     wiring.reset()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """Fresh resources from template.yaml (unique names per test), the template's defaults."""
+    yield from provisioned(moto_server, monkeypatch, {"Stage": "dev"})
 
 
 # --- the local stack, as a user runs it (e2e) -------------------------------------------------
@@ -154,11 +161,13 @@ def wait_for_status(
     from directupload.models import FINAL_FOR_CLIENTS
 
     final = FINAL_FOR_CLIENTS if final is None else final
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = requests.get(f"{base_url}/uploads/{upload_id}", headers=headers, timeout=10).json()
-        if body.get("status") in final:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"upload {upload_id} not final after {timeout}s: {body}")
+    seen: list[dict[str, Any]] = [{}]
+
+    def final_body() -> dict[str, Any] | None:
+        seen[0] = requests.get(f"{base_url}/uploads/{upload_id}", headers=headers, timeout=10).json()
+        return seen[0] if seen[0].get("status") in final else None
+
+    body = poll(final_body, timeout, interval=0.05)
+    if body is None:
+        raise AssertionError(f"upload {upload_id} not final after {timeout}s: {seen[0]}")
+    return body

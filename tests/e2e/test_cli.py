@@ -22,6 +22,7 @@ from tests.cli import CLI, cli_env
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack
 from tests.support.auth import bearer
 from tests.support.samples import png
+from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
 # An ISO BMFF `ftyp` box: what makes the sniffer see video/mp4.
@@ -57,16 +58,6 @@ def command(stack: Stack, *args: str) -> list[str]:
     return [*CLI, *args, "--api", stack.url]
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
 def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_path: Path) -> None:
     # Given a 64 MiB video: four 16 MiB parts for the `video` profile
     video = tmp_path / "holiday.mp4"
@@ -84,14 +75,14 @@ def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_pa
         stderr=subprocess.PIPE,
     )
     try:
-        state = wait_until(lambda: next(state_dir.glob("*.json"), None), 20, "the CLI's state file")
+        state = eventually(lambda: next(state_dir.glob("*.json"), None), "the CLI's state file", 20, interval=0.02)
         upload_id = json.loads(state.read_text())["uploadId"]
 
         def landed() -> list[dict[str, Any]]:
             reply = requests.get(f"{stack.url}/uploads/{upload_id}/parts", headers=auth, timeout=10)
             return list(reply.json().get("parts", [])) if reply.ok else []
 
-        wait_until(landed, 20, "a first part in S3")
+        eventually(landed, "a first part in S3", 20, interval=0.02)
         first.send_signal(signal.SIGKILL)
     finally:
         first.kill()

@@ -7,6 +7,10 @@ delivers a share of the S3 notifications twice and late, and fails every attempt
 terminal event per settled upload, nothing is in flight, the poison uploads are FAILED
 with their messages in the dead-letter queue; with faults off, the redrive command brings
 them back and they complete. Every event is checked against its published schema.
+
+The workload runs once per module (the ``run`` fixture) and the redrive once after it (the
+``redriven`` fixture); each test asserts one property of the state those left, so a failure
+says which property broke.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +33,11 @@ import requests
 from tests.conftest import ROOT, Stack, start_stack, stop_stack
 from tests.event_schemas import validate_event
 from tests.support.samples import png
+from tests.support.template import partition_key
+from tests.support.waiting import poll
 
-pytestmark = pytest.mark.slow
+# one worker runs the whole module: its tests read the state of one run of the workload
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault-injection")]
 
 USERS = 20  # each with its own pending-upload quota (20 by default)
 PLAIN, IMAGES, CORRUPT, POISON = 160, 25, 5, 10  # 200 uploads
@@ -38,8 +46,13 @@ DUPLICATE_RATE = 0.2  # share of notifications (and of malware scan verdicts) de
 # the file profile's scan timeout here: long enough for the scanners' backlog on a loaded machine
 # (a verdict later than this rejects the upload, as it should: fail closed)
 SCAN_TIMEOUT = 75
-TERMINAL = {"PROCESSED", "REJECTED"}
+SETTLE_TIMEOUT = 240  # seconds for the 200 uploads to settle under faults
+REDRIVE_TIMEOUT = 60  # seconds for the redriven uploads to complete
 TERMINAL_EVENTS = {"Upload Processed", "Upload Rejected"}
+EVENT_OF = {"PROCESSED": "Upload Processed", "REJECTED": "Upload Rejected", "FAILED": "Upload Failed"}
+# the error of a failed attempt (the poison's SlowDown, a throttle, a duplicate delivery another
+# worker held the lock of): in the logs, never in what clients and consumers see
+TRANSIENT = r"SlowDown|ThrottlingException|IdempotencyAlreadyInProgress"
 
 
 def a_png(n: int) -> bytes:
@@ -131,12 +144,16 @@ class Emulator:
         self.dlq = info["deadLetterQueueUrl"]
 
     def records(self) -> dict[str, dict[str, Any]]:
+        """Every upload record, by upload id (the table's quota items left out)."""
+        from directupload.store import upload_pk
+
+        key, prefix = partition_key(), upload_pk("")
         out: dict[str, dict[str, Any]] = {}
         kwargs: dict[str, Any] = {"TableName": self.table}
         while True:
             page = self.ddb.scan(**kwargs)
             for item in page["Items"]:
-                if item["pk"]["S"].startswith("upload#"):
+                if item[key]["S"].startswith(prefix):
                     out[item["upload_id"]["S"]] = item
             if "LastEvaluatedKey" not in page:
                 return out
@@ -150,24 +167,83 @@ class Emulator:
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
         return sum(int(v) for v in attrs.values())
 
+    def state(self, stack: Stack) -> str:
+        """The counts a stuck run is diagnosed by."""
+        statuses = Counter(r["status"]["S"] for r in self.records().values())
+        kinds = Counter(e["detail-type"] for e in stack.events())
+        return f"queue {self.depth(self.queue, delayed=False)}, records {dict(statuses)}, events {dict(kinds)}"
 
-def wait_until(what: str, done: Callable[[], bool], timeout: float, state: Callable[[], Any] | None = None) -> float:
+
+# --- the run: once per module, its state read in phases --------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the stack holds at one moment: every record, every event, the log, and the
+    dead-letter queue's object keys."""
+
+    records: dict[str, dict[str, Any]]
+    events: list[dict[str, Any]]
+    log: str
+    dead_letter_keys: Counter[str]
+
+    @classmethod
+    def of(cls, stack: Stack, emulator: Emulator, dead_letters: bool = False) -> Snapshot:
+        return cls(
+            emulator.records(),
+            stack.events(),
+            stack.log(),
+            Counter(dead_letter_keys(emulator)) if dead_letters else Counter(),
+        )
+
+    def status(self) -> dict[str, str]:
+        return {upload_id: record["status"]["S"] for upload_id, record in self.records.items()}
+
+
+@dataclass(frozen=True)
+class Run:
+    """The stack under faults, the 200 uploads sent through it, and how they settled."""
+
+    stack: Stack
+    emulator: Emulator
+    switch: Path
+    by_id: dict[str, dict[str, Any]]
+    started: float
+    upload_seconds: float
+    settle_seconds: float | None  # None: not settled within the wait
+    settled_state: str  # the stack's state when the wait ended
+    settled: Snapshot
+
+    @property
+    def poison(self) -> set[str]:
+        return {i for i, u in self.by_id.items() if u["expect"] == "FAILED"}
+
+    @property
+    def failed(self) -> set[str]:
+        return {i for i, s in self.settled.status().items() if s == "FAILED"}
+
+    def state(self) -> str:
+        return self.emulator.state(self.stack)
+
+
+def injected(log: str) -> Counter[str]:
+    """The faults the stack's log says it injected, by kind."""
+    return Counter(re.findall(r"^\[fault\] (\w+)", log, flags=re.MULTILINE))
+
+
+def timed(condition: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
+    """Seconds until ``condition`` held (polled), or None if it did not within ``timeout``."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if done():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {timeout}s: {what}" + (f" ({state()})" if state else ""))
+    return time.monotonic() - started if poll(condition, timeout, interval) else None
 
 
-def check_events(stack: Stack) -> list[dict[str, Any]]:
-    events = stack.events()
-    for event in events:
-        validate_event(event)
-    return events
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """200 uploads through the API and S3 at once, under faults, waited for until they settle."""
+    from directupload.profiles import BUILTIN_PROFILES
 
-
-def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) -> None:
+    tmp_path = tmp_path_factory.mktemp("faults")
+    started = time.monotonic()
     switch = tmp_path / "faults-on"
     switch.touch()
     env = {
@@ -177,11 +253,8 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
         "LOCAL_FAULTS_SWITCH": str(switch),
         "LOCAL_FAULT_SEED": "20261122",
     }
-    started = time.monotonic()
-    # failed messages come back at once: the poison ones run out of their 5 receives in moments;
+    # failed messages come back at once: the poison ones run out of their receives in moments;
     # each scanned upload's deadline check comes back after the scan timeout, a no-op by then
-    from directupload.profiles import BUILTIN_PROFILES
-
     profiles = {name: p.model_dump(by_alias=True, exclude={"name"}) for name, p in BUILTIN_PROFILES.items()}
     profiles["file"]["scanTimeoutSeconds"] = SCAN_TIMEOUT
     stack = start_stack(
@@ -197,18 +270,16 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
         emulator = Emulator(stack)
         client = Client(stack)
 
-        # --- When 200 uploads go through the API and S3 at once, under faults
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=8) as pool:
             uploads = list(pool.map(lambda pair: client.upload(*pair), enumerate(files())))
         upload_seconds = time.monotonic() - t0
         by_id = {u["uploadId"]: u for u in uploads}
-        poison = {i for i, u in by_id.items() if u["expect"] == "FAILED"}
-        assert len(by_id) == len(uploads) == 200
+        assert len(by_id) == len(uploads) == PLAIN + IMAGES + CORRUPT + POISON, "every upload got its own id"
 
         def settled() -> bool:
             # the scans' deadline checks wait, delayed, until the scan timeout: a no-op by then
-            # (checked at the end); a duplicate notification is delayed 2 s at most
+            # (checked after the redrive); a duplicate notification is delayed 2 s at most
             if emulator.depth(emulator.queue, delayed=False) or len(stack.events()) < len(by_id):
                 return False  # cheap checks first: the scan below competes with the stack for the CPU
             statuses = Counter(r["status"]["S"] for r in emulator.records().values())
@@ -220,110 +291,176 @@ def test_no_upload_is_lost_under_faults_duplicates_and_poison(tmp_path: Path) ->
                 and kinds["Upload Failed"] == statuses["FAILED"]
             )
 
-        def state() -> str:
-            statuses = Counter(r["status"]["S"] for r in emulator.records().values())
-            kinds = Counter(e["detail-type"] for e in stack.events())
-            queue = emulator.depth(emulator.queue, delayed=False)
-            return f"queue {queue}, records {dict(statuses)}, events {dict(kinds)}"
-
-        settle_seconds = wait_until("every upload settled, the ingest queue empty", settled, timeout=240, state=state)
-
-        # --- Then every upload is in exactly one state, with nothing in flight
-        records = emulator.records()
-        status = {i: r["status"]["S"] for i, r in records.items()}
-        assert set(status) == set(by_id)
-        failed = {i for i, s in status.items() if s == "FAILED"}
-        assert poison <= failed, "every poison upload ran out of retries"
-        unlucky = failed - poison  # a normal upload throttled on all its attempts: legitimate, redriven below
-        for upload_id, upload in by_id.items():
-            if upload_id not in failed:
-                assert status[upload_id] == upload["expect"], (upload["name"], records[upload_id])
-        for upload_id in failed:
-            assert records[upload_id]["error"]["S"].count("processing-failed") == 1
-            assert "pending_event" not in records[upload_id]
-        # clients and consumers get a code and a safe message; the reason, the last attempt's error
-        # (the poison's SlowDown, a throttle that hit first, or, with several processor workers, a
-        # duplicate delivery another worker held the lock of), is in the logs only
-        transient = r"SlowDown|ThrottlingException|IdempotencyAlreadyInProgress"
-        assert not any(re.search(transient, records[i]["error"]["S"]) for i in failed)
-        gave_up = [line for line in stack.log().splitlines() if "processing failed for good" in line]
-        for upload_id in failed:
-            assert any(upload_id in line and re.search(transient, line) for line in gave_up), upload_id
-
-        # and exactly one event per settled upload: terminal for the settled, Upload Failed for the failed
-        events = check_events(stack)
-        per = Counter((e["detail"]["uploadId"], e["detail-type"]) for e in events)
-        assert all(n == 1 for n in per.values()), [k for k, n in per.items() if n > 1]
-        event_of = {"PROCESSED": "Upload Processed", "REJECTED": "Upload Rejected", "FAILED": "Upload Failed"}
-        for upload_id, upload in by_id.items():
-            kinds = [kind for (i, kind) in per if i == upload_id]
-            assert kinds == [event_of[status[upload_id]]], (upload["name"], kinds)
-
-        # the failed uploads' messages wait in the dead-letter queue (duplicates of them too)
-        dlq_keys = Counter(dead_letter_keys(emulator))
-        assert {key for key in dlq_keys} == {by_id[i]["key"] for i in failed}
-
-        # the faults really happened
-        log = stack.log()
-        injected = Counter(re.findall(r"^\[fault\] (\w+)", log, flags=re.MULTILINE))
-        assert injected["throttle"] > 0 and injected["duplicate"] > 0
-        assert injected["poison"] >= len(poison)  # how many depends on timing; the outcome is asserted above
-
-        # --- When the faults stop and the dead-letter queue is redriven (the `make redrive` command)
-        switch.unlink()
-        t1 = time.monotonic()
-        command = [sys.executable, "-m", "local.redrive", "--state", str(stack.state_dir / "stack.json")]
-        redriven = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
-        assert f"moved {sum(dlq_keys.values())} message(s)" in redriven.stdout, redriven.stdout
-
-        def all_final() -> bool:
-            terminal = sum(1 for e in stack.events() if e["detail-type"] in TERMINAL_EVENTS)
-            if terminal < len(by_id) or emulator.depth(emulator.queue, delayed=False):
-                return False
-            statuses = Counter(r["status"]["S"] for r in emulator.records().values())
-            return statuses["PROCESSED"] + statuses["REJECTED"] == len(by_id)
-
-        wait_until("every redriven upload completed", all_final, timeout=60)
-        redrive_seconds = time.monotonic() - t1
-
-        # --- Then every upload has its one terminal state and its one terminal event, and nothing is left
-        # (the scans' deadline checks came and went: each found its upload final and changed nothing)
-        wait_until(
-            "every scan deadline check came and went",
-            lambda: emulator.depth(emulator.queue) == 0,
-            timeout=SCAN_TIMEOUT + 60,
-        )
-        time.sleep(1.5)  # one more poll cycle: a stray late event would show up now
-        records = emulator.records()
-        for upload_id, upload in by_id.items():
-            expected = "REJECTED" if upload["expect"] == "REJECTED" else "PROCESSED"
-            assert records[upload_id]["status"]["S"] == expected, (upload["name"], records[upload_id].get("error"))
-            assert "pending_event" not in records[upload_id]
-        events = check_events(stack)
-        terminal = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] in TERMINAL_EVENTS)
-        assert terminal == Counter({i: 1 for i in by_id})
-        failed_events = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] == "Upload Failed")
-        assert failed_events == Counter({i: 1 for i in failed})
-        # a redriven upload's Upload Failed comes before its terminal event
-        order = [(e["detail"]["uploadId"], e["detail-type"]) for e in events]
-        for upload_id in failed:
-            assert order.index((upload_id, "Upload Failed")) < order.index((upload_id, "Upload Processed"))
-        assert emulator.depth(emulator.queue) == 0 and emulator.depth(emulator.dlq) == 0
-
-        print(
-            f"\nfault injection: {len(by_id)} uploads in {upload_seconds:.1f}s, settled in {settle_seconds:.1f}s, "
-            f"redriven {sum(dlq_keys.values())} message(s) of {len(failed)} upload(s) "
-            f"({len(unlucky)} not poison) in {redrive_seconds:.1f}s; injected {dict(injected)}; "
-            f"events {len(events)}; total {time.monotonic() - started:.1f}s"
-        )
+        settle_seconds = timed(settled, SETTLE_TIMEOUT)
+        settled_state = emulator.state(stack)
+        snapshot = Snapshot.of(stack, emulator, dead_letters=True)
+        yield Run(stack, emulator, switch, by_id, started, upload_seconds, settle_seconds, settled_state, snapshot)
     finally:
         stop_stack(stack)
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """The faults off, the dead-letter queue redriven, and what came of it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    final_seconds: float | None  # None: not every upload final within the wait
+    final_state: str
+    drained: bool  # the ingest queue empty, the scans' deadline checks included
+    after: Snapshot
+
+
+@pytest.fixture(scope="module")
+def redriven(run: Run) -> Redrive:
+    """With the faults off, the dead-letter queue redriven (the `make redrive` command), waited for
+    until every upload is final and the scans' deadline checks came and went."""
+    stack, emulator = run.stack, run.emulator
+    run.switch.unlink()
+    t1 = time.monotonic()
+    command = [sys.executable, "-m", "local.redrive", "--state", str(stack.state_dir / "stack.json")]
+    redriven = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+    def all_final() -> bool:
+        terminal = sum(1 for e in stack.events() if e["detail-type"] in TERMINAL_EVENTS)
+        if terminal < len(run.by_id) or emulator.depth(emulator.queue, delayed=False):
+            return False
+        statuses = Counter(r["status"]["S"] for r in emulator.records().values())
+        return statuses["PROCESSED"] + statuses["REJECTED"] == len(run.by_id)
+
+    final_seconds = timed(all_final, REDRIVE_TIMEOUT)
+    final_state = run.state()
+    redrive_seconds = time.monotonic() - t1
+    # each scanned upload's deadline check comes back after the scan timeout: it finds its upload
+    # final and changes nothing
+    drained = poll(lambda: emulator.depth(emulator.queue) == 0, SCAN_TIMEOUT + 60, 0.5) is not None
+    time.sleep(1.5)  # one more poll cycle: a stray late event would show up now
+    after = Snapshot.of(stack, emulator)
+    print(
+        f"\nfault injection: {len(run.by_id)} uploads in {run.upload_seconds:.1f}s, settled in "
+        f"{run.settle_seconds or float('nan'):.1f}s, redriven {sum(run.settled.dead_letter_keys.values())} "
+        f"message(s) of {len(run.failed)} upload(s) ({len(run.failed - run.poison)} not poison) in "
+        f"{redrive_seconds:.1f}s; injected {dict(injected(run.settled.log))}; events {len(after.events)}; "
+        f"total {time.monotonic() - run.started:.1f}s"
+    )
+    return Redrive(redriven.returncode, redriven.stdout, redriven.stderr, final_seconds, final_state, drained, after)
+
+
+# --- under faults: every upload settles, once --------------------------------------------------
+
+
+def test_every_upload_settles_with_nothing_left_in_flight(run: Run) -> None:
+    assert run.settle_seconds is not None, (
+        f"not every upload settled within {SETTLE_TIMEOUT}s, the ingest queue not empty: {run.settled_state}"
+    )
+    statuses = Counter(run.settled.status().values())
+    assert statuses["PENDING"] == statuses["UPLOADED"] == statuses["SCANNING"] == 0, dict(statuses)
+
+
+def test_every_upload_has_exactly_one_record_in_the_state_its_file_deserves(run: Run) -> None:
+    status = run.settled.status()
+    assert set(status) == set(run.by_id), "one record per upload, none missing, none extra"
+    assert run.poison <= run.failed, f"poison uploads not FAILED: {run.poison - run.failed}"
+    # a normal upload throttled on all its attempts may be FAILED too: legitimate, redriven later
+    wrong = {
+        upload["name"]: (status[upload_id], run.settled.records[upload_id].get("error"))
+        for upload_id, upload in run.by_id.items()
+        if upload_id not in run.failed and status[upload_id] != upload["expect"]
+    }
+    assert not wrong, wrong
+
+
+def test_a_failed_upload_records_one_safe_error_and_its_reason_is_in_the_logs_only(run: Run) -> None:
+    records = run.settled.records
+    for upload_id in run.failed:
+        assert records[upload_id]["error"]["S"].count("processing-failed") == 1, records[upload_id]["error"]
+        assert "pending_event" not in records[upload_id], f"{upload_id}: its Upload Failed event still owed"
+    # clients and consumers get a code and a safe message; the reason, the last attempt's error
+    # (the poison's SlowDown, a throttle that hit first, or, with several processor workers, a
+    # duplicate delivery another worker held the lock of), is in the logs only
+    leaked = [i for i in run.failed if re.search(TRANSIENT, records[i]["error"]["S"])]
+    assert not leaked, {i: records[i]["error"]["S"] for i in leaked}
+    gave_up = [line for line in run.settled.log.splitlines() if "processing failed for good" in line]
+    unlogged = [i for i in run.failed if not any(i in line and re.search(TRANSIENT, line) for line in gave_up)]
+    assert not unlogged, f"failed without its reason logged: {unlogged}"
+
+
+def test_each_settled_upload_has_exactly_one_schema_valid_event_of_its_state(run: Run) -> None:
+    for event in run.settled.events:
+        validate_event(event)
+    per = Counter((e["detail"]["uploadId"], e["detail-type"]) for e in run.settled.events)
+    assert all(n == 1 for n in per.values()), [k for k, n in per.items() if n > 1]
+    status = run.settled.status()
+    wrong = {}
+    for upload_id, upload in run.by_id.items():
+        kinds = [kind for (i, kind) in per if i == upload_id]
+        if kinds != [EVENT_OF.get(status.get(upload_id, ""))]:
+            wrong[upload["name"]] = (status.get(upload_id), kinds)
+    assert not wrong, wrong
+
+
+def test_the_failed_uploads_messages_wait_in_the_dead_letter_queue(run: Run) -> None:
+    # their duplicates too: a key may be there more than once
+    dead = set(run.settled.dead_letter_keys)
+    assert dead == {run.by_id[i]["key"] for i in run.failed}, (
+        f"in the DLQ but not FAILED: {dead - {run.by_id[i]['key'] for i in run.failed}}; "
+        f"FAILED but not in the DLQ: {[run.by_id[i]['key'] for i in run.failed if run.by_id[i]['key'] not in dead]}"
+    )
+
+
+def test_the_faults_really_happened(run: Run) -> None:
+    faults = injected(run.settled.log)
+    assert faults["throttle"] > 0 and faults["duplicate"] > 0, dict(faults)
+    assert faults["poison"] >= len(run.poison), dict(faults)  # how many depends on timing
+
+
+# --- the faults off, the dead-letter queue redriven: every upload completes ----------------------
+
+
+def test_the_redrive_moves_every_dead_lettered_message_back(run: Run, redriven: Redrive) -> None:
+    assert redriven.returncode == 0, redriven.stdout + redriven.stderr
+    assert f"moved {sum(run.settled.dead_letter_keys.values())} message(s)" in redriven.stdout, redriven.stdout
+
+
+def test_every_redriven_upload_completes(run: Run, redriven: Redrive) -> None:
+    assert redriven.final_seconds is not None, (
+        f"not every upload final within {REDRIVE_TIMEOUT}s of the redrive: {redriven.final_state}"
+    )
+    status = redriven.after.status()
+    wrong = {}
+    for upload_id, upload in run.by_id.items():
+        expected = "REJECTED" if upload["expect"] == "REJECTED" else "PROCESSED"
+        record = redriven.after.records.get(upload_id, {})
+        if status.get(upload_id) != expected or "pending_event" in record:
+            wrong[upload["name"]] = (status.get(upload_id), record.get("error"), "pending_event" in record)
+    assert not wrong, wrong
+
+
+def test_each_upload_ends_with_one_terminal_event_after_its_one_upload_failed(run: Run, redriven: Redrive) -> None:
+    events = redriven.after.events
+    for event in events:
+        validate_event(event)
+    terminal = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] in TERMINAL_EVENTS)
+    assert terminal == Counter({i: 1 for i in run.by_id}), {i: n for i, n in terminal.items() if n != 1}
+    failed_events = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] == "Upload Failed")
+    assert failed_events == Counter({i: 1 for i in run.failed})
+    # a redriven upload's Upload Failed comes before its terminal event
+    order = [(e["detail"]["uploadId"], e["detail-type"]) for e in events]
+    for upload_id in run.failed:
+        assert order.index((upload_id, "Upload Failed")) < order.index((upload_id, "Upload Processed")), upload_id
+
+
+def test_nothing_is_left_in_the_ingest_or_the_dead_letter_queue(run: Run, redriven: Redrive) -> None:
+    # the scans' deadline checks came and went: each found its upload final and changed nothing
+    assert redriven.drained, f"the ingest queue not empty within {SCAN_TIMEOUT + 60}s: {run.state()}"
+    assert run.emulator.depth(run.emulator.queue) == 0
+    assert run.emulator.depth(run.emulator.dlq) == 0
 
 
 def dead_letter_keys(emulator: Emulator) -> list[str]:
     """The object keys of the notifications (and scan verdicts) in the dead-letter queue (left
     there: read and let go)."""
-    import json
     from urllib.parse import unquote_plus
 
     keys: list[str] = []

@@ -14,6 +14,7 @@ import requests
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.support.auth import bearer
 from tests.support.samples import png
+from tests.support.waiting import eventually
 
 
 def upload(
@@ -71,15 +72,12 @@ def test_the_demo_config_is_discovered_not_hard_coded(local_stack: Stack) -> Non
 
 
 def _wait_for_events(stack: Stack, upload_id: str, timeout: float = 10) -> list[dict[str, Any]]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e for e in stack.events() if e["detail"].get("uploadId") == upload_id]
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no event for {upload_id} in {stack.state_dir / 'events.jsonl'}")
+    return eventually(
+        lambda: [e for e in stack.events() if e["detail"].get("uploadId") == upload_id],
+        f"an event for {upload_id} in {stack.state_dir / 'events.jsonl'}",
+        timeout,
+        interval=0.05,
+    )
 
 
 # --- auth on, as `make run` starts it -------------------------------------------------------------

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ import requests
 
 from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.support.samples import png
+from tests.support.waiting import eventually
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 
@@ -36,15 +36,6 @@ def post(issued: dict[str, Any], data: bytes, filename: str = "f") -> None:
 def bucket_keys(stack: Stack) -> list[str]:
     s3 = emulator_client(stack)
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=stack.info["bucket"]).get("Contents", []))
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def download(stack: Stack, upload_id: str, variant: str | None = None) -> tuple[dict[str, Any], requests.Response]:

@@ -5,8 +5,7 @@ to the sample receiver (client-demo/webhook_receiver.py) over real HTTP."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
@@ -18,6 +17,7 @@ from standardwebhooks import Webhook
 
 from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.e2e.test_local_stack import png
+from tests.support.waiting import eventually
 from tests.webhooks import receiver_module
 from tests.webhooks import serve as serve_http
 
@@ -101,16 +101,6 @@ def send(issued: dict[str, Any], data: bytes) -> None:
         issued["url"], data=issued["fields"], files={"file": ("hook.png", data, "image/png")}, timeout=30
     )
     assert reply.status_code == 204, reply.text
-
-
-def eventually(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_an_upload_processed_event_is_delivered_signed_and_the_receiver_accepts_it(hooked: WebhookStack) -> None:

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tests.event_schemas import validate_event
-from tests.events import http, s3_notification, sqs_batch
+from tests.events import http
 from tests.lambda_context import context
 from tests.support.samples import a_pdf as a_pdf  # re-exported: tests import it from here
 from tests.support.samples import png as png  # re-exported: tests import it from here
@@ -62,60 +62,6 @@ def delivered_events(aws: Any) -> list[dict[str, Any]]:
     return out
 
 
-def current_etag(aws: Any, key: str) -> str | None:
-    """The ETag S3 would name in the notification of the object now at ``key``."""
-    try:
-        return str(aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"]).strip('"')
-    except aws.s3.exceptions.ClientError:
-        return None
-
-
-def process(
-    aws: Any,
-    key: str,
-    size: int,
-    receive_count: int = 1,
-    etag: str | None = None,
-    sequencer: str | None = None,
-    scan: bool = True,
-) -> dict[str, Any]:
-    """The processor handling S3's notification of the object now at ``key`` (or of ``etag``).
-    Another write of the key has another ``sequencer``; a repeated notification has the same.
-    With ``scan`` (as the deployed stack does), an upload that then waits for its malware scan
-    is scanned by the real ClamAV scanner and the processor handles that verdict too."""
-    from handlers import processor
-
-    etag = etag or current_etag(aws, key)
-    body = s3_notification(aws.bucket, key, size, etag=etag, **({"sequencer": sequencer} if sequencer else {}))
-    reply: dict[str, Any] = processor.lambda_handler(
-        sqs_batch(body, receive_count=receive_count), context("ProcessFunction")
-    )
-    if scan and etag and not reply.get("batchItemFailures") and awaiting_scan(aws, key, etag):
-        return deliver_verdict(aws, key, etag)
-    return reply
-
-
-def scan_once(aws: Any) -> int:
-    """The malware scanner (local/scanner.py: real ClamAV, playing GuardDuty) over every object S3
-    announced to it since the last call; its verdicts go to the bus, whose rule brings them to the
-    ingest queue. Returns how many notifications it handled."""
-    from local.scanner import Scanner
-
-    url = aws.resources.scan_requests_queue_url
-    if not url:
-        return 0
-    scanner = Scanner(aws.sqs, aws.s3, aws.events, url, "us-east-1")
-    handled = 0
-    while messages := aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-        "Messages", []
-    ):
-        for message in messages:
-            scanner.handle(json.loads(message["Body"]))
-            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            handled += 1
-    return handled
-
-
 @pytest.fixture
 def unscanned(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The built-in profiles with the malware scan off: for tests of processing mechanics (retries,
@@ -125,66 +71,6 @@ def unscanned(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("PROFILES_JSON", unscanned_profiles_json())
     wiring.reset()
-
-
-def awaiting_scan(aws: Any, key: str, etag: str) -> bool:
-    from directupload import keys, wiring
-
-    upload_id = keys.upload_id_from_key(key)
-    record = wiring.store().get(upload_id) if upload_id else None
-    return record is not None and record.status.value == "SCANNING" and record.claim_etag == etag
-
-
-def scan_verdict(
-    aws: Any, key: str, etag: str, status: str | None = None, threats: tuple[str, ...] = (), tag: bool = True
-) -> dict[str, Any]:
-    """GuardDuty's scan result event for version ``etag`` of ``key``, as EventBridge delivers it to
-    the queue: from a real ClamAV scan of the object (local/scanner.py), or with ``status`` given."""
-    import uuid
-    from datetime import UTC, datetime
-
-    from local.scanner import TAG, Scanner, Verdict, scan_result_event
-
-    if status:
-        verdict: Verdict | None = Verdict(status, threats)
-        if tag and current_etag(aws, key) == etag:  # the scanner tags the version it scanned
-            aws.s3.put_object_tagging(Bucket=aws.bucket, Key=key, Tagging={"TagSet": [{"Key": TAG, "Value": status}]})
-    else:
-        verdict = Scanner(None, aws.s3, None, "", "us-east-1").scan(aws.bucket, key, etag)
-        assert verdict is not None, f"{key} ({etag}) is not in the bucket to scan"
-        aws.s3.put_object_tagging(
-            Bucket=aws.bucket, Key=key, Tagging={"TagSet": [{"Key": TAG, "Value": verdict.status}]}
-        )
-    assert verdict is not None
-    entry = scan_result_event(aws.bucket, key, etag, verdict, "us-east-1")
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": entry["DetailType"],
-        "source": entry["Source"],
-        "account": "123456789012",
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": entry["Resources"],
-        "detail": json.loads(entry["Detail"]),
-    }
-
-
-def deliver_verdict(
-    aws: Any,
-    key: str,
-    etag: str,
-    status: str | None = None,
-    threats: tuple[str, ...] = (),
-    receive_count: int = 1,
-    tag: bool = True,
-) -> dict[str, Any]:
-    """The processor handling the scanner's verdict on version ``etag`` of ``key`` (``tag``: the
-    scanner tagged the object it scanned, as GuardDuty does)."""
-    from handlers import processor
-
-    body = scan_verdict(aws, key, etag, status, threats, tag)
-    return processor.lambda_handler(sqs_batch(body, receive_count=receive_count), context("ProcessFunction"))
 
 
 def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api, delivered_events, png, post_to_s3, process
+from tests.integration.conftest import Api, delivered_events, png, post_to_s3
 from tests.integration.test_security import assert_problem
+from tests.support.processing import process
 
 ISSUER = "arn:aws:iam::123456789012:role/backends/report-job"
 SESSION = "arn:aws:sts::123456789012:assumed-role/report-job/run-42"

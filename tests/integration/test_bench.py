@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from bench.emulator import client, deploy
+from tests.support.template import record_key
 
 MiB = 1024 * 1024
 
 
 def record(deployment: Any, upload_id: str) -> dict[str, Any]:
     reply = client("dynamodb", deployment.endpoint).get_item(
-        TableName=deployment.table, Key={"pk": {"S": f"upload#{upload_id}"}}, ConsistentRead=True
+        TableName=deployment.table, Key=record_key(upload_id), ConsistentRead=True
     )
     return dict(reply.get("Item") or {})
 
@@ -186,7 +187,7 @@ def test_transactional_issue_keeps_the_quota_rules_and_writes_only_granted_recor
         issue.quota.reserve("ann", upload_id, size, at, until)
         issue.client.put_item(
             TableName=deployment.table,
-            Item={"pk": {"S": f"upload#{upload_id}"}, "status": {"S": "PENDING"}},
+            Item={**record_key(upload_id), "status": {"S": "PENDING"}},
             ConditionExpression="attribute_not_exists(pk)",
         )
 
@@ -263,7 +264,7 @@ def test_request_counts_are_the_products_own_for_a_processed_image() -> None:
         image = counts["image"]
         assert image.upload_id is not None
         item = client("dynamodb", stack.info["emulatorUrl"]).get_item(
-            TableName=stack.info["uploadsTable"], Key={"pk": {"S": f"upload#{image.upload_id}"}}, ConsistentRead=True
+            TableName=stack.info["uploadsTable"], Key=record_key(image.upload_id), ConsistentRead=True
         )["Item"]
     assert item["status"]["S"] == "PROCESSED" and "thumbnail" in item["variants"]["S"]
     assert item["file_key"]["S"].startswith(f"files/{image.upload_id}/")  # promoted

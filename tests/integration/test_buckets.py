@@ -13,11 +13,11 @@ from urllib.parse import quote_plus, urlparse
 import pytest
 import requests
 
-from local.aws_events import s3_eventbridge_event, s3_notification, sqs_batch
-from local.poller import sqs_event
-from tests.conftest import REGION, Aws, aws_client
+from local.aws_events import s3_eventbridge_event, s3_notification
+from tests.conftest import Aws, provisioned
 from tests.integration.conftest import Api, delivered_events, post_to_s3
-from tests.lambda_context import context
+from tests.support.processing import deliver_ingest_queue, handle
+from tests.support.template import record_key
 
 PROFILES = {
     "file": {"contentTypes": ["text/plain"], "maxSize": 1024, "scan": "off"},
@@ -29,24 +29,11 @@ PROFILES = {
 def existing(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     """Two existing buckets, configured by their owner as docs/existing-buckets.md says; the
     profile ``report`` names the second."""
-    from directupload import wiring
-    from local.provision import provision
-    from local.template import LocalTemplate, load
-
     prefix = f"t{uuid.uuid4().hex[:10]}"
     buckets = f"{prefix}-owned-a,{prefix}-owned-b"
     profiles = json.dumps(PROFILES).replace("BUCKET_B", f"{prefix}-owned-b")
     parameters = {"Stage": "dev", "ExistingBuckets": buckets, "ProfilesJson": profiles, "MalwareProtection": "disabled"}
-    tpl = LocalTemplate(load(), region=REGION, prefix=prefix, endpoint=moto_server, parameters=parameters)
-    clients = {name: aws_client(name) for name in ("s3", "sqs", "dynamodb", "events")}
-    resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
-    env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
-    env["AUTH_MODE"] = "none"
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    wiring.reset()
-    yield Aws(moto_server, resources, env, **clients, template=tpl)
-    wiring.reset()
+    yield from provisioned(moto_server, monkeypatch, parameters, prefix)
 
 
 @pytest.fixture
@@ -57,22 +44,6 @@ def dropped(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     names: list[str] = []
     monkeypatch.setattr(processor.metrics, "add_metric", lambda name, **_: names.append(name))
     return names
-
-
-def deliver_ingest_queue(aws: Aws) -> list[dict[str, Any]]:
-    """What the IngestQueue holds, handed to ProcessFunction as its event source would; the replies."""
-    from handlers import processor
-
-    replies = []
-    arn = aws.sqs.get_queue_attributes(QueueUrl=aws.resources.ingest_queue_url, AttributeNames=["QueueArn"])
-    while messages := aws.sqs.receive_message(
-        QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
-    ).get("Messages", []):
-        event = sqs_event(messages, arn["Attributes"]["QueueArn"], REGION)
-        replies.append(processor.lambda_handler(event, context("ProcessFunction")))
-        for message in messages:
-            aws.sqs.delete_message(QueueUrl=aws.resources.ingest_queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return replies
 
 
 def issue(api: Api, profile: str, filename: str = "notes for q3+q4.txt", size: int = 11) -> dict[str, Any]:
@@ -111,8 +82,6 @@ def test_one_parser_reads_s3_notifications_and_eventbridge_events_each_with_its_
 def test_an_object_of_a_bucket_the_stack_does_not_serve_is_dropped_counted_and_not_retried(
     existing: Aws, dropped: list[str], shape: str
 ) -> None:
-    from handlers import processor
-
     # Given an upload issued for a configured bucket, and its key written to someone else's bucket
     api = Api()
     issued = issue(api, "file")
@@ -120,7 +89,7 @@ def test_an_object_of_a_bucket_the_stack_does_not_serve_is_dropped_counted_and_n
     body = build("someone-elses-bucket", issued["key"], 11, etag="0" * 32)
 
     # When the processor gets that event
-    reply = processor.lambda_handler(sqs_batch(body), context("ProcessFunction"))
+    reply = handle(body)
 
     # Then the message is done (no retry), counted, and the upload untouched
     assert reply["batchItemFailures"] == []
@@ -129,15 +98,13 @@ def test_an_object_of_a_bucket_the_stack_does_not_serve_is_dropped_counted_and_n
 
 
 def test_an_object_outside_staging_is_dropped_counted_and_not_retried(existing: Aws, dropped: list[str]) -> None:
-    from handlers import processor
-
     # Given an object written straight under files/ of a configured bucket (never a client's to write)
     bucket = existing.resources.bucket
     key = f"files/{'b' * 32}/planted.txt"
     existing.s3.put_object(Bucket=bucket, Key=key, Body=b"planted")
 
     # When its event reaches the processor
-    reply = processor.lambda_handler(sqs_batch(s3_eventbridge_event(bucket, key, 7)), context("ProcessFunction"))
+    reply = handle(s3_eventbridge_event(bucket, key, 7))
 
     # Then it is dropped, counted, and left alone (the bucket policy is what keeps writers out)
     assert reply["batchItemFailures"] == []
@@ -202,7 +169,7 @@ def test_a_record_written_before_records_named_their_bucket_means_the_default_bu
     table = existing.resources.uploads_table
     existing.dynamodb.update_item(
         TableName=table,
-        Key={"pk": {"S": f"upload#{issued['uploadId']}"}},
+        Key=record_key(issued["uploadId"]),
         UpdateExpression="REMOVE #b",
         ExpressionAttributeNames={"#b": "bucket"},
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.conftest import Api, delivered_events, png, post_to_s3, process
+from tests.integration.conftest import Api, delivered_events, png, post_to_s3
+from tests.support.processing import process
 
 
 def test_png_upload_is_processed_with_sha256_dimensions_and_thumbnail(aws: Any, api: Api) -> None:

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 import pytest
 import requests
 
-from tests.integration.conftest import Api, delivered_events, scan_once
-from tests.lambda_context import context
+from tests.integration.conftest import Api, delivered_events
+from tests.support.processing import deliver_ingest_queue
 
 MiB = 1024 * 1024
 PART = 16 * MiB  # the `video` profile's part size; it goes multipart from 16 MiB
@@ -55,28 +55,6 @@ def upload_parts(api: Api, upload_id: str, data: bytes, part_size: int = PART) -
     pieces = chunks(data, part_size)
     urls = sign(api, upload_id, list(pieces))
     return [{"partNumber": n, "etag": put_part(urls[n], piece)} for n, piece in pieces.items()]
-
-
-def deliver_notifications(aws: Any) -> list[dict[str, Any]]:
-    """Hand what S3 really sent to the ingest queue to ProcessFunction, as Lambda's SQS poller does
-    (moto sends two ObjectCreated notifications per completed multipart upload), and what the
-    malware scanner (local/scanner.py, real ClamAV) says of them, as GuardDuty's verdicts arrive."""
-    from handlers import processor
-    from local.poller import sqs_event
-
-    replies: list[Any] = []
-    while True:
-        messages = aws.sqs.receive_message(
-            QueueUrl=aws.resources.ingest_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not messages and not scan_once(aws):
-            return replies
-        if not messages:
-            continue
-        event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:ingest", "us-east-1")
-        replies.append(processor.lambda_handler(event, context("ProcessFunction")))
-        for message in messages:
-            aws.sqs.delete_message(QueueUrl=aws.resources.ingest_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def created_events(aws: Any, key: str) -> list[str]:
@@ -133,7 +111,7 @@ def test_multipart_upload_goes_to_processed_with_one_event(aws: Any, api: Api) -
 
     # Then S3's notifications (moto sends two) make exactly one outcome and one event
     assert created_events(aws, issued["key"]) == ["ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"]
-    assert all(reply == {"batchItemFailures": []} for reply in deliver_notifications(aws))
+    assert all(reply == {"batchItemFailures": []} for reply in deliver_ingest_queue(aws, scan=True))
     status, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["status"] == "PROCESSED", record
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
@@ -152,7 +130,7 @@ def test_a_lost_complete_reply_can_be_retried(aws: Any, api: Api) -> None:
     assert first[0] == again[0] == 200
     assert first[1]["uploadId"] == again[1]["uploadId"] == upload_id
     # and once processed (the staging object promoted and gone), a replay answers from the record
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
     late = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
     assert (late[0], late[1]["status"]) == (200, "PROCESSED")
 
@@ -306,7 +284,7 @@ def test_an_object_larger_than_declared_is_rejected_in_processing(aws: Any, api:
     )
 
     # When S3's notifications reach the processor
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
 
     # Then the upload is rejected, the object is not left where it could be served, one event
     _, record, _ = api.call("GET", f"/uploads/{issued['uploadId']}")
@@ -474,7 +452,7 @@ def test_part_checksums_are_signed_into_each_url_and_named_at_completion(
     status, view, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
     assert status == 200, view
     assert [p.get("ChecksumSHA256") for p in completed] == [checksums[1], checksums[2]]
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
     status, final, _ = api.call("GET", f"/uploads/{upload_id}")
     assert final["status"] == "PROCESSED", final
     assert final["sha256"] == hashlib.sha256(data).hexdigest()
@@ -639,7 +617,7 @@ def test_concurrent_first_parts_calls_create_one_multipart_upload(aws: Any, api:
     parts = [{"partNumber": n, "etag": put_part(urls[n], piece)} for n, piece in chunks(data).items()]
     status, record, _ = api.call("POST", f"/uploads/{upload_id}/complete", {"parts": parts})
     assert status == 200, record
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
     status, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["status"] == "PROCESSED" and record["sha256"] == hashlib.sha256(data).hexdigest()
 

@@ -21,20 +21,10 @@ from local.faults import Faults
 from local.lambda_runtime import LocalFunction
 from local.poller import QueuePoller
 from local.redrive import redrive
-from tests.integration.conftest import (
-    Api,
-    a_pdf,
-    current_etag,
-    delivered_events,
-    fail_calls,
-    png,
-    post_to_s3,
-    process,
-    upload,
-)
+from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.lambda_context import context
-
-MAX_RECEIVE_COUNT = 5  # the template's default, which the aws fixture provisions
+from tests.support.processing import current_etag, handle, process
+from tests.support.template import function_timeout, max_receive_count, record_key
 
 # processing mechanics (retries, faults, dead letters): the malware scan gate has tests of its own
 pytestmark = pytest.mark.usefixtures("unscanned")
@@ -47,8 +37,9 @@ def poller(aws: Any, faults: Faults | None = None) -> QueuePoller:
     """The local stack's poller over the real ingest queue: failures come back at once."""
     from handlers import processor
 
-    # the template's 15-minute timeout, as the local stack's workers have it
-    function = LocalFunction("ProcessFunction", processor.lambda_handler, timeout=900)
+    # the template's timeout, as the local stack's workers have it
+    timeout = function_timeout("ProcessFunction", aws.template)
+    function = LocalFunction("ProcessFunction", processor.lambda_handler, timeout=timeout)
     return QueuePoller(aws.sqs, aws.resources.ingest_queue_url, function, wait_seconds=0, retry_delay=0, faults=faults)
 
 
@@ -79,7 +70,7 @@ def record(api: Api, upload_id: str) -> dict[str, Any]:
 
 
 def raw_item(aws: Any, upload_id: str) -> dict[str, Any]:
-    reply = aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key={"pk": {"S": f"upload#{upload_id}"}})
+    reply = aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key=record_key(upload_id))
     return dict(reply["Item"])
 
 
@@ -296,6 +287,8 @@ def test_retries_run_out_into_the_dlq_as_failed_and_a_redrive_completes_the_uplo
 ) -> None:
     from directupload import aws as clients
 
+    max_receives = max_receive_count(aws.template)  # the IngestQueue's, as provisioned
+
     # Given an object every S3 read of which fails while the switch file exists
     switch = tmp_path / "faults-on"
     switch.touch()
@@ -308,8 +301,8 @@ def test_retries_run_out_into_the_dlq_as_failed_and_a_redrive_completes_the_uplo
     p = drain(aws, faults)
 
     # Then it tried MaxReceiveCount times, parked in the DLQ, and the record says FAILED and why
-    assert p.failures == MAX_RECEIVE_COUNT
-    assert faults.counts["poison"] == MAX_RECEIVE_COUNT
+    assert p.failures == max_receives
+    assert faults.counts["poison"] == max_receives
     assert queue_depth(aws, aws.resources.ingest_queue_url) == 0
     assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 1
     body = record(api, issued["uploadId"])
@@ -365,6 +358,7 @@ def test_two_messages_of_one_upload_running_out_send_one_failed_event(aws: Any, 
 
 
 def test_the_last_attempt_records_failed_even_when_that_write_is_throttled_once(aws: Any, api: Api) -> None:
+    max_receives = max_receive_count(aws.template)  # the IngestQueue's, as provisioned
     data = b"z\n"
     issued = upload(api, data, "z.txt", "text/plain", "file")
     fail_calls("s3", "HeadObject", 1, code="SlowDown")
@@ -372,7 +366,7 @@ def test_the_last_attempt_records_failed_even_when_that_write_is_throttled_once(
         "dynamodb", "UpdateItem", 1, when=lambda p: {"S": "FAILED"} in p.get("ExpressionAttributeValues", {}).values()
     )
 
-    reply = process(aws, issued["key"], len(data), receive_count=MAX_RECEIVE_COUNT)
+    reply = process(aws, issued["key"], len(data), receive_count=max_receives)
 
     assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # it still moves to the DLQ
     assert to_failed == [0]
@@ -424,12 +418,13 @@ def json_logs() -> Iterator[list[dict[str, Any]]]:
 def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correlation_id(aws: Any, api: Api) -> None:
     from handlers import consumer
 
+    max_receives = max_receive_count(aws.template)  # the IngestQueue's, as provisioned
     good = upload(api, png(), "ok.png", "image/png", "avatar")
     bad = upload(api, b"MZ\x90\x00" + bytes(100), "bad.png", "image/png", "avatar")
     drain(aws)
     gone = upload(api, b"q\n", "gone.txt", "text/plain", "file")
     aws.s3.delete_object(Bucket=aws.bucket, Key=gone["key"])  # the object vanished: every attempt fails
-    process(aws, gone["key"], 2, receive_count=MAX_RECEIVE_COUNT)
+    process(aws, gone["key"], 2, receive_count=max_receives)
     seen = delivered_events(aws)
     assert sorted(e["detail-type"] for e in seen) == ["Upload Failed", "Upload Processed", "Upload Rejected"]
 
@@ -496,6 +491,8 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
     from handlers import processor
     from local.poller import sqs_event
 
+    max_receives = max_receive_count(aws.template)  # the IngestQueue's, as provisioned
+
     # Given a real notification whose object every S3 read fails for
     issued = upload(api, b"slow\n", "slow.txt", "text/plain", "file")
     left = fail_calls("s3", "GetObject", 100, code="SlowDown")
@@ -517,7 +514,7 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
     # When attempts fail, each sets a growing backoff on its message (made visible here to skip the waits)
     with json_logs() as lines:
         first = attempt()
-        for _ in range(MAX_RECEIVE_COUNT - 1):
+        for _ in range(max_receives - 1):
             aws.sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0)
             first = attempt()
     waits = [line["retry_in"] for line in lines if line.get("message") == "processing attempt failed; will retry"]
@@ -525,11 +522,11 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
     assert not any("could not set the retry backoff" in line.get("message", "") for line in lines)
 
     # Then the last attempt records FAILED and leaves the message visible, so SQS dead-letters it at once
-    assert first["Attributes"]["ApproximateReceiveCount"] == str(MAX_RECEIVE_COUNT)
+    assert first["Attributes"]["ApproximateReceiveCount"] == str(max_receives)
     assert record(api, issued["uploadId"])["status"] == "FAILED"
     assert aws.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []  # moved now
     assert queue_depth(aws, aws.resources.dead_letter_queue_url) == 1
-    assert left[0] == 100 - MAX_RECEIVE_COUNT
+    assert left[0] == 100 - max_receives
 
 
 def test_redrive_finds_the_queues_of_a_deployed_stack_from_its_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -581,19 +578,17 @@ def test_redrive_wants_both_queue_urls_or_neither() -> None:
 
 
 def test_records_are_not_started_with_too_little_of_the_invocation_left(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import s3_notification, sqs_batch
-    from tests.lambda_context import context
+    from tests.events import s3_notification
 
     data = png()
     first, second = (upload(api, data, f"{n}.png", "image/png", "avatar") for n in ("first", "second"))
-    event = sqs_batch(*(s3_notification(aws.bucket, issued["key"], len(data)) for issued in (first, second)))
+    bodies = [s3_notification(aws.bucket, issued["key"], len(data)) for issued in (first, second)]
 
     # a batch with a minute left: its first record runs, the next goes back to the queue untouched
-    reply = processor.lambda_handler(event, context("ProcessFunction", remaining_seconds=60))
+    reply = handle(*bodies, remaining_seconds=60)
     assert reply == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert [record(api, i["uploadId"])["status"] for i in (first, second)] == ["PROCESSED", "PENDING"]
 
     # and a fresh invocation processes it
-    assert processor.lambda_handler(event, context("ProcessFunction"))["batchItemFailures"] == []
+    assert handle(*bodies)["batchItemFailures"] == []
     assert record(api, second["uploadId"])["status"] == "PROCESSED"

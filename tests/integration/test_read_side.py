@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, process, upload
+from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.support.auth import use_jwt
+from tests.support.processing import process
+from tests.support.template import record_key, ttl_attribute
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 
@@ -456,7 +458,7 @@ def test_a_lapsed_retention_removes_object_derived_files_and_record_with_one_eve
     delivered_events(aws)
 
     # When DynamoDB's TTL removes the record (the clock played 2 days forward)
-    sweeper = TtlSweeper(aws.dynamodb, aws.resources.uploads_table)
+    sweeper = TtlSweeper(aws.dynamodb, aws.resources.uploads_table, attribute=ttl_attribute())
     assert sweeper.sweep(datetime.now(UTC) + timedelta(days=2)) >= 1
     event = removals(aws)
     assert event["Records"], "the stream has the removal"
@@ -476,10 +478,8 @@ def test_no_processed_upload_expires_without_a_retention(aws: Any, api: Api) -> 
     data = png()
     issued = upload(api, data, "kept.png", "image/png", "avatar")
     process(aws, issued["key"], len(data))
-    item = aws.dynamodb.get_item(
-        TableName=aws.resources.uploads_table, Key={"pk": {"S": f"upload#{issued['uploadId']}"}}
-    )["Item"]
-    assert "ttl" not in item and "retainUntil" not in record(api, issued["uploadId"])
+    item = aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key=record_key(issued["uploadId"]))["Item"]
+    assert ttl_attribute() not in item and "retainUntil" not in record(api, issued["uploadId"])
 
 
 # --- findings of the attacker review, kept as regression tests --------------------------------------

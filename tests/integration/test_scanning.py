@@ -9,14 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import (
-    Api,
-    current_etag,
-    deliver_verdict,
-    delivered_events,
-    post_to_s3,
-    process,
-)
+from tests.integration.conftest import Api, delivered_events, fail_calls, post_to_s3
+from tests.support.processing import current_etag, deliver_verdict, handle, process, scan_verdict
+from tests.support.template import record_key
 
 # GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)
 GUARDDUTY_EVENT = {
@@ -59,11 +54,21 @@ def send(api: Api, data: bytes, filename: str = "notes.txt") -> dict[str, Any]:
     return issued
 
 
+def scanning(aws: Any, api: Api, data: bytes) -> tuple[dict[str, Any], str]:
+    """An upload sent and its S3 notification handled: it waits for its malware scan. The upload
+    and the version (ETag) the scanner is to scan."""
+    issued = send(api, data)
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    process(aws, issued["key"], len(data), scan=False)
+    return issued, etag
+
+
 def deadline_passed(aws: Any, upload_id: str) -> None:
     """Play the clock forward: the upload's scan deadline is in the past."""
     aws.dynamodb.update_item(
         TableName=aws.env["UPLOADS_TABLE"],
-        Key={"pk": {"S": f"upload#{upload_id}"}},
+        Key=record_key(upload_id),
         UpdateExpression="SET scan_deadline = :past",
         ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00+00:00"}},
     )
@@ -174,10 +179,7 @@ def test_a_scan_that_could_not_be_made_rejects_the_file_never_serves_it(
     aws: Any, api: Api, verdict: str, code: str
 ) -> None:
     data = b"too big, encrypted or unreadable for the scanner\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
 
     deliver_verdict(aws, issued["key"], etag, status=verdict)
 
@@ -187,10 +189,6 @@ def test_a_scan_that_could_not_be_made_rejects_the_file_never_serves_it(
 
 
 def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.lambda_context import context
-
     quiet = b"the scanner never answered for this one\n"
     silent = send(api, quiet)
     process(aws, silent["key"], len(quiet), scan=False)
@@ -199,7 +197,7 @@ def test_no_verdict_by_the_deadline_rejects_and_the_next_upload_goes_through(aws
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": silent["key"]}
     check["etag"] = current_etag(aws, silent["key"])
     deadline_passed(aws, silent["uploadId"])
-    processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))
+    handle(check)
 
     record = status_of(api, silent["uploadId"])
     assert (record["status"], record["error"]["code"]) == ("REJECTED", "scan-timeout")
@@ -310,8 +308,6 @@ def test_a_newer_version_that_takes_over_a_waiting_upload_gets_a_deadline_of_its
 
 
 def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, api: Api) -> None:
-    from tests.integration.conftest import fail_calls
-
     data = b"a check that did not go out at first\n"
     issued = send(api, data)
     left = fail_calls("sqs", "SendMessage", 1)
@@ -328,44 +324,29 @@ def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, 
 def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_the_scanner_s_tag(
     aws: Any, api: Api
 ) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.integration.conftest import fail_calls, scan_verdict
-    from tests.lambda_context import context
-
     data = b"scanned in time, processed late\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
     verdict = scan_verdict(aws, issued["key"], etag)  # the scanner answered (and tagged the object)
     fail_calls("s3", "CopyObject", 1)  # ... but handling its verdict fails once (a throttled copy)
-    assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert handle(verdict)["batchItemFailures"]
 
     # the deadline passes with the verdict still being retried (or lost): the tag decides, the
     # clock does not reject a file the scanner found clean, and nothing waits forever
     deadline_passed(aws, issued["uploadId"])
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
-    assert not processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))["batchItemFailures"]
+    assert not handle(check)["batchItemFailures"]
     record = status_of(api, issued["uploadId"])
     assert record["status"] == "PROCESSED"
     assert aws.s3.get_object(Bucket=aws.bucket, Key=record["key"])["Body"].read() == data
 
-    processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    handle(verdict, receive_count=2)
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
 def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.lambda_context import context
-
     data = b"its verdict event never came\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
     aws.s3.put_object_tagging(  # the scanner tagged what it found; its event was lost
         Bucket=aws.bucket,
         Key=issued["key"],
@@ -373,7 +354,7 @@ def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: An
     )
     deadline_passed(aws, issued["uploadId"])
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
-    assert not processor.lambda_handler(sqs_batch(check), context("ProcessFunction"))["batchItemFailures"]
+    assert not handle(check)["batchItemFailures"]
     record = status_of(api, issued["uploadId"])
     assert (record["status"], record["error"]["code"]) == ("REJECTED", "malware")
     assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="files/")["KeyCount"] == 0
@@ -381,25 +362,17 @@ def test_a_deadline_whose_verdict_event_was_lost_rejects_on_a_threat_tag(aws: An
 
 
 def test_a_twin_of_the_verdict_that_owes_an_event_never_sends_it_again(aws: Any, api: Api) -> None:
-    from handlers import processor
-    from tests.events import sqs_batch
-    from tests.integration.conftest import fail_calls, scan_verdict
-    from tests.lambda_context import context
-
     data = b"announced exactly once\n"
-    issued = send(api, data)
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    process(aws, issued["key"], len(data), scan=False)
+    issued, etag = scanning(aws, api, data)
     verdict = scan_verdict(aws, issued["key"], etag)
     twin = {**verdict, "id": "another-delivery-of-the-same-scan"}  # the scanner's result sent twice
     fail_calls("events", "PutEvents", 1)  # PROCESSED is written, its event not yet out
-    assert processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert handle(verdict)["batchItemFailures"]
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
 
-    processor.lambda_handler(sqs_batch(twin), context("ProcessFunction"))
+    handle(twin)
     assert delivered_events(aws) == [], "only the delivery that reached the outcome finishes its event"
-    processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    handle(verdict, receive_count=2)
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tests.integration.conftest import Api, delivered_events, post_to_s3, process
+from tests.integration.conftest import Api, delivered_events, post_to_s3
+from tests.support.processing import process
 
 TEXT = b"".join(b"line %06d of a text file that S3 already verified\n" % i for i in range(4000))  # ~200 KiB
 

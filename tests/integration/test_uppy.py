@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from tests.integration.conftest import Api, delivered_events, png
-from tests.integration.test_multipart import MiB, deliver_notifications, mp4_bytes
+from tests.integration.test_multipart import MiB, mp4_bytes
 from tests.support.auth import use_jwt
+from tests.support.processing import deliver_ingest_queue
 
 UPPY_CHUNK = 5 * MiB  # Uppy's minimum chunk size, and what it uses for files under 50 GB
 
@@ -77,7 +78,7 @@ def test_params_sign_a_post_that_uppy_sends_and_processing_accepts(aws: Any, api
     assert not any(name.lower().endswith(("relativepath", "-name", "-size", "-profile")) for name in params["fields"])
 
     assert post_form(params, data).status_code == 204
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
     _, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["status"] == "PROCESSED", record
     assert record["profile"] == "video" and record["metadata"] == {"caption": "at the beach"}
@@ -119,7 +120,7 @@ def test_params_without_a_size_admit_the_profiles_range_and_record_the_real_size
 
     # When the small file is sent and processed
     assert post_form(params, data).status_code == 204
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
 
     # Then the record holds the real size, and the quota keeps only what was used
     record = api.call("GET", f"/uploads/{upload_id}")[1]
@@ -135,7 +136,7 @@ def test_a_post_without_a_size_still_cannot_exceed_the_profile(aws: Any, api: Ap
     )
     assert status == 200
     post_form(params, png(8, 8) + b"\x00" * (5 * MiB))
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
     record = api.call("GET", f"/uploads/{upload_id_of(params['fields']['key'])}")[1]
     assert record["status"] == "REJECTED" and record["error"]["code"] == "size-mismatch"
 
@@ -237,7 +238,7 @@ def test_multipart_in_uppys_own_chunks_for_a_file_the_profile_would_post(aws: An
     assert done["key"] == created["key"] and done["bucket"] == aws.bucket
     assert done["location"].endswith(f"/{aws.bucket}/incoming/scan/{upload_id}/clip.mp4")
     assert api.call("GET", f"/uploads/{upload_id}")[1]["size"] == len(data)
-    deliver_notifications(aws)
+    deliver_ingest_queue(aws, scan=True)
     _, record, _ = api.call("GET", f"/uploads/{upload_id}")
     assert record["status"] == "PROCESSED", record
     assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["metadata"] == {"album": "summer"}
@@ -423,7 +424,8 @@ def test_two_completes_at_once_settle_the_quota_once(aws: Any, api: Api) -> None
 
 
 def test_a_retried_outcome_settles_a_ceilings_quota_once(aws: Any, api: Api) -> None:
-    from tests.integration.conftest import fail_calls, process
+    from tests.integration.conftest import fail_calls
+    from tests.support.processing import process
 
     data = png(20, 20)
     status, params, _ = api.call(

@@ -48,7 +48,10 @@ def run(obj: VerifiedObject) -> StepResult:
             # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS: here that is a rejection too
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return _run(obj, body)
-    except Image.DecompressionBombWarning as exc:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        # Pillow's own guard, from the size in the header (at open, or when a later GIF frame grows
+        # the canvas), fires before ours can: over 2x the limit it raises instead of warning. Either
+        # way the image is over the pixel limit, not corrupt.
         raise Rejected("image-too-large", f"the image is over {MAX_PIXELS} pixels") from exc
 
 
@@ -102,7 +105,7 @@ def _run(obj: VerifiedObject, body: IO[bytes]) -> StepResult:
         raise
     except UnidentifiedImageError as exc:
         raise Rejected("corrupt-image", "the bytes are not an image that can be decoded") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise Rejected("corrupt-image", f"the image cannot be decoded: {exc}") from exc
     return StepResult(
         fields={
