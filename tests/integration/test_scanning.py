@@ -381,7 +381,6 @@ def test_the_verdict_that_reached_an_outcome_delivered_again_after_its_deletion_
 ) -> None:
     from handlers import processor
     from tests.events import sqs_batch
-    from tests.integration.conftest import fail_calls, scan_verdict
     from tests.lambda_context import context
 
     # Given an upload PROCESSED by its clean verdict, then deleted while Upload Deleted could not go out
