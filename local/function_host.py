@@ -200,13 +200,7 @@ def _serve(handler: Any, name: str, timeout: float, memory_mb: int, replies: IO[
     replies.flush()
     for line in sys.stdin.buffer:
         event = json.loads(line)
-        context = LocalContext(
-            function_name=name,
-            memory_limit_in_mb=memory_mb,
-            timeout_seconds=timeout,
-            invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-            _deadline=time.monotonic() + timeout,
-        )
+        context = LocalContext(name, memory_limit_in_mb=memory_mb, timeout_seconds=timeout)
         try:
             with faults.armed() if faults is not None else contextlib.nullcontext():
                 reply: dict[str, Any] = {"result": handler(event, context)}

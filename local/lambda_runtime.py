@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from local.template import ACCOUNT
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -22,6 +24,10 @@ class Function(Protocol):
 
 @dataclass
 class LocalContext:
+    """Lambda's context object for one invocation starting now: ``timeout_seconds`` of it left,
+    the function's ARN in the local account (the attributes powertools and the handlers read).
+    The one fake context of the local stack, the tests and the benchmarks."""
+
     function_name: str
     memory_limit_in_mb: int = 1024
     timeout_seconds: float = 60.0
@@ -30,7 +36,14 @@ class LocalContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = "local"
-    _deadline: float = field(default_factory=time.monotonic)
+    _deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        if not self.invoked_function_arn:
+            self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+        if not self.log_group_name:
+            self.log_group_name = f"/aws/lambda/{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -46,11 +59,6 @@ class LocalFunction:
         self._lock = threading.Lock()
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        context = LocalContext(
-            function_name=self.name,
-            timeout_seconds=self.timeout,
-            invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{self.name}",
-            _deadline=time.monotonic() + self.timeout,
-        )
+        context = LocalContext(self.name, timeout_seconds=self.timeout)
         with self._lock:
             return self.handler(event, context)

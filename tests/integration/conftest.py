@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import requests
 
+from local.lambda_runtime import LocalContext
 from tests.event_schemas import validate_event
 from tests.events import http
-from tests.lambda_context import context
 from tests.support.samples import a_pdf as a_pdf  # re-exported: tests import it from here
 from tests.support.samples import png as png  # re-exported: tests import it from here
 
@@ -26,7 +26,7 @@ class Api:
         self, method: str, path: str, body: Any = None, **kwargs: Any
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         kwargs.setdefault("claims", self.claims)
-        reply = self.handler(http(method, path, body, **kwargs), context("ApiFunction"))
+        reply = self.handler(http(method, path, body, **kwargs), LocalContext("ApiFunction"))
         payload = json.loads(reply["body"]) if reply.get("body") else {}
         return reply["statusCode"], payload, reply.get("headers") or {}
 

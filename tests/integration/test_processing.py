@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from local.faults import Faults
-from local.lambda_runtime import LocalFunction
+from local.lambda_runtime import LocalContext, LocalFunction
 from local.poller import QueuePoller
 from local.redrive import redrive
 from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
-from tests.lambda_context import context
 from tests.support.processing import current_etag, handle, process
 from tests.support.template import function_timeout, max_receive_count, record_key
 
@@ -430,7 +429,7 @@ def test_the_sample_consumer_takes_every_event_kind_with_the_upload_id_as_correl
 
     with json_logs() as lines:
         for event in seen:
-            assert consumer.lambda_handler(event, context("ConsumerFunction")) == {  # type: ignore[arg-type]  # LocalContext has its fields
+            assert consumer.lambda_handler(event, LocalContext("ConsumerFunction")) == {  # type: ignore[arg-type]  # LocalContext has its fields
                 "uploadId": event["detail"]["uploadId"],
                 "seen": event["detail-type"],
             }
@@ -507,7 +506,9 @@ def test_a_failed_record_waits_out_its_backoff_and_the_last_goes_straight_to_the
             if "Records" in m["Body"]
         ]
         assert len(messages) == 1
-        reply = processor.lambda_handler(sqs_event(messages, arn, "us-east-1"), context("ProcessFunction"))
+        reply = processor.lambda_handler(
+            sqs_event(messages, arn, "us-east-1"), LocalContext("ProcessFunction", timeout_seconds=900)
+        )
         assert reply == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
         return messages[0]
 

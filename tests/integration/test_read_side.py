@@ -445,8 +445,8 @@ def removals(aws: Any) -> dict[str, Any]:
 
 def test_a_lapsed_retention_removes_object_derived_files_and_record_with_one_event(retained: Any, api: Api) -> None:
     from handlers import retention
+    from local.lambda_runtime import LocalContext
     from local.retention import TtlSweeper
-    from tests.lambda_context import context
 
     aws = retained
     data = png(300, 200)
@@ -464,7 +464,7 @@ def test_a_lapsed_retention_removes_object_derived_files_and_record_with_one_eve
     assert event["Records"], "the stream has the removal"
     # and the stream consumer runs, twice (a retried batch), then once more
     for _ in range(2):
-        assert retention.lambda_handler(event, context("RetentionFunction")) == {"batchItemFailures": []}
+        assert retention.lambda_handler(event, LocalContext("RetentionFunction")) == {"batchItemFailures": []}
 
     # Then nothing of the upload is left, and consumers heard of it once
     assert keys_in(aws) == []

@@ -380,8 +380,8 @@ def test_the_verdict_that_reached_an_outcome_delivered_again_after_its_deletion_
     aws: Any, api: Api
 ) -> None:
     from handlers import processor
+    from local.lambda_runtime import LocalContext
     from tests.events import sqs_batch
-    from tests.lambda_context import context
 
     # Given an upload PROCESSED by its clean verdict, then deleted while Upload Deleted could not go out
     data = b"processed, then deleted\n"
@@ -390,7 +390,9 @@ def test_the_verdict_that_reached_an_outcome_delivered_again_after_its_deletion_
     assert etag is not None
     process(aws, issued["key"], len(data), scan=False)
     verdict = scan_verdict(aws, issued["key"], etag)
-    assert not processor.lambda_handler(sqs_batch(verdict), context("ProcessFunction"))["batchItemFailures"]
+    assert not processor.lambda_handler(sqs_batch(verdict), LocalContext("ProcessFunction", timeout_seconds=900))[
+        "batchItemFailures"
+    ]
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
     fail_calls("events", "PutEvents", 1)
     api.call("DELETE", f"/uploads/{issued['uploadId']}")
@@ -400,7 +402,9 @@ def test_the_verdict_that_reached_an_outcome_delivered_again_after_its_deletion_
         aws.dynamodb.delete_item(TableName=aws.resources.idempotency_table, Key={"id": item["id"]})
 
     # When that verdict is delivered again
-    reply = processor.lambda_handler(sqs_batch(verdict, receive_count=2), context("ProcessFunction"))
+    reply = processor.lambda_handler(
+        sqs_batch(verdict, receive_count=2), LocalContext("ProcessFunction", timeout_seconds=900)
+    )
 
     # Then it is done with at once: no outcome event again (the deletion's is the DELETE's to finish)
     assert reply["batchItemFailures"] == []

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from local.lambda_runtime import LocalContext
 from local.poller import sqs_event
 from tests.conftest import aws_client
-from tests.lambda_context import context
 from tests.webhooks import bus_event as event
 from tests.webhooks import receiver_module
 from tests.webhooks import serve as serve_http
@@ -93,7 +93,7 @@ def invoke(hook: Webhook, *bodies: str) -> tuple[dict[str, Any], list[str]]:
     arn = hook.sqs.get_queue_attributes(QueueUrl=hook.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     order = {body: i for i, body in enumerate(bodies)}
     messages.sort(key=lambda m: order[m["Body"]])
-    result = handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), context("WebhookFunction"))
+    result = handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), LocalContext("WebhookFunction"))
     return result, [m["MessageId"] for m in messages]
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from local.lambda_runtime import LocalContext
 from tests.events import s3_notification, sqs_batch
-from tests.lambda_context import context
 
 
 def handle(*bodies: dict[str, Any], receive_count: int = 1, remaining_seconds: float = 900) -> dict[str, Any]:
@@ -19,7 +19,9 @@ def handle(*bodies: dict[str, Any], receive_count: int = 1, remaining_seconds: f
     from handlers import processor
 
     event = sqs_batch(*bodies, receive_count=receive_count)
-    reply: dict[str, Any] = processor.lambda_handler(event, context("ProcessFunction", remaining_seconds))
+    reply: dict[str, Any] = processor.lambda_handler(
+        event, LocalContext("ProcessFunction", timeout_seconds=remaining_seconds)
+    )
     return reply
 
 
@@ -150,6 +152,6 @@ def deliver_ingest_queue(aws: Any, scan: bool = False) -> list[dict[str, Any]]:
                 continue
             return replies
         event = sqs_event(messages, arn, aws.sqs.meta.region_name)
-        replies.append(processor.lambda_handler(event, context("ProcessFunction")))
+        replies.append(processor.lambda_handler(event, LocalContext("ProcessFunction", timeout_seconds=900)))
         for message in messages:
             aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
