@@ -98,7 +98,8 @@ def machine() -> dict[str, Any]:
 def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
     def request() -> tuple[list[Figure], Any]:
         from bench.api_overhead import measure_request_overhead
-        from bench.emulator import InProcessEmulator, deploy
+        from bench.emulator import deploy
+        from local.harness import InProcessEmulator
 
         with InProcessEmulator() as emulator:
             figures, subject = measure_request_overhead(
@@ -108,7 +109,8 @@ def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
 
     def size() -> tuple[list[Figure], Any]:
         from bench.api_overhead import measure_size_independence
-        from bench.emulator import InProcessEmulator, deploy
+        from bench.emulator import deploy
+        from local.harness import InProcessEmulator
 
         with InProcessEmulator() as emulator:
             figures, _ = measure_size_independence(
@@ -117,8 +119,9 @@ def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
         return figures, None
 
     def read() -> tuple[list[Figure], Any]:
-        from bench.emulator import InProcessEmulator, deploy
+        from bench.emulator import deploy
         from bench.read_side import measure_read_side
+        from local.harness import InProcessEmulator
 
         with InProcessEmulator() as emulator:
             return measure_read_side(
@@ -127,7 +130,8 @@ def suites(plan: Plan) -> dict[str, Callable[[], tuple[list[Figure], Any]]]:
 
     def cold() -> tuple[list[Figure], Any]:
         from bench.cold_start import measure_cold_start
-        from bench.emulator import InProcessEmulator, deploy
+        from bench.emulator import deploy
+        from local.harness import InProcessEmulator
 
         with InProcessEmulator() as emulator:
             return measure_cold_start(deploy(emulator.url), repeats=plan.cold_repeats, progress=say)

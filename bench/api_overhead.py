@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.emulator import REGION, Deployment
 from bench.figures import Figure, Target, interleaved, percentile
+from local.harness import REGION, Deployment
 
 OWNER = "anonymous"  # auth none: every caller is this owner
 SMALL = {"profile": "file", "filename": "notes.txt", "contentType": "text/plain", "size": 1024}

@@ -20,9 +20,9 @@ from typing import Any
 import requests
 
 from bench import ROOT
-from bench.emulator import CREDENTIALS, REGION
 from bench.end_to_end import Stack, local_stack
 from bench.figures import Figure, Target
+from local.harness import CREDENTIALS, REGION
 
 CLI_SRC = ROOT / "client-demo" / "cli" / "src"
 CLI = [sys.executable, "-m", "directupload_cli"]
@@ -88,7 +88,7 @@ def wait_final(stack: Stack, upload_id: str, timeout: float = 120) -> dict[str, 
 def latest_upload_id(stack: Stack, seen: set[str]) -> str:
     """The upload the CLI just made: the one new upload id under incoming/ (staged) or files/
     (verified and promoted) in the bucket."""
-    from bench.emulator import client
+    from local.harness import client
 
     s3 = client("s3", stack.info["emulatorUrl"])
     keys = [

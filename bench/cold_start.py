@@ -19,8 +19,9 @@ from typing import Any
 
 from bench import ROOT
 from bench.api_overhead import ApiSubject, function_environment
-from bench.emulator import Deployment, lambda_env
+from bench.emulator import lambda_env
 from bench.figures import Figure, Target
+from local.harness import Deployment
 
 WORKER = ROOT / "bench" / "cold_worker.py"
 SMALL_OBJECT = b"directupload cold start\n" * 40  # ~1 KiB of text

@@ -141,7 +141,7 @@ def full_upload(client: Client) -> None:
 def raw_post_cycle(stack: Stack) -> Callable[[Client], None]:
     """The baseline: the same POST of the same bytes straight to the same emulator (a form signed
     here, a key outside incoming/ so nothing is notified or processed), nothing else."""
-    from bench.emulator import client as aws_client
+    from local.harness import client as aws_client
 
     s3 = aws_client("s3", stack.info["emulatorUrl"])
     lock = threading.Lock()
@@ -167,7 +167,7 @@ def same_mix_cycle(stack: Stack) -> Callable[[Client], None]:
     two reads, the queue's send, receive and delete) made by hand against the same emulator,
     with none of our code. If it runs at about the rate of the real uploads, the emulator's cost
     per request is what caps the figure."""
-    from bench.emulator import client as aws_client
+    from local.harness import client as aws_client
 
     endpoint, table, bucket = stack.info["emulatorUrl"], stack.info["uploadsTable"], stack.info["bucket"]
     ddb, s3, sqs, events = (aws_client(name, endpoint) for name in ("dynamodb", "s3", "sqs", "events"))

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.api_overhead import function_environment
-from bench.emulator import REGION, Deployment
 from bench.figures import Figure, Target, interleaved, percentile
+from local.harness import REGION, Deployment
 
 SIZES = (10, 1000)
 DOWNLOADER = "reader"

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import ROOT
-from bench.emulator import Deployment, EmulatorProcess, client, deploy, lambda_env
+from bench.emulator import deploy, lambda_env
 from bench.figures import Figure, Target
+from local.emulator import Emulator
+from local.harness import Deployment, client
 
 WORKER = ROOT / "bench" / "stream_worker.py"
 MiB = 1024 * 1024
@@ -258,7 +260,7 @@ class StreamRuns:
 def measure_streaming(
     *, size: int, repeats: int, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[Figure], dict[str, Any]]:
-    with EmulatorProcess() as emulator, tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
+    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         deployment = deploy(emulator.url, {"ProfilesJson": profiles_json(max(size, MiB))})
         progress(f"streaming: putting {size / MiB:.0f} MiB into the emulator (multipart, from a generator)")
         big = put_big_object(deployment, size)

@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Any
 
+from local import ROOT
+
 
 def _die_with_parent() -> None:
     """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL."""
@@ -26,7 +28,10 @@ def _die_with_parent() -> None:
 
 
 class Emulator:
-    def __init__(self, host: str, port: int) -> None:
+    """The emulator in a child process on HOST:PORT (0: any free port), from ``start()`` (or
+    entering it) until ``stop()``; the child dies with this process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
         self.process: subprocess.Popen[str] | None = None
@@ -38,6 +43,7 @@ class Emulator:
     def start(self, timeout: float = 30) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.emulator", self.host, str(self.port)],
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -57,12 +63,26 @@ class Emulator:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def serve(host: str, port: int) -> Any:
     """moto's server on HOST:PORT (0: any free port) behind the IAM gate and the request counter
     (``/_local/requests``), serving in a thread;
-    ``server.server_address`` is the bound address, ``server.shutdown()`` stops it."""
+    ``server.server_address`` is the bound address, ``server.shutdown()`` stops it.
+
+    The one place that reaches into moto's server internals (its werkzeug app and request
+    handler, what ``ThreadedMotoServer`` wraps and keeps in its private ``_server``): the gate,
+    the SigV4 verifier and the request counter must sit in front of moto's app, which
+    ``ThreadedMotoServer`` offers no way to do. Everything else starts the emulator through here
+    (``local/harness.py``)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 

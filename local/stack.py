@@ -1,6 +1,6 @@
 """`make run`: the whole system on this machine, no AWS account, no Docker.
 
-moto (ThreadedMotoServer)  S3, SQS, DynamoDB, EventBridge on loopback
+moto (local/emulator.py)   S3, SQS, DynamoDB, EventBridge on loopback, in its own process
 gateway                    HTTP API v2 events -> the real ApiFunction handler, demo page at /
 poller                     SQS batches -> the real ProcessFunction handler
 event tap                  bus events -> console, .local/events.jsonl, the sample consumer
@@ -33,18 +33,16 @@ from local.auth import TOKEN_LIFETIME, LocalIssuer
 from local.emulator import Emulator
 from local.function_host import FunctionProcess
 from local.gateway import Gateway
+from local.harness import POWERTOOLS_OFF, REGION, aws_env, client, deploy
 from local.poller import EventTap
-from local.provision import Provisioned, provision
+from local.provision import Provisioned
 from local.retention import StreamPoller, TtlSweeper
 from local.roles import ISSUER_ROLE_ARN, FunctionRole, create_issuer_role, create_roles
 from local.scanner import Scanner
 from local.sigv4 import EmulatorVerifier
-from local.template import ACCOUNT, LocalTemplate, load
+from local.template import ACCOUNT
 
-REGION = "us-east-1"
 SCANNERS = 3  # local malware scanner threads
-# moto accepts any credentials; these are placeholders, not secrets.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
 @dataclass
@@ -105,27 +103,22 @@ class LocalStack:
 
         opts = self.options
         self.emulator = Emulator(opts.host, opts.emulator_port)
-        self.emulator.start()
+        self.emulator.start()  # in a process of its own: a core of its own
 
-        os.environ.update(LOCAL_CREDENTIALS)
-        os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.emulator_url})
-        tpl = LocalTemplate(load(), region=REGION, parameters=opts.template_parameters(), endpoint=self.emulator_url)
-        clients = {name: _client(name) for name in ("s3", "sqs", "dynamodb", "events", "secretsmanager")}
-        self.resources = provision(
-            tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"], clients["secretsmanager"]
-        )
+        os.environ.update(aws_env(self.emulator_url))
+        deployment = deploy(self.emulator_url, opts.template_parameters())
+        tpl, clients, self.resources = deployment.template, deployment.clients, deployment.resources
         # each function runs with the credentials of its own role, as SAM writes it (local/roles.py)
-        self.roles = create_roles(tpl, _client("iam"), _client("sts"))
-        self.issuer_role_arn = create_issuer_role(_client("iam"), REGION)
+        self.roles = create_roles(tpl, client("iam"), client("sts"))
+        self.issuer_role_arn = create_issuer_role(client("iam"), REGION)
 
         local_settings = self._local_env()
         # the variables Lambda sets for each function: the template's, its role's credentials
-        self.env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
-        self.env.update(local_settings)
+        self.env = deployment.env | local_settings
 
         def function(logical_id: str, handler: str) -> FunctionProcess:
             props = tpl.properties(logical_id)
-            env = {**os.environ, **tpl.function_environment(logical_id), **local_settings}
+            env = {**os.environ, **deployment.function_environment(logical_id), **local_settings}
             env.update(self.roles[logical_id].environment())
             return FunctionProcess(
                 logical_id,
@@ -203,16 +196,16 @@ class LocalStack:
             "LatestStreamArn"
         ]
         sweeper = TtlSweeper(clients["dynamodb"], self.resources.uploads_table, interval=opts.ttl_sweep_seconds)
-        self.threads = [tap, StreamPoller(_client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
+        self.threads = [tap, StreamPoller(client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
         if self.resources.scan_requests_queue_url:
             # GuardDuty Malware Protection's part: ClamAV scans every staging object (local/scanner.py)
             # (several at once, as GuardDuty scans many objects in parallel)
             switch = os.environ.get("LOCAL_SCANNER_SWITCH")
             self.threads += [
                 Scanner(
-                    _client("sqs", SCANNER_KEY),
-                    _client("s3", SCANNER_KEY),
-                    _client("events", SCANNER_KEY),
+                    client("sqs", SCANNER_KEY),
+                    client("s3", SCANNER_KEY),
+                    client("events", SCANNER_KEY),
                     self.resources.scan_requests_queue_url,
                     REGION,
                     switch=Path(switch) if switch else None,
@@ -251,8 +244,7 @@ class LocalStack:
         return {
             "AUTH_MODE": self.options.auth,
             "STAGE": "local",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
+            **POWERTOOLS_OFF,
             "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCAL_LOG_LEVEL", "WARNING"),
             "POWERTOOLS_DEV": "false",
         }
@@ -335,18 +327,6 @@ def _sweep_route(sweeper: TtlSweeper, headers: dict[str, str], body: bytes) -> t
     except (ValueError, AttributeError, TypeError):
         return 400, problems.INVALID_REQUEST.problem('body must be {"at": "<ISO 8601 time with offset>"}')
     return 200, {"removed": sweeper.sweep(moment), "at": moment.isoformat()}
-
-
-def _client(service: str, access_key: str | None = None) -> Any:
-    """A client with the harness's keys, or with placeholder keys of their own (``access_key``:
-    what the emulator's request counter names the requests by)."""
-    import boto3
-    from botocore.config import Config
-
-    keys = {"aws_access_key_id": access_key, "aws_secret_access_key": "local"} if access_key else {}
-    return boto3.client(
-        service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None, **keys
-    )
 
 
 # the malware scanner's requests are GuardDuty's on AWS (billed per GB scanned, not per request)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,12 @@ import pytest
 import requests
 
 from local import launch
+from local.harness import REGION as REGION  # re-exported: tests import it from here
+from local.harness import Deployment
 from local.launch import Stack, stop_stack
 from tests.support.waiting import poll
 
 ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
 
 
 # --- moto server (integration) ---------------------------------------------------------------
@@ -28,29 +28,14 @@ REGION = "us-east-1"
 def moto_server() -> Iterator[str]:
     """One emulator (moto behind the IAM gate, as the local stack runs it) per test process;
     every test gets its own resources in it."""
-    from local.emulator import serve
+    from local.harness import POWERTOOLS_OFF, InProcessEmulator, aws_env
 
-    server = serve("127.0.0.1", 0)
-    host, port = server.server_address[:2]
-    url = f"http://{host}:{port}"
-    saved = {
-        k: os.environ.get(k)
-        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL")
-    }
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": url,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
-    )
-    yield url
-    server.shutdown()
+    emulator = InProcessEmulator()
+    variables = {**aws_env(emulator.url), **POWERTOOLS_OFF, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    yield emulator.url
+    emulator.stop()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -58,31 +43,31 @@ def moto_server() -> Iterator[str]:
             os.environ[key] = value
 
 
-@dataclass
-class Aws:
-    """Clients and resource names of one test's stack in the emulator."""
-
-    endpoint: str
-    resources: Any  # local.provision.Provisioned
-    env: dict[str, str]
-    s3: Any
-    sqs: Any
-    dynamodb: Any
-    events: Any
-    template: Any = None  # local.template.LocalTemplate
+class Aws(Deployment):
+    """One test's deployment in the emulator (unique names), with its clients by service."""
 
     @property
-    def bucket(self) -> str:
-        return str(self.resources.bucket)
+    def s3(self) -> Any:
+        return self.clients["s3"]
+
+    @property
+    def sqs(self) -> Any:
+        return self.clients["sqs"]
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.clients["dynamodb"]
+
+    @property
+    def events(self) -> Any:
+        return self.clients["events"]
 
 
 def aws_client(service: str) -> Any:
-    import boto3
-    from botocore.config import Config
+    """A client of the tests' emulator (the session's ``AWS_ENDPOINT_URL``)."""
+    from local.harness import client
 
-    return boto3.client(
-        service, region_name=REGION, config=Config(signature_version="s3v4") if service == "s3" else None
-    )
+    return client(service)
 
 
 def provisioned(
@@ -92,19 +77,14 @@ def provisioned(
     unique unless given), and the functions' environment pointing at them, as Lambda would set it.
     Handlers are rebuilt from that environment."""
     from directupload import wiring
-    from local.provision import provision
-    from local.template import LocalTemplate, load
+    from local.harness import deploy
 
-    prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
-    tpl = LocalTemplate(load(), region=REGION, prefix=prefix, endpoint=endpoint, parameters=parameters)
-    clients = {name: aws_client(name) for name in ("s3", "sqs", "dynamodb", "events")}
-    resources = provision(tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"])
-    env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
-    env["AUTH_MODE"] = "none"
-    for key, value in env.items():
+    deployment = deploy(endpoint, parameters, prefix or f"t{uuid.uuid4().hex[:10]}")
+    deployment.env["AUTH_MODE"] = "none"
+    for key, value in deployment.env.items():
         monkeypatch.setenv(key, value)
     wiring.reset()
-    yield Aws(endpoint, resources, env, **clients, template=tpl)
+    yield Aws(**vars(deployment))
     wiring.reset()
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bench.emulator import client, deploy
+from bench.emulator import deploy
+from local.harness import client
 from tests.support.template import record_key
 
 MiB = 1024 * 1024
