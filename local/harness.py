@@ -35,7 +35,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
     return {**CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint}
 
 
-def client(service: str, endpoint: str | None = None, access_key: str | None = None) -> Any:
+def client(service: str, endpoint: str | None = None, *, access_key: str | None = None) -> Any:
     """A boto3 client of the emulator at ``endpoint`` (None: ``AWS_ENDPOINT_URL``'s), with the
     placeholder keys, or with an access key of its own (what the emulator's request counter
     names the requests by)."""

@@ -203,9 +203,9 @@ class LocalStack:
             switch = os.environ.get("LOCAL_SCANNER_SWITCH")
             self.threads += [
                 Scanner(
-                    client("sqs", SCANNER_KEY),
-                    client("s3", SCANNER_KEY),
-                    client("events", SCANNER_KEY),
+                    client("sqs", access_key=SCANNER_KEY),
+                    client("s3", access_key=SCANNER_KEY),
+                    client("events", access_key=SCANNER_KEY),
                     self.resources.scan_requests_queue_url,
                     REGION,
                     switch=Path(switch) if switch else None,
