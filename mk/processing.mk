@@ -4,4 +4,4 @@
 #   make redrive QUEUE=<url> DLQ=<url>    any two queues
 .PHONY: redrive
 redrive: setup ## move dead-lettered notifications back to the ingest queue (STACK=name or QUEUE=url DLQ=url for AWS)
-	@$(BIN)/python -m local.redrive $(if $(STACK),--stack $(STACK)) $(if $(QUEUE),--queue $(QUEUE)) $(if $(DLQ),--dlq $(DLQ)) $(if $(LIMIT),--limit $(LIMIT))
+	@$(BIN)/python -m scripts.redrive $(if $(STACK),--stack $(STACK)) $(if $(QUEUE),--queue $(QUEUE)) $(if $(DLQ),--dlq $(DLQ)) $(if $(LIMIT),--limit $(LIMIT))

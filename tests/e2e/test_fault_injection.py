@@ -319,7 +319,7 @@ def redriven(run: Run) -> Redrive:
     stack, emulator = run.stack, run.emulator
     run.switch.unlink()
     t1 = time.monotonic()
-    command = [sys.executable, "-m", "local.redrive", "--state", str(stack.state_dir / "stack.json")]
+    command = [sys.executable, "-m", "scripts.redrive", "--state", str(stack.state_dir / "stack.json")]
     redriven = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
     def all_final() -> bool:

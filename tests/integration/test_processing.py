@@ -20,7 +20,7 @@ import pytest
 from local.faults import Faults
 from local.lambda_runtime import LocalContext, LocalFunction
 from local.poller import QueuePoller
-from local.redrive import redrive
+from scripts.redrive import redrive
 from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.support.processing import current_etag, handle, process
 from tests.support.template import function_timeout, max_receive_count, record_key
@@ -534,7 +534,7 @@ def test_redrive_finds_the_queues_of_a_deployed_stack_from_its_outputs(monkeypat
     import boto3
     from botocore.stub import Stubber
 
-    from local import redrive as cli
+    from scripts import redrive as cli
 
     cfn = boto3.client("cloudformation", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(cfn)
@@ -572,7 +572,7 @@ def test_redrive_finds_the_queues_of_a_deployed_stack_from_its_outputs(monkeypat
 
 
 def test_redrive_wants_both_queue_urls_or_neither() -> None:
-    from local import redrive as cli
+    from scripts import redrive as cli
 
     with pytest.raises(SystemExit, match="go together"):
         cli.main(["--queue", "https://sqs/1/ingest"])

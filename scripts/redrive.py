@@ -1,8 +1,8 @@
 """Move dead-lettered S3 notifications back to the ingest queue, so they are processed again.
 
-    python -m local.redrive                          # the local stack (reads .local/stack.json)
-    python -m local.redrive --stack directupload-dev # a deployed stack (reads its outputs)
-    python -m local.redrive --queue URL --dlq URL    # any two queues
+    python -m scripts.redrive                           # the local stack (reads .local/stack.json)
+    python -m scripts.redrive --stack directupload-dev  # a deployed stack (reads its outputs)
+    python -m scripts.redrive --queue URL --dlq URL     # any two queues
 
 Each message is received from the dead-letter queue, sent to the source queue with the same
 body and attributes, and only then deleted: a crash in between sends a message twice, never
@@ -100,9 +100,12 @@ def from_local_state(path: Path) -> Target:
 def from_stack_outputs(stack: str, region: str | None) -> Target:
     import boto3
 
-    cfn = boto3.client("cloudformation", region_name=region)
-    (described,) = cfn.describe_stacks(StackName=stack)["Stacks"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    from scripts.stack_outputs import StackOutputsError, stack_outputs
+
+    try:
+        outputs = stack_outputs(boto3.client("cloudformation", region_name=region), stack)
+    except StackOutputsError as exc:
+        raise SystemExit(str(exc)) from None
     missing = {"IngestQueueUrl", "DeadLetterQueueUrl"} - set(outputs)
     if missing:
         raise SystemExit(f"stack {stack} has no output(s) {', '.join(sorted(missing))}")
