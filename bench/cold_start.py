@@ -90,7 +90,7 @@ def upload_small_object(subject: Any) -> tuple[str, str]:
 
 
 def _processor_job(deployment: Deployment, key: str, sequence: int) -> dict[str, Any]:
-    from local.aws_events import s3_notification, sqs_batch
+    from tests.support.aws_events import s3_notification, sqs_batch
 
     notification = s3_notification(deployment.bucket, key, len(SMALL_OBJECT), sequencer=f"{sequence:018X}")
     return {

@@ -180,7 +180,7 @@ def post_big_object_with_checksum(deployment: Deployment, size: int) -> dict[str
 
 
 def sqs_job(deployment: Deployment, big: dict[str, Any], sequence: int) -> dict[str, Any]:
-    from local.aws_events import s3_notification, sqs_batch
+    from tests.support.aws_events import s3_notification, sqs_batch
 
     # a new sequencer each run: a new object version to the idempotency layer
     notification = s3_notification(

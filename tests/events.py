@@ -1,13 +1,15 @@
-"""Event generators: the shapes API Gateway, SQS and S3 send, built by the same code the
-local stack uses to send them (so the two cannot drift apart)."""
+"""Event generators: the shapes API Gateway, SQS and S3 send. API Gateway's events and the SQS
+batches are built by the same code the local stack uses to send them (local/gateway.py,
+local/poller.py), so the two cannot drift apart; S3's notifications as S3 shapes them
+(tests/support/aws_events.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from local.aws_events import s3_notification, sqs_batch
 from local.gateway import api_gateway_event
+from tests.support.aws_events import s3_notification, sqs_batch
 
 
 def http(

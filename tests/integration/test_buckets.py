@@ -13,9 +13,9 @@ from urllib.parse import quote_plus, urlparse
 import pytest
 import requests
 
-from local.aws_events import s3_eventbridge_event, s3_notification
 from tests.conftest import Aws, provisioned
 from tests.integration.conftest import Api, delivered_events, post_to_s3
+from tests.support.aws_events import s3_eventbridge_event, s3_notification
 from tests.support.processing import deliver_ingest_queue, handle
 from tests.support.template import record_key
 

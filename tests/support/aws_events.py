@@ -1,6 +1,8 @@
-"""The events AWS sends the processor, built the way AWS builds them: an S3 ObjectCreated
-notification as S3 puts it on SQS, and the SQS batch Lambda's event source hands the function.
-Tests and benchmarks build their events here, the local poller sends the same shape."""
+"""Fixtures of the events AWS sends the processor, shaped the way AWS shapes them: an S3
+ObjectCreated notification as S3 puts it on SQS, S3's EventBridge event as the rule delivers it,
+and the SQS batch Lambda's event source hands the function. Tests and benchmarks build their
+events here. Not the local stack's event source: there moto sends the notifications, and the
+batch around them is the local poller's own (``local.poller.sqs_event``, used here too)."""
 
 from __future__ import annotations
 
