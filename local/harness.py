@@ -14,6 +14,7 @@ A function's Lambda context is ``local.lambda_runtime.LocalContext``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,10 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 # what the functions run without locally: no X-Ray daemon, and no CloudWatch to publish metrics to
 POWERTOOLS_OFF = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
 # the clients ``deploy`` provisions with (and hands on in ``Deployment.clients``)
-SERVICES = ("s3", "sqs", "dynamodb", "events", "secretsmanager")
+SERVICES = ("s3", "sqs", "dynamodb", "events")
+# boto3's default session is shared (its loaded service models make a client about three times
+# cheaper than a session of its own) but not thread-safe: clients are made one at a time
+_CLIENTS_LOCK = threading.Lock()
 
 
 def aws_env(endpoint: str) -> dict[str, str]:
@@ -42,11 +46,15 @@ def client(service: str, endpoint: str | None = None, *, access_key: str | None 
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session(
-        region_name=REGION,
-        aws_access_key_id=access_key or CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).client(service, endpoint_url=endpoint, config=Config(signature_version="s3v4") if service == "s3" else None)
+    with _CLIENTS_LOCK:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id=access_key or CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(signature_version="s3v4") if service == "s3" else None,
+        )
 
 
 class InProcessEmulator:
@@ -101,8 +109,10 @@ def deploy(endpoint: str, parameters: dict[str, str], prefix: str | None = None)
     naming = {"prefix": prefix} if prefix is not None else {}
     tpl = LocalTemplate(load(), region=REGION, endpoint=endpoint, parameters=parameters, **naming)
     clients = {service: client(service, endpoint) for service in SERVICES}
+    if tpl.resources("AWS::SecretsManager::Secret"):  # the webhook's signing secret (WebhookUrl set)
+        clients["secretsmanager"] = client("secretsmanager", endpoint)
     resources = provision(
-        tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"], clients["secretsmanager"]
+        tpl, clients["s3"], clients["sqs"], clients["dynamodb"], clients["events"], clients.get("secretsmanager")
     )
     env = tpl.function_environment("ProcessFunction") | tpl.function_environment("ApiFunction")
     return Deployment(endpoint, tpl, resources, env, clients)
