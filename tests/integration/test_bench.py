@@ -93,8 +93,11 @@ def test_cold_start_workers_serve_real_requests(moto_server: str) -> None:
     deployment = deploy(moto_server)
     figures, evidence = measure_cold_start(deployment, repeats=1)
 
-    assert [len(f.subject) for f in figures] == [1, 1]
+    assert [len(f.subject) for f in figures] == [1, 1, 1, 1]
+    # each target figure is followed by its floor: the same work in a minimal handler on the stack
+    assert [f.target is not None for f in figures] == [True, False, True, False]
     assert record(deployment, evidence["api"]["lastUploadId"])["status"]["S"] == "PENDING"
+    assert record(deployment, evidence["api"]["floorUploadId"])["status"]["S"] == "PENDING"
     store = UploadStore(deployment.table, client("dynamodb", deployment.endpoint))
     processed = [store.get(u) for u in evidence["processor"]["processedUploadIds"]]
     assert processed and all(r is not None and r.status.value == "PROCESSED" for r in processed)
