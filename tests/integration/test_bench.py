@@ -115,6 +115,7 @@ def test_streaming_subject_reads_every_byte_and_its_sha256_matches() -> None:
     expected = hashlib.sha256(io.BufferedReader(Generated(size)).read()).hexdigest()
     assert evidence["big"]["sha256"] == expected
     throughput = figures[0]
+    assert len(throughput.details["promoteSeconds"]) == 2 and all(s > 0 for s in throughput.details["promoteSeconds"])
     for facts in throughput.details["records"]:
         assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": size}
     assert all(growth >= 0 for growth in figures[1].subject)
