@@ -5,7 +5,8 @@
   baseline  get_object on the same object, read in 1 MiB chunks and dropped
 
 Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome", "bytesRead"}`` to RESULT (bytesRead:
-of object bodies, as the processor's Storage adapter counted them). Peak memory is the
+of object bodies, as the processor's Storage adapter counted them), and for ``process``
+``promoteSeconds``: the part of ``seconds`` spent promoting the verified object (a CopyObject). Peak memory is the
 kernel's high-water mark of this process's resident size (VmHWM), reset just before the clock
 starts (``/proc/self/clear_refs``); the growth that counts is that peak minus the resident size
 at the start (imports and clients already in). Not ``ru_maxrss``: Linux carries it across
@@ -54,12 +55,33 @@ class Context:
 
 
 BYTES_READ = {"bytesRead": 0}
+PROMOTING = {"promoteSeconds": 0.0}
+
+
+def timed_promotion() -> None:
+    """Attribution only: count the time the processor spends promoting the verified object (one
+    CopyObject, whose SHA-256 S3 computes), which is the emulator's copy, not the read and hash."""
+    from typing import Any
+
+    from directupload.storage import Storage
+
+    promote = Storage.promote
+
+    def counted(self: Storage, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            promote(self, *args, **kwargs)
+        finally:
+            PROMOTING["promoteSeconds"] += time.perf_counter() - started
+
+    Storage.promote = counted  # type: ignore[method-assign]
 
 
 def process(job: dict) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
 
+    timed_promotion()
     wiring.process_once()  # the processor and its idempotency layer, as a warm container has them
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
     before = reset_peak()
@@ -101,6 +123,7 @@ if __name__ == "__main__":
                 "rssAfterMiB": rss_mib(),
                 "outcome": outcome,
                 **BYTES_READ,
+                **(PROMOTING if mode == "process" else {}),
             },
             f,
         )

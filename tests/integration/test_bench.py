@@ -93,8 +93,11 @@ def test_cold_start_workers_serve_real_requests(moto_server: str) -> None:
     deployment = deploy(moto_server)
     figures, evidence = measure_cold_start(deployment, repeats=1)
 
-    assert [len(f.subject) for f in figures] == [1, 1]
+    assert [len(f.subject) for f in figures] == [1, 1, 1, 1]
+    # each target figure is followed by its floor: the same work in a minimal handler on the stack
+    assert [f.target is not None for f in figures] == [True, False, True, False]
     assert record(deployment, evidence["api"]["lastUploadId"])["status"]["S"] == "PENDING"
+    assert record(deployment, evidence["api"]["floorUploadId"])["status"]["S"] == "PENDING"
     store = UploadStore(deployment.table, client("dynamodb", deployment.endpoint))
     processed = [store.get(u) for u in evidence["processor"]["processedUploadIds"]]
     assert processed and all(r is not None and r.status.value == "PROCESSED" for r in processed)
@@ -106,11 +109,13 @@ def test_streaming_subject_reads_every_byte_and_its_sha256_matches() -> None:
     from bench.streaming import Generated, measure_streaming
 
     size = 6 * MiB + 123
-    figures, evidence = measure_streaming(size=size, repeats=1)
+    # two repeats: each processor run promotes its object out of incoming/, the next needs it back
+    figures, evidence = measure_streaming(size=size, repeats=2)
 
     expected = hashlib.sha256(io.BufferedReader(Generated(size)).read()).hexdigest()
     assert evidence["big"]["sha256"] == expected
     throughput = figures[0]
+    assert len(throughput.details["promoteSeconds"]) == 2 and all(s > 0 for s in throughput.details["promoteSeconds"])
     for facts in throughput.details["records"]:
         assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": size}
     assert all(growth >= 0 for growth in figures[1].subject)
@@ -119,7 +124,7 @@ def test_streaming_subject_reads_every_byte_and_its_sha256_matches() -> None:
     assert evidence["verified"]["sha256"] == expected
     for facts in trusted.details["records"]:
         assert facts == {"status": "PROCESSED", "sha256": expected, "size": size, "bytesRead": 8192}
-    assert trusted.details["bytesRead"]["process"] == [size]
+    assert trusted.details["bytesRead"] == {"process": [size, size], "trusted": [8192, 8192]}
 
 
 class _Body:
