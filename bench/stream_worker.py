@@ -3,6 +3,8 @@
   process   the ProcessFunction handler on one SQS batch naming the big object
             (warm: clients and idempotency layer built before the clock starts)
   baseline  get_object on the same object, read in 1 MiB chunks and dropped
+  baseline-copy  the same, then the same CopyObject the processor's promotion makes (the emulator's
+            own cost of a copy, which the processor pays too), the copy deleted after the clock
 
 Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome", "bytesRead"}`` to RESULT (bytesRead:
 of object bodies, as the processor's Storage adapter counted them), and for ``process``
@@ -92,7 +94,7 @@ def process(job: dict) -> tuple[float, float, object]:
     return seconds, before, reply
 
 
-def baseline(job: dict) -> tuple[float, float, object]:
+def baseline(job: dict, copy: bool = False) -> tuple[float, float, object]:
     import boto3
 
     s3 = boto3.session.Session().client("s3")
@@ -103,7 +105,12 @@ def baseline(job: dict) -> tuple[float, float, object]:
     size = 0
     for chunk in body.iter_chunks(1024 * 1024):
         size += len(chunk)
+    if copy:
+        source = {"Bucket": job["bucket"], "Key": job["key"]}
+        s3.copy_object(Bucket=job["bucket"], Key=job["key"] + ".copy", CopySource=source)
     seconds = time.perf_counter() - started
+    if copy:
+        s3.delete_object(Bucket=job["bucket"], Key=job["key"] + ".copy")
     return seconds, before, {"bytes": size}
 
 
@@ -111,9 +118,9 @@ if __name__ == "__main__":
     mode, job_path, result_path = sys.argv[1:4]
     with open(job_path) as f:
         job = json.load(f)
-    if mode not in ("process", "baseline"):
-        sys.exit(f"unknown mode {mode!r}: process or baseline")
-    seconds, before, outcome = process(job) if mode == "process" else baseline(job)
+    if mode not in ("process", "baseline", "baseline-copy"):
+        sys.exit(f"unknown mode {mode!r}: process, baseline or baseline-copy")
+    seconds, before, outcome = process(job) if mode == "process" else baseline(job, copy=mode == "baseline-copy")
     with open(result_path, "w") as f:
         json.dump(
             {
