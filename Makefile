@@ -46,8 +46,11 @@ setup: $(VENV_STAMP) $(CLAMSCAN) ## create the venv and install everything the l
 run: setup demo-deps ## run the whole system locally on http://127.0.0.1:3000 (Ctrl-C stops); BUCKETS=existing: onto buckets the stack does not own
 	@$(BIN)/python -m local.stack --buckets $(or $(BUCKETS),own)
 
+# --dist loadscope: all tests of a module run on one worker, so a module's local stack (a
+# module-scoped fixture) starts once. (pytest 9 ignores xdist_group: its node ids no longer take
+# the group suffix that --dist loadgroup schedules by.)
 test: setup $(CHROMIUM) demo-deps infra-venv ## set everything up and run the whole test suite
-	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 unit: setup ## unit tests only (no network)
 	@$(BIN)/python -m pytest tests/unit -q

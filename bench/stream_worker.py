@@ -3,9 +3,12 @@
   process   the ProcessFunction handler on one SQS batch naming the big object
             (warm: clients and idempotency layer built before the clock starts)
   baseline  get_object on the same object, read in 1 MiB chunks and dropped
+  baseline-copy  the same, then the same CopyObject the processor's promotion makes (the emulator's
+            own cost of a copy, which the processor pays too), the copy deleted after the clock
 
 Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome", "bytesRead"}`` to RESULT (bytesRead:
-of object bodies, as the processor's Storage adapter counted them). Peak memory is the
+of object bodies, as the processor's Storage adapter counted them), and for ``process``
+``promoteSeconds``: the part of ``seconds`` spent promoting the verified object (a CopyObject). Peak memory is the
 kernel's high-water mark of this process's resident size (VmHWM), reset just before the clock
 starts (``/proc/self/clear_refs``); the growth that counts is that peak minus the resident size
 at the start (imports and clients already in). Not ``ru_maxrss``: Linux carries it across
@@ -54,12 +57,33 @@ class Context:
 
 
 BYTES_READ = {"bytesRead": 0}
+PROMOTING = {"promoteSeconds": 0.0}
+
+
+def timed_promotion() -> None:
+    """Attribution only: count the time the processor spends promoting the verified object (one
+    CopyObject, whose SHA-256 S3 computes), which is the emulator's copy, not the read and hash."""
+    from typing import Any
+
+    from directupload.storage import Storage
+
+    promote = Storage.promote
+
+    def counted(self: Storage, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            promote(self, *args, **kwargs)
+        finally:
+            PROMOTING["promoteSeconds"] += time.perf_counter() - started
+
+    Storage.promote = counted  # type: ignore[method-assign]
 
 
 def process(job: dict) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
 
+    timed_promotion()
     wiring.process_once()  # the processor and its idempotency layer, as a warm container has them
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
     before = reset_peak()
@@ -70,7 +94,7 @@ def process(job: dict) -> tuple[float, float, object]:
     return seconds, before, reply
 
 
-def baseline(job: dict) -> tuple[float, float, object]:
+def baseline(job: dict, copy: bool = False) -> tuple[float, float, object]:
     import boto3
 
     s3 = boto3.session.Session().client("s3")
@@ -81,7 +105,12 @@ def baseline(job: dict) -> tuple[float, float, object]:
     size = 0
     for chunk in body.iter_chunks(1024 * 1024):
         size += len(chunk)
+    if copy:
+        source = {"Bucket": job["bucket"], "Key": job["key"]}
+        s3.copy_object(Bucket=job["bucket"], Key=job["key"] + ".copy", CopySource=source)
     seconds = time.perf_counter() - started
+    if copy:
+        s3.delete_object(Bucket=job["bucket"], Key=job["key"] + ".copy")
     return seconds, before, {"bytes": size}
 
 
@@ -89,9 +118,9 @@ if __name__ == "__main__":
     mode, job_path, result_path = sys.argv[1:4]
     with open(job_path) as f:
         job = json.load(f)
-    if mode not in ("process", "baseline"):
-        sys.exit(f"unknown mode {mode!r}: process or baseline")
-    seconds, before, outcome = process(job) if mode == "process" else baseline(job)
+    if mode not in ("process", "baseline", "baseline-copy"):
+        sys.exit(f"unknown mode {mode!r}: process, baseline or baseline-copy")
+    seconds, before, outcome = process(job) if mode == "process" else baseline(job, copy=mode == "baseline-copy")
     with open(result_path, "w") as f:
         json.dump(
             {
@@ -101,6 +130,7 @@ if __name__ == "__main__":
                 "rssAfterMiB": rss_mib(),
                 "outcome": outcome,
                 **BYTES_READ,
+                **(PROMOTING if mode == "process" else {}),
             },
             f,
         )

@@ -958,22 +958,29 @@ class IamGate:
         return _denial(service, message, start_response)
 
 
+# how each protocol words a refusal (403, AccessDenied) and an unreadable request (400)
+_DENIED = ("403 Forbidden", "AccessDenied", "AccessDeniedException", "AccessDenied", "AccessDenied")
+_INVALID = ("400 Bad Request", "InvalidRequest", "ValidationException", "ValidationException", "ValidationError")
+
+
 def _denial(service: str, message: str, start_response: Callable[..., Any]) -> Iterator[bytes]:
-    if service == "s3":
-        return _s3_error("403 Forbidden", "AccessDenied", message, start_response)
-    if service in _JSON_SERVICES:
-        code = "com.amazonaws.sqs#AccessDenied" if service == "sqs" else "AccessDeniedException"
-        return _json_error(service, code, "AccessDenied", message, start_response)
-    return _query_error("403 Forbidden", "AccessDenied", message, start_response)
+    return _error(_DENIED, service, message, start_response)
 
 
 def _invalid(service: str, message: str, start_response: Callable[..., Any]) -> Iterator[bytes]:
+    return _error(_INVALID, service, message, start_response)
+
+
+def _error(
+    kind: tuple[str, str, str, str, str], service: str, message: str, start_response: Callable[..., Any]
+) -> Iterator[bytes]:
+    status, s3_code, json_code, json_type, query_code = kind
     if service == "s3":
-        return _s3_error("400 Bad Request", "InvalidRequest", message, start_response)
+        return _s3_error(status, s3_code, message, start_response)
     if service in _JSON_SERVICES:
-        code = "com.amazonaws.sqs#ValidationException" if service == "sqs" else "ValidationException"
-        return _json_error(service, code, "ValidationException", message, start_response)
-    return _query_error("400 Bad Request", "ValidationError", message, start_response)
+        code = f"com.amazonaws.sqs#{json_type}" if service == "sqs" else json_code
+        return _json_error(service, code, json_type, message, start_response)
+    return _query_error(status, query_code, message, start_response)
 
 
 def _s3_error(status: str, code: str, message: str, start_response: Callable[..., Any]) -> Iterator[bytes]:

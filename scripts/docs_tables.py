@@ -253,7 +253,28 @@ def performance(results: dict[str, Any]) -> str:
         )
     errors = "".join(f"\nA suite could not run: `{name}`: {_cell(text)}\n" for name, text in results["errors"].items())
     head = ("figure", "value", "baseline", "ratio (min-max)", "target", "result", "n")
-    return intro + _table(head, rows, "|---|---:|---:|---:|---|---|---:|") + errors
+    return intro + _table(head, rows, "|---|---:|---:|---:|---|---|---:|") + errors + _imports(results["figures"])
+
+
+def _imports(figures: list[dict[str, Any]], top: int = 8) -> str:
+    """Where a cold start's import goes: the heaviest imports of each handler (``-X importtime``,
+    cumulative as first imported, so a module imported by boto3 first counts under boto3)."""
+    parts = []
+    for f in figures:
+        report = f.get("details", {}).get("importtime")
+        if not report:
+            continue
+        rows = [
+            (f"`{m['module']}`", m["depth"], f"{m['cumulativeMs']:.1f}", f"{m['selfMs']:.1f}")
+            for m in report["heaviest"][:top]
+        ]
+        packages = ", ".join(f"{name} {ms:.1f}" for name, ms in list(report["perPackageSelfMs"].items())[:top])
+        parts.append(
+            f"\n{f['name']}: heaviest imports of one `-X importtime` run ({report['totalMs']:.1f} ms in all)\n\n"
+            + _table(("module", "depth", "cumulative ms", "self ms"), rows, "|---|---:|---:|---:|")
+            + f"\nSelf time per package (ms): {packages}.\n"
+        )
+    return "".join(parts)
 
 
 _SERVICES = {"dynamodb": "DynamoDB", "s3": "S3", "sqs": "SQS", "events": "EventBridge"}

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -277,6 +276,9 @@ def openapi() -> Response[Any]:
 
 
 def openapi_document() -> str:
+    # the OpenAPI models are a hundred pydantic classes built at import: only this route needs them
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey
+
     return app.get_openapi_json_schema(
         title="directupload",
         version="1.0.0",

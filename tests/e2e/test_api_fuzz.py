@@ -21,7 +21,7 @@ from schemathesis.checks import (
 from tests.conftest import Stack, start_stack, stop_stack
 from tests.support.auth import local_token
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
+pytestmark = pytest.mark.slow
 
 EXAMPLES_PER_MODE = 100
 MIN_REQUESTS = 1000

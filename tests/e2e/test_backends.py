@@ -23,8 +23,6 @@ from botocore.credentials import Credentials
 
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack, wait_for_status
 
-pytestmark = pytest.mark.xdist_group("backends")
-
 
 @cache
 def example() -> ModuleType:

@@ -22,7 +22,7 @@ from directupload.models import FINAL_FOR_CLIENTS
 from tests.conftest import ROOT, Stack, start_stack, stop_stack, wait_for_status
 from tests.support.samples import png
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -37,7 +37,7 @@ from tests.support.template import partition_key
 from tests.support.waiting import poll
 
 # one worker runs the whole module: its tests read the state of one run of the workload
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault-injection")]
+pytestmark = pytest.mark.slow
 
 USERS = 20  # each with its own pending-upload quota (20 by default)
 PLAIN, IMAGES, CORRUPT, POISON = 160, 25, 5, 10  # 200 uploads

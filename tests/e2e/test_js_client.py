@@ -21,8 +21,6 @@ import pytest
 
 from tests.conftest import ROOT, Stack, start_stack, stop_stack
 
-pytestmark = pytest.mark.xdist_group("js-client")
-
 PACKAGE = ROOT / "client-demo" / "js"
 BIN = PACKAGE / "node_modules" / ".bin"
 MiB = 1024 * 1024
