@@ -1,4 +1,4 @@
-# Performance: `make bench` (a few minutes), `make bench-quick` (a smoke run), `make cost`,
+# Performance: `make bench` (about 11 minutes), `make bench-quick` (a smoke run), `make cost`,
 # `make request-counts` (the AWS requests per upload, which `make cost` reads).
 # Included by the root Makefile (`-include mk/*.mk`). docs/performance.md explains the figures.
 
