@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.emulator import baseline_clients
 from bench.figures import Figure, Target, interleaved, percentile
-from local.harness import REGION, Deployment
+from local.harness import Deployment
 
 OWNER = "anonymous"  # auth none: every caller is this owner
 SMALL = {"profile": "file", "filename": "notes.txt", "contentType": "text/plain", "size": 1024}
@@ -129,15 +130,7 @@ class HandWritten:
     back after the timing, as the subject's is."""
 
     def __init__(self, deployment: Deployment) -> None:
-        import boto3
-        from botocore.config import Config
-
-        session = boto3.session.Session(region_name=REGION)
-        retries: Any = {"mode": "standard", "max_attempts": 3}
-        self.s3 = session.client(
-            "s3", endpoint_url=deployment.endpoint, config=Config(signature_version="s3v4", retries=retries)
-        )
-        self.ddb = session.client("dynamodb", endpoint_url=deployment.endpoint, config=Config(retries=retries))
+        self.s3, self.ddb = baseline_clients(deployment)
         self.bucket = deployment.bucket
         self.table = deployment.table
         self.tidy = Tidy()

@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 import warnings
+from typing import Any
 
 from bench import FUNCTIONS, ROOT
 from local import harness
@@ -67,3 +68,18 @@ def lambda_env(function_name: str, memory_mb: int) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
     }
+
+
+def baseline_clients(deployment: Deployment) -> tuple[Any, Any]:
+    """The hand-written baselines' S3 and DynamoDB clients, built once and configured as
+    functions/directupload/aws.py configures the product's (SigV4, standard retries)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(region_name=harness.REGION)
+    retries: Any = {"mode": "standard", "max_attempts": 3}
+    s3 = session.client(
+        "s3", endpoint_url=deployment.endpoint, config=Config(signature_version="s3v4", retries=retries)
+    )
+    ddb = session.client("dynamodb", endpoint_url=deployment.endpoint, config=Config(retries=retries))
+    return s3, ddb

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.api_overhead import function_environment
+from bench.emulator import baseline_clients
 from bench.figures import Figure, Target, interleaved, percentile
-from local.harness import REGION, Deployment
+from local.harness import Deployment
 
 SIZES = (10, 1000)
 DOWNLOADER = "reader"
@@ -109,15 +110,7 @@ class Minimal:
     """The hand-written baselines: the download's GetItem and presigned GET, the listing's Query."""
 
     def __init__(self, deployment: Deployment) -> None:
-        import boto3
-        from botocore.config import Config
-
-        session = boto3.session.Session(region_name=REGION)
-        retries: Any = {"mode": "standard", "max_attempts": 3}
-        self.s3 = session.client(
-            "s3", endpoint_url=deployment.endpoint, config=Config(signature_version="s3v4", retries=retries)
-        )
-        self.ddb = session.client("dynamodb", endpoint_url=deployment.endpoint, config=Config(retries=retries))
+        self.s3, self.ddb = baseline_clients(deployment)
         self.bucket = deployment.bucket
         self.table = deployment.table
         self.last: Any = None

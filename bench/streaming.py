@@ -76,19 +76,24 @@ class Generated(io.RawIOBase):
         return n
 
 
-def put_big_object(deployment: Deployment, size: int) -> dict[str, Any]:
-    """Issue an upload of ``size`` bytes through the API handler, then put its bytes with a
-    multipart upload_fileobj from a generator. Returns the upload's id, key, SHA-256 and record."""
+def issue_through_api(deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /uploads through the real API handler, in this process: what it answered."""
     from bench.api_overhead import ApiSubject, function_environment
 
-    body = {"profile": PROFILE, "filename": "big.bin", "contentType": "application/octet-stream", "size": size}
     with function_environment(deployment.env):
         subject = ApiSubject()
         try:
             subject(body)
         finally:
             subject.close()
-    issued = subject.issued[-1].payload
+    return subject.issued[-1].payload
+
+
+def put_big_object(deployment: Deployment, size: int) -> dict[str, Any]:
+    """Issue an upload of ``size`` bytes through the API handler, then put its bytes with a
+    multipart upload_fileobj from a generator. Returns the upload's id, key, SHA-256 and record."""
+    body = {"profile": PROFILE, "filename": "big.bin", "contentType": "application/octet-stream", "size": size}
+    issued = issue_through_api(deployment, body)
     upload_id, key = issued["uploadId"], issued["key"]
     sha256 = upload_generated(client("s3", deployment.endpoint), deployment.bucket, key, upload_id, size)
     item = client("dynamodb", deployment.endpoint).get_item(
@@ -146,9 +151,6 @@ class FormBody:
 def post_big_object_with_checksum(deployment: Deployment, size: int) -> dict[str, Any]:
     """Issue an upload of ``size`` bytes declaring their SHA-256, then send them with the presigned
     POST the API answered (the policy pins the checksum, so S3 verifies it and keeps it)."""
-
-    from bench.api_overhead import ApiSubject, function_environment
-
     digest = hashlib.sha256()
     source = Generated(size)
     while chunk := source.read(8 * MiB):
@@ -161,13 +163,7 @@ def post_big_object_with_checksum(deployment: Deployment, size: int) -> dict[str
         "size": size,
         "checksumSha256": sha256,
     }
-    with function_environment(deployment.env):
-        subject = ApiSubject()
-        try:
-            subject(body)
-        finally:
-            subject.close()
-    issued = subject.issued[-1].payload
+    issued = issue_through_api(deployment, body)
     post_form(issued["url"], issued["fields"], size)
     upload_id, key = issued["uploadId"], issued["key"]
     item = client("dynamodb", deployment.endpoint).get_item(

@@ -77,6 +77,25 @@ ABUSE: dict[str, Any] = {
     "wrong content type": lambda f, size: (_with(f, **{"Content-Type": "text/html"}), size),
     "different key": lambda f, size: (_with(f, key="incoming/someone-else/index.html"), size),
     "key outside incoming/": lambda f, size: (_with(f, key="derived/x/thumbnail.webp"), size),
+    # a profile without a scan posting under the scanner's prefix, or a scanned one leaving it
+    "key moved in or out of incoming/scan/": lambda f, size: (
+        _with(
+            f,
+            key=f["key"].replace("incoming/scan/", "incoming/", 1)
+            if f["key"].startswith("incoming/scan/")
+            else f["key"].replace("incoming/", "incoming/scan/", 1),
+        ),
+        size,
+    ),
+    # the scanner's verdict tag set by the client (the processor trusts that tag at a scan deadline)
+    "client-set scan tag": lambda f, size: (
+        _with(
+            f,
+            tagging="<Tagging><TagSet><Tag><Key>GuardDutyMalwareScanStatus</Key>"
+            "<Value>NO_THREATS_FOUND</Value></Tag></TagSet></Tagging>",
+        ),
+        size,
+    ),
     "changed upload id metadata": lambda f, size: (_with(f, **{"x-amz-meta-upload-id": "0" * 32}), size),
     "changed user metadata": lambda f, size: (_with(f, **{"x-amz-meta-album": "other"}), size),
     "added metadata": lambda f, size: (_with(f, **{"x-amz-meta-role": "admin"}), size),
