@@ -122,10 +122,10 @@ class ApiSubject:
 class HandWritten:
     """The minimal baseline: a hand-written handler making the same AWS calls as the product's
     POST /uploads, so the ratio measures our code and not the design's round trips: parse the
-    JSON body, the quota's conditional UpdateItem on the owner's item (as quotas.py writes it),
-    one SigV4 presigned POST, one conditional PutItem of a record like the handler's, json.dumps
-    the answer. ``quota``: "on" as the product by default, "off" without the UpdateItem,
-    "one-transaction" both writes in one TransactWriteItems (as bench/prototypes.py). Clients
+    JSON body, one SigV4 presigned POST, the quota's conditional update on the owner's item (as
+    quotas.py writes it) and a conditional Put of a record like the handler's in one
+    TransactWriteItems, json.dumps the answer. ``quota``: "on" as the product by default, "off"
+    without the quota (the PutItem alone). Clients
     built once, configured as functions/directupload/aws.py configures them; its slot is given
     back after the timing, as the subject's is."""
 
@@ -187,12 +187,10 @@ class HandWritten:
             },
             "ConditionExpression": "attribute_not_exists(pk)",
         }
-        if self.quota == "one-transaction":
+        if self.quota == "on":
             reservation = self._reservation(upload_id, request["size"], now)
             self.ddb.transact_write_items(TransactItems=[{"Update": reservation}, {"Put": put}])
         else:
-            if self.quota == "on":
-                self.ddb.update_item(**self._reservation(upload_id, request["size"], now))
             self.ddb.put_item(**put)
         json.dumps({"uploadId": upload_id, "key": key, "method": "POST", **signed})
         elapsed = time.perf_counter() - started
@@ -209,27 +207,19 @@ class HandWritten:
 
 @contextlib.contextmanager
 def quota_variant(variant: str) -> Iterator[None]:
-    """``on``: the product as configured. ``off``: no quota (to attribute its cost).
-    ``one-transaction``: bench/prototypes.py's proposal in its place, to measure what the
-    proposed patch would buy."""
-    from bench.prototypes import TransactionalIssue
+    """``on``: the product as configured. ``off``: no quota (to attribute its cost)."""
     from directupload import wiring
-    from directupload.quotas import OwnerQuota
 
     service = wiring.upload_service()
-    original, store_client = service.quota, service.store.client
+    original = service.quota
     if variant == "off":
         service.quota = None
-    elif variant == "one-transaction":
-        assert isinstance(original, OwnerQuota)
-        issue = TransactionalIssue(original)
-        service.quota, service.store.client = issue.quota, issue.client  # type: ignore[assignment]  # a stand-in
     elif variant != "on":
         raise ValueError(f"unknown quota variant {variant!r}")
     try:
         yield
     finally:
-        service.quota, service.store.client = original, store_client
+        service.quota = original
 
 
 BASELINE_NAME = "hand-written handler, the same AWS calls"
@@ -275,7 +265,7 @@ def measure_request_overhead(
     *,
     repeats: int,
     pairs: int,
-    variants: tuple[str, ...] = ("on", "off", "one-transaction"),
+    variants: tuple[str, ...] = ("on", "off"),
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[list[Figure], ApiSubject]:
     with function_environment(deployment.env):
@@ -307,8 +297,8 @@ def measure_request_overhead(
                 Target("ratio", "<=", 1.3),
                 baseline_name=BASELINE_NAME,
                 notes="POST /uploads, 1 KiB, through handlers.api.lambda_handler, warm, against a hand-written "
-                "handler making the same AWS calls (quota UpdateItem, presigned POST, PutItem): the ratio is our "
-                "code's; the design's AWS round trips per route are in the details",
+                "handler making the same AWS calls (presigned POST, quota and record in one TransactWriteItems): "
+                "the ratio is our code's; the design's AWS round trips per route are in the details",
                 details={"pairsPerRepeat": pairs, "awsRequestsPerRoute": requests_per_route()},
             )
         )
@@ -323,10 +313,7 @@ def measure_request_overhead(
                 details={"pairsPerRepeat": pairs},
             )
         )
-    names = {
-        "off": "request overhead p50, quotas off (attribution)",
-        "one-transaction": "request overhead p50, quota + record in one transaction (proposed)",
-    }
+    names = {"off": "request overhead p50, quotas off (attribution)"}
     for variant, name in names.items():
         if variant in series:
             s = series[variant]

@@ -39,7 +39,7 @@ HTTP_API_METERING = 512 * 1024  # HTTP API bills each started 512 KB of a reques
 
 # --- assumptions (not prices): durations on Lambda, kept visible -----------------------------------
 API_MS = {"issue": 40, "get": 15, "sign": 20, "complete": 60}  # warm handler durations, DynamoDB ~5-10 ms a call
-PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions, idempotency, event, outbox
+PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions (claim, outcome, marker), event
 S3_READ_MB_S = 90  # one S3 GET stream into a 1,024 MB arm64 function
 POLLS = 3  # GET /uploads/{id} calls a client makes until it sees the outcome
 SIGN_BATCH = 8  # parts signed per POST /uploads/{id}/parts (the CLI's smallest batch)

@@ -84,7 +84,7 @@ def process(job: dict) -> tuple[float, float, object]:
     from handlers import processor
 
     timed_promotion()
-    wiring.process_once()  # the processor and its idempotency layer, as a warm container has them
+    wiring.processor()  # the processor and its clients, as a warm container has them
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
     before = reset_peak()
     started = time.perf_counter()

@@ -15,10 +15,7 @@ Environment variables, read only here, when the local stack's poller starts:
 The errors are real ``botocore`` ClientErrors: a ``before-call`` hook on the functions' own
 boto3 clients answers with an error response instead of sending the request, so the code
 path is the one a throttled call takes on AWS after botocore's own retries gave up. Only
-calls made while the poller runs ProcessFunction are affected (the API shares the clients),
-and never those on the IdempotencyTable: powertools keeps its in-progress lock when its own
-writes fail, and the lock outlives the local one-second retry delay (on AWS the queue's
-visibility timeout, 6 x the function timeout, outlasts it).
+calls made while the poller runs ProcessFunction are affected (the API shares the clients).
 
 Every injected fault prints one ``[fault] ...`` line, so a test can count them in the log.
 """
@@ -54,7 +51,6 @@ class Faults:
     poison: tuple[str, ...] = ()
     switch: Path | None = None
     seed: int | None = None
-    spared_tables: frozenset[str] = frozenset()
     counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -81,7 +77,6 @@ class Faults:
             poison=poison,
             switch=Path(switch) if switch else None,
             seed=int(seed) if seed else None,
-            spared_tables=frozenset({env["IDEMPOTENCY_TABLE"]} if env.get("IDEMPOTENCY_TABLE") else set()),
         )
 
     @property
@@ -116,8 +111,6 @@ class Faults:
         if not getattr(self._armed, "on", False) or not self.on:
             return
         service = model.service_model.endpoint_prefix
-        if service == "dynamodb" and params.get("TableName") in self.spared_tables:
-            return
         key = params.get("Key")
         if isinstance(key, str) and any(fnmatch.fnmatchcase(key, pattern) for pattern in self.poison):
             context[_CONTEXT_KEY] = ("poison", service, model.name, key)

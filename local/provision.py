@@ -16,7 +16,6 @@ from local.template import LocalTemplate
 class Provisioned:
     bucket: str  # the default bucket
     uploads_table: str
-    idempotency_table: str
     event_bus: str
     ingest_queue_url: str
     dead_letter_queue_url: str
@@ -304,7 +303,6 @@ def provision(
         bucket=buckets[0],
         buckets=tuple(buckets),
         uploads_table=uploads_table,
-        idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
         event_bus=bus,
         ingest_queue_url=urls[ingest],
         dead_letter_queue_url=next(url for url in urls.values() if url.endswith("/" + dlq)),

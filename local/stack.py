@@ -263,7 +263,6 @@ class LocalStack:
             "buckets": list(self.resources.buckets),
             "bucketMode": "existing" if self.options.template_parameters().get("ExistingBuckets") else "own",
             "uploadsTable": self.resources.uploads_table,
-            "idempotencyTable": self.resources.idempotency_table,
             "eventBus": self.resources.event_bus,
             "ingestQueueUrl": self.resources.ingest_queue_url,
             "deadLetterQueueUrl": self.resources.dead_letter_queue_url,

@@ -16,7 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDERS = {
     "UPLOADS_TABLE": "openapi",
-    "IDEMPOTENCY_TABLE": "openapi",
     "UPLOADS_BUCKET": "openapi",
     "EVENT_BUS_NAME": "openapi",
     "AUTH_MODE": "none",

@@ -19,7 +19,6 @@ from directupload.profiles import GiB, Profile, load_profiles
 
 ENV_NAMES = {
     "uploads_table": "UPLOADS_TABLE",
-    "idempotency_table": "IDEMPOTENCY_TABLE",
     "uploads_bucket": "UPLOADS_BUCKET",
     "uploads_buckets": "UPLOADS_BUCKETS",
     "event_bus_name": "EVENT_BUS_NAME",
@@ -49,7 +48,6 @@ class Settings(BaseModel):
 
     # Each field's description is the docs' meaning of its variable (docs/generated/environment.md).
     uploads_table: str = Field(min_length=1, description="the uploads DynamoDB table")
-    idempotency_table: str = Field(min_length=1, description="the processing idempotency table")
     uploads_bucket: str = Field(min_length=1, description="the default bucket: profiles that name none")
     uploads_buckets: str = Field(
         default="",

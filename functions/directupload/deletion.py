@@ -136,7 +136,7 @@ class Deleter:
             raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
         detail = events.outcome_detail(record, self.storage.in_bucket(record.bucket).bucket, self.rejected_objects)
         self.publisher.publish(str(record.pending_event), detail)
-        self.outbox.clear(record.upload_id)
+        self.outbox.clear(record.upload_id, str(record.pending_event))
         logger.warning("an outcome left unannounced was announced before its deletion", upload_id=record.upload_id)
 
     def _announce(self, record: UploadRecord) -> UploadRecord:
@@ -144,7 +144,7 @@ class Deleter:
         if record.pending_event != events.DELETED:
             return record
         self.publisher.publish(events.DELETED, self._detail(record, record.deleted_at or record.updated_at))
-        self.outbox.clear(record.upload_id)
+        self.outbox.clear(record.upload_id, events.DELETED)
         return record.model_copy(update={"pending_event": None})
 
     def _detail(self, record: UploadRecord, at: datetime) -> dict[str, object]:

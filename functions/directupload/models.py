@@ -278,9 +278,13 @@ class UploadRecord(BaseModel):
     sha256: str | None = None
     result: dict[str, Any] | None = None
     error: UploadError | None = None
-    # the staging version (ETag) one processor attempt verifies and may promote, and until when
+    # the staging version (ETag) one processor attempt verifies and may promote, until when, and
+    # which attempt (``claim_by``, one per delivery's run) holds it: one attempt at a time. Parked
+    # (no ``claim_by``) while the version waits for its malware scan; on a final record whose
+    # event is owed, the attempt that settles it (store.py)
     claim_etag: str | None = None
     claim_until: datetime | None = None
+    claim_by: str | None = None
     # set once PROCESSED: the promoted, verified object and the derived files
     file_key: str | None = None
     variants: dict[str, Variant] = Field(default_factory=dict)

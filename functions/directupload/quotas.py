@@ -1,7 +1,9 @@
 """Per-owner quotas, enforced atomically in the uploads table (conditional updates, no read-then-write).
 
 One item per owner, ``owner#{sub}``, holds both limits, so issuing an upload checks and counts
-them in one conditional UpdateItem (one round trip, one write unit):
+them in one conditional update, which is written with the new upload's record in one
+TransactWriteItems (one round trip for both; twice the write units of two plain writes, and the
+slot never outlives a record that was not written):
 
 - ``open``: upload id -> the moment the upload stops being able to arrive. At most
   ``max_pending`` of them. A slot is given back when the limit is hit, not when the upload
@@ -41,6 +43,10 @@ def _seconds_to_midnight(now: datetime) -> int:
     return max(1, int((tomorrow - now).total_seconds()) + 1)
 
 
+class _Conflict(Exception):
+    """Another transaction on the owner's item was under way: the writes go one after the other."""
+
+
 class OwnerQuota:
     def __init__(self, table_name: str, client: Any, *, max_pending: int, daily_bytes: int) -> None:
         self.table_name = table_name
@@ -51,8 +57,20 @@ class OwnerQuota:
     def _key(self, owner: str) -> dict[str, Any]:
         return {"pk": {"S": _owner_pk(owner)}}
 
-    def reserve(self, owner: str, upload_id: str, size: int, now: datetime, open_until: datetime) -> None:
-        """Count ``size`` against today's bytes and take a pending slot, or raise QuotaExceeded (429)."""
+    def reserve(
+        self,
+        owner: str,
+        upload_id: str,
+        size: int,
+        now: datetime,
+        open_until: datetime,
+        *,
+        with_put: dict[str, Any] | None = None,
+    ) -> None:
+        """Count ``size`` against today's bytes and take a pending slot, or raise QuotaExceeded (429).
+        ``with_put``: a TransactWriteItems ``Put`` (the upload's record) written in the same
+        transaction; when another transaction on the owner's item conflicts with it (two uploads
+        issued at the same moment), the two are written one after the other instead."""
         if size > self.daily_bytes:
             raise QuotaExceeded(
                 f"{size} bytes is more than the daily allowance of {self.daily_bytes} bytes",
@@ -60,7 +78,12 @@ class OwnerQuota:
             )
         day = now.astimezone(UTC).strftime("%Y-%m-%d")
         for _ in range(ATTEMPTS):
-            old = self._try_reserve(owner, upload_id, size, day, open_until)
+            try:
+                old = self._try_reserve(owner, upload_id, size, day, open_until, with_put)
+            except _Conflict:
+                old = self._try_reserve(owner, upload_id, size, day, open_until, None)
+                if old is None and with_put is not None:
+                    self.client.put_item(**with_put)
             if old is None:
                 return
             if "open" not in old or "day" not in old:  # the owner's first upload
@@ -121,28 +144,45 @@ class OwnerQuota:
             )
 
     def _try_reserve(
-        self, owner: str, upload_id: str, size: int, day: str, open_until: datetime
+        self, owner: str, upload_id: str, size: int, day: str, open_until: datetime, with_put: dict[str, Any] | None
     ) -> dict[str, Any] | None:
-        """None when reserved; otherwise the item as it was (empty when there is none)."""
+        """None when reserved (and ``with_put`` written with it); otherwise the item as it was
+        (empty when there is none). _Conflict when another transaction held the owner's item."""
+        update = {
+            "TableName": self.table_name,
+            "Key": self._key(owner),
+            "UpdateExpression": "SET #open.#id = :until ADD #bytes :size",
+            "ConditionExpression": "#day = :day AND size(#open) < :max AND #bytes <= :room",
+            "ExpressionAttributeNames": {"#open": "open", "#id": upload_id, "#bytes": "bytes", "#day": "day"},
+            "ExpressionAttributeValues": {
+                ":until": {"N": str(int(open_until.timestamp()))},
+                ":size": {"N": str(size)},
+                ":day": {"S": day},
+                ":max": {"N": str(self.max_pending)},
+                ":room": {"N": str(self.daily_bytes - size)},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(owner),
-                UpdateExpression="SET #open.#id = :until ADD #bytes :size",
-                ConditionExpression="#day = :day AND size(#open) < :max AND #bytes <= :room",
-                ExpressionAttributeNames={"#open": "open", "#id": upload_id, "#bytes": "bytes", "#day": "day"},
-                ExpressionAttributeValues={
-                    ":until": {"N": str(int(open_until.timestamp()))},
-                    ":size": {"N": str(size)},
-                    ":day": {"S": day},
-                    ":max": {"N": str(self.max_pending)},
-                    ":room": {"N": str(self.daily_bytes - size)},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            if with_put is None:
+                self.client.update_item(**update)
+            else:
+                self.client.transact_write_items(TransactItems=[{"Update": update}, {"Put": with_put}])
             return None
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             return dict(exc.response.get("Item") or {})
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            code = reasons[0].get("Code") if reasons else None
+            if code == "ConditionalCheckFailed":
+                return dict(reasons[0].get("Item") or {})
+            if code == "ValidationError":  # as below
+                if self._has_slots(owner):
+                    raise
+                return {}
+            if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                raise  # a record with this id exists: never a new upload's (ids are random)
+            raise _Conflict() from exc
         except ClientError as exc:
             # expected only while the map to set the slot in does not exist yet (the owner's first
             # upload); on an item that has it, the request itself is wrong: a fault, never a 429

@@ -86,14 +86,14 @@ class UploadStore:
         return int((after + self.retention).timestamp())
 
     def create(self, record: UploadRecord) -> None:
+        self.client.put_item(**self.create_request(record))
+
+    def create_request(self, record: UploadRecord) -> dict[str, Any]:
+        """The PutItem of a new record (as a TransactWriteItems ``Put`` too): refused if one exists."""
         fields = record.model_dump(mode="python")
         item = {"pk": {"S": upload_pk(record.upload_id)}, **_to_item(fields)}
         item["ttl"] = {"N": str(self._ttl(record.expires_at))}
-        self.client.put_item(
-            TableName=self.table_name,
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        return {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
 
     def put_tombstone(self, record: UploadRecord, *, expire_at: datetime) -> bool:
         """Put ``record`` (DELETED) where a removed record was; False when one is there already."""
@@ -120,13 +120,15 @@ class UploadStore:
         now: datetime | None = None,
         remove: Iterable[str] = (),
         claimed_by: str | None = None,
+        held_by: str | None = None,
         unless_set: str | None = None,
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
         """Move the record to ``to`` if it is in one of the statuses ``TRANSITIONS[to]`` allows
-        (and, with ``claimed_by``, if that staging version holds the claim; with ``unless_set``, if
-        the record has no such attribute); raise TransitionRefused otherwise.
+        (and, with ``claimed_by``, if that staging version holds the claim; with ``held_by``, if
+        that attempt holds it; with ``unless_set``, if the record has no such attribute); raise
+        TransitionRefused otherwise.
 
         The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
         given, or never when ``expire_at`` is None (a processed upload kept until deleted)."""
@@ -140,6 +142,7 @@ class UploadStore:
             now=now,
             remove=remove,
             claimed_by=claimed_by,
+            held_by=held_by,
             unless_set=unless_set,
             expire_at=expire_at,
             **fields,
@@ -160,6 +163,7 @@ class UploadStore:
         now: datetime | None = None,
         remove: Iterable[str] = (),
         claimed_by: str | None = None,
+        held_by: str | None = None,
         unless_set: str | None = None,
         if_equal: dict[str, Any] | None = None,
         expire_at: datetime | None = _RETENTION,
@@ -193,6 +197,10 @@ class UploadStore:
             names["#claim"] = "claim_etag"
             expr_values[":claim"] = {"S": claimed_by}
             condition += " AND #claim = :claim"
+        if held_by is not None:
+            names["#by"] = "claim_by"
+            expr_values[":by"] = {"S": held_by}
+            condition += " AND #by = :by"
         if unless_set is not None:
             names["#unset"] = unless_set
             condition += " AND attribute_not_exists(#unset)"
@@ -214,56 +222,99 @@ class UploadStore:
             raise TransitionRefused(f"upload {upload_id} cannot move to {to.value}") from exc
         return _from_item(reply["Attributes"])
 
-    def claim(self, record: UploadRecord, etag: str, *, now: datetime, until: datetime) -> UploadRecord:
-        """Let the attempt that verifies staging version ``etag`` be the one that may promote it.
+    def claim(self, record: UploadRecord, etag: str, *, by: str, now: datetime, until: datetime) -> UploadRecord:
+        """Let attempt ``by`` verify staging version ``etag``, and be the only one that may promote it
+        and record its outcome.
 
-        One claim at a time per upload: two versions of the staging object (a presigned POST sent
-        twice) are never promoted over each other. A claim lapses at ``until`` (an attempt that
-        died), and a PENDING record becomes UPLOADED in the same write. TransitionRefused when
-        the record moved on or another version holds a live claim."""
+        One claim at a time per upload, held by one attempt: two versions of the staging object (a
+        presigned POST sent twice) are never promoted over each other, and two deliveries of one
+        notification never run at once. A claim lapses at ``until`` (an attempt that died); a
+        version parked while it waits for its scan (no attempt holds it) may be claimed by the next
+        delivery of that version. A PENDING record becomes UPLOADED in the same write.
+        TransitionRefused when the record moved on or another attempt holds a live claim."""
         to = Status.UPLOADED if record.status == Status.PENDING else record.status
         try:
-            reply = self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": upload_pk(record.upload_id)}},
-                UpdateExpression="SET #status = :to, claim_etag = :etag, claim_until = :until, updated_at = :now",
-                ConditionExpression=(
-                    "#status = :from AND (attribute_not_exists(claim_etag) OR claim_etag = :etag OR claim_until < :now)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":to": {"S": to.value},
-                    ":from": {"S": record.status.value},
-                    ":etag": {"S": etag},
-                    ":until": {"S": until.isoformat()},
-                    ":now": {"S": now.isoformat()},
-                },
-                ReturnValues="ALL_NEW",
-            )
+            return self._claim(record.upload_id, record.status, to, etag, by=by, now=now, until=until)
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise TransitionRefused(f"upload {record.upload_id}: version {etag} cannot claim it") from exc
+
+    def claim_arrival(
+        self, upload_id: str, key: str, etag: str, *, by: str, now: datetime, until: datetime
+    ) -> UploadRecord:
+        """The claim of S3's first notification, in one write and no read: a PENDING record of
+        ``key`` becomes UPLOADED, claimed by attempt ``by`` for staging version ``etag`` (as
+        ``claim`` does). For any other record ClaimRefused carries the record as it was (DynamoDB
+        returns it with the refusal), so the rare cases cost no more than reading it first would have."""
+        try:
+            return self._claim(upload_id, Status.PENDING, Status.UPLOADED, etag, by=by, now=now, until=until, key=key)
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            item = exc.response.get("Item")
+            was = _from_item(item) if item else None
+            raise ClaimRefused(f"upload {upload_id}: not a pending upload of {key}", was) from exc
+
+    def _claim(
+        self,
+        upload_id: str,
+        was: Status,
+        to: Status,
+        etag: str,
+        *,
+        by: str,
+        now: datetime,
+        until: datetime,
+        key: str | None = None,
+    ) -> UploadRecord:
+        names = {"#status": "status"}
+        values = {
+            ":to": {"S": to.value},
+            ":from": {"S": was.value},
+            ":etag": {"S": etag},
+            ":by": {"S": by},
+            ":until": {"S": until.isoformat()},
+            ":now": {"S": now.isoformat()},
+        }
+        condition = "#status = :from"
+        if key is not None:
+            names["#key"] = "key"
+            values[":key"] = {"S": key}
+            condition += " AND #key = :key"
+        # free, lapsed, or this version's: parked (its scan wait), or left by this delivery's own
+        # earlier attempt (one that failed and could not give it up, or died)
+        condition += (
+            " AND (attribute_not_exists(claim_etag) OR claim_until < :now"
+            " OR (claim_etag = :etag AND (attribute_not_exists(claim_by) OR claim_by = :by)))"
+        )
+        reply = self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": upload_pk(upload_id)}},
+            UpdateExpression=(
+                "SET #status = :to, claim_etag = :etag, claim_by = :by, claim_until = :until, updated_at = :now"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
         return _from_item(reply["Attributes"])
 
-    def claim_arrival(self, upload_id: str, key: str, etag: str, *, now: datetime, until: datetime) -> UploadRecord:
-        """The claim of S3's first notification, in one write and no read: a PENDING record of
-        ``key`` becomes UPLOADED, claimed by staging version ``etag`` (as ``claim`` does). For any
-        other record ClaimRefused carries the record as it was (DynamoDB returns it with the
-        refusal), so the rare cases cost no more than reading it first would have."""
+    def lease_owed(self, upload_id: str, *, by: str, now: datetime, until: datetime) -> UploadRecord:
+        """Let attempt ``by`` finish what a final record still owes (its event, outbox.py): the
+        attempt that reached the outcome holds this lease until its marker is removed, so a twin
+        delivery never publishes beside it; one that died lets it lapse at ``until``, and a
+        redelivery of its own message (the same ``by``) takes it up at once. ClaimRefused
+        (with the record as it was) when nothing is owed any more or another attempt holds it."""
         try:
             reply = self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": upload_pk(upload_id)}},
-                UpdateExpression="SET #status = :to, claim_etag = :etag, claim_until = :until, updated_at = :now",
+                UpdateExpression="SET claim_by = :by, claim_until = :until",
                 ConditionExpression=(
-                    "#status = :from AND #key = :key"
-                    " AND (attribute_not_exists(claim_etag) OR claim_etag = :etag OR claim_until < :now)"
+                    "attribute_exists(pending_event)"
+                    " AND (attribute_not_exists(claim_by) OR claim_by = :by OR claim_until < :now)"
                 ),
-                ExpressionAttributeNames={"#status": "status", "#key": "key"},
                 ExpressionAttributeValues={
-                    ":to": {"S": Status.UPLOADED.value},
-                    ":from": {"S": Status.PENDING.value},
-                    ":key": {"S": key},
-                    ":etag": {"S": etag},
+                    ":by": {"S": by},
                     ":until": {"S": until.isoformat()},
                     ":now": {"S": now.isoformat()},
                 },
@@ -272,8 +323,9 @@ class UploadStore:
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             item = exc.response.get("Item")
-            was = _from_item(item) if item else None
-            raise ClaimRefused(f"upload {upload_id}: not a pending upload of {key}", was) from exc
+            raise ClaimRefused(
+                f"upload {upload_id}: nothing owed, or owed to another attempt", _from_item(item) if item else None
+            ) from exc
         return _from_item(reply["Attributes"])
 
     def attach_multipart(self, upload_id: str, s3_upload_id: str) -> UploadRecord | None:
@@ -293,15 +345,28 @@ class UploadStore:
             return None
         return _from_item(reply["Attributes"])
 
-    def release(self, upload_id: str, etag: str) -> None:
-        """Give up the claim of staging version ``etag`` (it was replaced before it was promoted)."""
+    def release(self, upload_id: str, etag: str, by: str) -> None:
+        """Attempt ``by`` gives up its claim of staging version ``etag`` (it failed, or the version
+        was replaced before it was promoted)."""
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": upload_pk(upload_id)}},
-                UpdateExpression="REMOVE claim_etag, claim_until",
-                ConditionExpression="claim_etag = :etag",
-                ExpressionAttributeValues={":etag": {"S": etag}},
+                UpdateExpression="REMOVE claim_etag, claim_until, claim_by",
+                ConditionExpression="claim_etag = :etag AND claim_by = :by",
+                ExpressionAttributeValues={":etag": {"S": etag}, ":by": {"S": by}},
+            )
+
+    def park(self, upload_id: str, by: str) -> None:
+        """Attempt ``by`` leaves its claim to the version it holds (waiting for its malware scan):
+        the next delivery for that version, whichever message brings it, takes it up."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": upload_pk(upload_id)}},
+                UpdateExpression="REMOVE claim_by",
+                ConditionExpression="claim_by = :by",
+                ExpressionAttributeValues={":by": {"S": by}},
             )
 
     def by_owner(

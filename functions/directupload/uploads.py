@@ -60,7 +60,16 @@ class Deletion(Protocol):
 
 
 class Quota(Protocol):
-    def reserve(self, owner: str, upload_id: str, size: int, now: datetime, open_until: datetime) -> None: ...
+    def reserve(
+        self,
+        owner: str,
+        upload_id: str,
+        size: int,
+        now: datetime,
+        open_until: datetime,
+        *,
+        with_put: dict[str, Any] | None = None,
+    ) -> None: ...
     def release(self, owner: str, upload_id: str) -> None: ...
     def settle(self, owner: str, issued_at: datetime, refund: int) -> None: ...
 
@@ -171,9 +180,6 @@ class UploadService:
         upload_id = keys.new_upload_id()
         key = keys.incoming_key(upload_id, request.filename, scanned=profile.scan == "required")
         multipart = transfer.is_multipart(profile, request.size)
-        if self.quota is not None:
-            lifetime = MULTIPART_LIFETIME if multipart else timedelta(seconds=profile.url_ttl_seconds) + EXPIRY_GRACE
-            self.quota.reserve(owner, upload_id, request.size, now, now + lifetime)
 
         issued: IssuedUpload
         record = UploadRecord(
@@ -237,7 +243,13 @@ class UploadService:
                 url=signed.url,
                 fields=signed.fields,
             )
-        self.store.create(record)
+        if self.quota is not None:  # the owner's quota counted and the record written in one transaction
+            lifetime = MULTIPART_LIFETIME if multipart else timedelta(seconds=profile.url_ttl_seconds) + EXPIRY_GRACE
+            self.quota.reserve(
+                owner, upload_id, request.size, now, now + lifetime, with_put=self.store.create_request(record)
+            )
+        else:
+            self.store.create(record)
         metrics.add_metric(name="UploadsIssued", unit="Count", value=1)
         logger.info(
             "upload issued",

@@ -16,11 +16,8 @@ from directupload.store import UploadStore
 from directupload.uploads import UploadService
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-
     from directupload.cdn import CloudFrontUrlSigner
     from directupload.models import UploadRecord
-    from directupload.processing.idempotency import ProcessOnce
     from directupload.processing.pipeline import Processor
     from directupload.webhooks import DeadLetters, WebhookSender, WebhookSettings
 
@@ -121,26 +118,6 @@ def processor() -> Processor:
 
 
 @cache
-def idempotency_config() -> IdempotencyConfig:
-    """The idempotency settings of ``process_once`` (the handler registers each invocation's
-    context on them: an attempt in progress expires with its invocation)."""
-    from directupload.processing import idempotency
-
-    return idempotency.config()
-
-
-@cache
-def process_once() -> ProcessOnce:
-    """ProcessFunction's way in: ``processor().process``, once per delivery of a notification
-    (processing/idempotency.py); call with ``ref=``."""
-    from directupload.processing import idempotency
-
-    return idempotency.process_once(
-        processor(), get_settings().idempotency_table, aws.client("dynamodb"), idempotency_config()
-    )
-
-
-@cache
 def webhook_settings() -> WebhookSettings:
     """WebhookFunction's own settings: it needs none of the upload settings, only its URL, secret and
     dead-letter queue."""
@@ -175,7 +152,6 @@ def forget_clients() -> None:
         storage,
         upload_service,
         processor,
-        process_once,
         quota,
         publisher,
         deleter,
@@ -189,6 +165,6 @@ def forget_clients() -> None:
 def reset() -> None:
     """Forget every built object and the settings (tests that change the environment call this)."""
     forget_clients()
-    for settings in (idempotency_config, webhook_settings, get_settings):
+    for settings in (webhook_settings, get_settings):
         settings.cache_clear()
     aws.client.cache_clear()

@@ -20,7 +20,6 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -31,7 +30,6 @@ from directupload.processing.pipeline import AwaitingScanError, ObjectRef, ScanV
 from directupload.queues import back_off
 
 get_settings()  # validate the configuration at cold start
-wiring.idempotency_config()  # the idempotency code loaded at init (no client yet), not by the first record
 snapstart.register()  # with SnapStart on, what a restored copy must re-make
 
 # A batch whose every record failed is still a partial response (all of them listed), not
@@ -41,10 +39,9 @@ batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=F
 
 # Retry n comes BACKOFF_BASE * 2**(n-1) seconds (+-20 %) after attempt n failed: with the
 # default 5 receives the last attempt is about 5 minutes after the first, long enough for
-# throttling or a brief outage to pass. Another delivery holding the object's idempotency
-# lock holds it for at most the function timeout (15 minutes), so that retry waits as long.
+# throttling or a brief outage to pass. A record whose upload another attempt holds (a twin
+# delivery, another version) is retried the same way: the holder is usually done by then.
 BACKOFF_BASE = 20
-BACKOFF_IN_PROGRESS = 900
 # Time a record needs beyond its decoding budget (reads, copies, writes): after the first record
 # of a batch, a record is not started with less left than both, so the function never times out
 # mid-record (that would fail the whole batch); it goes back to the queue for another invocation.
@@ -190,7 +187,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         logger.set_correlation_id(keys.upload_id_from_key(ref.key))
         with logger.append_context_keys(key=ref.key, receive_count=receive_count):
             try:
-                outcome = wiring.process_once()(ref=ref)
+                outcome = wiring.processor().process(ref, by=record.message_id)
             except AwaitingScanError as waiting:
                 # not a failure: the verdict comes as a message of its own; the deadline check
                 # comes back on its own too, so this message is done once that check is scheduled
@@ -207,10 +204,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                 reason = f"{type(exc).__name__}: {exc}"
                 metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
                 if last_attempt:
-                    wiring.processor().fail(ref, reason)
+                    wiring.processor().fail(ref, reason, by=record.message_id)
                     retry_in = 0  # straight on to the dead-letter queue
-                elif isinstance(exc, IdempotencyAlreadyInProgressError):
-                    retry_in = BACKOFF_IN_PROGRESS
                 else:
                     retry_in = round(BACKOFF_BASE * 2 ** (receive_count - 1) * random.uniform(0.8, 1.2))
                     logger.warning("processing attempt failed; will retry", error=reason[:300], retry_in=retry_in)
@@ -223,6 +218,5 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    wiring.idempotency_config().register_lambda_context(context)
     _started["records"] = 0
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)

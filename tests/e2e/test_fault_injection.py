@@ -50,9 +50,9 @@ SETTLE_TIMEOUT = 240  # seconds for the 200 uploads to settle under faults
 REDRIVE_TIMEOUT = 60  # seconds for the redriven uploads to complete
 TERMINAL_EVENTS = {"Upload Processed", "Upload Rejected"}
 EVENT_OF = {"PROCESSED": "Upload Processed", "REJECTED": "Upload Rejected", "FAILED": "Upload Failed"}
-# the error of a failed attempt (the poison's SlowDown, a throttle, a duplicate delivery another
-# worker held the lock of): in the logs, never in what clients and consumers see
-TRANSIENT = r"SlowDown|ThrottlingException|IdempotencyAlreadyInProgress"
+# the error of a failed attempt (the poison's SlowDown, a throttle, a duplicate delivery whose
+# upload another attempt held): in the logs, never in what clients and consumers see
+TRANSIENT = r"SlowDown|ThrottlingException|ClaimHeldError"
 
 
 def a_png(n: int) -> bytes:
@@ -378,7 +378,7 @@ def test_a_failed_upload_records_one_safe_error_and_its_reason_is_in_the_logs_on
         assert "pending_event" not in records[upload_id], f"{upload_id}: its Upload Failed event still owed"
     # clients and consumers get a code and a safe message; the reason, the last attempt's error
     # (the poison's SlowDown, a throttle that hit first, or, with several processor workers, a
-    # duplicate delivery another worker held the lock of), is in the logs only
+    # duplicate delivery whose upload another attempt held), is in the logs only
     leaked = [i for i in run.failed if re.search(TRANSIENT, records[i]["error"]["S"])]
     assert not leaked, {i: records[i]["error"]["S"] for i in leaked}
     gave_up = [line for line in run.settled.log.splitlines() if "processing failed for good" in line]

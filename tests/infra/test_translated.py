@@ -6,7 +6,6 @@ Fn::If resolved) so each test states a deployment and checks what it would get.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from fnmatch import fnmatchcase
@@ -34,7 +33,6 @@ FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFun
 # The contract with the Python code (functions/directupload/config.py and friends).
 ENVIRONMENT = {
     "UPLOADS_TABLE",
-    "IDEMPOTENCY_TABLE",
     "UPLOADS_BUCKET",
     "EVENT_BUS_NAME",
     "INGEST_QUEUE_URL",
@@ -54,7 +52,6 @@ OUTPUTS = {
     "ApiUrl",
     "UploadsBucketName",
     "UploadsTableName",
-    "IdempotencyTableName",
     "EventBusName",
     "IngestQueueUrl",
     "DeadLetterQueueUrl",
@@ -696,7 +693,7 @@ def test_retention_role_deletes_and_publishes_but_never_reads_or_writes_objects(
 
 # --- stages ---------------------------------------------------------------------------------
 
-DATA = ["UploadsBucket", "UploadsTable", "IdempotencyTable"]
+DATA = ["UploadsBucket", "UploadsTable"]
 
 
 @pytest.mark.parametrize(("stage", "policy"), [("prod", "Retain"), ("dev", "Delete")])
@@ -797,7 +794,6 @@ def test_every_function_gets_the_environment_the_code_reads(dev: dict[str, Any])
 
         assert set(variables) >= ENVIRONMENT, function
         assert variables["UPLOADS_TABLE"] == ref("UploadsTable")
-        assert variables["IDEMPOTENCY_TABLE"] == ref("IdempotencyTable")
         assert variables["UPLOADS_BUCKET"] == ref("UploadsBucket")
         assert variables["EVENT_BUS_NAME"] == ref("EventBus")
         assert variables["INGEST_QUEUE_URL"] == ref("IngestQueue")
@@ -813,16 +809,6 @@ def test_log_level_follows_the_stage(stage: str, level: str) -> None:
         variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert variables["POWERTOOLS_LOG_LEVEL"] == level
         assert variables["STAGE"] == ref("Stage")
-
-
-def test_idempotency_table_matches_the_powertools_persistence_defaults(dev: dict[str, Any]) -> None:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    defaults = inspect.signature(DynamoDBPersistenceLayer).parameters
-    table = dev["Resources"]["IdempotencyTable"]["Properties"]
-
-    assert table["KeySchema"] == [{"AttributeName": defaults["key_attr"].default, "KeyType": "HASH"}]
-    assert table["TimeToLiveSpecification"] == {"AttributeName": defaults["expiry_attr"].default, "Enabled": True}
 
 
 def test_uploads_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import math
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -56,11 +55,12 @@ def test_request_overhead_variants_issue_real_uploads(moto_server: str) -> None:
     from bench.api_overhead import measure_request_overhead
 
     deployment = deploy(moto_server)
-    figures, subject = measure_request_overhead(deployment, repeats=1, pairs=4, variants=("off", "one-transaction"))
+    figures, subject = measure_request_overhead(deployment, repeats=1, pairs=4, variants=("on", "off"))
 
     assert [f.name for f in figures] == [
+        "request overhead p50 (quotas on, the default)",
+        "request overhead p99 (quotas on, the default)",
         "request overhead p50, quotas off (attribution)",
-        "request overhead p50, quota + record in one transaction (proposed)",
     ]
     assert all(f.value > 0 for f in figures)
     assert record(deployment, subject.issued[-1].payload["uploadId"])["status"]["S"] == "PENDING"
@@ -68,6 +68,7 @@ def test_request_overhead_variants_issue_real_uploads(moto_server: str) -> None:
         TableName=deployment.table, Key={"pk": {"S": "owner#anonymous"}}
     )["Item"]
     assert "open" in owner and int(owner["bytes"]["N"]) >= 1024  # the transaction counted on the owner's item
+    assert all(record(deployment, i.payload["uploadId"])["status"]["S"] == "PENDING" for i in subject.issued)
 
 
 def test_size_independence_issues_a_5_gib_multipart_plan_and_a_1_kib_post(moto_server: str) -> None:
@@ -184,65 +185,6 @@ def test_the_read_ahead_the_streaming_figure_measures_yields_every_chunk_in_orde
     assert early.closed
 
 
-def test_transactional_issue_keeps_the_quota_rules_and_writes_only_granted_records(moto_server: str) -> None:
-    """Through the prototype's transaction: the product's pending and daily rules, its rare paths
-    (the owner's first upload, a new day, lapsed slots pruned), and a record only where granted."""
-    from bench.prototypes import TransactionalIssue
-    from directupload.errors import QuotaExceeded
-    from directupload.quotas import OwnerQuota
-
-    deployment = deploy(moto_server)
-    ddb = client("dynamodb", deployment.endpoint)
-    issue = TransactionalIssue(OwnerQuota(deployment.table, ddb, max_pending=2, daily_bytes=1000))
-    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
-    later = now + timedelta(minutes=15)
-
-    def reserve(upload_id: str, size: int, at: datetime, until: datetime) -> None:
-        issue.quota.reserve("ann", upload_id, size, at, until)
-        issue.client.put_item(
-            TableName=deployment.table,
-            Item={**record_key(upload_id), "status": {"S": "PENDING"}},
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-
-    reserve("a", 100, now, later)
-    reserve("b", 100, now, later)
-    with pytest.raises(QuotaExceeded):
-        reserve("c", 100, now, later)
-    assert record(deployment, "c") == {}  # refused: no record either
-    issue.quota.release("ann", "a")
-    reserve("c", 100, now, later)
-    issue.quota.release("ann", "b")
-    with pytest.raises(QuotaExceeded):
-        reserve("d", 800, now, later)  # 300 used today, 1000 allowed
-    reserve("d", 800, now + timedelta(days=1), later + timedelta(days=1))  # a new day
-    issue.quota.release("ann", "c")
-    issue.quota.release("ann", "d")
-    reserve("e", 10, now + timedelta(days=1), now)  # lapses at once
-    reserve("f", 10, now + timedelta(days=1), later + timedelta(days=1))
-    reserve("g", 10, now + timedelta(days=1), later + timedelta(days=1))  # "e" pruned to make room
-    assert all(record(deployment, u)["status"]["S"] == "PENDING" for u in "abcdefg")
-
-
-def test_transactional_issue_writes_quota_and_record_together(moto_server: str) -> None:
-    from bench.api_overhead import SMALL, ApiSubject, function_environment, quota_variant
-
-    deployment = deploy(moto_server)
-    with function_environment(deployment.env), quota_variant("one-transaction"):
-        subject = ApiSubject()
-        try:
-            subject(SMALL)
-            subject(SMALL)
-        finally:
-            subject.close()
-    for issued in subject.issued:
-        assert record(deployment, issued.payload["uploadId"])["status"]["S"] == "PENDING"
-    owner = client("dynamodb", deployment.endpoint).get_item(
-        TableName=deployment.table, Key={"pk": {"S": "owner#anonymous"}}
-    )["Item"]
-    assert int(owner["bytes"]["N"]) == 2 * int(str(SMALL["size"]))
-
-
 @pytest.mark.slow
 def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
     from bench.client_upload import measure_client
@@ -284,14 +226,12 @@ def test_request_counts_are_the_products_own_for_a_processed_image() -> None:
     assert item["file_key"]["S"].startswith(f"files/{image.upload_id}/")  # promoted
 
     assert image.by_function["ApiFunction"] == {
-        "dynamodb:UpdateItem": 1,  # the quota's reservation
-        "dynamodb:PutItem": 1,  # the record
+        "dynamodb:TransactWriteItems": 1,  # the quota's reservation and the record, together
         "s3:PostObject": 1,  # the client's POST, with the API's grant
         "dynamodb:GetItem": 1,  # the one status read
     }
     assert _without_event_source(image.by_function["ProcessFunction"]) == {
-        "dynamodb:PutItem": 1,  # the notification's idempotency record
-        "dynamodb:UpdateItem": 4,  # the claim, the outcome, the outbox marker's clear, the idempotency record's
+        "dynamodb:UpdateItem": 3,  # the claim, the outcome, the outbox marker's clear
         "s3:GetObject": 1,  # the claimed version, If-Match
         "s3:PutObject": 1,  # the thumbnail
         "s3:CopyObject": 1,  # the promotion to files/

@@ -120,12 +120,11 @@ def test_duplicate_and_late_notifications_make_one_outcome_and_one_event(aws: An
     assert by_id[uploads[0]["uploadId"]]["result"]["width"] == 64
     assert by_id[uploads[1]["uploadId"]]["result"]["pages"] == 2
     assert by_id[uploads[2]["uploadId"]]["result"]["contentType"] is None  # plain text has no magic bytes
-    # and each object version has its idempotency record
-    items = aws.dynamodb.scan(TableName=aws.resources.idempotency_table)["Items"]
-    assert sorted(i["status"]["S"] for i in items) == ["COMPLETED"] * 3
+    # and no attempt holds any of them any more
+    assert not [u for u in uploads if {"claim_by", "claim_etag"} & raw_item(aws, u["uploadId"]).keys()]
 
 
-def test_a_duplicate_is_answered_from_the_idempotency_record_without_reading_the_object(aws: Any, api: Api) -> None:
+def test_a_duplicate_of_a_processed_uploads_notification_never_reads_the_object_again(aws: Any, api: Api) -> None:
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
     assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}
@@ -138,7 +137,7 @@ def test_a_duplicate_is_answered_from_the_idempotency_record_without_reading_the
 
 
 def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aws: Any, api: Api) -> None:
-    # a notification with another ETag is another idempotency key: the record's state machine decides
+    # a notification of another ETag: the record's state machine decides
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
     etag = current_etag(aws, issued["key"])
@@ -147,6 +146,80 @@ def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aw
     process(aws, issued["key"], len(data), etag=etag)
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_twin_delivery_waits_while_another_attempt_holds_the_upload(aws: Any, api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from directupload import wiring
+
+    # Given an attempt (message "other") working on the upload's staging version right now
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    now = datetime.now(UTC)
+    wiring.store().claim_arrival(
+        issued["uploadId"], issued["key"], etag, by="other", now=now, until=now + timedelta(minutes=20)
+    )
+
+    # When a twin of its notification (S3 delivers at least once: another message) arrives
+    left = fail_calls("s3", "GetObject", 1)
+    reply = process(aws, issued["key"], len(data), etag=etag)
+
+    # Then it neither reads the object nor records anything: it is retried later
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert left == [1]
+    assert record(api, issued["uploadId"])["status"] == "UPLOADED"
+    assert raw_item(aws, issued["uploadId"])["claim_by"] == {"S": "other"}
+    assert delivered_events(aws) == []
+    left[0] = 0
+
+    # and once the holder is gone (it gave the claim up), the retry reaches the one outcome
+    wiring.store().release(issued["uploadId"], etag, "other")
+    assert process(aws, issued["key"], len(data), etag=etag, receive_count=2) == {"batchItemFailures": []}
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_claim_left_by_a_failed_attempt_is_taken_up_by_its_own_retry_and_given_up_when_it_fails(
+    aws: Any, api: Api
+) -> None:
+    release = "REMOVE claim_etag, claim_until, claim_by"
+    # Given an attempt that failed and could not even give its claim up
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+    fail_calls("s3", "GetObject", 1)
+    fail_calls("dynamodb", "UpdateItem", 1, when=lambda p: p.get("UpdateExpression") == release)
+    assert process(aws, issued["key"], len(data), etag=etag)["batchItemFailures"]
+    assert raw_item(aws, issued["uploadId"])["claim_by"] == {"S": "m0"}
+
+    # Then another message of the same notification waits for it
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="twin")["batchItemFailures"]
+    # but the retry of the message that left it takes it up and reaches the outcome
+    assert process(aws, issued["key"], len(data), etag=etag, receive_count=2) == {"batchItemFailures": []}
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_the_last_attempt_gives_up_its_claim_so_the_redriven_message_is_not_held_up(aws: Any, api: Api) -> None:
+    release = "REMOVE claim_etag, claim_until, claim_by"
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+    # the last attempt fails, and its own release of the claim fails too
+    fail_calls("s3", "GetObject", 1)
+    fail_calls("dynamodb", "UpdateItem", 1, when=lambda p: p.get("UpdateExpression") == release)
+    reply = process(aws, issued["key"], len(data), etag=etag, receive_count=max_receive_count())
+    assert reply["batchItemFailures"]
+    item = raw_item(aws, issued["uploadId"])
+    assert item["status"] == {"S": "FAILED"} and "claim_by" not in item
+
+    # the redrive sends the message again (another message): it is not held up by a claim
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
 
 
 def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_there(aws: Any, api: Api) -> None:
@@ -171,9 +244,8 @@ def test_a_notification_that_arrives_before_the_object_is_retried_until_it_is_th
 
 @pytest.mark.parametrize(
     ("service", "operation"),
-    # the first delivery reads no record (its claim is the first write): the idempotency record's
-    # PutItem and the claim's UpdateItem are its DynamoDB calls
-    [("s3", "GetObject"), ("s3", "PutObject"), ("dynamodb", "PutItem"), ("dynamodb", "UpdateItem")],
+    # the first delivery reads no record: its claim's UpdateItem is its first DynamoDB call
+    [("s3", "GetObject"), ("s3", "PutObject"), ("s3", "CopyObject"), ("dynamodb", "UpdateItem")],
 )
 def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(
     aws: Any, api: Api, service: str, operation: str
@@ -233,13 +305,17 @@ def test_a_rejection_whose_event_failed_still_quarantines_and_announces_on_retry
 def test_when_the_outbox_marker_cannot_be_removed_the_event_is_still_sent_once(aws: Any, api: Api) -> None:
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
-    fail_calls("dynamodb", "UpdateItem", 3, when=lambda p: p.get("UpdateExpression") == "REMOVE #p")  # the marker
+    marker = "REMOVE #p, claim_by, claim_until"
+    fail_calls("dynamodb", "UpdateItem", 3, when=lambda p: p.get("UpdateExpression") == marker)
     etag = current_etag(aws, issued["key"])
 
     assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": []}  # not retried: it is out
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
-    assert "pending_event" in raw_item(aws, issued["uploadId"])  # the documented leftover
-    process(aws, issued["key"], len(data), etag=etag)  # the same notification again: answered by idempotency
+    item = raw_item(aws, issued["uploadId"])
+    assert "pending_event" in item and item["claim_by"] == {"S": "m0"}  # the documented leftover, under its lease
+    # a twin of the notification (S3 delivers at least once: another message) waits for the lease
+    twin = process(aws, issued["key"], len(data), etag=etag, id_prefix="twin")
+    assert twin == {"batchItemFailures": [{"itemIdentifier": "twin0"}]}
     assert delivered_events(aws) == []
 
 

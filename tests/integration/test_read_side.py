@@ -355,7 +355,9 @@ def test_an_upload_being_processed_cannot_be_deleted_yet(aws: Any, api: Api) -> 
     record_ = wiring.store().get(issued["uploadId"])
     assert record_ is not None
     now = datetime.now(UTC)
-    wiring.store().claim(record_, "e" * 32, now=now, until=now + timedelta(minutes=5))  # UPLOADED, as in flight
+    wiring.store().claim(
+        record_, "e" * 32, by="in-flight", now=now, until=now + timedelta(minutes=5)
+    )  # UPLOADED, as in flight
 
     status, problem, _ = api.call("DELETE", f"/uploads/{issued['uploadId']}")
     assert status == 409 and "UPLOADED" in problem["detail"]

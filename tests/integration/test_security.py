@@ -278,7 +278,7 @@ def test_a_malformed_quota_request_is_a_server_fault_not_a_429(aws: Any) -> None
     api = Api()
     body = {"profile": "file", "filename": "a.txt", "contentType": "text/plain", "size": 5}
     assert api.call("POST", "/uploads", body)[0] == 201  # the owner's item, its slot map made
-    left = fail_calls("dynamodb", "UpdateItem", 1, code="ValidationException", when=lambda p: ":room" in str(p))
+    left = fail_calls("dynamodb", "TransactWriteItems", 1, code="ValidationException", when=lambda p: ":room" in str(p))
     status, problem, _ = api.call("POST", "/uploads", body)
     assert left == [0]  # the one injected fault was the one that answered
     assert status == 500, problem

@@ -13,12 +13,15 @@ from local.lambda_runtime import LocalContext
 from tests.events import s3_notification, sqs_batch
 
 
-def handle(*bodies: dict[str, Any], receive_count: int = 1, remaining_seconds: float = 900) -> dict[str, Any]:
+def handle(
+    *bodies: dict[str, Any], receive_count: int = 1, remaining_seconds: float = 900, id_prefix: str = "m"
+) -> dict[str, Any]:
     """The processor handling one SQS batch of these message bodies (the ``receive_count``-th
-    delivery of each); its reply, ``batchItemFailures`` and all."""
+    delivery of each; messages ``{id_prefix}0``, ``{id_prefix}1``...: another prefix, other
+    messages); its reply, ``batchItemFailures`` and all."""
     from handlers import processor
 
-    event = sqs_batch(*bodies, receive_count=receive_count)
+    event = sqs_batch(*bodies, receive_count=receive_count, id_prefix=id_prefix)
     reply: dict[str, Any] = processor.lambda_handler(
         event, LocalContext("ProcessFunction", timeout_seconds=remaining_seconds)
     )
@@ -41,6 +44,7 @@ def process(
     etag: str | None = None,
     sequencer: str | None = None,
     scan: bool = True,
+    id_prefix: str = "m",
 ) -> dict[str, Any]:
     """The processor handling S3's notification of the object now at ``key`` (or of ``etag``).
     Another write of the key has another ``sequencer``; a repeated notification has the same.
@@ -48,7 +52,7 @@ def process(
     is scanned by the real ClamAV scanner and the processor handles that verdict too."""
     etag = etag or current_etag(aws, key)
     body = s3_notification(aws.bucket, key, size, etag=etag, **({"sequencer": sequencer} if sequencer else {}))
-    reply = handle(body, receive_count=receive_count)
+    reply = handle(body, receive_count=receive_count, id_prefix=id_prefix)
     if scan and etag and not reply.get("batchItemFailures") and awaiting_scan(aws, key, etag):
         return deliver_verdict(aws, key, etag)
     return reply

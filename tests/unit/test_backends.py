@@ -19,7 +19,6 @@ from local.sigv4 import KnownKey, SignatureRefused, verify
 
 BASE = {
     "UPLOADS_TABLE": "t",
-    "IDEMPOTENCY_TABLE": "i",
     "UPLOADS_BUCKET": "b",
     "EVENT_BUS_NAME": "e",
     "AUTH_MODE": "jwt",

@@ -212,7 +212,6 @@ def test_a_secret_that_holds_no_rsa_private_key_is_a_config_error_that_does_not_
 
 BASE_ENV = {
     "UPLOADS_TABLE": "t",
-    "IDEMPOTENCY_TABLE": "i",
     "UPLOADS_BUCKET": "b",
     "EVENT_BUS_NAME": "e",
     "AUTH_MODE": "none",

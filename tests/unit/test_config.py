@@ -10,7 +10,6 @@ from directupload.profiles import BUILTIN_PROFILES, MiB, load_profiles
 
 BASE = {
     "UPLOADS_TABLE": "t",
-    "IDEMPOTENCY_TABLE": "i",
     "UPLOADS_BUCKET": "b",
     "EVENT_BUS_NAME": "e",
     "AUTH_MODE": "jwt",

@@ -34,7 +34,7 @@ def test_a_file_over_the_scanners_limit_is_never_called_clean(tmp_path: Path) ->
 
 
 def test_required_scans_without_a_scanner_stop_the_functions_at_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {"UPLOADS_TABLE": "t", "IDEMPOTENCY_TABLE": "i", "UPLOADS_BUCKET": "b", "EVENT_BUS_NAME": "e"}
+    env = {"UPLOADS_TABLE": "t", "UPLOADS_BUCKET": "b", "EVENT_BUS_NAME": "e"}
     for name, value in {**env, "AUTH_MODE": "none", "MALWARE_SCANNING": "disabled"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PROFILES_JSON", raising=False)

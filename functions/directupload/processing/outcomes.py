@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,7 +27,7 @@ from directupload.models import Status, UploadError, UploadRecord, Variant, utcn
 from directupload.observability import logger, metrics
 from directupload.processing.outbox import Outbox
 from directupload.storage import Storage
-from directupload.store import TransitionRefused, UploadStore
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore
 
 if TYPE_CHECKING:
     from directupload.errors import Rejected
@@ -41,10 +41,19 @@ FINAL_WRITE_ATTEMPTS = 3
 TRANSIENT = (ClientError, BotoCoreError, events.PublishFailedError)
 
 _EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTED}
+# A claim outlives any attempt (the ProcessFunction timeout is 15 minutes): one that lapses
+# belongs to an attempt that died, and another delivery may claim the upload.
+CLAIM_LIFETIME = timedelta(minutes=20)
+
+
+class ClaimHeldError(RuntimeError):
+    """Another attempt holds this upload (a twin delivery of the same notification, another
+    staging version being verified, or the attempt finishing an outcome's event): retried after a
+    backoff."""
 
 
 class Outcome:
-    """What handling one notification came to (logged, and stored by the idempotency record)."""
+    """What handling one notification came to (logged)."""
 
     PROCESSED = "processed"
     REJECTED = "rejected"
@@ -123,6 +132,7 @@ class Outcomes:
         result: dict[str, Any],
         variants: dict[str, Variant],
         etag: str,
+        attempt: str,
         retain_until: datetime | None,
         elapsed: float,
     ) -> str:
@@ -134,6 +144,7 @@ class Outcomes:
                 Status.PROCESSED,
                 ref,
                 etag,
+                attempt,
                 expire_at=retain_until,  # None: kept until its owner deletes it
                 sha256=result["sha256"],
                 result=result,
@@ -141,7 +152,7 @@ class Outcomes:
                 size=result["size"],  # the declared size, or the real one below a ceiling
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
-                remove=["error", "claim_etag", "claim_until", "scan_deadline", "scan_etag"],
+                remove=["error", "claim_etag", "scan_deadline", "scan_etag"],
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
@@ -151,9 +162,11 @@ class Outcomes:
         metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.info("upload processed", size=record.size, sniffed=result.get("contentType"))
-        return self.settle(record, ref)
+        return self.settle(record, ref, attempt)
 
-    def reject(self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, elapsed: float) -> str:
+    def reject(
+        self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, attempt: str, elapsed: float
+    ) -> str:
         """REJECTED: staging version ``etag`` can never be accepted."""
         error = UploadError(
             code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
@@ -165,8 +178,9 @@ class Outcomes:
                 Status.REJECTED,
                 ref,
                 etag,
+                attempt,
                 error=error.model_dump(exclude_none=True),
-                remove=["claim_etag", "claim_until", "scan_deadline", "scan_etag"],
+                remove=["claim_etag", "scan_deadline", "scan_etag"],
             )
         except TransitionRefused:
             return self._lost_race(record, promoted=[])
@@ -177,31 +191,56 @@ class Outcomes:
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
-        return self.settle(record, ref)
+        return self.settle(record, ref, attempt)
 
-    def _write(self, record: UploadRecord, to: Status, ref: ObjectRef, etag: str, **fields: Any) -> UploadRecord:
-        """The outcome's one conditional write, if staging version ``etag`` still holds the claim:
-        with the event it owes (the outbox marker, outbox.py) and the delivery that reached it."""
+    def _write(
+        self, record: UploadRecord, to: Status, ref: ObjectRef, etag: str, attempt: str, **fields: Any
+    ) -> UploadRecord:
+        """The outcome's one conditional write, if ``attempt`` still holds the claim of staging
+        version ``etag``: with the event it owes (the outbox marker, outbox.py) and the delivery
+        that reached it. The attempt keeps its claim of the record until the event is out (the
+        marker's lease): a twin delivery meanwhile waits instead of publishing beside it."""
+        now = self.clock()
         return self.store.transition(
             record.upload_id,
             to,
-            now=self.clock(),
+            now=now,
             claimed_by=etag,
+            held_by=attempt,
             pending_event=_EVENT_OF[to],
             outcome_of=delivery(ref, etag),
+            claim_until=now + CLAIM_LIFETIME,
             **fields,
         )
 
-    def settle(self, record: UploadRecord, ref: ObjectRef) -> str:
-        """What a final record still owes: the object disposed of (rejected) and the event.
-        Raises when the event cannot be sent: the record keeps its marker and a retry finishes."""
+    def finish_owed(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
+        """The delivery that reached ``record``'s outcome, delivered again with its event still
+        owed: finished here by ``attempt`` under the marker's lease, unless another attempt (a
+        twin delivery still announcing it) holds the lease (ClaimHeldError: retried) or it was
+        finished meanwhile (a duplicate)."""
+        now = self.clock()
+        try:
+            record = self.store.lease_owed(record.upload_id, by=attempt, now=now, until=now + CLAIM_LIFETIME)
+        except ClaimRefused as refused:
+            if refused.record is not None and refused.record.pending_event is not None:
+                raise ClaimHeldError("the attempt that reached this outcome is still announcing it") from None
+            logger.info("duplicate notification for a final upload", status=record.status.value)
+            metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
+            return Outcome.DUPLICATE
+        logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
+        return self.settle(record, ref, attempt)
+
+    def settle(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
+        """What a final record still owes, settled by ``attempt`` (which holds its lease): the
+        object disposed of (rejected) and the event. Raises when the event cannot be sent: the
+        record keeps its marker and a retry finishes."""
         if record.status == Status.REJECTED:
             self._dispose(record.key)
         else:
             self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
         self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
         try:
-            self._final_write(lambda: self.outbox.clear(record.upload_id))
+            self._final_write(lambda: self.outbox.clear(record.upload_id, _EVENT_OF[record.status], attempt))
         except TRANSIENT:
             # The event is out. Raising would send it again on the retry; a marker left
             # behind only matters if this upload is ever processed again.
@@ -209,15 +248,14 @@ class Outcomes:
             metrics.add_metric(name="OutboxMarkersLeft", unit="Count", value=1)
         return Outcome.PROCESSED if record.status == Status.PROCESSED else Outcome.REJECTED
 
-    def already_final(self, record: UploadRecord, ref: ObjectRef) -> str:
+    def already_final(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
         """A notification for a final upload: the one that reached the outcome, delivered again
         before its event went out (finished here), late bytes (removed) or a duplicate."""
         if owes_event(record, ref):
             # the notification that reached the outcome, delivered again: its attempt stopped
-            # before the event went out. Any other (late bytes) leaves that to it, so an
-            # attempt still publishing is never doubled.
-            logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
-            return self.settle(record, ref)
+            # before the event went out, or is announcing it now. Any other (late bytes) leaves
+            # that to it.
+            return self.finish_owed(record, ref, attempt)
         if self.storage.head(ref.key) is not None:
             # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they
             # must neither stay in staging nor change what was verified. Kept in quarantine (if
@@ -233,9 +271,11 @@ class Outcomes:
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
 
-    def fail(self, ref: ObjectRef, reason: str) -> bool:
-        """FAILED with the reason, and ``Upload Failed``: the retries for ``ref`` ran out. Never
-        raises for a transient error. True when the upload became FAILED."""
+    def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None) -> bool:
+        """FAILED with the reason, and ``Upload Failed``: the retries for ``ref`` (its message
+        ``by``) ran out. Never raises for a transient error. True when the upload became FAILED.
+        A claim the message's attempts left is given up, so the redriven message (another
+        message) need not wait for it to lapse."""
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             return False
@@ -257,6 +297,12 @@ class Outcomes:
             return False
         metrics.add_metric(name="UploadsFailed", unit="Count", value=1)
         logger.error("processing failed for good; the message goes to the dead-letter queue", reason=reason[:500])
+        if by is not None and record.claim_by == by and record.claim_etag is not None:
+            held = record.claim_etag
+            try:
+                self._final_write(lambda: self.store.release(upload_id, held, by))
+            except TRANSIENT:
+                logger.warning("the failed message's claim stays until it lapses")
         try:
             self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
         except TRANSIENT:

@@ -46,6 +46,7 @@ import contextlib
 import copy
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,29 +59,38 @@ from directupload.observability import logger, metrics
 from directupload.processing import verify
 from directupload.processing.budget import Budget, run_within
 from directupload.processing.outbox import Outbox
-from directupload.processing.outcomes import TRANSIENT, Outcome, Outcomes, PendingSlots, owes_event
+from directupload.processing.outcomes import (
+    CLAIM_LIFETIME,
+    TRANSIENT,
+    ClaimHeldError,
+    Outcome,
+    Outcomes,
+    PendingSlots,
+    owes_event,
+)
 from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
 from directupload.store import ClaimRefused, TransitionRefused, UploadStore
 
-# A claim outlives any attempt (the ProcessFunction timeout is 15 minutes): one that lapses
-# belongs to an attempt that died, and another version may claim the upload.
-CLAIM_LIFETIME = timedelta(minutes=20)
 UNREAD: Any = object()  # process(): the record is not read yet
+__all__ = ["CLAIM_LIFETIME", "ClaimHeldError", "ObjectRef", "Processor"]
 
 
-class ClaimHeldError(RuntimeError):
-    """Another staging version of this upload is being verified: retried after a backoff."""
+def _held(record: UploadRecord, now: datetime, attempt: str) -> bool:
+    """Whether an attempt other than ``attempt`` holds a live claim of ``record``."""
+    live = record.claim_until is not None and record.claim_until >= now
+    return record.claim_by is not None and record.claim_by != attempt and live
 
 
 class AwaitingScanError(RuntimeError):
     """The upload waits for the scanner's verdict (not a failure: nothing went wrong). With
     ``check_in`` set, the caller schedules a deadline check of this version in that many seconds."""
 
-    def __init__(self, check_in: int | None) -> None:
+    def __init__(self, check_in: int | None, *, parked: bool = False) -> None:
         super().__init__("awaiting the malware scan's verdict")
         self.check_in = check_in
+        self.parked = parked  # the write that made it wait left the claim to the version already
 
 
 # GuardDuty Malware Protection's scanResultStatus values (the local scanner reports the same)
@@ -177,66 +187,65 @@ class Processor:
         return other
 
     # entry points
-    def process(self, ref: ObjectRef, record: UploadRecord | None = UNREAD) -> str:
-        """Handle one notification (``record``: the upload's record as just read, when the caller
-        read it). Raises on a transient failure (the message is retried)."""
+    def process(self, ref: ObjectRef, record: UploadRecord | None = UNREAD, *, by: str | None = None) -> str:
+        """Handle one delivery of a message: S3's notification of an object, the scanner's verdict on
+        a version, or a scan deadline check (``record``: the upload's record as just read, when the
+        caller read it). Raises on a transient failure (the message is retried), ClaimHeldError
+        while another attempt holds the upload (a twin delivery, or another version being
+        verified). A verdict or deadline check that decides nothing costs one read and no write.
+
+        ``by`` names the delivery (its SQS message id): a redelivery of the same message takes up
+        the claim its earlier attempt left (one that failed, or died), where a twin delivery of
+        the notification (another message) waits for it. Without one, the attempt is its own."""
         if ref.bucket != self.storage.bucket:
-            return self.in_bucket(ref.bucket).process(ref, record)
+            return self.in_bucket(ref.bucket).process(ref, record, by=by)
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             logger.warning("object outside the incoming/{id}/ scheme ignored", key=ref.key)
             return Outcome.IGNORED
         logger.append_keys(upload_id=upload_id)
+        attempt = by or uuid.uuid4().hex  # what holds the claim
         if record is UNREAD and ref.etag and ref.verdict is None and not ref.deadline_check:
             # S3's notification of a pending upload, by far the most common delivery: claimed in
             # one write; any other record comes back with the refusal and is decided below
             started, now = time.perf_counter(), self.clock()
             try:
-                claimed = self.store.claim_arrival(upload_id, ref.key, ref.etag, now=now, until=now + CLAIM_LIFETIME)
+                claimed = self.store.claim_arrival(
+                    upload_id, ref.key, ref.etag, by=attempt, now=now, until=now + CLAIM_LIFETIME
+                )
             except ClaimRefused as refused:
                 record = refused.record
+                if record is not None and record.status not in TERMINAL and _held(record, now, attempt):
+                    # a twin of this notification (S3 delivers at least once), or another version
+                    raise ClaimHeldError("another attempt holds this upload") from None
             else:
-                return self._attempt(claimed, ref, ref.etag, started)
+                return self._attempt(claimed, ref, ref.etag, started, attempt)
         elif record is UNREAD:
             record = self.store.get(upload_id)
         if ref.verdict is not None or ref.deadline_check:
-            stale = self._stale_verdict(record, ref)
+            stale = self._stale_verdict(record, ref, attempt)
             if stale is not None:
                 return stale
         if record is None or record.key != ref.key or self.storage.in_bucket(record.bucket) is not self.storage:
             return self.outcomes.orphan(ref)  # (an object under another bucket's upload id is no upload of it)
         if record.status in TERMINAL:
-            return self.outcomes.already_final(record, ref)
+            return self.outcomes.already_final(record, ref, attempt)
 
         started = time.perf_counter()
         etag = ref.etag or self._current_etag(ref.key)
         now = self.clock()
         try:
-            claimed = self.store.claim(record, etag, now=now, until=now + CLAIM_LIFETIME)
+            claimed = self.store.claim(record, etag, by=attempt, now=now, until=now + CLAIM_LIFETIME)
         except TransitionRefused:
             fresh = self.store.get(upload_id)
             if fresh is not None and fresh.status == record.status:
-                raise ClaimHeldError("another version of this upload is being verified") from None
-            return self.process(ref, fresh)  # another delivery moved it on a moment ago: look again
-        return self._attempt(claimed, ref, etag, started)
+                raise ClaimHeldError("another attempt holds this upload") from None
+            return self.process(ref, fresh, by=attempt)  # another delivery moved it on a moment ago: look again
+        return self._attempt(claimed, ref, etag, started, attempt)
 
-    def screen(self, ref: ObjectRef) -> tuple[str | None, UploadRecord | None]:
-        """For a scan verdict or a deadline check: its outcome when it decides nothing and writes
-        nothing (for no upload, one that needs no scan, a version no longer waiting, a final one),
-        else None; and the record read to tell, for ``process``. So the many verdicts that decide
-        nothing (the scanner scans every staging object) cost one read and no idempotency record."""
-        upload_id = keys.upload_id_from_key(ref.key)
-        if upload_id is None or (ref.verdict is None and not ref.deadline_check):
-            return None, UNREAD
-        record = self.store.get(upload_id)
-        if record is not None and record.status in TERMINAL and record.pending_event is not None:
-            return None, record  # it may be the delivery that owes the event: under the lock
-        logger.append_keys(upload_id=upload_id)
-        return self._stale_verdict(record, ref), record
-
-    def _attempt(self, record: UploadRecord, ref: ObjectRef, etag: str, started: float) -> str:
+    def _attempt(self, record: UploadRecord, ref: ObjectRef, etag: str, started: float, attempt: str) -> str:
         """Verify, gate, run the steps and record the outcome of the staging version ``etag``,
-        which this attempt holds the claim of."""
+        which ``attempt`` holds the claim of."""
         # UPLOADED (an earlier attempt failed) or FAILED (redriven): run again; FAILED stays
         # FAILED until an outcome replaces it, so a parallel last attempt cannot fail it twice
         profile = self.profiles.get(record.profile)
@@ -245,34 +254,39 @@ class Processor:
             if profile is None:
                 raise Rejected("unknown-profile", f"profile {record.profile!r} is no longer configured")
             if profile.scan == "required":
-                self._scan_gate(record, profile, ref, etag)
+                self._scan_gate(record, profile, ref, etag, attempt)
             result, variants = self._run(record, profile, ref, etag, written)
-        except AwaitingScanError:
-            raise  # the claim stays: this version waits for its verdict
+        except AwaitingScanError as waiting:
+            if not waiting.parked:  # the claim stays with this version, for its verdict's delivery
+                with contextlib.suppress(*TRANSIENT):  # (if not: it lapses)
+                    self.store.park(record.upload_id, attempt)
+            raise
         except VersionChanged:
             self._discard(written)
-            return self._superseded(record, etag)
+            return self._superseded(record, etag, attempt)
         except Rejected as rejection:
             self._discard(written)
-            return self.outcomes.reject(record, ref, rejection, etag, time.perf_counter() - started)
+            return self.outcomes.reject(record, ref, rejection, etag, attempt, time.perf_counter() - started)
         except Exception:
             # a failed attempt holds no claim (another version need not wait for its retry) and
             # leaves no derived objects behind (a record that never becomes PROCESSED names none)
             self._discard(written)
             with contextlib.suppress(*TRANSIENT):
-                self.store.release(record.upload_id, etag)
+                self.store.release(record.upload_id, etag, attempt)
             raise
         retain_until = self.clock() + timedelta(days=profile.retain_days) if profile.retain_days else None
-        return self.outcomes.accept(record, ref, result, variants, etag, retain_until, time.perf_counter() - started)
+        return self.outcomes.accept(
+            record, ref, result, variants, etag, attempt, retain_until, time.perf_counter() - started
+        )
 
-    def fail(self, ref: ObjectRef, reason: str) -> bool:
-        """The retries for ``ref`` ran out (its message moves to the dead-letter queue): record
-        FAILED with the reason and send ``Upload Failed``. Never raises for a transient error:
-        the message parks in the dead-letter queue either way. True when the upload became FAILED."""
-        return self.outcomes.fail(ref, reason)
+    def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None) -> bool:
+        """The retries for ``ref`` ran out (its message, ``by``, moves to the dead-letter queue):
+        record FAILED with the reason and send ``Upload Failed``. Never raises for a transient
+        error: the message parks in the dead-letter queue either way. True when the upload became FAILED."""
+        return self.outcomes.fail(ref, reason, by=by)
 
     # the scan gate
-    def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef) -> str | None:
+    def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef, attempt: str) -> str | None:
         """A verdict (or deadline check) that decides nothing: for no upload, one that needs no scan,
         a version no longer waiting, or a final one (unless it is the delivery that reached the
         outcome, redelivered before its event went out: then it finishes that)."""
@@ -281,7 +295,7 @@ class Processor:
             logger.info("scan verdict for an upload that needs none: ignored")
         elif record.status in TERMINAL:
             if owes_event(record, ref):
-                return self.outcomes.settle(record, ref)
+                return self.outcomes.finish_owed(record, ref, attempt)
             infected = record.status == Status.PROCESSED and ref.verdict is not None and ref.verdict.status == THREATS
             if infected and str(record.outcome_of or "").endswith(f"/{ref.etag}"):
                 # bytes with the ETag of the processed ones were found infected (an MD5 collision
@@ -296,7 +310,7 @@ class Processor:
         metrics.add_metric(name="StaleScanVerdicts", unit="Count", value=1)
         return Outcome.STALE_VERDICT
 
-    def _scan_gate(self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str) -> None:
+    def _scan_gate(self, record: UploadRecord, profile: Profile, ref: ObjectRef, etag: str, attempt: str) -> None:
         """Pass only with a clean verdict on version ``etag``: else wait for one (AwaitingScanError),
         or reject (a threat, a scan that failed, no verdict by the deadline)."""
         verdict = ref.verdict
@@ -335,12 +349,14 @@ class Processor:
                 Status.SCANNING,
                 now=now,
                 claimed_by=etag,
+                held_by=attempt,
+                remove=["claim_by"],  # parked: the delivery of this version's verdict claims it next
                 scan_deadline=deadline,
                 scan_etag=etag,
                 claim_until=deadline + CLAIM_LIFETIME,  # the claim outlives the wait
             )
             logger.info("awaiting the malware scan", deadline=deadline.isoformat())
-            raise AwaitingScanError(profile.scan_timeout_seconds + 1)
+            raise AwaitingScanError(profile.scan_timeout_seconds + 1, parked=True)
         if record.status == Status.SCANNING and record.scan_deadline is not None:
             waited = now - (record.scan_deadline - timedelta(seconds=profile.scan_timeout_seconds))
             metrics.add_metric(
@@ -437,10 +453,10 @@ class Processor:
             raise verify.ObjectMissingError(f"object {key} is not in the bucket (yet)")
         return head.etag
 
-    def _superseded(self, record: UploadRecord, etag: str) -> str:
+    def _superseded(self, record: UploadRecord, etag: str, attempt: str) -> str:
         """The staging object was written again during this attempt: that version's own
         notification decides. Nothing of this one was promoted."""
-        self.store.release(record.upload_id, etag)
+        self.store.release(record.upload_id, etag, attempt)
         logger.warning("staging object replaced while being verified; its newer version decides")
         metrics.add_metric(name="SupersededVersions", unit="Count", value=1)
         return Outcome.SUPERSEDED
