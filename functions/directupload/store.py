@@ -348,25 +348,23 @@ class UploadStore:
     def release(self, upload_id: str, etag: str, by: str) -> None:
         """Attempt ``by`` gives up its claim of staging version ``etag`` (it failed, or the version
         was replaced before it was promoted)."""
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": upload_pk(upload_id)}},
-                UpdateExpression="REMOVE claim_etag, claim_until, claim_by",
-                ConditionExpression="claim_etag = :etag AND claim_by = :by",
-                ExpressionAttributeValues={":etag": {"S": etag}, ":by": {"S": by}},
-            )
+        self._give_up("claim_etag, claim_until, claim_by", "claim_etag = :etag AND claim_by = :by", upload_id, etag, by)
 
     def park(self, upload_id: str, by: str) -> None:
         """Attempt ``by`` leaves its claim to the version it holds (waiting for its malware scan):
         the next delivery for that version, whichever message brings it, takes it up."""
+        self._give_up("claim_by", "claim_by = :by", upload_id, None, by)
+
+    def _give_up(self, removed: str, condition: str, upload_id: str, etag: str | None, by: str) -> None:
+        """REMOVE ``removed`` if ``condition`` holds (else another attempt holds the claim now)."""
+        values = {":by": {"S": by}} | ({":etag": {"S": etag}} if etag is not None else {})
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": upload_pk(upload_id)}},
-                UpdateExpression="REMOVE claim_by",
-                ConditionExpression="claim_by = :by",
-                ExpressionAttributeValues={":by": {"S": by}},
+                UpdateExpression=f"REMOVE {removed}",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
 
     def by_owner(

@@ -182,16 +182,22 @@ def test_a_twin_delivery_waits_while_another_attempt_holds_the_upload(aws: Any, 
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
+def failing_with_its_claim_release(api: Api, aws: Any) -> tuple[bytes, dict[str, Any], str | None]:
+    """An issued and sent image whose next attempt fails (its GetObject), and so does that
+    attempt's release of its claim: the data, the issued upload, the staging version's ETag."""
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    fail_calls("s3", "GetObject", 1)
+    release = "REMOVE claim_etag, claim_until, claim_by"
+    fail_calls("dynamodb", "UpdateItem", 1, when=lambda p: p.get("UpdateExpression") == release)
+    return data, issued, current_etag(aws, issued["key"])
+
+
 def test_a_claim_left_by_a_failed_attempt_is_taken_up_by_its_own_retry_and_given_up_when_it_fails(
     aws: Any, api: Api
 ) -> None:
-    release = "REMOVE claim_etag, claim_until, claim_by"
     # Given an attempt that failed and could not even give its claim up
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
-    fail_calls("s3", "GetObject", 1)
-    fail_calls("dynamodb", "UpdateItem", 1, when=lambda p: p.get("UpdateExpression") == release)
+    data, issued, etag = failing_with_its_claim_release(api, aws)
     assert process(aws, issued["key"], len(data), etag=etag)["batchItemFailures"]
     assert raw_item(aws, issued["uploadId"])["claim_by"] == {"S": "m0"}
 
@@ -204,13 +210,8 @@ def test_a_claim_left_by_a_failed_attempt_is_taken_up_by_its_own_retry_and_given
 
 
 def test_the_last_attempt_gives_up_its_claim_so_the_redriven_message_is_not_held_up(aws: Any, api: Api) -> None:
-    release = "REMOVE claim_etag, claim_until, claim_by"
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
     # the last attempt fails, and its own release of the claim fails too
-    fail_calls("s3", "GetObject", 1)
-    fail_calls("dynamodb", "UpdateItem", 1, when=lambda p: p.get("UpdateExpression") == release)
+    data, issued, etag = failing_with_its_claim_release(api, aws)
     reply = process(aws, issued["key"], len(data), etag=etag, receive_count=max_receive_count())
     assert reply["batchItemFailures"]
     item = raw_item(aws, issued["uploadId"])
