@@ -652,7 +652,7 @@ def _records(stack: Stack, upload_ids: list[str]) -> list[dict[str, Any]]:
 _KEPT = ("status", "profile", "file_key", "size")
 
 
-def gate_cost(stack: Stack, upload_id: str, count: int = 200) -> dict[str, float]:
+def gate_cost(stack: Stack, upload_id: str, count: int = 400) -> dict[str, float]:
     """The emulator's CPU per request when the IAM gate checks it, and when it does not: ``count``
     GetItems of one upload's record each way, with the ApiFunction role's credentials (as the
     product's every request) and with a harness key (as the by-hand baseline's), in ABBA blocks.
@@ -674,7 +674,7 @@ def gate_cost(stack: Stack, upload_id: str, count: int = 200) -> dict[str, float
     unchecked = aws_client("dynamodb", endpoint, access_key="bench-gate-unchecked")
     key = {"pk": {"S": f"upload#{upload_id}"}}
     spent = {"checked": 0.0, "unchecked": 0.0}
-    blocks = 4
+    blocks = 8
     for block in range(blocks):
         for name in ("checked", "unchecked") if block % 2 == 0 else ("unchecked", "checked"):
             ddb = checked if name == "checked" else unchecked
