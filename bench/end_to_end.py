@@ -280,13 +280,17 @@ def sustained(
     clock: dict[str, float] = {}
 
     def run(i: int) -> None:
+        cycle: Callable[[Client], None] | None = None
         try:
             cycle = make_cycle()
             clients[i].connect()
-        finally:
-            ready.wait()
+        except Exception as exc:  # reported below; the barriers must still be met
+            errors.append(f"setting up: {type(exc).__name__}: {exc}")
+        ready.wait()
         go.wait()
         deadline = clock["deadline"]
+        if cycle is None:
+            return
         while time.perf_counter() < deadline:
             try:
                 cycle(clients[i])
