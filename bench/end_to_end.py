@@ -270,10 +270,11 @@ def sustained(
     stack: Stack, seconds: float, make_cycle: Callable[[], Callable[[Client], None]], profile: str = UNSCANNED
 ) -> Run:
     """CLIENTS threads, each with a cycle of its own (``make_cycle``, built before the clock
-    starts), running it back to back for ``seconds``: cycles finished per second, and where the
-    CPU went meanwhile."""
+    starts), starting it back to back for ``seconds``: cycles finished per second (each client's
+    own rate, summed), and where the CPU went meanwhile."""
     done = [0] * CLIENTS
     completed = [0] * CLIENTS
+    last = [0.0] * CLIENTS  # when each client finished its last cycle
     errors: list[str] = []
     clients = [Client(stack.url, profile) for _ in range(CLIENTS)]
     ready, go = threading.Barrier(CLIENTS + 1), threading.Barrier(CLIENTS + 1)
@@ -298,6 +299,7 @@ def sustained(
                 errors.append(f"{type(exc).__name__}: {exc}")
                 return
             completed[i] += 1
+            last[i] = time.perf_counter()
             if time.perf_counter() <= deadline:
                 done[i] += 1
 
@@ -315,9 +317,11 @@ def sustained(
     wall = time.perf_counter() - started
     cpu = cpu_shares(before, cpu_snapshot(stack.process.pid), wall)
     served = served_requests(stack)
-    elapsed = min(time.perf_counter(), clock["deadline"]) - started
+    # each client's cycles run back to back from the start: its rate is its cycles over the time
+    # until its last one ended (the one that straddles the deadline included, not cut off)
+    rate = sum(n / (end - started) for n, end in zip(completed, last, strict=True) if n)
     reads = sum(c.status_reads for c in clients)
-    return Run(sum(done) / elapsed, sum(done), sum(completed), reads, errors, cpu, served)
+    return Run(rate, sum(done), sum(completed), reads, errors, cpu, served)
 
 
 def full_upload() -> Callable[[Client], None]:
