@@ -387,11 +387,14 @@ class _Upload:
             "ExpressionAttributeNames": {"#b": "bytes"},
             "ExpressionAttributeValues": {":n": {"N": str(len(CONTENT))}},
         }
-        record = {"TableName": self.c.table, "Item": {"pk": self.pk, "status": {"S": "PENDING"}}}
+        record = {"TableName": self.c.table, "Item": self.record(), "ConditionExpression": "attribute_not_exists(pk)"}
         self.c.ddb.transact_write_items(TransactItems=[{"Update": quota}, {"Put": record}])
 
+    def record(self) -> dict[str, Any]:
+        return {**self.c.record, "pk": self.pk, "owner": {"S": self.c.owner}, "status": {"S": "PENDING"}}
+
     def update(self, n: int) -> None:
-        if n == 0:  # the quota's reservation, on the owner's item
+        if n == 0 and not self.c.transactional:  # the quota's reservation, on the owner's item
             self.c.ddb.update_item(
                 TableName=self.c.table,
                 Key={"pk": {"S": self.c.owner}},
@@ -410,9 +413,10 @@ class _Upload:
         )
 
     def put_item(self, n: int) -> None:  # the record (a real one's attributes), then idempotency records
-        if n == 0:
-            item = {**self.c.record, "pk": self.pk, "owner": {"S": self.c.owner}, "status": {"S": "PENDING"}}
-            self.c.ddb.put_item(TableName=self.c.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        if n == 0 and not self.c.transactional:
+            self.c.ddb.put_item(
+                TableName=self.c.table, Item=self.record(), ConditionExpression="attribute_not_exists(pk)"
+            )
             return
         item = {"id": {"S": f"bench#{self.id}#{n}"}, "status": {"S": "INPROGRESS"}, "expiration": {"N": "0"}}
         self.c.ddb.put_item(
@@ -425,6 +429,9 @@ class _Upload:
     def receive(self, n: int) -> None:  # S3's notification, as the event source polls it
         reply = self.c.sqs.receive_message(QueueUrl=self.c.queue, MaxNumberOfMessages=1, WaitTimeSeconds=2)
         self.received += reply.get("Messages", [])
+
+    def send(self, n: int) -> None:  # a message of the processor's own (a scan deadline's check), delayed
+        self.c.sqs.send_message(QueueUrl=self.c.side_queue, MessageBody=self.id, DelaySeconds=900)
 
     def head(self, n: int) -> None:
         self.c.s3.head_object(Bucket=self.c.bucket, Key=self.key)
@@ -485,6 +492,7 @@ MIX_STEPS: dict[str, Callable[[_Upload, int], None]] = {
     "dynamodb:PutItem": _Upload.put_item,
     "s3:PostObject": _Upload.post,
     "sqs:ReceiveMessage": _Upload.receive,
+    "sqs:SendMessage": _Upload.send,
     "s3:HeadObject": _Upload.head,
     "s3:GetObjectTagging": _Upload.get_tagging,
     "s3:GetObject": _Upload.get,
@@ -499,10 +507,10 @@ MIX_STEPS: dict[str, Callable[[_Upload, int], None]] = {
     "dynamodb:Query": _Upload.query,
     "dynamodb:DeleteItem": _Upload.delete_item,
 }
-# the order an upload makes them in: the issue's (the quota's reservation and the record: at most
-# one of each, None: all), then the processor's and the client's
+# the order an upload makes them in: the issue's (the quota's reservation and the record, in one
+# transaction or one write each; None: all of that kind), then the processor's and the client's
+TRANSACTIONAL_ISSUE: tuple[tuple[str, int | None], ...] = (("dynamodb:TransactWriteItems", 1), ("s3:PostObject", None))
 ISSUE: tuple[tuple[str, int | None], ...] = (
-    ("dynamodb:TransactWriteItems", None),
     ("dynamodb:UpdateItem", 1),
     ("dynamodb:PutItem", 1),
     ("s3:PostObject", None),
@@ -514,7 +522,7 @@ PROCESSING = (
     *(
         name
         for name in MIX_STEPS
-        if name not in ("sqs:ReceiveMessage", "dynamodb:PutItem", "dynamodb:UpdateItem") and name not in dict(ISSUE)
+        if name not in ("sqs:ReceiveMessage", "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PostObject")
     ),
 )
 
@@ -528,7 +536,8 @@ def mix_plan(mix: dict[str, int]) -> list[tuple[str, range]]:
         raise RuntimeError(f"the by-hand request mix cannot make {unknown} yet (bench/end_to_end.py MIX_STEPS)")
     made = dict.fromkeys(mix, 0)
     plan = []
-    for name, most in (*ISSUE, *((name, None) for name in PROCESSING)):
+    issue = TRANSACTIONAL_ISSUE if mix.get("dynamodb:TransactWriteItems") else ISSUE
+    for name, most in (*issue, *((name, None) for name in PROCESSING)):
         n = mix.get(name, 0) - made.get(name, 0)
         n = n if most is None else min(n, most)
         if n > 0:
@@ -547,6 +556,8 @@ class _MixClients:
     events: Any
     table: str
     idempotency_table: str
+    transactional: bool  # the issue writes the quota and the record in one TransactWriteItems
+    side_queue: str  # for the processor's own messages
     record: dict[str, Any]  # a processed upload's record: the by-hand records have its attributes (and index keys)
     bucket: str
     queue: str
@@ -570,12 +581,13 @@ class RequestMix:
         self.record = record
         self.idempotency_table = stack.info["idempotencyTable"]
         self.plan = [(MIX_STEPS[name], which) for name, which in mix_plan(mix)]
+        self.transactional = bool(mix.get("dynamodb:TransactWriteItems"))
         self.endpoint, self.table = stack.info["emulatorUrl"], stack.info["uploadsTable"]
         tag = uuid.uuid4().hex[:8]
         self.bucket = self.bus = f"bench-mix-{tag}"
         sqs, s3, events = (aws_client(name, self.endpoint) for name in ("sqs", "s3", "events"))
         self.queue = sqs.create_queue(QueueName=f"bench-mix-{tag}")["QueueUrl"]
-        events_queue = sqs.create_queue(QueueName=f"bench-mix-events-{tag}")["QueueUrl"]
+        self.events_queue = events_queue = sqs.create_queue(QueueName=f"bench-mix-events-{tag}")["QueueUrl"]
 
         def arn(url: str) -> str:
             return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
@@ -615,6 +627,8 @@ class RequestMix:
             events,
             self.table,
             self.idempotency_table,
+            self.transactional,
+            self.events_queue,
             self.record,
             self.bucket,
             self.queue,
