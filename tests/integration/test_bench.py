@@ -191,10 +191,32 @@ def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
     from bench.end_to_end import measure_end_to_end
 
     figures, evidence = measure_end_to_end(repeats=1, latency_count=2, seconds=1.5)
-    assert len(evidence["uploadIds"]) == 2
-    # uploads did complete end to end (each latency sample waited for PROCESSED); how many of the
-    # throughput run's fit in its short window depends on the machine's load, so only that it ran
-    assert figures[0].value > 0 and figures[2].value >= 0
+    assert len(evidence["uploadIds"]) == len(evidence["scannedUploadIds"]) == 2
+    # uploads did complete end to end (each latency sample waited for PROCESSED), the headline's
+    # without a scan, the informational ones scanned; how many of the throughput run's fit in its
+    # short window depends on the machine's load, so only that it ran
+    records = {r["uploadId"]: r for r in evidence["records"]}
+    assert {(r["profile"], r["status"]) for r in evidence["records"]} == {
+        ("file-unscanned", "PROCESSED"),
+        ("file", "PROCESSED"),
+    }
+    assert all(records[i]["file_key"].startswith(f"files/{i}/") for i in records)  # promoted
+    # the scanner (GuardDuty's stand-in) scanned the scanned profile's uploads and none of the others
+    served = evidence["requestsServedPerUpload"]
+    assert served["scanned"][0].get("guardduty", 0) > 0 and "guardduty" not in served["stack"][0]
+    assert all(f.value > 0 for f in figures if "p50" in f.name or "p95" in f.name)
+    # the by-hand baseline made the committed counts' requests, every one, for every cycle it ran
+    by_hand = evidence["byHand"]
+    assert by_hand["requestsPerUpload"] == sum(by_hand["mix"].values()) > 0
+    assert by_hand["promoted"] == by_hand["cycles"] * by_hand["mix"]["s3:CopyObject"]
+    assert all(
+        run["bench-by-hand"] == by_hand["requestsPerUpload"] for run in evidence["requestsServedPerUpload"]["mix"]
+    )
+    # where the CPU went: the emulator worked in every run, the product's functions only in the product's
+    product, mix = evidence["cpu"]["perRepeat"]["stack"][0], evidence["cpu"]["perRepeat"]["mix"][0]
+    assert product["cpuSeconds"]["emulator (moto, one process)"] > 0 and product["cpuSeconds"]["ApiFunction"] > 0
+    assert mix["cpuSeconds"].get("ApiFunction", 0) < product["cpuSeconds"]["ApiFunction"]
+    assert sum(product["shares"].values()) == pytest.approx(1, abs=0.01)
 
     figures, evidence = measure_client(size=20 * MiB, repeats=1)
     (processed,) = evidence["records"]
