@@ -107,6 +107,9 @@ def _route_pattern(route: str) -> re.Pattern[str]:
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # the listen backlog: socketserver's default of 5 resets connections once a few more clients
+    # (a page's parallel uploads, the benchmark's 16) connect at the same moment
+    request_queue_size = 128
 
     def __init__(
         self,
