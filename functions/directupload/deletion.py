@@ -132,7 +132,8 @@ class Deleter:
         the attempt that reached it while it may still run (409 meanwhile), else here."""
         if record.pending_event not in _OUTCOMES:
             return
-        if now - record.updated_at < OUTCOME_GRACE:
+        leased = record.claim_by is not None and record.claim_until is not None and record.claim_until > now
+        if leased or now - record.updated_at < OUTCOME_GRACE:  # the attempt that reached it may still run
             raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
         detail = events.outcome_detail(record, self.storage.in_bucket(record.bucket).bucket, self.rejected_objects)
         self.publisher.publish(str(record.pending_event), detail)

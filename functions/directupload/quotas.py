@@ -83,7 +83,7 @@ class OwnerQuota:
             except _Conflict:
                 old = self._try_reserve(owner, upload_id, size, day, open_until, None)
                 if old is None and with_put is not None:
-                    self.client.put_item(**with_put)
+                    self._put_or_give_back(owner, upload_id, size, now, with_put)
             if old is None:
                 return
             if "open" not in old or "day" not in old:  # the owner's first upload
@@ -104,6 +104,17 @@ class OwnerQuota:
                         retry_after=max(1, int(earliest - now.timestamp()) + 1),
                     )
         raise QuotaExceeded("the quota changed under this request too often; try again", retry_after=1)
+
+    def _put_or_give_back(self, owner: str, upload_id: str, size: int, now: datetime, put: dict[str, Any]) -> None:
+        """The record's write after the reservation on its own: if it fails, the slot and the bytes
+        go back (nothing was issued), and the error stands."""
+        try:
+            self.client.put_item(**put)
+        except Exception:
+            with contextlib.suppress(ClientError):
+                self.release(owner, upload_id)
+                self.settle(owner, now, size)
+            raise
 
     def release(self, owner: str, upload_id: str) -> None:
         """Give back the pending slot of a cancelled upload at once (idempotent)."""

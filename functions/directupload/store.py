@@ -25,6 +25,23 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+# A claim's holder: one receive of one SQS message, ``{message id}#{receive count, 4 digits}``
+# (or an id of its own where there is no message). A later receive of the same message may take
+# up what an earlier one left; a copy of the message delivered beside it (SQS may deliver a
+# message twice) has the same receive count, and waits like any other delivery.
+_EARLIER_RECEIVE = "(begins_with(claim_by, :message) AND claim_by < :by)"
+
+
+def holder(message_id: str, receive_count: int) -> str:
+    return f"{message_id}#{receive_count:04d}"
+
+
+def message_of(by: str) -> str:
+    """The message part of a holder (up to and including its ``#``), or the holder itself."""
+    head, sep, _ = by.rpartition("#")
+    return head + sep if sep else by
+
+
 def upload_pk(upload_id: str) -> str:
     return f"upload#{upload_id}"
 
@@ -121,14 +138,16 @@ class UploadStore:
         remove: Iterable[str] = (),
         claimed_by: str | None = None,
         held_by: str | None = None,
+        free_or_held_by: str | None = None,
         unless_set: str | None = None,
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
         """Move the record to ``to`` if it is in one of the statuses ``TRANSITIONS[to]`` allows
         (and, with ``claimed_by``, if that staging version holds the claim; with ``held_by``, if
-        that attempt holds it; with ``unless_set``, if the record has no such attribute); raise
-        TransitionRefused otherwise.
+        that attempt holds it; with ``free_or_held_by``, unless another delivery holds a live
+        claim; with ``unless_set``, if the record has no such attribute); raise TransitionRefused
+        otherwise.
 
         The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
         given, or never when ``expire_at`` is None (a processed upload kept until deleted)."""
@@ -143,6 +162,7 @@ class UploadStore:
             remove=remove,
             claimed_by=claimed_by,
             held_by=held_by,
+            free_or_held_by=free_or_held_by,
             unless_set=unless_set,
             expire_at=expire_at,
             **fields,
@@ -164,6 +184,7 @@ class UploadStore:
         remove: Iterable[str] = (),
         claimed_by: str | None = None,
         held_by: str | None = None,
+        free_or_held_by: str | None = None,
         unless_set: str | None = None,
         if_equal: dict[str, Any] | None = None,
         expire_at: datetime | None = _RETENTION,
@@ -201,6 +222,15 @@ class UploadStore:
             names["#by"] = "claim_by"
             expr_values[":by"] = {"S": held_by}
             condition += " AND #by = :by"
+        if free_or_held_by is not None:
+            expr_values[":by"] = {"S": free_or_held_by}
+            expr_values[":message"] = {"S": message_of(free_or_held_by)}
+            expr_values[":now"] = {"S": now.isoformat()}
+            condition += (
+                " AND (attribute_not_exists(claim_by) OR claim_until < :now OR claim_by = :by OR "
+                + _EARLIER_RECEIVE
+                + ")"
+            )
         if unless_set is not None:
             names["#unset"] = unless_set
             condition += " AND attribute_not_exists(#unset)"
@@ -270,6 +300,7 @@ class UploadStore:
             ":from": {"S": was.value},
             ":etag": {"S": etag},
             ":by": {"S": by},
+            ":message": {"S": message_of(by)},
             ":until": {"S": until.isoformat()},
             ":now": {"S": now.isoformat()},
         }
@@ -278,11 +309,11 @@ class UploadStore:
             names["#key"] = "key"
             values[":key"] = {"S": key}
             condition += " AND #key = :key"
-        # free, lapsed, or this version's: parked (its scan wait), or left by this delivery's own
-        # earlier attempt (one that failed and could not give it up, or died)
+        # free, lapsed, or this version's: parked (its scan wait), or left by an earlier receive of
+        # this very message (an attempt that failed and could not give it up, or died)
         condition += (
             " AND (attribute_not_exists(claim_etag) OR claim_until < :now"
-            " OR (claim_etag = :etag AND (attribute_not_exists(claim_by) OR claim_by = :by)))"
+            " OR (claim_etag = :etag AND (attribute_not_exists(claim_by) OR " + _EARLIER_RECEIVE + ")))"
         )
         reply = self.client.update_item(
             TableName=self.table_name,
@@ -311,10 +342,11 @@ class UploadStore:
                 UpdateExpression="SET claim_by = :by, claim_until = :until",
                 ConditionExpression=(
                     "attribute_exists(pending_event)"
-                    " AND (attribute_not_exists(claim_by) OR claim_by = :by OR claim_until < :now)"
+                    " AND (attribute_not_exists(claim_by) OR claim_until < :now OR " + _EARLIER_RECEIVE + ")"
                 ),
                 ExpressionAttributeValues={
                     ":by": {"S": by},
+                    ":message": {"S": message_of(by)},
                     ":until": {"S": until.isoformat()},
                     ":now": {"S": now.isoformat()},
                 },

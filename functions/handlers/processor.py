@@ -26,8 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from directupload import aws, keys, snapstart, wiring
 from directupload.config import get_settings
 from directupload.observability import logger, metrics, tracer
-from directupload.processing.pipeline import AwaitingScanError, ObjectRef, ScanVerdict
+from directupload.processing.pipeline import AwaitingScanError, ClaimHeldError, ObjectRef, ScanVerdict
 from directupload.queues import back_off
+from directupload.store import holder
 
 get_settings()  # validate the configuration at cold start
 snapstart.register()  # with SnapStart on, what a restored copy must re-make
@@ -187,7 +188,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         logger.set_correlation_id(keys.upload_id_from_key(ref.key))
         with logger.append_context_keys(key=ref.key, receive_count=receive_count):
             try:
-                outcome = wiring.processor().process(ref, by=record.message_id)
+                outcome = wiring.processor().process(ref, by=holder(record.message_id, receive_count))
             except AwaitingScanError as waiting:
                 # not a failure: the verdict comes as a message of its own; the deadline check
                 # comes back on its own too, so this message is done once that check is scheduled
@@ -204,8 +205,11 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                 reason = f"{type(exc).__name__}: {exc}"
                 metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
                 if last_attempt:
-                    wiring.processor().fail(ref, reason, by=record.message_id)
+                    wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count))
                     retry_in = 0  # straight on to the dead-letter queue
+                elif isinstance(exc, ClaimHeldError) and exc.retry_in is not None:
+                    # when the holder is done at the latest (its claim lapses), within SQS's limits
+                    retry_in = min(MAX_DELAY_SECONDS, max(BACKOFF_BASE, exc.retry_in)) + random.randint(0, 5)
                 else:
                     retry_in = round(BACKOFF_BASE * 2 ** (receive_count - 1) * random.uniform(0.8, 1.2))
                     logger.warning("processing attempt failed; will retry", error=reason[:300], retry_in=retry_in)

@@ -199,7 +199,7 @@ def test_a_claim_left_by_a_failed_attempt_is_taken_up_by_its_own_retry_and_given
     # Given an attempt that failed and could not even give its claim up
     data, issued, etag = failing_with_its_claim_release(api, aws)
     assert process(aws, issued["key"], len(data), etag=etag)["batchItemFailures"]
-    assert raw_item(aws, issued["uploadId"])["claim_by"] == {"S": "m0"}
+    assert raw_item(aws, issued["uploadId"])["claim_by"] == {"S": "m0#0001"}
 
     # Then another message of the same notification waits for it
     assert process(aws, issued["key"], len(data), etag=etag, id_prefix="twin")["batchItemFailures"]
@@ -313,7 +313,7 @@ def test_when_the_outbox_marker_cannot_be_removed_the_event_is_still_sent_once(a
     assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": []}  # not retried: it is out
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
     item = raw_item(aws, issued["uploadId"])
-    assert "pending_event" in item and item["claim_by"] == {"S": "m0"}  # the documented leftover, under its lease
+    assert "pending_event" in item and item["claim_by"] == {"S": "m0#0001"}  # the documented leftover, under its lease
     # a twin of the notification (S3 delivers at least once: another message) waits for the lease
     twin = process(aws, issued["key"], len(data), etag=etag, id_prefix="twin")
     assert twin == {"batchItemFailures": [{"itemIdentifier": "twin0"}]}

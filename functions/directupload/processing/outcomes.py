@@ -48,8 +48,12 @@ CLAIM_LIFETIME = timedelta(minutes=20)
 
 class ClaimHeldError(RuntimeError):
     """Another attempt holds this upload (a twin delivery of the same notification, another
-    staging version being verified, or the attempt finishing an outcome's event): retried after a
-    backoff."""
+    staging version being verified, or the attempt finishing an outcome's event): retried once
+    the holder is done, at the latest when its claim lapses (``retry_in`` seconds, when known)."""
+
+    def __init__(self, message: str, until: datetime | None = None, now: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_in = max(0, int((until - now).total_seconds()) + 1) if until and now else None
 
 
 class Outcome:
@@ -155,7 +159,8 @@ class Outcomes:
                 remove=["error", "claim_etag", "scan_deadline", "scan_etag"],
             )
         except TransitionRefused:
-            return self._lost_race(record, promoted=[keys.file_key(record.key), *(v.key for v in variants.values())])
+            promoted = [keys.file_key(record.key), *(v.key for v in variants.values())]
+            return self._lost_race(record, ref, etag, attempt, promoted=promoted)
         if not before.size_exact:  # after the one write that can succeed once: settled once
             self._settle_bytes(before, int(result["size"]))
         metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
@@ -183,7 +188,7 @@ class Outcomes:
                 remove=["claim_etag", "scan_deadline", "scan_etag"],
             )
         except TransitionRefused:
-            return self._lost_race(record, promoted=[])
+            return self._lost_race(record, ref, etag, attempt, promoted=[])
         if not before.size_exact:  # after the one write that can succeed once: settled once
             head = self.storage.head(before.key)  # what it really held is what stays charged
             if head is not None:
@@ -223,7 +228,10 @@ class Outcomes:
             record = self.store.lease_owed(record.upload_id, by=attempt, now=now, until=now + CLAIM_LIFETIME)
         except ClaimRefused as refused:
             if refused.record is not None and refused.record.pending_event is not None:
-                raise ClaimHeldError("the attempt that reached this outcome is still announcing it") from None
+                held = refused.record.claim_until
+                raise ClaimHeldError(
+                    "the attempt that reached this outcome is still announcing it", held, now
+                ) from None
             logger.info("duplicate notification for a final upload", status=record.status.value)
             metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
             return Outcome.DUPLICATE
@@ -287,6 +295,7 @@ class Outcomes:
                     upload_id,
                     Status.FAILED,
                     now=self.clock(),
+                    free_or_held_by=by,  # never under another delivery's live attempt: it decides
                     error=error.model_dump(exclude_none=True),
                 )
             )
@@ -318,10 +327,19 @@ class Outcomes:
             self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)
         return Outcome.ORPHAN
 
-    def _lost_race(self, record: UploadRecord, promoted: list[str]) -> str:
+    def _lost_race(self, record: UploadRecord, ref: ObjectRef, etag: str, attempt: str, promoted: list[str]) -> str:
         """The outcome write was refused: the upload was deleted meanwhile, or (a claim that
-        lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion."""
+        lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion.
+        Or it was this very write, applied, whose reply was lost (botocore's retry was refused):
+        then what it owes is settled here."""
         fresh = self.store.get(record.upload_id)
+        if (
+            fresh is not None
+            and fresh.claim_by == attempt
+            and fresh.pending_event is not None
+            and fresh.outcome_of == delivery(ref, etag)
+        ):
+            return self.settle(fresh, ref, attempt)
         if promoted and (fresh is None or fresh.status != Status.PROCESSED):
             # deleted meanwhile, or rejected (a scan deadline that won the race): nothing may serve it
             self.storage.delete_all(promoted)

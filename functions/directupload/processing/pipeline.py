@@ -71,16 +71,18 @@ from directupload.processing.outcomes import (
 from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
-from directupload.store import ClaimRefused, TransitionRefused, UploadStore
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore, message_of
 
 UNREAD: Any = object()  # process(): the record is not read yet
 __all__ = ["CLAIM_LIFETIME", "ClaimHeldError", "ObjectRef", "Processor"]
 
 
 def _held(record: UploadRecord, now: datetime, attempt: str) -> bool:
-    """Whether an attempt other than ``attempt`` holds a live claim of ``record``."""
+    """Whether another delivery than ``attempt`` (an earlier receive of its message is not) holds
+    a live claim of ``record``."""
     live = record.claim_until is not None and record.claim_until >= now
-    return record.claim_by is not None and record.claim_by != attempt and live
+    by = record.claim_by
+    return by is not None and live and not (by.startswith(message_of(attempt)) and by < attempt)
 
 
 class AwaitingScanError(RuntimeError):
@@ -217,7 +219,7 @@ class Processor:
                 record = refused.record
                 if record is not None and record.status not in TERMINAL and _held(record, now, attempt):
                     # a twin of this notification (S3 delivers at least once), or another version
-                    raise ClaimHeldError("another attempt holds this upload") from None
+                    raise ClaimHeldError("another attempt holds this upload", record.claim_until, now) from None
             else:
                 return self._attempt(claimed, ref, ref.etag, started, attempt)
         elif record is UNREAD:
@@ -239,7 +241,7 @@ class Processor:
         except TransitionRefused:
             fresh = self.store.get(upload_id)
             if fresh is not None and fresh.status == record.status:
-                raise ClaimHeldError("another attempt holds this upload") from None
+                raise ClaimHeldError("another attempt holds this upload", fresh.claim_until, now) from None
             return self.process(ref, fresh, by=attempt)  # another delivery moved it on a moment ago: look again
         return self._attempt(claimed, ref, etag, started, attempt)
 

@@ -1,0 +1,180 @@
+"""One delivery at a time holds an upload (store.py's claim, decision 0006): what happens when
+deliveries meet. SQS may deliver a copy of a message beside the first (the same message id), S3
+a twin of a notification (another message); a write may be applied while its reply is lost; a
+transaction at issue may conflict with another on the same owner's item."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Api, delivered_events, fail_calls, png, upload
+from tests.support.processing import current_etag, process
+from tests.support.template import max_receive_count, record_key
+
+pytestmark = pytest.mark.usefixtures("unscanned")
+HOLDER = "m0#0001"  # the first receive of message m0, as the processor handler names it
+
+
+def ref_of(aws: Any, issued: dict[str, Any], size: int) -> Any:
+    from directupload.processing.pipeline import ObjectRef
+
+    etag = current_etag(aws, issued["key"])
+    return ObjectRef(bucket=aws.bucket, key=issued["key"], size=size, etag=etag, sequencer="0055AED6DCD90281E5")
+
+
+def item(aws: Any, upload_id: str) -> dict[str, Any]:
+    return dict(aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key=record_key(upload_id))["Item"])
+
+
+def test_a_copy_of_the_message_beside_the_first_waits_instead_of_publishing_again(aws: Any, api: Api) -> None:
+    from directupload import aws as clients
+    from directupload import wiring
+    from directupload.processing.pipeline import ClaimHeldError
+
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    ref = ref_of(aws, issued, len(data))
+    copy: dict[str, Any] = {}
+
+    def copy_arrives(**_: Any) -> None:  # while the first is publishing, the copy (same id, same receive) runs
+        if not copy:
+            try:
+                copy["outcome"] = wiring.processor().process(ref, by=HOLDER)
+            except ClaimHeldError as exc:
+                copy["outcome"] = exc
+
+    clients.client("events").meta.events.register("before-call.events.PutEvents", copy_arrives)
+    assert wiring.processor().process(ref, by=HOLDER) == "processed"
+    assert isinstance(copy["outcome"], ClaimHeldError)
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_copy_that_fails_beside_the_first_never_removes_what_the_first_verified(aws: Any, api: Api) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from directupload import aws as clients
+    from directupload import wiring
+    from directupload.processing.pipeline import ClaimHeldError
+
+    data = png(400, 300)
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    ref = ref_of(aws, issued, len(data))
+    copy: dict[str, Any] = {}
+
+    def copy_runs_then_this_fails(**_: Any) -> Any:
+        if copy:
+            return None
+        try:
+            copy["outcome"] = wiring.processor().process(ref, by=HOLDER)
+        except ClaimHeldError as exc:
+            copy["outcome"] = exc
+        parsed = {"Error": {"Code": "SlowDown", "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 503}}
+        return AWSResponse("", 503, {}, None), parsed
+
+    clients.client("s3").meta.events.register_first("before-call.s3.CopyObject", copy_runs_then_this_fails)
+    with pytest.raises(Exception, match="SlowDown"):
+        wiring.processor().process(ref, by=HOLDER)
+    assert isinstance(copy["outcome"], ClaimHeldError)  # the copy never ran beside it
+
+    # the message's next receive reaches the outcome, and everything the record names is there
+    assert wiring.processor().process(ref, by="m0#0002") == "processed"
+    record = wiring.store().get(issued["uploadId"])
+    assert record is not None and record.status.value == "PROCESSED" and record.variants
+    for key in [record.file_key, *(v.key for v in record.variants.values())]:
+        aws.s3.head_object(Bucket=aws.bucket, Key=key)
+
+
+def test_a_twin_out_of_retries_never_fails_an_upload_another_delivery_holds(aws: Any, api: Api) -> None:
+    from directupload import wiring
+
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    now = datetime.now(UTC)
+    # a long attempt (say, a 5 GiB copy) holds the upload
+    wiring.store().claim_arrival(
+        issued["uploadId"], issued["key"], etag, by="h0#0001", now=now, until=now + timedelta(minutes=20)
+    )
+
+    reply = process(aws, issued["key"], len(data), etag=etag, id_prefix="twin", receive_count=max_receive_count())
+    assert reply["batchItemFailures"]  # the twin goes to the dead-letter queue: the holder decides
+    assert item(aws, issued["uploadId"])["status"] == {"S": "UPLOADED"}
+    assert delivered_events(aws) == []
+
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="h", receive_count=2) == {
+        "batchItemFailures": []
+    }
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_an_outcome_written_whose_reply_was_lost_is_still_announced(aws: Any, api: Api) -> None:
+    import requests
+    from botocore.awsrequest import AWSResponse
+
+    from directupload import aws as clients
+
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+    lost = [1]
+
+    class Raw:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_: Any) -> Any:
+            yield self.body
+
+    def apply_then_lose_the_reply(request: Any, **_: Any) -> Any:
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        if lost[0] and "pending_event" in body:
+            lost[0] = 0
+            requests.post(request.url, headers=dict(request.headers), data=request.body, timeout=30)
+            return AWSResponse(request.url, 500, {}, Raw(b'{"__type":"InternalServerError","message":"lost"}'))
+        return None
+
+    clients.client("dynamodb").meta.events.register("before-send.dynamodb.UpdateItem", apply_then_lose_the_reply)
+    assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": []}
+    assert lost == [0]  # the outcome's write was applied and its reply lost (botocore retried it: refused)
+    written = item(aws, issued["uploadId"])
+    assert written["status"] == {"S": "PROCESSED"} and "pending_event" not in written
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_conflicting_issue_whose_record_cannot_be_written_gives_its_quota_back(aws: Any, api: Api) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from directupload import aws as clients
+
+    body = {"profile": "file", "filename": "a.txt", "contentType": "text/plain", "size": 10}
+    assert api.call("POST", "/uploads", body)[0] == 201  # the owner's item exists
+    conflicts = [1]
+
+    def conflict(**_: Any) -> Any:  # another transaction on the owner's item was under way
+        if conflicts[0]:
+            conflicts[0] = 0
+            parsed = {
+                "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            return AWSResponse("", 400, {}, None), parsed
+        return None
+
+    clients.client("dynamodb").meta.events.register_first("before-call.dynamodb.TransactWriteItems", conflict)
+    fail_calls("dynamodb", "PutItem", 1)  # the record's write, one after the other, is throttled
+    status, _, _ = api.call("POST", "/uploads", {**body, "filename": "b.txt", "size": 1000})
+    assert status >= 500 and conflicts == [0]
+
+    items = aws.dynamodb.scan(TableName=aws.resources.uploads_table)["Items"]
+    (owner,) = [i for i in items if i["pk"]["S"].startswith("owner#")]
+    assert len([i for i in items if i["pk"]["S"].startswith("upload#")]) == 1
+    assert len(owner["open"]["M"]) == 1 and int(owner["bytes"]["N"]) == 10  # nothing of the failed one charged
+
+    # and without the fault, the same request is issued, the two writes one after the other
+    conflicts[0] = 1
+    assert api.call("POST", "/uploads", {**body, "filename": "b.txt", "size": 1000})[0] == 201
