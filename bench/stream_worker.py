@@ -2,6 +2,8 @@
 
   process   the ProcessFunction handler on one SQS batch naming the big object
             (warm: clients and idempotency layer built before the clock starts)
+  process-sequential  the same, with the promotion's copy made after the hash instead of beside
+            it (as before the overlap): what overlapping buys, measured in the same runs
   baseline  get_object on the same object, read in 1 MiB chunks and dropped
   baseline-copy  the same, then the same CopyObject the processor's promotion makes (conditioned on
             the ETag, metadata replaced, S3 asked for the copy's SHA-256: the emulator's own cost of
@@ -92,11 +94,28 @@ def timed_promotion() -> None:
     Storage._copy_once = copying  # type: ignore[method-assign,assignment]
 
 
-def process(job: dict) -> tuple[float, float, object]:
+def sequential_promotion() -> None:
+    """For ``process-sequential``: verify is never handed the promotion, so ``finish`` makes the
+    copy after the hash (the code path of profiles with steps)."""
+    from typing import Any
+
+    from directupload.processing import pipeline
+
+    verify = pipeline.verify.verify
+
+    def without_promotion(*args: Any, promotion: Any = None, **kwargs: Any) -> Any:
+        return verify(*args, **kwargs)
+
+    pipeline.verify.verify = without_promotion
+
+
+def process(job: dict, sequential: bool = False) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
 
     timed_promotion()
+    if sequential:
+        sequential_promotion()
     wiring.process_once()  # the processor and its idempotency layer, as a warm container has them
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
     before = reset_peak()
@@ -139,9 +158,12 @@ if __name__ == "__main__":
     mode, job_path, result_path = sys.argv[1:4]
     with open(job_path) as f:
         job = json.load(f)
-    if mode not in ("process", "baseline", "baseline-copy"):
-        sys.exit(f"unknown mode {mode!r}: process, baseline or baseline-copy")
-    seconds, before, outcome = process(job) if mode == "process" else baseline(job, copy=mode == "baseline-copy")
+    if mode not in ("process", "process-sequential", "baseline", "baseline-copy"):
+        sys.exit(f"unknown mode {mode!r}: process, process-sequential, baseline or baseline-copy")
+    if mode.startswith("process"):
+        seconds, before, outcome = process(job, sequential=mode == "process-sequential")
+    else:
+        seconds, before, outcome = baseline(job, copy=mode == "baseline-copy")
     with open(result_path, "w") as f:
         json.dump(
             {
@@ -151,7 +173,7 @@ if __name__ == "__main__":
                 "rssAfterMiB": rss_mib(),
                 "outcome": outcome,
                 **BYTES_READ,
-                **(PROMOTING if mode == "process" else {}),
+                **(PROMOTING if mode.startswith("process") else {}),
             },
             f,
         )
