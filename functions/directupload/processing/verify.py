@@ -4,7 +4,10 @@ declared (size, upload-id metadata, SHA-256 when the client gave one) and its by
 declared type (sniffed, executables refused whatever the type).
 
 Reading is one streaming pass: the SHA-256, the first bytes for the sniffer and, when a
-later step needs them, a spooled copy of the bytes (memory, then /tmp).
+later step needs them, a spooled copy of the bytes (memory, then /tmp). Handed a promotion
+(``storage.Promotion``, for a profile with no other step), it starts S3's copy of the same
+version once the size, the metadata and the head's type pass, so that S3 copies while the rest
+is read and hashed; the caller keeps the copy only if S3's SHA-256 of it is the one computed here.
 
 Except where S3 verified the SHA-256 already: a client that declared ``checksumSha256`` had it
 pinned in its POST policy as S3's checksum field, so S3 refused any other bytes and keeps that
