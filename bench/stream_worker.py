@@ -1,14 +1,19 @@
 """One streaming measurement in a fresh process: ``python bench/stream_worker.py MODE JOB RESULT``.
 
   process   the ProcessFunction handler on one SQS batch naming the big object
-            (warm: clients and idempotency layer built before the clock starts)
+            (warm: the processor and its clients built before the clock starts)
+  process-sequential  the same, with the promotion's copy made after the hash instead of beside
+            it (as before the overlap): what overlapping buys, measured in the same runs
   baseline  get_object on the same object, read in 1 MiB chunks and dropped
-  baseline-copy  the same, then the same CopyObject the processor's promotion makes (the emulator's
-            own cost of a copy, which the processor pays too), the copy deleted after the clock
+  baseline-copy  the same, then the same CopyObject the processor's promotion makes (conditioned on
+            the ETag, metadata replaced, S3 asked for the copy's SHA-256: the emulator's own cost of
+            the copy, which the processor pays too), the copy deleted after the clock
 
 Writes ``{"seconds", "rssBeforeMiB", "peakRssMiB", "outcome", "bytesRead"}`` to RESULT (bytesRead:
 of object bodies, as the processor's Storage adapter counted them), and for ``process``
-``promoteSeconds``: the part of ``seconds`` spent promoting the verified object (a CopyObject). Peak memory is the
+``promoteSeconds``: the part of ``seconds`` spent promoting the verified object once it was hashed
+(waiting for the CopyObject started beside the read, or making it), and ``copySeconds``: how long
+the CopyObject itself took, overlapped or not. Peak memory is the
 kernel's high-water mark of this process's resident size (VmHWM), reset just before the clock
 starts (``/proc/self/clear_refs``); the growth that counts is that peak minus the resident size
 at the start (imports and clients already in). Not ``ru_maxrss``: Linux carries it across
@@ -57,33 +62,60 @@ class Context:
 
 
 BYTES_READ = {"bytesRead": 0}
-PROMOTING = {"promoteSeconds": 0.0}
+PROMOTING = {"promoteSeconds": 0.0, "copySeconds": 0.0}
 
 
 def timed_promotion() -> None:
-    """Attribution only: count the time the processor spends promoting the verified object (one
-    CopyObject, whose SHA-256 S3 computes), which is the emulator's copy, not the read and hash."""
+    """Attribution only: count the time the processor spends promoting the verified object after
+    hashing it (``Promotion.finish``: waiting for the copy started beside the read, or making it)
+    and the CopyObject's own time (whose SHA-256 S3 computes): the emulator's copy, not the read
+    and hash."""
     from typing import Any
 
-    from directupload.storage import Storage
+    from directupload.storage import Promotion, Storage
 
-    promote = Storage.promote
+    finish, copy_once = Promotion.finish, Storage._copy_once
 
-    def counted(self: Storage, *args: Any, **kwargs: Any) -> None:
+    def finishing(self: Promotion, **kwargs: Any) -> None:
         started = time.perf_counter()
         try:
-            promote(self, *args, **kwargs)
+            finish(self, **kwargs)
         finally:
             PROMOTING["promoteSeconds"] += time.perf_counter() - started
 
-    Storage.promote = counted  # type: ignore[method-assign]
+    def copying(self: Storage, *args: Any) -> str:
+        started = time.perf_counter()
+        try:
+            return copy_once(self, *args)
+        finally:
+            PROMOTING["copySeconds"] += time.perf_counter() - started
+
+    Promotion.finish = finishing  # type: ignore[method-assign]
+    Storage._copy_once = copying  # type: ignore[method-assign,assignment]
 
 
-def process(job: dict) -> tuple[float, float, object]:
+def sequential_promotion() -> None:
+    """For ``process-sequential``: verify is never handed the promotion, so ``finish`` makes the
+    copy after the hash (the code path of profiles with steps)."""
+    from typing import Any
+
+    from directupload.processing import pipeline
+
+    verify = pipeline.verify.verify
+
+    def without_promotion(*args: Any, promotion: Any = None, **kwargs: Any) -> Any:
+        return verify(*args, **kwargs)
+
+    pipeline.verify.verify = without_promotion
+
+
+def process(job: dict, sequential: bool = False) -> tuple[float, float, object]:
     from directupload import aws, wiring
     from handlers import processor
 
     timed_promotion()
+    if sequential:
+        sequential_promotion()
     wiring.processor()  # the processor and its clients, as a warm container has them
     aws.client("s3").head_bucket(Bucket=job["bucket"])  # the connection pool, as a warm container has
     before = reset_peak()
@@ -101,13 +133,21 @@ def baseline(job: dict, copy: bool = False) -> tuple[float, float, object]:
     s3.head_bucket(Bucket=job["bucket"])
     before = reset_peak()
     started = time.perf_counter()
-    body = s3.get_object(Bucket=job["bucket"], Key=job["key"])["Body"]
+    reply = s3.get_object(Bucket=job["bucket"], Key=job["key"])
     size = 0
-    for chunk in body.iter_chunks(1024 * 1024):
+    for chunk in reply["Body"].iter_chunks(1024 * 1024):
         size += len(chunk)
-    if copy:
-        source = {"Bucket": job["bucket"], "Key": job["key"]}
-        s3.copy_object(Bucket=job["bucket"], Key=job["key"] + ".copy", CopySource=source)
+    if copy:  # the promotion's CopyObject, as Storage.promote makes it
+        s3.copy_object(
+            Bucket=job["bucket"],
+            Key=job["key"] + ".copy",
+            CopySource={"Bucket": job["bucket"], "Key": job["key"]},
+            CopySourceIfMatch=reply["ETag"],
+            MetadataDirective="REPLACE",
+            ContentType="application/octet-stream",
+            Metadata={"upload-id": "baseline"},
+            ChecksumAlgorithm="SHA256",
+        )
     seconds = time.perf_counter() - started
     if copy:
         s3.delete_object(Bucket=job["bucket"], Key=job["key"] + ".copy")
@@ -118,9 +158,12 @@ if __name__ == "__main__":
     mode, job_path, result_path = sys.argv[1:4]
     with open(job_path) as f:
         job = json.load(f)
-    if mode not in ("process", "baseline", "baseline-copy"):
-        sys.exit(f"unknown mode {mode!r}: process, baseline or baseline-copy")
-    seconds, before, outcome = process(job) if mode == "process" else baseline(job, copy=mode == "baseline-copy")
+    if mode not in ("process", "process-sequential", "baseline", "baseline-copy"):
+        sys.exit(f"unknown mode {mode!r}: process, process-sequential, baseline or baseline-copy")
+    if mode.startswith("process"):
+        seconds, before, outcome = process(job, sequential=mode == "process-sequential")
+    else:
+        seconds, before, outcome = baseline(job, copy=mode == "baseline-copy")
     with open(result_path, "w") as f:
         json.dump(
             {
@@ -130,7 +173,7 @@ if __name__ == "__main__":
                 "rssAfterMiB": rss_mib(),
                 "outcome": outcome,
                 **BYTES_READ,
-                **(PROMOTING if mode == "process" else {}),
+                **(PROMOTING if mode.startswith("process") else {}),
             },
             f,
         )

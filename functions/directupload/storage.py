@@ -81,6 +81,16 @@ def _is_no_such_upload(exc: ClientError) -> bool:
     return status == 500 and code == "500"
 
 
+def _copy_extra(etag: str, content_type: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """A promotion copy's conditions and headers: of exactly version ``etag``, with its own type and metadata."""
+    return {
+        "CopySourceIfMatch": f'"{etag}"',
+        "MetadataDirective": "REPLACE",
+        "ContentType": content_type,
+        "Metadata": metadata,
+    }
+
+
 class UnknownBucket(LookupError):
     """A bucket that is not one of the configured set (UPLOADS_BUCKETS)."""
 
@@ -293,28 +303,44 @@ class Storage:
         not hash to ``sha256`` (what was verified) is deleted again (VersionChanged). Above 5 GiB
         the object was assembled from parts (no single POST is that large), which no client can
         write again once completed; it is copied in parts, each conditioned on the ETag."""
-        extra: dict[str, Any] = {
-            "CopySourceIfMatch": f'"{etag}"',
-            "MetadataDirective": "REPLACE",
-            "ContentType": content_type,
-            "Metadata": metadata,
-        }
-        copy_source = {"Bucket": self.bucket, "Key": source}
+        if size <= self.single_copy_limit:
+            self._check_copy(source, target, sha256, self._copy_once(source, target, etag, content_type, metadata))
+            return
         try:
-            if size <= self.single_copy_limit:
-                reply = self.client.copy_object(
-                    Bucket=self.bucket, Key=target, CopySource=copy_source, ChecksumAlgorithm="SHA256", **extra
-                )
-                copied = reply.get("CopyObjectResult", {}).get("ChecksumSHA256")
-                if not copied or base64.b64decode(copied).hex() != sha256:
-                    self.delete(target)
-                    raise VersionChanged(f"{source}: the copy's SHA-256 is not the verified one")
-            else:
-                self._copy_in_parts(copy_source, target, extra)
+            self._copy_in_parts(
+                {"Bucket": self.bucket, "Key": source}, target, _copy_extra(etag, content_type, metadata)
+            )
         except ClientError as exc:
             if _code(exc) in ("PreconditionFailed", "412"):
                 raise VersionChanged(source) from exc
             raise
+
+    def promotion(self, source: str, target: str, *, etag: str, metadata: dict[str, str]) -> Promotion:
+        """The promotion of version ``etag`` of ``source`` (see ``Promotion``): started once its
+        head is checked, so that S3 copies while the processor reads and hashes."""
+        return Promotion(self, source, target, etag=etag, metadata=metadata)
+
+    def _copy_once(self, source: str, target: str, etag: str, content_type: str, metadata: dict[str, str]) -> str:
+        """One CopyObject of version ``etag``: the base64 SHA-256 S3 computed of the copy ("" if none)."""
+        try:
+            reply = self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                ChecksumAlgorithm="SHA256",
+                **_copy_extra(etag, content_type, metadata),
+            )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412"):
+                raise VersionChanged(source) from exc
+            raise
+        return str(reply.get("CopyObjectResult", {}).get("ChecksumSHA256") or "")
+
+    def _check_copy(self, source: str, target: str, sha256: str, copied: str) -> None:
+        """A copy whose bytes S3 did not hash to ``sha256`` is removed again (VersionChanged)."""
+        if not copied or base64.b64decode(copied).hex() != sha256:
+            self.delete(target)
+            raise VersionChanged(f"{source}: the copy's SHA-256 is not the verified one")
 
     def presign_get(self, key: str, *, expires_in: int, content_type: str, disposition: str) -> str:
         """A presigned GET whose response headers S3 sets as signed: the client cannot change them."""
@@ -397,3 +423,79 @@ class Storage:
         except ClientError as exc:
             if not _is_no_such_upload(exc):
                 raise
+
+
+class Promotion:
+    """The promotion of one staging version to ``files/`` (``Storage.promote``), overlapped with
+    its verification: ``start`` (once the size, metadata and head passed) has S3 copy version
+    ``etag`` in a thread while the processor reads and hashes the same version; ``finish`` waits
+    for the copy and keeps it only when S3's SHA-256 of the copied bytes is the one the processor
+    computed (VersionChanged otherwise, the copy removed). Leaving the ``with`` block on an error
+    waits for a started copy and removes it: a copy is kept only by ``finish``.
+
+    Nothing unverified is ever served or named: ``files/`` is no client's to read (downloads are
+    signed for the ``files/`` key of a PROCESSED record only, and so are CloudFront's URLs), and
+    the record names the copy only once the outcome is written, after ``finish``. Above the
+    single-copy limit the copy is made in parts after the hash (``finish``), as ``promote`` does."""
+
+    def __init__(self, storage: Storage, source: str, target: str, *, etag: str, metadata: dict[str, str]) -> None:
+        self.storage = storage
+        self.source = source
+        self.target = target
+        self.etag = etag
+        self.metadata = metadata
+        self._thread: threading.Thread | None = None
+        self._copied: str | BaseException | None = None  # the copy's base64 SHA-256, or why it failed
+        self._kept = False
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, size: int, content_type: str) -> None:
+        """Have S3 copy the version now (a thread); above the single-copy limit, nothing yet."""
+        if self._thread is not None or size > self.storage.single_copy_limit:
+            return
+
+        def copy() -> None:
+            try:
+                self._copied = self.storage._copy_once(self.source, self.target, self.etag, content_type, self.metadata)
+            except BaseException as exc:  # noqa: BLE001 - raised by finish, in the attempt's thread
+                self._copied = exc
+
+        self._thread = threading.Thread(target=copy, name="s3-promotion-copy", daemon=True)
+        self._thread.start()
+
+    def finish(self, *, sha256: str, size: int, content_type: str) -> None:
+        """The verified bytes (``sha256``) promoted: the started copy kept if it is of them, else
+        the copy made now."""
+        if self._thread is None:
+            self.storage.promote(
+                self.source,
+                self.target,
+                etag=self.etag,
+                sha256=sha256,
+                size=size,
+                content_type=content_type,
+                metadata=self.metadata,
+            )
+        else:
+            self._thread.join()
+            if isinstance(self._copied, BaseException):
+                raise self._copied
+            self.storage._check_copy(self.source, self.target, sha256, self._copied or "")
+        self._kept = True
+
+    def abandon(self) -> None:
+        """The attempt keeps nothing: a started copy is waited for (it may still land) and removed."""
+        if self._thread is None or self._kept:
+            return
+        self._thread.join()
+        self.storage.delete(self.target)
+
+    def __enter__(self) -> Promotion:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is not None:
+            self.abandon()

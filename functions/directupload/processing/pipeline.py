@@ -381,37 +381,37 @@ class Processor:
         """Verify staging version ``etag`` (the pre-step), run the profile's steps, store what they
         derive and promote the verified bytes. Returns the result fields and the variants."""
         wanted = [self.steps[name] for name in profile.steps if name != VERIFY]
-        obj = verify.verify(
-            record,
-            ref.bucket,
-            self.storage,
-            etag=etag,
-            keep_body=any(step.needs_body for step in wanted),
-            allow_active=profile.allow_active_content,
+        promotion = self.storage.promotion(
+            record.key, keys.file_key(record.key), etag=etag, metadata={"upload-id": record.upload_id}
         )
-        try:
-            result: dict[str, Any] = dict(verify.run(obj).fields)
-            variants: dict[str, Variant] = {}
-            for step in wanted:
-                with logger.append_context_keys(step=step.name):
-                    if self.budget is not None and step.needs_body:
-                        outcome = run_within(step, obj, self.budget)  # a decoder: bounded in a child
-                    else:
-                        outcome = run_step(step, obj)
-                    variants.update(self._store_derived(obj, outcome, written))
-                    result.update(outcome.fields)
-        finally:
-            if obj.body is not None:
-                obj.body.close()
-        self.storage.promote(
-            record.key,
-            keys.file_key(record.key),
-            etag=etag,
-            sha256=obj.sha256,
-            size=obj.size,
-            content_type=obj.sniffed_type or record.content_type,
-            metadata={"upload-id": record.upload_id, "sha256": obj.sha256},
-        )
+        # With no step to run (none may reject the bytes later, none forks a decoder beside the
+        # copy's thread), verify starts the copy once the head passes; on any error it is waited
+        # for and removed. Otherwise the copy is made by finish, after the steps.
+        with promotion:
+            obj = verify.verify(
+                record,
+                ref.bucket,
+                self.storage,
+                etag=etag,
+                keep_body=any(step.needs_body for step in wanted),
+                allow_active=profile.allow_active_content,
+                promotion=None if wanted else promotion,
+            )
+            try:
+                result: dict[str, Any] = dict(verify.run(obj).fields)
+                variants: dict[str, Variant] = {}
+                for step in wanted:
+                    with logger.append_context_keys(step=step.name):
+                        if self.budget is not None and step.needs_body:
+                            outcome = run_within(step, obj, self.budget)  # a decoder: bounded in a child
+                        else:
+                            outcome = run_step(step, obj)
+                        variants.update(self._store_derived(obj, outcome, written))
+                        result.update(outcome.fields)
+            finally:
+                if obj.body is not None:
+                    obj.body.close()
+            promotion.finish(sha256=obj.sha256, size=obj.size, content_type=obj.sniffed_type or record.content_type)
         if profile.scan == "required" and obj.size <= self.storage.single_copy_limit:
             self._scanned_copy(keys.file_key(record.key))
         return result, variants

@@ -4,7 +4,10 @@ declared (size, upload-id metadata, SHA-256 when the client gave one) and its by
 declared type (sniffed, executables refused whatever the type).
 
 Reading is one streaming pass: the SHA-256, the first bytes for the sniffer and, when a
-later step needs them, a spooled copy of the bytes (memory, then /tmp).
+later step needs them, a spooled copy of the bytes (memory, then /tmp). Handed a promotion
+(``storage.Promotion``, for a profile with no other step), it starts S3's copy of the same
+version once the size, the metadata and the head's type pass, so that S3 copies while the rest
+is read and hashed; the caller keeps the copy only if S3's SHA-256 of it is the one computed here.
 
 Except where S3 verified the SHA-256 already: a client that declared ``checksumSha256`` had it
 pinned in its POST policy as S3's checksum field, so S3 refused any other bytes and keeps that
@@ -27,7 +30,7 @@ from directupload.errors import Rejected
 from directupload.models import UploadRecord
 from directupload.observability import logger
 from directupload.processing.steps import StepResult, VerifiedObject
-from directupload.storage import ObjectHead, Storage
+from directupload.storage import ObjectHead, Promotion, Storage
 
 # Bodies a step needs are kept in memory up to this size, then spill to /tmp.
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -45,11 +48,15 @@ def verify(
     etag: str | None = None,
     keep_body: bool = False,
     allow_active: bool = False,
+    promotion: Promotion | None = None,
 ) -> VerifiedObject:
     """Check the object against its record; raise ``Rejected`` when it can never be accepted.
 
     With ``etag`` exactly that version of the staging object is read (one GET, its head and
-    bytes together): ``storage.VersionChanged`` when it was written again since."""
+    bytes together): ``storage.VersionChanged`` when it was written again since. With
+    ``promotion``, its copy is started as soon as the size, the metadata and the sniffed head
+    pass, so that S3 copies while the rest is read and hashed (the caller finishes it or, on
+    any error, abandons it)."""
     # S3's checksum is asked for only where it can stand in for ours: the client declared one
     opened = storage.open(record.key, etag, checksum=record.checksum_sha256 is not None and not keep_body)
     if opened is None:
@@ -57,8 +64,11 @@ def verify(
     head, stream = opened
     try:
         if not keep_body and s3_verified(record, head):
-            return _trust_s3(record, bucket, head, storage.read_head(stream, sniff.HEAD_BYTES), allow_active)
-        return _check(record, bucket, head, storage.chunks(stream), keep_body, allow_active)
+            obj = _trust_s3(record, bucket, head, storage.read_head(stream, sniff.HEAD_BYTES), allow_active)
+            if promotion is not None:
+                promotion.start(head.size, obj.sniffed_type or record.content_type)
+            return obj
+        return _check(record, bucket, head, storage.chunks(stream), keep_body, allow_active, promotion)
     finally:
         stream.close()
 
@@ -104,9 +114,16 @@ def _trust_s3(record: UploadRecord, bucket: str, head: ObjectHead, first: bytes,
 
 
 def _check(
-    record: UploadRecord, bucket: str, head: ObjectHead, chunks: Iterator[bytes], keep_body: bool, allow_active: bool
+    record: UploadRecord,
+    bucket: str,
+    head: ObjectHead,
+    chunks: Iterator[bytes],
+    keep_body: bool,
+    allow_active: bool,
+    promotion: Promotion | None = None,
 ) -> VerifiedObject:
     _check_head(record, head)
+    head_bytes = min(head.size, sniff.HEAD_BYTES)
 
     digest = hashlib.sha256()
     first = bytearray()
@@ -118,6 +135,8 @@ def _check(
             seen += len(chunk)
             if len(first) < sniff.HEAD_BYTES:
                 first += chunk[: sniff.HEAD_BYTES - len(first)]
+                if promotion is not None and len(first) >= head_bytes:
+                    _start(promotion, record, head, bytes(first), allow_active)
             if body is not None:
                 body.write(chunk)
         obj = VerifiedObject(
@@ -142,6 +161,14 @@ def _check(
             body.close()
         raise
     return obj
+
+
+def _start(promotion: Promotion, record: UploadRecord, head: ObjectHead, first: bytes, allow_active: bool) -> None:
+    """Start the promotion's copy once the head is read, unless the head's type already fails
+    (that rejection is still decided after the whole read, as before: the size and checksum first)."""
+    sniffed = sniff.sniff(first)
+    if not sniff.mismatch(record.content_type, first, sniffed, allow_active=allow_active):
+        promotion.start(head.size, sniffed or record.content_type)
 
 
 def run(obj: VerifiedObject) -> StepResult:
