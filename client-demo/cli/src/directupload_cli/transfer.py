@@ -80,17 +80,20 @@ class Transfer:
     resume_hint: Callable[[str], str]  # upload id -> the command that resumes it
     stop: threading.Event = field(default_factory=threading.Event)
     _s3: requests.Session | None = field(default=None, init=False, repr=False)
+    _s3_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def s3(self) -> requests.Session:
-        """One session for every PUT to S3: its pool keeps a connection per part in flight."""
-        if self._s3 is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, self.concurrency))
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._s3 = session
-        return self._s3
+        """One session for every PUT to S3: its pool keeps a connection per part in flight (made
+        once, under a lock: the part workers ask for it at the same moment)."""
+        with self._s3_lock:
+            if self._s3 is None:
+                session = requests.Session()
+                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, self.concurrency))
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._s3 = session
+            return self._s3
 
 
 # Parts are read and sent in blocks of this size (os.pread): one block per part in flight in memory.
