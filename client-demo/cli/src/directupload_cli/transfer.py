@@ -1,11 +1,11 @@
 """Sending the bytes to S3, as the API's answer says: one presigned POST (streamed), or multipart
 parts in parallel, each streamed from the file as it is sent (``os.pread`` blocks handed to the
 socket as they are read: a block per part in flight in memory, never a whole part, no copies),
-over one connection pool sized to the concurrency. Part URLs are signed a batch at a time just
-before use and again when S3 answers 403; failed parts are retried with backoff. For an upload
-opened with part checksums, the batch's SHA-256s are computed (a read of those parts) before the
-batch is signed, each URL signing its part's checksum, so S3 refuses the part if other bytes
-arrive."""
+over one connection pool sized to the concurrency. Part URLs are signed a batch at a time by a
+thread that stays ahead of the senders, and again when S3 answers 403; failed parts are retried
+with backoff. For an upload opened with part checksums, that thread computes a batch's SHA-256s
+(a read of those parts) while earlier parts are sent, each URL signing its part's checksum, so
+S3 refuses the part if other bytes arrive."""
 
 from __future__ import annotations
 
@@ -312,7 +312,7 @@ class PartSigner:
         while batch:
             try:
                 self._sign(batch)
-            except CliError:
+            except (CliError, OSError):
                 return  # the senders sign what they lack themselves, and meet the error there
             with self.changed:
                 if not all(self._fresh(n) for n in batch):
@@ -374,7 +374,7 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
         upload_id,
         todo,
         batch=min(1000, max(8, 2 * transfer.concurrency)),
-        first=transfer.concurrency,
+        first=min(transfer.concurrency, 8),  # what the first PUTs wait to be hashed
         low=transfer.concurrency + 1,
         checksum_of=checksum_of,
     )
