@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,7 @@ class PartSigner:
         self.urls: dict[int, SignedUrl] = {}
         self.signing: set[int] = set()  # parts some thread is hashing and signing right now
         self.taken: set[int] = set()  # parts a sender asked for: the ahead thread looks past them
+        self.head = 0  # order[:head] are all taken
         self.changed = threading.Condition()
         self.closed = False
 
@@ -269,7 +271,7 @@ class PartSigner:
         """Sign ahead from now on; the first batch is marked at once, so the senders wait for it
         rather than sign it too."""
         with self.changed:
-            first = self._unsigned(self._upcoming())[: self.first]
+            first = self._unsigned(self.first)
             self.signing.update(first)
         threading.Thread(target=self._sign_ahead, args=(first,), name="part-signer", daemon=True).start()
 
@@ -288,7 +290,7 @@ class PartSigner:
             signed = self.urls.get(number)
             if signed is not None and signed.fresh():
                 return signed
-            batch = [number, *self._unsigned(self._upcoming())][: self.batch]
+            batch = [number, *self._unsigned(self.batch - 1)]
             self.signing.update(batch)
         self._sign(batch)
         with self.changed:
@@ -302,11 +304,16 @@ class PartSigner:
         signed = self.urls.get(number)
         return signed is not None and signed.fresh()
 
-    def _upcoming(self) -> list[int]:
-        return [n for n in self.order if n not in self.taken]
+    def _upcoming(self) -> Iterator[int]:
+        """The parts no sender asked for yet, in order (the senders take them nearly in order:
+        ``head`` skips those before the first not taken, so a long upload stays linear)."""
+        while self.head < len(self.order) and self.order[self.head] in self.taken:
+            self.head += 1
+        return (self.order[i] for i in range(self.head, len(self.order)) if self.order[i] not in self.taken)
 
-    def _unsigned(self, numbers: list[int]) -> list[int]:
-        return [n for n in numbers if n not in self.signing and not self._fresh(n)]
+    def _unsigned(self, limit: int) -> list[int]:
+        """Up to ``limit`` upcoming parts with no fresh URL that no thread is signing."""
+        return list(islice((n for n in self._upcoming() if n not in self.signing and not self._fresh(n)), limit))
 
     def _sign_ahead(self, batch: list[int]) -> None:
         while batch:
@@ -318,9 +325,12 @@ class PartSigner:
                 if not all(self._fresh(n) for n in batch):
                     return  # URLs that expire within the margin: signing ahead is no use
                 batch = []
-                while not self.closed and (upcoming := self._upcoming()):
-                    ready = sum(1 for n in upcoming[: self.low] if n in self.signing or self._fresh(n))
-                    batch = self._unsigned(upcoming)[: self.batch] if ready < self.low else []
+                while not self.closed:
+                    soon = list(islice(self._upcoming(), self.low))
+                    if not soon:
+                        return  # every part is in a sender's hands
+                    ready = sum(1 for n in soon if n in self.signing or self._fresh(n))
+                    batch = self._unsigned(self.batch) if ready < self.low else []
                     if batch:
                         self.signing.update(batch)
                         break
