@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -230,6 +230,14 @@ class SignedUrl:
         return datetime.now(UTC) + URL_MARGIN < self.expires_at
 
 
+class SignsParts(Protocol):
+    """What the signer needs of the API (``Api.sign``): part URLs, each signing its checksum."""
+
+    def sign(
+        self, upload_id: str, numbers: list[int], checksums: dict[int, str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
 class PartSigner:
     """Part URLs signed ahead of the senders, a batch of upcoming parts at a time, and again when
     they expire or are forgotten (S3's 403, BadDigest).
@@ -244,7 +252,7 @@ class PartSigner:
 
     def __init__(
         self,
-        api: Api,
+        api: SignsParts,
         upload_id: str,
         order: list[int],
         *,
