@@ -1,5 +1,6 @@
 """The CLI's part transfers against a scripted API + S3 over real HTTP: parts in parallel but never
-more than --concurrency, URLs signed in small batches just in time and again after S3's 403,
+more than --concurrency, URLs signed in small batches ahead of the senders (each part once, with
+its SHA-256 when the upload takes part checksums) and again after S3's 403,
 failed parts retried, SIGTERM answered with how to resume; the API's profiles checked before any
 request."""
 
@@ -55,6 +56,10 @@ class Script:
         self.issue_request: dict[str, Any] = {}
         self.signed_checksums: dict[int, list[str]] = {}
         self.damaged: set[int] = set()  # parts whose first PUT arrives damaged (S3: BadDigest)
+        self.sign_failures = 0  # how many parts calls answer 503 before the API recovers
+        # PUTs are held (up to 5 s) until this many were in flight at once: the overlap does not
+        # depend on how fast the machine starts the CLI's threads
+        self.meet = 0
 
 
 def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a fake S3, a branch per scripted fault
@@ -111,6 +116,12 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a f
                     },
                 )
             elif self.path.endswith("/parts"):
+                with script.lock:
+                    failing = script.sign_failures > 0
+                    script.sign_failures -= failing
+                if failing:
+                    self.reply(503, {"title": "Service Unavailable", "status": 503, "detail": "try again"})
+                    return
                 numbers = body.get("partNumbers") or [p["partNumber"] for p in body["parts"]]
                 with script.lock:
                     script.signed.append(numbers)
@@ -153,6 +164,9 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a f
                 status = failures.pop(0) if failures else 200
             try:
                 self.data = self.read()
+                deadline = time.monotonic() + 5
+                while script.max_in_flight < script.meet and time.monotonic() < deadline:
+                    time.sleep(0.005)
                 time.sleep(script.stall or 0.02)  # long enough for the workers to overlap
                 if script.part_checksums:
                     with script.lock:
@@ -222,6 +236,7 @@ def test_parts_go_in_parallel_within_the_limit_signed_just_in_time_and_retried(
     fake: tuple[Script, str], tmp_path: Path
 ) -> None:
     script, url = fake
+    script.meet = 3
     data = bytes(range(256)) * (12 * PART // 256 - 10)  # the last part is short
     script.body = data
     path = tmp_path / "f.mp4"
@@ -242,6 +257,7 @@ def test_parts_go_in_parallel_within_the_limit_signed_just_in_time_and_retried(
     # signed a few at a time, not all up front; part 2 signed again after S3's 403
     assert len(script.signed[0]) < 12 and all(len(batch) <= 8 for batch in script.signed)
     assert sum(batch.count(2) for batch in script.signed) == 2
+    assert all(sum(batch.count(n) for batch in script.signed) == 1 for n in range(1, 13) if n != 2)
     # the 500 and the 503 retried: part 3 went three times, the others once (part 2 twice)
     assert script.puts.count(3) == 3 and script.puts.count(2) == 2
     assert all(script.puts.count(n) == 1 for n in range(4, 13))
@@ -270,6 +286,57 @@ def test_part_checksums_are_signed_sent_and_a_damaged_part_is_sent_again(
     }
     assert script.puts.count(3) == 2 and all(script.puts.count(n) == 1 for n in (1, 2, 4))
     assert [p["partNumber"] for p in script.completed or []] == [1, 2, 3, 4]
+
+
+def test_checksummed_parts_are_hashed_and_signed_once_each_ahead_in_batches(
+    fake: tuple[Script, str], tmp_path: Path
+) -> None:
+    # Given an upload opened for part checksums, 12 parts, 2 in flight
+    script, url = fake
+    script.part_checksums, script.fail, script.part_count = True, {}, 12
+    data = bytes(range(256)) * (12 * PART // 256 - 5)
+    script.body = data
+    path = tmp_path / "f.mp4"
+    path.write_bytes(data)
+
+    done = subprocess.run(
+        command(url, path, "--concurrency", "2", "--no-wait", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(),
+    )
+
+    # Then every part was signed once, with its own SHA-256: the first batch what the parts in
+    # flight need, the next ones a few at a time
+    assert done.returncode == 1, done.stderr  # sent and completed, not processed yet (--no-wait)
+    assert sorted(n for batch in script.signed for n in batch) == list(range(1, 13))
+    assert script.signed_checksums == {n: [b64_sha256(data[(n - 1) * PART : n * PART])] for n in range(1, 13)}
+    assert len(script.signed[0]) == 2 and all(len(batch) <= 8 for batch in script.signed)
+    assert [p["partNumber"] for p in script.completed or []] == list(range(1, 13))
+    # and the record printed is the one completing answered: nothing asked after it
+    assert json.loads(done.stdout)["uploadId"] == UPLOAD_ID
+    assert script.requests[-1] == f"POST /uploads/{UPLOAD_ID}/complete"
+
+
+def test_parts_still_go_when_signing_ahead_keeps_failing(fake: tuple[Script, str], tmp_path: Path) -> None:
+    # Given an API whose first parts calls fail (503), more times than one request is retried
+    script, url = fake
+    script.part_checksums, script.fail, script.part_count = True, {}, 3
+    script.sign_failures = 4
+    data = b"z" * (3 * PART - 7)
+    script.body = data
+    path = tmp_path / "f.mp4"
+    path.write_bytes(data)
+
+    done = subprocess.run(command(url, path, "--json"), capture_output=True, text=True, timeout=60, env=cli_env())
+
+    # Then the senders signed the parts themselves once the API recovered, and the upload completed
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "PROCESSED"
+    assert script.requests.count(f"POST /uploads/{UPLOAD_ID}/parts") == 4 + len(script.signed)
+    assert sorted(n for batch in script.signed for n in batch) == [1, 2, 3]
+    assert [p["partNumber"] for p in script.completed or []] == [1, 2, 3]
 
 
 def test_a_part_that_keeps_failing_ends_with_its_reason_and_how_to_resume(

@@ -1,11 +1,11 @@
 """Sending the bytes to S3, as the API's answer says: one presigned POST (streamed), or multipart
 parts in parallel, each streamed from the file as it is sent (``os.pread`` blocks handed to the
 socket as they are read: a block per part in flight in memory, never a whole part, no copies),
-over one connection pool sized to the concurrency. Part URLs are signed a batch at a time just
-before use and again when S3 answers 403; failed parts are retried with backoff. For an upload
-opened with part checksums, the batch's SHA-256s are computed (a read of those parts) before the
-batch is signed, each URL signing its part's checksum, so S3 refuses the part if other bytes
-arrive."""
+over one connection pool sized to the concurrency. Part URLs are signed a batch at a time by a
+thread that stays ahead of the senders, and again when S3 answers 403; failed parts are retried
+with backoff. For an upload opened with part checksums, that thread computes a batch's SHA-256s
+(a read of those parts) while earlier parts are sent, each URL signing its part's checksum, so
+S3 refuses the part if other bytes arrive."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -80,17 +81,20 @@ class Transfer:
     resume_hint: Callable[[str], str]  # upload id -> the command that resumes it
     stop: threading.Event = field(default_factory=threading.Event)
     _s3: requests.Session | None = field(default=None, init=False, repr=False)
+    _s3_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def s3(self) -> requests.Session:
-        """One session for every PUT to S3: its pool keeps a connection per part in flight."""
-        if self._s3 is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, self.concurrency))
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._s3 = session
-        return self._s3
+        """One session for every PUT to S3: its pool keeps a connection per part in flight (made
+        once, under a lock: the part workers ask for it at the same moment)."""
+        with self._s3_lock:
+            if self._s3 is None:
+                session = requests.Session()
+                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, self.concurrency))
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._s3 = session
+            return self._s3
 
 
 # Parts are read and sent in blocks of this size (os.pread): one block per part in flight in memory.
@@ -117,15 +121,18 @@ def range_sha256(path: Path, start: int, length: int) -> str:
     """The base64 SHA-256 of a part of the file (what S3 takes in x-amz-checksum-sha256)."""
     digest = hashlib.sha256()
     for block in file_range(path, start, length):
-        digest.update(block)
+        digest.update(block)  # 1 MiB at a time: hashlib releases the GIL, senders run meanwhile
     return base64.b64encode(digest.digest()).decode()
 
 
 class Body:
     """A request body from byte chunks with a known length: requests streams it with a
-    Content-Length (S3 wants one), and every block read counts as sent."""
+    Content-Length (S3 wants one), each chunk handed to the socket's ``sendall`` as it is (no
+    copy, 1 MiB at a time: it has no ``read``, which would make urllib3 pull 16 KiB per call), and
+    every chunk sent counts as progress."""
 
-    block = 256 * 1024
+    block = PART_BLOCK
+    limited_slice = 64 * 1024
 
     def __init__(
         self,
@@ -135,21 +142,18 @@ class Body:
         limit: RateLimit,
         stop: threading.Event,
     ) -> None:
+        self.pieces = pieces
         self.length = length
         self.on_sent = on_sent
         self.limit = limit
         self.stop = stop
         self.sent = 0
-        self._chunks = self._iterate(pieces)
-        self._current = memoryview(b"")
 
     def __len__(self) -> int:
         return self.length
 
     def __iter__(self) -> Iterator[bytes]:
-        """The chunks as they are (requests streams an iterable with its ``len()`` as the
-        Content-Length): handed to the socket whole, with no copy."""
-        for chunk in self._chunks:
+        for chunk in self._slices():
             if self.stop.is_set():
                 raise InterruptError()
             self.limit.take(len(chunk))
@@ -157,29 +161,15 @@ class Body:
             self.on_sent(len(chunk))
             yield chunk
 
-    def _iterate(self, pieces: list[bytes | Callable[[], Iterator[bytes]]]) -> Iterator[bytes]:
-        for piece in pieces:
-            if isinstance(piece, bytes):
-                for start in range(0, len(piece), self.block):
-                    yield piece[start : start + self.block]
-            else:
-                yield from piece()
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes of the current chunk: every byte is copied once."""
-        if self.stop.is_set():
-            raise InterruptError()
-        want = self.block if size is None or size < 0 else size
-        while not self._current:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return b""
-            self._current = memoryview(chunk)
-        out, self._current = bytes(self._current[:want]), self._current[want:]
-        self.limit.take(len(out))
-        self.sent += len(out)
-        self.on_sent(len(out))
-        return out
+    def _slices(self) -> Iterator[bytes]:
+        """The pieces' chunks; under --limit-rate cut smaller, so the bucket's waits stay short."""
+        step = self.limited_slice if self.limit.rate else self.block
+        for piece in self.pieces:
+            for chunk in (piece,) if isinstance(piece, bytes) else piece():
+                if len(chunk) <= step:
+                    yield chunk
+                else:
+                    yield from (chunk[i : i + step] for i in range(0, len(chunk), step))
 
 
 # --- one POST -------------------------------------------------------------------------------------------
@@ -240,58 +230,144 @@ class SignedUrl:
         return datetime.now(UTC) + URL_MARGIN < self.expires_at
 
 
+class SignsParts(Protocol):
+    """What the signer needs of the API (``Api.sign``): part URLs, each signing its checksum."""
+
+    def sign(
+        self, upload_id: str, numbers: list[int], checksums: dict[int, str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
 class PartSigner:
-    """Part URLs signed just in time, a batch of upcoming parts at a time, and again when they
-    expire. With ``checksum_of`` (part number -> its base64 SHA-256, read from the file) each URL
-    signs its part's checksum: the batch's checksums are computed before it is signed."""
+    """Part URLs signed ahead of the senders, a batch of upcoming parts at a time, and again when
+    they expire or are forgotten (S3's 403, BadDigest).
+
+    ``start`` runs a thread that keeps the parts after the ones taken signed before the senders
+    reach them: when fewer than ``low`` upcoming parts hold a URL, it signs the next ``batch``
+    (the first time only ``first``, so the first parts go soon). With ``checksum_of`` (part
+    number -> its base64 SHA-256, read from the file) each URL signs its part's checksum, so that
+    thread reads and hashes a batch while the parts before it are being sent: no sender waits for
+    hashing, but for the first batch. A sender that finds no URL (none signed yet, or the thread
+    stopped on an error) signs the batch itself, as it would without the thread."""
 
     def __init__(
         self,
-        api: Api,
+        api: SignsParts,
         upload_id: str,
         order: list[int],
+        *,
         batch: int,
+        first: int,
+        low: int,
         checksum_of: Callable[[int], str] | None = None,
     ) -> None:
         self.api = api
         self.upload_id = upload_id
         self.order = order
         self.batch = batch
+        self.first = first
+        self.low = low
         self.checksum_of = checksum_of
         self.urls: dict[int, SignedUrl] = {}
-        self.lock = threading.Lock()
+        self.signing: set[int] = set()  # parts some thread is hashing and signing right now
+        self.taken: set[int] = set()  # parts a sender asked for: the ahead thread looks past them
+        self.head = 0  # order[:head] are all taken
+        self.changed = threading.Condition()
+        self.closed = False
 
-    @property
-    def checksums(self) -> bool:
-        return self.checksum_of is not None
+    def start(self) -> None:
+        """Sign ahead from now on; the first batch is marked at once, so the senders wait for it
+        rather than sign it too."""
+        with self.changed:
+            first = self._unsigned(self.first)
+            self.signing.update(first)
+        threading.Thread(target=self._sign_ahead, args=(first,), name="part-signer", daemon=True).start()
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
     def url(self, number: int) -> SignedUrl:
-        with self.lock:
+        with self.changed:
+            if number not in self.taken:
+                self.taken.add(number)
+                self.changed.notify_all()  # the ahead thread looks one part further
+            while number in self.signing:
+                self.changed.wait()
             signed = self.urls.get(number)
-            if signed is None or not signed.fresh():
-                index = self.order.index(number) if number in self.order else 0
-                upcoming = [number] + [
-                    n for n in self.order[index + 1 :] if n not in self.urls or not self.urls[n].fresh()
-                ]
-                batch = upcoming[: self.batch]
-                checksums = None
-                if self.checksum_of is not None:  # hashed side by side: hashlib releases the GIL
-                    with ThreadPoolExecutor(max_workers=min(len(batch), os.cpu_count() or 1)) as pool:
-                        checksums = dict(zip(batch, pool.map(self.checksum_of, batch), strict=True))
-                for part in self.api.sign(self.upload_id, batch, checksums):
-                    expires = datetime.fromisoformat(part["expiresAt"].replace("Z", "+00:00"))
-                    n = int(part["partNumber"])
-                    self.urls[n] = SignedUrl(part["url"], expires, checksums[n] if checksums else None)
-                signed = self.urls[number]
-            return signed
+            if signed is not None and signed.fresh():
+                return signed
+            batch = [number, *self._unsigned(self.batch - 1)]
+            self.signing.update(batch)
+        self._sign(batch)
+        with self.changed:
+            return self.urls[number]
 
     def forget(self, number: int) -> None:
-        with self.lock:
+        with self.changed:
             self.urls.pop(number, None)
 
+    def _fresh(self, number: int) -> bool:
+        signed = self.urls.get(number)
+        return signed is not None and signed.fresh()
 
-def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any], *, resuming: bool) -> None:
-    """Send every part S3 does not hold yet (``resuming``: ask which it holds), then complete."""
+    def _upcoming(self) -> Iterator[int]:
+        """The parts no sender asked for yet, in order (the senders take them nearly in order:
+        ``head`` skips those before the first not taken, so a long upload stays linear)."""
+        while self.head < len(self.order) and self.order[self.head] in self.taken:
+            self.head += 1
+        return (self.order[i] for i in range(self.head, len(self.order)) if self.order[i] not in self.taken)
+
+    def _unsigned(self, limit: int) -> list[int]:
+        """Up to ``limit`` upcoming parts with no fresh URL that no thread is signing."""
+        return list(islice((n for n in self._upcoming() if n not in self.signing and not self._fresh(n)), limit))
+
+    def _sign_ahead(self, batch: list[int]) -> None:
+        while batch:
+            try:
+                self._sign(batch)
+            except (CliError, OSError):
+                return  # the senders sign what they lack themselves, and meet the error there
+            with self.changed:
+                if not all(self._fresh(n) for n in batch):
+                    return  # URLs that expire within the margin: signing ahead is no use
+                batch = []
+                while not self.closed:
+                    soon = list(islice(self._upcoming(), self.low))
+                    if not soon:
+                        return  # every part is in a sender's hands
+                    ready = sum(1 for n in soon if n in self.signing or self._fresh(n))
+                    batch = self._unsigned(self.batch) if ready < self.low else []
+                    if batch:
+                        self.signing.update(batch)
+                        break
+                    self.changed.wait()
+
+    def _sign(self, batch: list[int]) -> None:
+        """Hash (with part checksums) and sign ``batch``, whose parts this thread marked signing."""
+        try:
+            checksums = None
+            if self.checksum_of is not None:  # side by side: hashlib releases the GIL
+                with ThreadPoolExecutor(max_workers=min(len(batch), os.cpu_count() or 1)) as pool:
+                    checksums = dict(zip(batch, pool.map(self.checksum_of, batch), strict=True))
+            signed = {}
+            for part in self.api.sign(self.upload_id, batch, checksums):
+                expires = datetime.fromisoformat(part["expiresAt"].replace("Z", "+00:00"))
+                n = int(part["partNumber"])
+                signed[n] = SignedUrl(part["url"], expires, checksums[n] if checksums else None)
+        finally:
+            with self.changed:
+                self.signing.difference_update(batch)
+                self.changed.notify_all()
+        with self.changed:
+            self.urls.update(signed)
+            self.changed.notify_all()
+
+
+def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any], *, resuming: bool) -> dict[str, Any]:
+    """Send every part S3 does not hold yet (``resuming``: ask which it holds), then complete: the
+    upload's record as completing left it."""
     api = transfer.api
     part_size, part_count = int(info["partSize"]), int(info["partCount"])
 
@@ -312,62 +388,87 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
         (lambda n: range_sha256(transfer.file, *span(n))) if info.get("checksumAlgorithm") == "SHA256" else None
     )
     signer = PartSigner(
-        api, upload_id, todo, batch=min(1000, max(8, 2 * transfer.concurrency)), checksum_of=checksum_of
+        api,
+        upload_id,
+        todo,
+        batch=min(1000, max(8, 2 * transfer.concurrency)),
+        first=min(transfer.concurrency, 8),  # what the first PUTs wait to be hashed
+        low=transfer.concurrency + 1,
+        checksum_of=checksum_of,
     )
 
     with ProgressView(transfer.quiet, size, transfer.file.name) as progress:
         progress.advance(done_bytes)
-        work: queue.Queue[int] = queue.Queue()
-        for n in todo:
-            work.put(n)
-        results: queue.Queue[tuple[int, str | None, BaseException | None]] = queue.Queue()
-
-        def worker() -> None:
-            while not transfer.stop.is_set():
-                try:
-                    n = work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    results.put((n, send_part(transfer, signer, progress, upload_id, n, *span(n)), None))
-                except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
-                    results.put((n, None, exc))
-                    return
-
-        threads = [
-            threading.Thread(target=worker, name=f"part-worker-{i}", daemon=True)
-            for i in range(min(transfer.concurrency, len(todo)))
-        ]
-        for thread in threads:
-            thread.start()
-        remaining = len(todo)
-        while remaining:
-            try:
-                n, etag, error = results.get(timeout=0.2)
-            except queue.Empty:
-                if not any(t.is_alive() for t in threads) and results.empty():
-                    raise CliError("the part workers stopped before every part was sent") from None
-                continue
-            if error is not None:
-                transfer.stop.set()
-                if isinstance(error, InterruptError):
-                    raise InterruptError()
-                raise explain_part_failure(transfer, upload_id, error)
-            assert etag is not None
-            etags[n] = etag
-            remaining -= 1
-            progress.note(f"part {n} sent ({part_count - remaining}/{part_count} in S3)")
+        signer.start()
+        try:
+            etags.update(send_parts(transfer, signer, progress, upload_id, todo, span, part_count))
+        finally:
+            signer.close()
 
     parts = [{"partNumber": n, "etag": etags[n]} for n in range(1, part_count + 1)]
     try:
-        api.complete(upload_id, parts)
+        return api.complete(upload_id, parts)
     except RefusedError as refusal:
         if refusal.status != 409:
             raise
         record = api.get(upload_id)
         if record["status"] not in ASSEMBLED:
             raise
-        # an earlier complete went through and its reply was lost: nothing left to do
+        return record  # an earlier complete went through and its reply was lost: nothing left to do
+
+
+def send_parts(
+    transfer: Transfer,
+    signer: PartSigner,
+    progress: ProgressView,
+    upload_id: str,
+    todo: list[int],
+    span: Callable[[int], tuple[int, int]],
+    part_count: int,
+) -> dict[int, str]:
+    """The parts in ``todo``, ``--concurrency`` at a time: their ETags, or the first failure."""
+    etags: dict[int, str] = {}
+    work: queue.Queue[int] = queue.Queue()
+    for n in todo:
+        work.put(n)
+    results: queue.Queue[tuple[int, str | None, BaseException | None]] = queue.Queue()
+
+    def worker() -> None:
+        while not transfer.stop.is_set():
+            try:
+                n = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results.put((n, send_part(transfer, signer, progress, upload_id, n, *span(n)), None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
+                results.put((n, None, exc))
+                return
+
+    threads = [
+        threading.Thread(target=worker, name=f"part-worker-{i}", daemon=True)
+        for i in range(min(transfer.concurrency, len(todo)))
+    ]
+    for thread in threads:
+        thread.start()
+    remaining = len(todo)
+    while remaining:
+        try:
+            n, etag, error = results.get(timeout=0.2)
+        except queue.Empty:
+            if not any(t.is_alive() for t in threads) and results.empty():
+                raise CliError("the part workers stopped before every part was sent") from None
+            continue
+        if error is not None:
+            transfer.stop.set()
+            if isinstance(error, InterruptError):
+                raise InterruptError()
+            raise explain_part_failure(transfer, upload_id, error)
+        assert etag is not None
+        etags[n] = etag
+        remaining -= 1
+        progress.note(f"part {n} sent ({part_count - remaining}/{part_count} in S3)")
+    return etags
 
 
 def send_part(

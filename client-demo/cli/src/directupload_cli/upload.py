@@ -60,8 +60,8 @@ def upload(options: Options) -> dict[str, Any]:
                 f"{path} has {size} bytes, upload {options.resume} expects {record['size']}: not the same file?"
             )
         options.current = record["uploadId"]
-        multipart(transfer, record["uploadId"], size, record["multipart"], resuming=True)
-        return finish(options, record["uploadId"])
+        completed = multipart(transfer, record["uploadId"], size, record["multipart"], resuming=True)
+        return finish(options, record["uploadId"], completed)
 
     if not options.profile:
         raise UsageError("--profile is required for a new upload")
@@ -101,17 +101,18 @@ def upload(options: Options) -> dict[str, Any]:
             f"upload {upload_id}: multipart, {info['partCount']} parts of {human(info['partSize'])}; "
             f"if interrupted, resume with:\n  {transfer.resume_hint(upload_id)}"
         )
-        multipart(transfer, upload_id, size, info, resuming=False)
-    else:
-        console.print(f"upload {upload_id}: one POST of {human(size)}")
-        single_post(transfer, issued, size)
+        return finish(options, upload_id, multipart(transfer, upload_id, size, info, resuming=False))
+    console.print(f"upload {upload_id}: one POST of {human(size)}")
+    single_post(transfer, issued, size)
     return finish(options, upload_id)
 
 
-def finish(options: Options, upload_id: str) -> dict[str, Any]:
+def finish(options: Options, upload_id: str, completed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record to report: with --no-wait the one completing answered (else asked for), or the
+    outcome once processing is done."""
     options.states.remove(upload_id)
     if not options.wait:
-        return options.transfer.api.get(upload_id)
+        return completed if completed is not None else options.transfer.api.get(upload_id)
     return wait_for_outcome(options, upload_id)
 
 
