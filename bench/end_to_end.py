@@ -412,16 +412,14 @@ class _Upload:
             ExpressionAttributeValues={":s": {"S": f"STEP{n}"}},
         )
 
-    def put_item(self, n: int) -> None:  # the record (a real one's attributes), then idempotency records
+    def put_item(self, n: int) -> None:  # the record (a real one's attributes), then items of their own
         if n == 0 and not self.c.transactional:
             self.c.ddb.put_item(
                 TableName=self.c.table, Item=self.record(), ConditionExpression="attribute_not_exists(pk)"
             )
             return
-        item = {"id": {"S": f"bench#{self.id}#{n}"}, "status": {"S": "INPROGRESS"}, "expiration": {"N": "0"}}
-        self.c.ddb.put_item(
-            TableName=self.c.idempotency_table, Item=item, ConditionExpression="attribute_not_exists(id)"
-        )
+        item = {"pk": {"S": f"bench#{self.id}#{n}"}, "status": {"S": "INPROGRESS"}}
+        self.c.ddb.put_item(TableName=self.c.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
 
     def post(self, n: int) -> None:  # the client's POST of the bytes, with a presigned form
         self.client.put(self.c.s3.generate_presigned_post(Bucket=self.c.bucket, Key=self.key, ExpiresIn=900))
@@ -555,7 +553,6 @@ class _MixClients:
     sqs: Any
     events: Any
     table: str
-    idempotency_table: str
     transactional: bool  # the issue writes the quota and the record in one TransactWriteItems
     side_queue: str  # for the processor's own messages
     record: dict[str, Any]  # a processed upload's record: the by-hand records have its attributes (and index keys)
@@ -579,7 +576,6 @@ class RequestMix:
         from local.harness import client as aws_client
 
         self.record = record
-        self.idempotency_table = stack.info["idempotencyTable"]
         self.plan = [(MIX_STEPS[name], which) for name, which in mix_plan(mix)]
         self.transactional = bool(mix.get("dynamodb:TransactWriteItems"))
         self.endpoint, self.table = stack.info["emulatorUrl"], stack.info["uploadsTable"]
@@ -626,7 +622,6 @@ class RequestMix:
             sqs,
             events,
             self.table,
-            self.idempotency_table,
             self.transactional,
             self.events_queue,
             self.record,

@@ -39,7 +39,9 @@
 - TransactWriteItems backs up each table it touches with a deep copy, and a table with a stream
   holds every stream record ever written: each transaction cost more than the one before (a
   benchmark's 300th took seconds). The backup copies the table and only the list of its stream
-  records (the records themselves are history and never change).
+  records (the records themselves are history and never change). A refused transaction puts the
+  backups in place of the tables; the stream's shard is kept, so its readers (the retention
+  event source's iterator) go on seeing what follows.
 
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
@@ -84,6 +86,27 @@ def _stream_backups() -> None:
         return clone
 
     StreamShard.__deepcopy__ = backup  # type: ignore[attr-defined]
+
+    # A refused transaction puts its backups in place of the tables: the stream's readers (shard
+    # iterators) would go on reading the replaced shard, and never see a record again. The
+    # shard they read stays, with the records the backup had.
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        shards = {name: table.stream_shard for name, table in self.tables.items() if table.stream_shard is not None}
+        try:
+            original(self, transact_items)
+        finally:
+            for name, shard in shards.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not None and table.stream_shard is not shard:
+                    shard.items[:] = table.stream_shard.items
+                    shard.table = table
+                    table.stream_shard = shard
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _conditional_copies() -> None:

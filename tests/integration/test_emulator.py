@@ -50,3 +50,26 @@ def test_a_transaction_on_a_streamed_table_keeps_its_stream_and_a_refused_one_ch
 
     aws.dynamodb.put_item(TableName=table, Item={"pk": {"S": "item#d"}, "v": {"S": "after"}})
     assert len(stream_records(aws)) == 33  # the restored table still streams to the same shard
+
+
+def test_a_reader_of_the_stream_still_sees_what_follows_a_refused_transaction(aws: Any) -> None:
+    # the RetentionFunction's event source reads on from the iterator it holds, as on AWS
+    table = aws.env["UPLOADS_TABLE"]
+    streams = aws_client("dynamodbstreams")
+    arn = aws.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+
+    refused = {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": {"pk": {"S": "nothing"}},
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+    }
+    with pytest.raises(aws.dynamodb.exceptions.TransactionCanceledException):
+        aws.dynamodb.transact_write_items(TransactItems=[put(aws, "item#x", "never"), refused])
+    aws.dynamodb.put_item(TableName=table, Item={"pk": {"S": "item#y"}, "v": {"S": "after"}})
+
+    records = streams.get_records(ShardIterator=iterator, Limit=100)["Records"]
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["item#y"]
