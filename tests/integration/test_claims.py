@@ -87,7 +87,8 @@ def test_a_copy_that_fails_beside_the_first_never_removes_what_the_first_verifie
         aws.s3.head_object(Bucket=aws.bucket, Key=key)
 
 
-def test_a_twin_out_of_retries_never_fails_an_upload_another_delivery_holds(aws: Any, api: Api) -> None:
+def held_upload(aws: Any, api: Api, holder: str) -> tuple[bytes, dict[str, Any], str]:
+    """An image sent, whose staging version another delivery (``holder``) is working on right now."""
     from directupload import wiring
 
     data = png()
@@ -95,10 +96,39 @@ def test_a_twin_out_of_retries_never_fails_an_upload_another_delivery_holds(aws:
     etag = current_etag(aws, issued["key"])
     assert etag is not None
     now = datetime.now(UTC)
-    # a long attempt (say, a 5 GiB copy) holds the upload
     wiring.store().claim_arrival(
-        issued["uploadId"], issued["key"], etag, by="h0#0001", now=now, until=now + timedelta(minutes=20)
+        issued["uploadId"], issued["key"], etag, by=holder, now=now, until=now + timedelta(minutes=20)
     )
+    return data, issued, etag
+
+
+def test_a_twin_delivery_waits_while_another_attempt_holds_the_upload(aws: Any, api: Api) -> None:
+    from directupload import wiring
+
+    data, issued, etag = held_upload(aws, api, "other#0001")
+
+    # When a twin of its notification (S3 delivers at least once: another message) arrives
+    left = fail_calls("s3", "GetObject", 1)
+    reply = process(aws, issued["key"], len(data), etag=etag)
+
+    # Then it neither reads the object nor records anything: it is retried later
+    assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert left == [1]
+    held = item(aws, issued["uploadId"])
+    assert held["status"] == {"S": "UPLOADED"} and held["claim_by"] == {"S": "other#0001"}
+    assert delivered_events(aws) == []
+    left[0] = 0
+
+    # and once the holder is gone (it gave the claim up), the retry reaches the one outcome
+    wiring.store().release(issued["uploadId"], etag, "other#0001")
+    assert process(aws, issued["key"], len(data), etag=etag, receive_count=2) == {"batchItemFailures": []}
+    assert item(aws, issued["uploadId"])["status"] == {"S": "PROCESSED"}
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_twin_out_of_retries_never_fails_an_upload_another_delivery_holds(aws: Any, api: Api) -> None:
+    # a long attempt (say, a 5 GiB copy) holds the upload
+    data, issued, etag = held_upload(aws, api, "h0#0001")
 
     reply = process(aws, issued["key"], len(data), etag=etag, id_prefix="twin", receive_count=max_receive_count())
     assert reply["batchItemFailures"]  # the twin goes to the dead-letter queue: the holder decides

@@ -148,40 +148,6 @@ def test_a_new_version_of_the_notification_still_cannot_make_a_second_outcome(aw
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
-def test_a_twin_delivery_waits_while_another_attempt_holds_the_upload(aws: Any, api: Api) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from directupload import wiring
-
-    # Given an attempt (message "other") working on the upload's staging version right now
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
-    assert etag is not None
-    now = datetime.now(UTC)
-    wiring.store().claim_arrival(
-        issued["uploadId"], issued["key"], etag, by="other", now=now, until=now + timedelta(minutes=20)
-    )
-
-    # When a twin of its notification (S3 delivers at least once: another message) arrives
-    left = fail_calls("s3", "GetObject", 1)
-    reply = process(aws, issued["key"], len(data), etag=etag)
-
-    # Then it neither reads the object nor records anything: it is retried later
-    assert reply == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
-    assert left == [1]
-    assert record(api, issued["uploadId"])["status"] == "UPLOADED"
-    assert raw_item(aws, issued["uploadId"])["claim_by"] == {"S": "other"}
-    assert delivered_events(aws) == []
-    left[0] = 0
-
-    # and once the holder is gone (it gave the claim up), the retry reaches the one outcome
-    wiring.store().release(issued["uploadId"], etag, "other")
-    assert process(aws, issued["key"], len(data), etag=etag, receive_count=2) == {"batchItemFailures": []}
-    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
-
-
 def failing_with_its_claim_release(api: Api, aws: Any) -> tuple[bytes, dict[str, Any], str | None]:
     """An issued and sent image whose next attempt fails (its GetObject), and so does that
     attempt's release of its claim: the data, the issued upload, the staging version's ETag."""
