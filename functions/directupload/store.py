@@ -42,6 +42,12 @@ def message_of(by: str) -> str:
     return head + sep if sep else by
 
 
+def earlier_receive(held: str, by: str) -> bool:
+    """Whether ``held`` is an earlier receive of ``by``'s message (what ``_EARLIER_RECEIVE`` says
+    in a condition): ``by`` may take up what it left."""
+    return held.startswith(message_of(by)) and held < by
+
+
 def upload_pk(upload_id: str) -> str:
     return f"upload#{upload_id}"
 

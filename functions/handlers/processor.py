@@ -40,8 +40,9 @@ batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=F
 
 # Retry n comes BACKOFF_BASE * 2**(n-1) seconds (+-20 %) after attempt n failed: with the
 # default 5 receives the last attempt is about 5 minutes after the first, long enough for
-# throttling or a brief outage to pass. A record whose upload another attempt holds (a twin
-# delivery, another version) is retried the same way: the holder is usually done by then.
+# throttling or a brief outage to pass. A record whose upload another delivery holds (a twin, another
+# version) waits 20, 80, 320, then 900 s: soon after a short attempt, and still before its last
+# receive when the holder ran as long as a claim lives (CLAIM_LIFETIME, 20 minutes), or died.
 BACKOFF_BASE = 20
 # Time a record needs beyond its decoding budget (reads, copies, writes): after the first record
 # of a batch, a record is not started with less left than both, so the function never times out
@@ -208,8 +209,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                     wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count))
                     retry_in = 0  # straight on to the dead-letter queue
                 elif isinstance(exc, ClaimHeldError) and exc.retry_in is not None:
-                    # when the holder is done at the latest (its claim lapses), within SQS's limits
-                    retry_in = min(MAX_DELAY_SECONDS, max(BACKOFF_BASE, exc.retry_in)) + random.randint(0, 5)
+                    # growing waits, never past the holder's claim's lapse, within SQS's limits
+                    growing = BACKOFF_BASE * 4 ** (receive_count - 1)
+                    retry_in = min(MAX_DELAY_SECONDS, growing, max(BACKOFF_BASE, exc.retry_in)) + random.randint(0, 5)
                 else:
                     retry_in = round(BACKOFF_BASE * 2 ** (receive_count - 1) * random.uniform(0.8, 1.2))
                     logger.warning("processing attempt failed; will retry", error=reason[:300], retry_in=retry_in)

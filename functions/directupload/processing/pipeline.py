@@ -71,7 +71,7 @@ from directupload.processing.outcomes import (
 from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
 from directupload.storage import Storage, VersionChanged
-from directupload.store import ClaimRefused, TransitionRefused, UploadStore, message_of
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore, earlier_receive
 
 UNREAD: Any = object()  # process(): the record is not read yet
 __all__ = ["CLAIM_LIFETIME", "ClaimHeldError", "ObjectRef", "Processor"]
@@ -81,8 +81,7 @@ def _held(record: UploadRecord, now: datetime, attempt: str) -> bool:
     """Whether another delivery than ``attempt`` (an earlier receive of its message is not) holds
     a live claim of ``record``."""
     live = record.claim_until is not None and record.claim_until >= now
-    by = record.claim_by
-    return by is not None and live and not (by.startswith(message_of(attempt)) and by < attempt)
+    return record.claim_by is not None and live and not earlier_receive(record.claim_by, attempt)
 
 
 class AwaitingScanError(RuntimeError):
@@ -196,9 +195,10 @@ class Processor:
         while another attempt holds the upload (a twin delivery, or another version being
         verified). A verdict or deadline check that decides nothing costs one read and no write.
 
-        ``by`` names the delivery (its SQS message id): a redelivery of the same message takes up
-        the claim its earlier attempt left (one that failed, or died), where a twin delivery of
-        the notification (another message) waits for it. Without one, the attempt is its own."""
+        ``by`` names the delivery: one receive of one SQS message (store.holder). A later receive
+        of the same message takes up the claim an earlier one left (it failed, or died), where a
+        twin of the notification (another message, or a copy of this one beside it) waits for
+        it. Without one, the attempt is its own."""
         if ref.bucket != self.storage.bucket:
             return self.in_bucket(ref.bucket).process(ref, record, by=by)
         upload_id = keys.upload_id_from_key(ref.key)
