@@ -120,16 +120,16 @@ class QueuePoller(threading.Thread):
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            self._settle(
+                self.sqs.delete_message_batch,
+                [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         retry = [m for m in messages if m["MessageId"] in failed]
         if retry:
             # Lambda waits out the queue's visibility timeout; locally a retry comes sooner.
-            self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
+            self._settle(
+                self.sqs.change_message_visibility_batch,
+                [
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay}
                     for i, m in enumerate(retry)
                 ],
@@ -139,6 +139,23 @@ class QueuePoller(threading.Thread):
         if self.on_batch:
             self.on_batch(len(messages), len(failed))
         return len(messages)
+
+    def _settle(self, call: Callable[..., Any], entries: list[dict[str, Any]], attempts: int = 5) -> None:
+        """Delete a batch, or set when it comes back, as the event source does: retried through a
+        passing emulator error (else a handled message would wait out the queue's visibility
+        timeout, 90 minutes)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                reply = call(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as exc:  # noqa: BLE001 - any emulator error: try again
+                print(f"[poller] {call.__name__} failed (attempt {attempt}): {type(exc).__name__}: {exc}", flush=True)
+            else:
+                failed = {f["Id"] for f in reply.get("Failed", [])}
+                if not failed:
+                    return
+                print(f"[poller] {call.__name__} refused {reply['Failed']} (attempt {attempt})", flush=True)
+                entries = [e for e in entries if e["Id"] in failed]
+            time.sleep(0.2 * attempt)
 
     def _duplicate_some(self, messages: list[dict[str, Any]]) -> None:
         """S3 delivers at least once: send some notifications again, a little later (so out of order)."""

@@ -36,8 +36,10 @@ from tests.support.samples import png
 from tests.support.template import partition_key
 from tests.support.waiting import poll
 
-# one worker runs the whole module: its tests read the state of one run of the workload
-pytestmark = pytest.mark.slow
+# one worker runs the whole module: its tests read the state of one run of the workload; the
+# run's own waits (start, uploads, SETTLE_TIMEOUT) end well within the module's timeout, so a
+# run that does not settle says why (Emulator.state) instead of being cut off
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 USERS = 20  # each with its own pending-upload quota (20 by default)
 PLAIN, IMAGES, CORRUPT, POISON = 160, 25, 5, 10  # 200 uploads
@@ -48,6 +50,8 @@ DUPLICATE_RATE = 0.2  # share of notifications (and of malware scan verdicts) de
 SCAN_TIMEOUT = 75
 SETTLE_TIMEOUT = 240  # seconds for the 200 uploads to settle under faults
 REDRIVE_TIMEOUT = 60  # seconds for the redriven uploads to complete
+# what a stuck upload's record is diagnosed by
+DIAGNOSED = {"status", "claim_by", "claim_until", "claim_etag", "pending_event", "scan_deadline", "outcome_of"}
 TERMINAL_EVENTS = {"Upload Processed", "Upload Rejected"}
 EVENT_OF = {"PROCESSED": "Upload Processed", "REJECTED": "Upload Rejected", "FAILED": "Upload Failed"}
 # the error of a failed attempt (the poison's SlowDown, a throttle, a duplicate delivery whose
@@ -168,10 +172,27 @@ class Emulator:
         return sum(int(v) for v in attrs.values())
 
     def state(self, stack: Stack) -> str:
-        """The counts a stuck run is diagnosed by."""
-        statuses = Counter(r["status"]["S"] for r in self.records().values())
-        kinds = Counter(e["detail-type"] for e in stack.events())
-        return f"queue {self.depth(self.queue, delayed=False)}, records {dict(statuses)}, events {dict(kinds)}"
+        """The counts a stuck run is diagnosed by, and the uploads that are not settled: their
+        records' claims and owed events, and what the stack logged of them."""
+        records = self.records()
+        statuses = Counter(r["status"]["S"] for r in records.values())
+        events = stack.events()
+        kinds = Counter(e["detail-type"] for e in events)
+        queue = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["All"])["Attributes"]
+        depth = {k.removeprefix("ApproximateNumberOf"): v for k, v in queue.items() if k.startswith("Approximate")}
+        told = Counter(e["detail"]["uploadId"] for e in events)
+        unsettled = {
+            upload_id: {k: v.get("S", v.get("N")) for k, v in record.items() if k in DIAGNOSED}
+            for upload_id, record in records.items()
+            if record["status"]["S"] in {"PENDING", "UPLOADED", "SCANNING"} or told[upload_id] != 1
+        }
+        log = stack.log().splitlines()
+        lines = {i: [line[:400] for line in log if i in line][-8:] for i in list(unsettled)[:5]}
+        troubles = [line[:300] for line in log if line.startswith(("[poller]", "[events]", "Traceback"))][-10:]
+        return (
+            f"queue {depth}, records {dict(statuses)}, events {dict(kinds)}; unsettled {unsettled}; "
+            f"their log lines {lines}; the stack's troubles {troubles}"
+        )
 
 
 # --- the run: once per module, its state read in phases --------------------------------------
