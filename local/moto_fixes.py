@@ -43,6 +43,12 @@
   backups in place of the tables; the stream's shard is kept, so its readers (the retention
   event source's iterator) go on seeing what follows.
 
+- SQS queues: moto's backend has no lock either. A DeleteMessage rebuilds the queue's list of
+  messages, so a message sent while it ran was dropped (an S3 notification lost: an upload that
+  never settled), and two ReceiveMessage calls could hand out the same message at once (a later
+  receive while the first still runs, which only a dead attempt allows on AWS). Every call that
+  changes a queue is serialised; a long poll waits outside the lock.
+
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
 
@@ -68,6 +74,7 @@ def apply() -> None:
     _s3_events()
     _the_rest()
     _sqs_receive_races()
+    _sqs_serialised()
     _stream_backups()
     _APPLIED = True
 
@@ -243,6 +250,58 @@ class _QueueMessages(list[Any]):
     def remove(self, message: Any) -> None:
         if message in self:
             super().remove(message)
+
+
+def _sqs_serialised() -> None:
+    """Each SQS call that changes a queue is one step, as on SQS (see the module's docstring)."""
+    import functools
+    import threading
+    import time
+
+    from moto.sqs.models import SQSBackend
+
+    changes = threading.RLock()
+
+    def serialised(method: Any) -> Any:
+        @functools.wraps(method)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with changes:
+                return method(*args, **kwargs)
+
+        return locked
+
+    names = (
+        "send_message",
+        "send_message_batch",
+        "delete_message",
+        "delete_message_batch",
+        "change_message_visibility",
+        "change_message_visibility_batch",
+        "purge_queue",
+    )
+    for name in names:
+        setattr(SQSBackend, name, serialised(getattr(SQSBackend, name)))
+    receive = SQSBackend.receive_message
+
+    @functools.wraps(receive)
+    def receive_message(
+        self: SQSBackend,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with changes:  # one look at the queue, no wait
+                found = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            self.get_queue(queue_name).wait_for_messages(min(1.0, left))  # type: ignore[arg-type]
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
 
 
 def _sqs_receive_races() -> None:

@@ -73,3 +73,67 @@ def test_a_reader_of_the_stream_still_sees_what_follows_a_refused_transaction(aw
 
     records = streams.get_records(ShardIterator=iterator, Limit=100)["Records"]
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["item#y"]
+
+
+# --- SQS: each call that changes a queue is one step -----------------------------------------
+
+
+def slowed(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, seconds: float = 0.3) -> None:
+    """Make ``owner.name`` (a moto internal) take ``seconds`` first: a thread switch at the worst moment."""
+    import time
+
+    original = getattr(owner, name)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, slow)
+
+
+def test_a_message_sent_while_another_is_deleted_is_kept(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from moto.sqs.models import Queue
+
+    url = aws.sqs.create_queue(QueueName="emulator-delete-race")["QueueUrl"]
+    aws.sqs.send_message(QueueUrl=url, MessageBody="handled")
+    handled = aws.sqs.receive_message(QueueUrl=url)["Messages"][0]
+    # the deletion stalls just before it puts back the queue's list of messages
+    prop = Queue.__dict__["_messages"]
+
+    def stall(queue: Queue, messages: Any) -> None:
+        time.sleep(0.4)
+        prop.fset(queue, messages)
+
+    monkeypatch.setattr(Queue, "_messages", property(prop.fget, stall))
+
+    deleting = threading.Thread(
+        target=aws.sqs.delete_message, kwargs={"QueueUrl": url, "ReceiptHandle": handled["ReceiptHandle"]}
+    )
+    deleting.start()
+    time.sleep(0.1)  # the deletion is under way
+    aws.sqs.send_message(QueueUrl=url, MessageBody="new")  # an S3 notification, say
+    deleting.join()
+    monkeypatch.setattr(Queue, "_messages", prop)
+
+    bodies = [m["Body"] for m in aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert bodies == ["new"]
+
+
+def test_two_receives_at_once_never_hand_out_the_same_message(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from moto.sqs.models import Message
+
+    url = aws.sqs.create_queue(QueueName="emulator-receive-race")["QueueUrl"]
+    aws.sqs.send_message(QueueUrl=url, MessageBody="one notification")
+    # the first receive stalls after it saw the message visible, before it marks it received
+    slowed(monkeypatch, Message, "mark_received")
+
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: aws.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0), range(2)))
+
+    got = [m["Body"] for reply in replies for m in reply.get("Messages", [])]
+    assert got == ["one notification"]  # once: a second receive waits for the first, then sees it in flight
