@@ -38,7 +38,7 @@ class Plan:
     e2e_latency_uploads: int = 20
     e2e_seconds: float = 10
     client_bytes: int = 256 * MiB
-    client_repeats: int = 3
+    client_repeats: int = 5
 
 
 QUICK = Plan(
