@@ -191,25 +191,28 @@ def _s3_events() -> None:
     S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
 
 
-def _the_rest() -> None:
+def _serialise(owner: type, names: tuple[str, ...], lock: Any) -> None:
+    """``owner``'s methods ``names`` run one at a time under ``lock``."""
     import functools
+
+    for name in names:
+        method = getattr(owner, name)
+
+        @functools.wraps(method)
+        def locked(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            with lock:
+                return _method(*args, **kwargs)
+
+        setattr(owner, name, locked)
+
+
+def _the_rest() -> None:
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
     from moto.s3.responses import S3Response
 
-    writes = threading.RLock()
-
-    def serialised(method: Any) -> Any:
-        @functools.wraps(method)
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with writes:
-                return method(*args, **kwargs)
-
-        return locked
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        setattr(DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+    _serialise(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"), threading.RLock())
 
     post_original = S3Response._bucket_response_post
 
@@ -261,15 +264,6 @@ def _sqs_serialised() -> None:
     from moto.sqs.models import SQSBackend
 
     changes = threading.RLock()
-
-    def serialised(method: Any) -> Any:
-        @functools.wraps(method)
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with changes:
-                return method(*args, **kwargs)
-
-        return locked
-
     names = (
         "send_message",
         "send_message_batch",
@@ -279,8 +273,7 @@ def _sqs_serialised() -> None:
         "change_message_visibility_batch",
         "purge_queue",
     )
-    for name in names:
-        setattr(SQSBackend, name, serialised(getattr(SQSBackend, name)))
+    _serialise(SQSBackend, names, changes)
     receive = SQSBackend.receive_message
 
     @functools.wraps(receive)
