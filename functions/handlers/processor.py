@@ -202,22 +202,37 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                         raise
                 logger.info("awaiting the malware scan's verdict", check_in=waiting.check_in)
                 continue
+            except ClaimHeldError as held:
+                if last_attempt and held.same_version and ref.verdict is None and not ref.deadline_check:
+                    # a twin of S3's notification, out of receives while the delivery holding
+                    # this very version works on it: that delivery's own message settles it
+                    logger.info("twin notification left to the delivery holding its version")
+                    metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
+                    continue
+                _failed(record, ref, held, receive_count, last_attempt)
+                raise
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
-                if last_attempt:
-                    wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count))
-                    retry_in = 0  # straight on to the dead-letter queue
-                elif isinstance(exc, ClaimHeldError) and exc.retry_in is not None:
-                    # growing waits, never past the holder's claim's lapse, within SQS's limits
-                    growing = BACKOFF_BASE * 4 ** (receive_count - 1)
-                    retry_in = min(MAX_DELAY_SECONDS, growing, max(BACKOFF_BASE, exc.retry_in)) + random.randint(0, 5)
-                else:
-                    retry_in = round(BACKOFF_BASE * 2 ** (receive_count - 1) * random.uniform(0.8, 1.2))
-                    logger.warning("processing attempt failed; will retry", error=reason[:300], retry_in=retry_in)
-                back_off(record, retry_in)
+                _failed(record, ref, exc, receive_count, last_attempt)
                 raise
             logger.info("notification handled", outcome=outcome)
+
+
+def _failed(record: SQSRecord, ref: ObjectRef, exc: Exception, receive_count: int, last_attempt: bool) -> None:
+    """An attempt at ``ref`` failed: FAILED recorded on the message's last receive (it goes on to
+    the dead-letter queue), else the wait before it comes back."""
+    reason = f"{type(exc).__name__}: {exc}"
+    metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
+    if last_attempt:
+        wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count))
+        retry_in = 0  # straight on to the dead-letter queue
+    elif isinstance(exc, ClaimHeldError) and exc.retry_in is not None:
+        # growing waits, never past the holder's claim's lapse, within SQS's limits
+        growing = BACKOFF_BASE * 4 ** (receive_count - 1)
+        retry_in = min(MAX_DELAY_SECONDS, growing, max(BACKOFF_BASE, exc.retry_in)) + random.randint(0, 5)
+    else:
+        retry_in = round(BACKOFF_BASE * 2 ** (receive_count - 1) * random.uniform(0.8, 1.2))
+        logger.warning("processing attempt failed; will retry", error=reason[:300], retry_in=retry_in)
+    back_off(record, retry_in)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -49,11 +49,16 @@ CLAIM_LIFETIME = timedelta(minutes=20)
 class ClaimHeldError(RuntimeError):
     """Another attempt holds this upload (a twin delivery of the same notification, another
     staging version being verified, or the attempt finishing an outcome's event): retried once
-    the holder is done, at the latest when its claim lapses (``retry_in`` seconds, when known)."""
+    the holder is done, at the latest when its claim lapses (``retry_in`` seconds, when known).
+    ``same_version``: the holder works on the very version this delivery is about, so its own
+    message settles it (the twin is redundant once its retries run out)."""
 
-    def __init__(self, message: str, until: datetime | None = None, now: datetime | None = None) -> None:
+    def __init__(
+        self, message: str, until: datetime | None = None, now: datetime | None = None, *, same_version: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_in = max(0, int((until - now).total_seconds()) + 1) if until and now else None
+        self.same_version = same_version
 
 
 class Outcome:
@@ -230,7 +235,7 @@ class Outcomes:
             if refused.record is not None and refused.record.pending_event is not None:
                 held = refused.record.claim_until
                 raise ClaimHeldError(
-                    "the attempt that reached this outcome is still announcing it", held, now
+                    "the attempt that reached this outcome is still announcing it", held, now, same_version=True
                 ) from None
             logger.info("duplicate notification for a final upload", status=record.status.value)
             metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)

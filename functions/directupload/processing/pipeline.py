@@ -219,7 +219,12 @@ class Processor:
                 record = refused.record
                 if record is not None and record.status not in TERMINAL and _held(record, now, attempt):
                     # a twin of this notification (S3 delivers at least once), or another version
-                    raise ClaimHeldError("another attempt holds this upload", record.claim_until, now) from None
+                    raise ClaimHeldError(
+                        "another attempt holds this upload",
+                        record.claim_until,
+                        now,
+                        same_version=record.claim_etag == ref.etag,
+                    ) from None
             else:
                 return self._attempt(claimed, ref, ref.etag, started, attempt)
         elif record is UNREAD:
@@ -241,7 +246,9 @@ class Processor:
         except TransitionRefused:
             fresh = self.store.get(upload_id)
             if fresh is not None and fresh.status == record.status:
-                raise ClaimHeldError("another attempt holds this upload", fresh.claim_until, now) from None
+                raise ClaimHeldError(
+                    "another attempt holds this upload", fresh.claim_until, now, same_version=fresh.claim_etag == etag
+                ) from None
             return self.process(ref, fresh, by=attempt)  # another delivery moved it on a moment ago: look again
         return self._attempt(claimed, ref, etag, started, attempt)
 
