@@ -143,19 +143,26 @@ class QueuePoller(threading.Thread):
     def _settle(self, call: Callable[..., Any], entries: list[dict[str, Any]], attempts: int = 5) -> None:
         """Delete a batch, or set when it comes back, as the event source does: retried through a
         passing emulator error (else a handled message would wait out the queue's visibility
-        timeout, 90 minutes)."""
+        timeout, 90 minutes). A visibility change is retried only when it never reached the
+        emulator: one applied whose reply was lost must not make a later receive visible again."""
+        from botocore.exceptions import EndpointConnectionError
+
+        retry_any = call.__name__ == "delete_message_batch"  # a deletion is the same done twice
         for attempt in range(1, attempts + 1):
             try:
                 reply = call(QueueUrl=self.queue_url, Entries=entries)
-            except Exception as exc:  # noqa: BLE001 - any emulator error: try again
+            except Exception as exc:  # noqa: BLE001 - any emulator error is reported
                 print(f"[poller] {call.__name__} failed (attempt {attempt}): {type(exc).__name__}: {exc}", flush=True)
+                if not (retry_any or isinstance(exc, EndpointConnectionError)):
+                    return
             else:
                 failed = {f["Id"] for f in reply.get("Failed", [])}
                 if not failed:
                     return
                 print(f"[poller] {call.__name__} refused {reply['Failed']} (attempt {attempt})", flush=True)
                 entries = [e for e in entries if e["Id"] in failed]
-            time.sleep(0.2 * attempt)
+            if attempt < attempts:
+                time.sleep(0.2 * attempt)
 
     def _duplicate_some(self, messages: list[dict[str, Any]]) -> None:
         """S3 delivers at least once: send some notifications again, a little later (so out of order)."""

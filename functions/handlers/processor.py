@@ -203,12 +203,16 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                 logger.info("awaiting the malware scan's verdict", check_in=waiting.check_in)
                 continue
             except ClaimHeldError as held:
-                if last_attempt and held.same_version and ref.verdict is None and not ref.deadline_check:
-                    # a twin of S3's notification, out of receives while the delivery holding
-                    # this very version works on it: that delivery's own message settles it
+                if last_attempt and held.redundant and ref.verdict is None and not ref.deadline_check:
+                    # a twin of S3's notification (another message), out of receives while a
+                    # delivery of this very version holds it: that delivery's message settles it
                     logger.info("twin notification left to the delivery holding its version")
                     metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
                     continue
+                if held.copy and last_attempt:
+                    # this very receive, handed out twice: the delivery holding the claim decides
+                    # (it records FAILED, or sends the message on, if it fails); this copy must not
+                    raise
                 _failed(record, ref, held, receive_count, last_attempt)
                 raise
             except Exception as exc:

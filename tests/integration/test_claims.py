@@ -142,6 +142,23 @@ def test_a_twin_out_of_retries_is_left_to_the_delivery_holding_its_version(aws: 
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
+def test_a_copy_of_the_holders_own_message_on_its_last_receive_leaves_the_message_to_the_holder(
+    aws: Any, api: Api
+) -> None:
+    # SQS handed the last receive of message h0 out twice: one copy holds the upload
+    last = max_receive_count()
+    data, issued, etag = held_upload(aws, api, f"h0#{last:04d}")
+
+    # the other copy neither fails the upload over its twin's live attempt nor takes the message
+    # from it (done with, it would be deleted under the holder)
+    reply = process(aws, issued["key"], len(data), etag=etag, id_prefix="h", receive_count=last)
+    assert reply["batchItemFailures"]
+    record = item(aws, issued["uploadId"])
+    assert record["status"] == {"S": "UPLOADED"}
+    assert record["claim_by"] == {"S": f"h0#{last:04d}"}
+    assert delivered_events(aws) == []
+
+
 def test_a_notification_of_another_version_out_of_retries_never_fails_an_upload_another_delivery_holds(
     aws: Any, api: Api
 ) -> None:

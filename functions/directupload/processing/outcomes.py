@@ -27,7 +27,7 @@ from directupload.models import Status, UploadError, UploadRecord, Variant, utcn
 from directupload.observability import logger, metrics
 from directupload.processing.outbox import Outbox
 from directupload.storage import Storage
-from directupload.store import ClaimRefused, TransitionRefused, UploadStore
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore, message_of
 
 if TYPE_CHECKING:
     from directupload.errors import Rejected
@@ -50,15 +50,35 @@ class ClaimHeldError(RuntimeError):
     """Another attempt holds this upload (a twin delivery of the same notification, another
     staging version being verified, or the attempt finishing an outcome's event): retried once
     the holder is done, at the latest when its claim lapses (``retry_in`` seconds, when known).
-    ``same_version``: the holder works on the very version this delivery is about, so its own
-    message settles it (the twin is redundant once its retries run out)."""
+    ``redundant``: the holder is another message's delivery of the very version this one is
+    about, so that message settles it (this one may be done with once its retries run out).
+    ``copy``: the holder is this very receive of this message, which SQS handed out twice: that
+    delivery decides what becomes of the message and the upload, never this copy."""
 
     def __init__(
-        self, message: str, until: datetime | None = None, now: datetime | None = None, *, same_version: bool = False
+        self,
+        message: str,
+        until: datetime | None = None,
+        now: datetime | None = None,
+        *,
+        redundant: bool = False,
+        copy: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_in = max(0, int((until - now).total_seconds()) + 1) if until and now else None
-        self.same_version = same_version
+        self.redundant = redundant
+        self.copy = copy
+
+
+def held_for_us(record: UploadRecord, etag: str | None, attempt: str) -> bool:
+    """Whether ``record``'s claim is held for version ``etag`` by a delivery of another message
+    than ``attempt``'s (never by a copy of the same message, which is no other message to rely on)."""
+    return (
+        etag is not None
+        and record.claim_etag == etag
+        and record.claim_by is not None
+        and message_of(record.claim_by) != message_of(attempt)
+    )
 
 
 class Outcome:
@@ -233,9 +253,13 @@ class Outcomes:
             record = self.store.lease_owed(record.upload_id, by=attempt, now=now, until=now + CLAIM_LIFETIME)
         except ClaimRefused as refused:
             if refused.record is not None and refused.record.pending_event is not None:
-                held = refused.record.claim_until
+                held = refused.record
                 raise ClaimHeldError(
-                    "the attempt that reached this outcome is still announcing it", held, now, same_version=True
+                    "the attempt that reached this outcome is still announcing it",
+                    held.claim_until,
+                    now,
+                    redundant=held.claim_by is not None and message_of(held.claim_by) != message_of(attempt),
+                    copy=held.claim_by == attempt,
                 ) from None
             logger.info("duplicate notification for a final upload", status=record.status.value)
             metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)

@@ -66,6 +66,7 @@ from directupload.processing.outcomes import (
     Outcome,
     Outcomes,
     PendingSlots,
+    held_for_us,
     owes_event,
 )
 from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
@@ -223,7 +224,8 @@ class Processor:
                         "another attempt holds this upload",
                         record.claim_until,
                         now,
-                        same_version=record.claim_etag == ref.etag,
+                        redundant=held_for_us(record, ref.etag, attempt),
+                        copy=record.claim_by == attempt,
                     ) from None
             else:
                 return self._attempt(claimed, ref, ref.etag, started, attempt)
@@ -247,7 +249,11 @@ class Processor:
             fresh = self.store.get(upload_id)
             if fresh is not None and fresh.status == record.status:
                 raise ClaimHeldError(
-                    "another attempt holds this upload", fresh.claim_until, now, same_version=fresh.claim_etag == etag
+                    "another attempt holds this upload",
+                    fresh.claim_until,
+                    now,
+                    redundant=held_for_us(fresh, etag, attempt),
+                    copy=fresh.claim_by == attempt,
                 ) from None
             return self.process(ref, fresh, by=attempt)  # another delivery moved it on a moment ago: look again
         return self._attempt(claimed, ref, etag, started, attempt)
