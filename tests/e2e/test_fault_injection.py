@@ -274,14 +274,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         "LOCAL_FAULTS_SWITCH": str(switch),
         "LOCAL_FAULT_SEED": "20261122",
     }
-    # failed messages come back at once: the poison ones run out of their receives in moments;
+    # failed messages come back after 1 s (the local stack's default; Lambda waits out the backoff):
+    # the poison ones run out of their receives in seconds, and a delivery held by another's
+    # claim (a twin, a duplicate verdict) is not spun through all its receives while the holder
+    # is still at work, which on AWS its backoff, longer than a claim lives, rules out;
     # each scanned upload's deadline check comes back after the scan timeout, a no-op by then
     profiles = {name: p.model_dump(by_alias=True, exclude={"name"}) for name, p in BUILTIN_PROFILES.items()}
     profiles["file"]["scanTimeoutSeconds"] = SCAN_TIMEOUT
     stack = start_stack(
         tmp_path / "stack",
         "--retry-delay",
-        "0",
+        "1",
         "--parameter",
         f"ProfilesJson={json.dumps(profiles)}",
         env=env,
