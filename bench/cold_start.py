@@ -33,6 +33,8 @@ class ColdRun:
     seconds: float
     import_seconds: float
     cpu_seconds: float  # the worker's own CPU (user + system): the emulator's is not in it
+    gc_seconds: float  # in the cyclic garbage collector
+    gc_passes: int
     outcome: Any
 
 
@@ -68,7 +70,15 @@ class Cold:
         if done.returncode != 0 or not result_path.exists():
             raise RuntimeError(f"cold worker {mode} failed ({done.returncode}):\n{done.stderr[-3000:]}")
         result = json.loads(result_path.read_text())
-        return ColdRun(result["seconds"], result["importSeconds"], result["cpuSeconds"], result["outcome"]), done.stderr
+        run = ColdRun(
+            result["seconds"],
+            result["importSeconds"],
+            result["cpuSeconds"],
+            result["gcSeconds"],
+            result["gcPasses"],
+            result["outcome"],
+        )
+        return run, done.stderr
 
 
 def _api_job(deployment: Deployment) -> dict[str, Any]:
@@ -134,6 +144,14 @@ def import_report(stderr: str, top: int = 12) -> dict[str, Any]:
     }
 
 
+def _collector(side: str, runs: list[ColdRun]) -> dict[str, Any]:
+    """The time a side's runs spent in Python's cyclic garbage collector, and its passes."""
+    return {
+        f"{side}GcMs": [round(r.gc_seconds * 1000, 1) for r in runs],
+        f"{side}GcPasses": [r.gc_passes for r in runs],
+    }
+
+
 def _details(subj: list[ColdRun], base: list[ColdRun], importtime: dict[str, Any]) -> dict[str, Any]:
     """Beside the wall-clock figure: the import part of each run, and each worker's own CPU time,
     which a loaded machine disturbs less than the clock (it leaves out time spent waiting for a
@@ -146,6 +164,8 @@ def _details(subj: list[ColdRun], base: list[ColdRun], importtime: dict[str, Any
         "subjectCpuMs": [round(ms, 1) for ms in subject_cpu],
         "baselineCpuMs": [round(ms, 1) for ms in baseline_cpu],
         "cpuRatio": round(statistics.median(subject_cpu) / statistics.median(baseline_cpu), 3),
+        **_collector("subject", subj),
+        **_collector("baseline", base),
         "importtime": importtime,
     }
 
@@ -191,6 +211,7 @@ def _floor(name: str, runs: dict[str, list[ColdRun]], modes: tuple[str, str, str
             "subjectOverFloor": round(statistics.median(over), 3),
             "subjectOverFloorSamples": [round(x, 3) for x in over],
             "floorCpuMs": [round(r.cpu_seconds * 1000, 1) for r in stack],
+            **_collector("floor", stack),
         },
     )
 

@@ -17,8 +17,9 @@ The two "stack" modes are a floor: what the frameworks the style guide asks for 
 line of ours runs (tracing is off in both, as in the subject, whose off-tracer imports nothing).
 
 JOB is a JSON file with the event and names (written by bench/cold_start.py); RESULT is where
-this writes ``{"seconds": ..., "importSeconds": ..., "cpuSeconds": ..., "outcome": ...}`` (CPU: this
-process's own, user and system, so not the emulator's, which runs in the parent). The functions'
+this writes ``{"seconds": ..., "importSeconds": ..., "cpuSeconds": ..., "gcSeconds": ..., "gcPasses": ...,
+"outcome": ...}`` (CPU: this process's own, user and system, so not the emulator's, which runs in
+the parent; GC: the time and passes of Python's cyclic garbage collector). The functions'
 environment comes from the parent (template variables, emulator endpoint, Lambda's own variables).
 """
 
@@ -27,9 +28,24 @@ import time
 T0 = time.perf_counter()
 CPU0 = time.process_time()
 
-import json  # noqa: E402 - after the clock on purpose
+import gc  # noqa: E402 - after the clock on purpose
+import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+
+GC = {"seconds": 0.0, "passes": 0, "since": 0.0}
+
+
+def _collecting(phase: str, _: dict) -> None:
+    """Time in the cyclic garbage collector (what a pause while starting saves: handlers/__init__.py)."""
+    if phase == "start":
+        GC["since"] = time.perf_counter()
+    else:
+        GC["seconds"] += time.perf_counter() - GC["since"]
+        GC["passes"] += 1
+
+
+gc.callbacks.append(_collecting)
 
 
 class Context:
@@ -252,4 +268,14 @@ if __name__ == "__main__":
     done = time.perf_counter()
     cpu = time.process_time() - CPU0
     with open(result_path, "w") as f:
-        json.dump({"seconds": done - T0, "importSeconds": imported - T0, "cpuSeconds": cpu, "outcome": outcome}, f)
+        json.dump(
+            {
+                "seconds": done - T0,
+                "importSeconds": imported - T0,
+                "cpuSeconds": cpu,
+                "gcSeconds": GC["seconds"],
+                "gcPasses": GC["passes"],
+                "outcome": outcome,
+            },
+            f,
+        )

@@ -35,7 +35,7 @@ from directupload.problems import PROBLEM_JSON, Kind
 from directupload.processing.steps import VARIANT_PATTERN
 from directupload.profiles import S3_MAX_PARTS
 from directupload.uploads import MAX_PAGE
-from handlers import backend, contract, uppy
+from handlers import backend, contract, ready, uppy
 from handlers.contract import responses
 
 MAX_BODY_BYTES = 64 * 1024
@@ -389,3 +389,6 @@ def _refuse_untrusted(event: dict[str, Any]) -> dict[str, Any] | None:
         logger.warning("backend route refused", reason=error.detail)
         return _early(error.kind, error.detail)
     return None
+
+
+ready()  # set up: the garbage collector resumes (handlers/__init__.py)

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from directupload.observability import logger
+from handlers import ready
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -31,3 +32,6 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         error_code=(detail.get("error") or {}).get("code"),
     )
     return {"uploadId": detail.get("uploadId"), "seen": event.detail_type}
+
+
+ready()  # set up: the garbage collector resumes (handlers/__init__.py)

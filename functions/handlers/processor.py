@@ -29,6 +29,7 @@ from directupload.observability import logger, metrics, tracer
 from directupload.processing.pipeline import AwaitingScanError, ClaimHeldError, ObjectRef, ScanVerdict
 from directupload.queues import back_off
 from directupload.store import holder
+from handlers import ready
 
 get_settings()  # validate the configuration at cold start
 snapstart.register()  # with SnapStart on, what a restored copy must re-make
@@ -245,3 +246,6 @@ def _failed(record: SQSRecord, ref: ObjectRef, exc: Exception, receive_count: in
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _started["records"] = 0
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)
+
+
+ready()  # set up: the garbage collector resumes (handlers/__init__.py)

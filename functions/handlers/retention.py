@@ -23,6 +23,7 @@ from directupload.config import get_settings
 from directupload.models import Status
 from directupload.observability import logger, metrics, tracer
 from directupload.store import record_from_item
+from handlers import ready
 
 get_settings()  # validate the configuration at cold start
 
@@ -46,3 +47,6 @@ def record_handler(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)
+
+
+ready()  # set up: the garbage collector resumes (handlers/__init__.py)

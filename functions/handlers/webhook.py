@@ -21,6 +21,7 @@ from directupload import wiring
 from directupload.observability import logger, metrics, tracer
 from directupload.queues import back_off
 from directupload.webhooks import DeliveryFailedError, DeliveryRefusedError, retry_delay
+from handlers import ready
 
 wiring.webhook_settings()  # validate the configuration at cold start
 
@@ -64,3 +65,6 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)
+
+
+ready()  # set up: the garbage collector resumes (handlers/__init__.py)

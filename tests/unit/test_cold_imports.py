@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any, cast
 
 import pytest
 
@@ -47,8 +48,21 @@ NOT_ON = {
 }
 
 
-def loaded_by_import(function: str, module: str) -> set[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYDANTIC_"))}
+# what the template's parameters fill in for a function that is off by default
+WHAT_A_DEPLOYMENT_SETS = {
+    "WebhookFunction": {
+        "WEBHOOK_URL": "https://hooks.example.com/directupload",
+        "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook",
+        "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/hook-dlq",
+    }
+}
+
+
+def after_import(function: str, module: str, report: str, *, on_lambda: bool = True) -> object:
+    """Import ``module`` in a fresh interpreter with ``function``'s environment; the JSON of
+    the expression ``report`` evaluated after it (``frozen_before``: the collector's frozen
+    count before it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYDANTIC_", "LAMBDA_"))}
     env.update(LocalTemplate(load(), region="us-east-1", prefix="cold").function_environment(function))
     env.update(
         {
@@ -62,12 +76,19 @@ def loaded_by_import(function: str, module: str) -> set[str]:
             "AWS_LAMBDA_FUNCTION_NAME": function,
         }
     )
-    code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))"
+    env.update(WHAT_A_DEPLOYMENT_SETS.get(function, {}))
+    if not on_lambda:
+        del env["LAMBDA_TASK_ROOT"]
+    code = f"import gc, json, sys\nfrozen_before = gc.get_freeze_count()\nimport {module}\nprint(json.dumps({report}))"
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return set(json.loads(done.stdout.splitlines()[-1]))
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def loaded_by_import(function: str, module: str) -> set[str]:
+    return set(cast(list[str], after_import(function, module, "sorted(sys.modules)")))
 
 
 @pytest.mark.parametrize("function", sorted(NOT_ON))
@@ -79,3 +100,29 @@ def test_a_cold_start_loads_only_what_the_first_request_needs(function: str) -> 
     assert module in loaded and "boto3" in loaded  # the import did run
     unexpected = sorted(m for m in loaded if any(m == a or m.startswith(a + ".") for a in avoided))
     assert unexpected == []
+
+
+ENTRY_POINTS = {
+    logical_id: resource["Properties"]["Handler"].rsplit(".", 1)[0]
+    for logical_id, resource in load()["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+}
+
+
+@pytest.mark.parametrize("function", sorted(ENTRY_POINTS))
+def test_every_function_resumes_garbage_collection_once_set_up(function: str) -> None:
+    """The collector is paused while a function starts on Lambda (handlers/__init__.py): each
+    entry module must resume it, with what it set up frozen out of later passes."""
+    report = "[gc.isenabled(), gc.get_freeze_count() - frozen_before]"
+
+    enabled, frozen = cast(list[Any], after_import(function, ENTRY_POINTS[function], report))
+    assert enabled is True
+    assert frozen > 10_000  # the modules, clients and models made while starting
+
+    enabled, frozen = cast(list[Any], after_import(function, ENTRY_POINTS[function], report, on_lambda=False))
+    assert (enabled, frozen) == (True, 0)  # tests and tools importing a handler: nothing changes
+
+
+def test_a_helper_module_alone_leaves_the_collector_alone_off_lambda() -> None:
+    enabled = after_import("ApiFunction", "handlers.contract", "gc.isenabled()", on_lambda=False)
+    assert enabled is True
