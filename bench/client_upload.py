@@ -111,6 +111,50 @@ def latest_upload_id(stack: Stack, seen: set[str]) -> str:
     return upload_id
 
 
+def checksum_costs(path: Path, repeats: int = 3) -> dict[str, Any]:
+    """What each part checksum costs on this machine for the whole file, in seconds (median of
+    ``repeats``). The emulator's: moto's own ``MultipartChecksumBuilder``, which for a COMPOSITE
+    checksum (SHA-256 or CRC32 parts) hashes every part inside CompleteMultipartUpload, while the
+    client waits (S3 checks each part as it arrives instead). The client's: hashlib's SHA-256 (the
+    CLI's) and botocore's CRC32 (upload_file's default), over the same bytes."""
+    import hashlib
+    import statistics
+
+    from botocore.httpchecksum import Crc32Checksum
+    from moto.s3.models import MultipartChecksumBuilder
+
+    data = path.read_bytes()
+    parts = [data[i : i + PART_SIZE] for i in range(0, len(data), PART_SIZE)]
+
+    def emulator(algorithm: str) -> None:
+        builder = MultipartChecksumBuilder(algorithm, "COMPOSITE")
+        for part in parts:
+            builder.addPart(part)
+        builder.build()
+
+    def client_crc32() -> None:
+        checksum = Crc32Checksum()
+        for part in parts:
+            checksum.update(part)
+        checksum.digest()
+
+    work: dict[str, dict[str, Callable[[], object]]] = {
+        "emulatorComplete": {"SHA256": lambda: emulator("SHA256"), "CRC32": lambda: emulator("CRC32")},
+        "client": {"SHA256": lambda: [hashlib.sha256(p).digest() for p in parts], "CRC32": client_crc32},
+    }
+    costs: dict[str, Any] = {}
+    for side, algorithms in work.items():
+        costs[side] = {}
+        for algorithm, run in algorithms.items():
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run()
+                samples.append(time.perf_counter() - start)
+            costs[side][algorithm] = round(statistics.median(samples), 4)
+    return costs
+
+
 def measure_client(
     *, size: int, repeats: int, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[Figure], dict[str, Any]]:
@@ -176,6 +220,7 @@ def measure_client(
                     runs[which].append(run)
             if i:
                 progress(f"client: repeat {i}/{repeats} (CLI {size / MiB / runs['cli'][-1].seconds:.0f} MiB/s)")
+        checksums = checksum_costs(path)
     mib = size / MiB
     boto3_peaks = sorted(r.peak_mib for r in runs["boto3"])
     limit = boto3_peaks[len(boto3_peaks) // 2] + 16  # boto3's own median peak in this run, + 16 MiB
@@ -189,7 +234,7 @@ def measure_client(
             baseline_name="boto3 upload_file, same parts and concurrency",
             notes=f"{CONCURRENCY} parts of {PART_SIZE // MiB} MiB in flight; whole process, spawn to exit; "
             "the CLI also issues and completes through the local stack's API",
-            details={"records": records},
+            details={"records": records, "checksumSeconds": checksums},
         ),
         Figure(
             f"client: CLI multipart upload of {mib:.0f} MiB, throughput against SHA-256 part checksums",

@@ -233,6 +233,13 @@ def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
     (processed,) = evidence["records"]
     assert processed["status"] == "PROCESSED" and processed["size"] == 20 * MiB
     assert all(f.value > 0 for f in figures)
+    # the checksums' own cost, each measured over the file (moto's builder at complete, the client's)
+    costs = figures[0].details["checksumSeconds"]
+    assert {side: sorted(c) for side, c in costs.items()} == {
+        "emulatorComplete": ["CRC32", "SHA256"],
+        "client": ["CRC32", "SHA256"],
+    }
+    assert all(seconds > 0 for c in costs.values() for seconds in c.values())
     json.dumps([f.as_json() for f in figures])
 
 
