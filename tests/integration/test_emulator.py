@@ -75,6 +75,66 @@ def test_a_reader_of_the_stream_still_sees_what_follows_a_refused_transaction(aw
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["item#y"]
 
 
+def test_a_refused_transaction_puts_back_what_its_writes_changed(aws: Any) -> None:
+    """moto applies a transaction's writes one by one and undoes them if one is refused: an
+    update, a deletion and a new item are undone, and the stream shows none of them."""
+    table = aws.env["UPLOADS_TABLE"]
+    for pk in ("item#kept", "item#gone"):
+        aws.dynamodb.put_item(TableName=table, Item={"pk": {"S": pk}, "v": {"S": "before"}, "n": {"N": "1"}})
+    streamed = len(stream_records(aws))
+
+    refused = [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": {"pk": {"S": "item#kept"}},
+                "UpdateExpression": "SET v = :after REMOVE n",
+                "ExpressionAttributeValues": {":after": {"S": "after"}},
+            }
+        },
+        {"Delete": {"TableName": table, "Key": {"pk": {"S": "item#gone"}}}},
+        put(aws, "item#new", "never"),
+        {
+            "ConditionCheck": {
+                "TableName": table,
+                "Key": {"pk": {"S": "nothing"}},
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+        },
+    ]
+    with pytest.raises(aws.dynamodb.exceptions.TransactionCanceledException):
+        aws.dynamodb.transact_write_items(TransactItems=refused)
+
+    def item(pk: str) -> Any:
+        return aws.dynamodb.get_item(TableName=table, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+
+    assert item("item#kept") == {"pk": {"S": "item#kept"}, "v": {"S": "before"}, "n": {"N": "1"}}
+    assert item("item#gone") == {"pk": {"S": "item#gone"}, "v": {"S": "before"}, "n": {"N": "1"}}
+    assert item("item#new") is None
+    assert len(stream_records(aws)) == streamed
+
+
+def test_a_transaction_copies_no_table(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction costs what its items cost, not what the table holds (moto deep-copied every
+    table it touched: 75 ms a transaction at 3,000 records)."""
+    from moto.dynamodb.models.table import Table
+
+    def refuse(self: Table, memo: Any) -> Table:
+        raise AssertionError(f"the table {self.name} was copied")
+
+    monkeypatch.setattr(Table, "__deepcopy__", refuse, raising=False)
+    table = aws.env["UPLOADS_TABLE"]
+    aws.dynamodb.transact_write_items(TransactItems=[put(aws, "item#a", "one"), put(aws, "item#b", "two")])
+    with pytest.raises(aws.dynamodb.exceptions.TransactionCanceledException):
+        aws.dynamodb.transact_write_items(
+            TransactItems=[
+                put(aws, "item#c", "never"),
+                {"Put": {**put(aws, "item#a", "again")["Put"], "ConditionExpression": "attribute_not_exists(pk)"}},
+            ]
+        )
+    assert "Item" not in aws.dynamodb.get_item(TableName=table, Key={"pk": {"S": "item#c"}})
+
+
 # --- SQS: each call that changes a queue is one step -----------------------------------------
 
 
