@@ -44,6 +44,11 @@
   they were and drops the stream records of the writes it had made, so no reader of the stream
   sees a write that never happened, and the readers' shard goes on with what follows.
 
+- moto's server finds the backend for every request by listing its own package directory (a
+  `stat` of each of its ~150 service folders) and trying its URL patterns one by one, under one
+  lock that every request of every service waits for: a tenth of the emulator's CPU under the
+  benchmark's load. A host's backend never changes, so it is looked up once per host.
+
 - SQS queues: moto's backend has no lock either. A DeleteMessage rebuilds the queue's list of
   messages, so a message sent while it ran was dropped (an S3 notification lost: an upload that
   never settled), and two ReceiveMessage calls could hand out the same message at once (a later
@@ -74,10 +79,27 @@ def apply() -> None:
     _conditional_copies()
     _s3_events()
     _transactions_without_table_copies()  # first: its rollback runs under the lock _the_rest takes
+    _dispatch_once_per_host()
     _the_rest()
     _sqs_receive_races()
     _sqs_serialised()
     _APPLIED = True
+
+
+def _dispatch_once_per_host() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        if host not in found:
+            if len(found) > 1000:  # hosts come from requests: keep the memo bounded
+                found.clear()
+            found[host] = original(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
 
 def _transactions_without_table_copies() -> None:

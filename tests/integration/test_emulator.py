@@ -135,6 +135,23 @@ def test_a_transaction_copies_no_table(aws: Any, monkeypatch: pytest.MonkeyPatch
     assert "Item" not in aws.dynamodb.get_item(TableName=table, Key={"pk": {"S": "item#c"}})
 
 
+def test_the_server_finds_a_hosts_backend_once(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto listed its package directory on every request to find the backend; once a service
+    has been called, its requests no longer do."""
+    from moto import backends
+
+    table = aws.env["UPLOADS_TABLE"]
+    aws.dynamodb.describe_table(TableName=table)
+    aws.s3.list_objects_v2(Bucket=aws.bucket, MaxKeys=1)
+
+    def listed() -> Any:
+        raise AssertionError("moto listed its modules again")
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", listed)
+    assert aws.dynamodb.describe_table(TableName=table)["Table"]["TableName"] == table
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket, MaxKeys=1)["Name"] == aws.bucket
+
+
 # --- SQS: each call that changes a queue is one step -----------------------------------------
 
 
