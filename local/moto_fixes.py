@@ -41,8 +41,9 @@
   transaction at 3,000 records; a table with a stream also copied every stream record), which
   real DynamoDB does not pay and which made the emulator slower with every upload of a long run.
   Only the items the transaction names are backed up. A refused transaction puts them back as
-  they were and drops the stream records of the writes it had made, so no reader of the stream
-  sees a write that never happened, and the readers' shard goes on with what follows.
+  they were and drops the stream records of the writes it had made; stream reads take the same
+  lock as writes, so no reader sees a write that never happened (nor skips, after it, the real
+  records that reuse its sequence numbers), and the readers' shard goes on with what follows.
 
 - moto's server finds the backend for every request by listing its own package directory (a
   `stat` of each of its ~150 service folders) and trying its URL patterns one by one, under one
@@ -128,12 +129,13 @@ def _transactions_without_table_copies() -> None:
         saved = []
         for entry in transact_items:
             with contextlib.suppress(Exception):  # a malformed entry: moto refuses it before any write
-                (op,) = entry.values()
+                ((kind, op),) = entry.items()
                 table = backend.get_table(op["TableName"])
-                item = op.get("Item") or {}
-                key = op.get("Key") or {
-                    name: item[name] for name in (table.hash_key_attr, table.range_key_attr) if name is not None
-                }
+                if kind == "Put":  # a Put writes the item its Item names
+                    names = (table.hash_key_attr, table.range_key_attr)
+                    key = {name: op["Item"][name] for name in names if name is not None}
+                else:
+                    key = op["Key"]
                 found = backend.get_item(op["TableName"], key)
                 saved.append((op["TableName"], key, None if found is None else found.to_json()["Attributes"]))
         return saved
@@ -257,9 +259,13 @@ def _the_rest() -> None:
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
     from moto.s3.responses import S3Response
 
-    _serialise(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"), threading.RLock())
+    writes = threading.RLock()
+    _serialise(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"), writes)
+    # a stream read never lands inside a transaction, which a refusal undoes with its records
+    _serialise(DynamoDBStreamsBackend, ("get_records",), writes)
 
     post_original = S3Response._bucket_response_post
 

@@ -114,6 +114,63 @@ def test_a_refused_transaction_puts_back_what_its_writes_changed(aws: Any) -> No
     assert len(stream_records(aws)) == streamed
 
 
+def test_a_stream_reader_never_sees_the_writes_of_a_refused_transaction(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto writes a transaction's items one by one before it finds one refused: a stream read
+    in between returned the first write's record, and the reader then skipped the real record
+    that took its sequence number after the undoing."""
+    import threading
+    import time
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    table = aws.env["UPLOADS_TABLE"]
+    streams = aws_client("dynamodbstreams")
+    arn = aws.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+
+    original = DynamoDBBackend.get_item
+    reads = {"nothing": 0}
+    written = threading.Event()
+
+    def get_item(self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if key.get("pk", {}).get("S") == "item#nothing":
+            reads["nothing"] += 1
+            if reads["nothing"] == 2:  # moto's own check of the refused entry: the Put is written
+                written.set()
+                time.sleep(0.5)
+        return original(self, table_name, key, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "get_item", get_item)
+    refused = {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": {"pk": {"S": "item#nothing"}},
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+    }
+    failed: list[BaseException] = []
+
+    def transaction() -> None:
+        try:
+            aws_client("dynamodb").transact_write_items(TransactItems=[put(aws, "item#phantom", "never"), refused])
+        except BaseException as exc:  # the refusal is expected: kept to check
+            failed.append(exc)
+
+    worker = threading.Thread(target=transaction)
+    worker.start()
+    assert written.wait(10)
+    seen = streams.get_records(ShardIterator=iterator, Limit=100)  # lands inside the transaction
+    worker.join(10)
+    assert failed and "TransactionCanceled" in str(failed[0])
+    aws.dynamodb.put_item(TableName=table, Item={"pk": {"S": "item#real"}, "v": {"S": "after"}})
+    later = streams.get_records(ShardIterator=seen["NextShardIterator"], Limit=100)
+
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in seen["Records"] + later["Records"]] == ["item#real"]
+
+
 def test_a_transaction_copies_no_table(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A transaction costs what its items cost, not what the table holds (moto deep-copied every
     table it touched: 75 ms a transaction at 3,000 records)."""
