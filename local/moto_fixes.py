@@ -50,6 +50,11 @@
   lock that every request of every service waits for: a tenth of the emulator's CPU under the
   benchmark's load. A host's backend never changes, so it is looked up once per host.
 
+- SendMessage (and so every event a bus's rule delivers to a queue) builds all of the queue's
+  attributes to read one flag, counting its messages on the way: each message sent cost the
+  emulator as much as the queue held, so a queue no one drains (a consumer's, a dead-letter
+  queue) slowed every send to it. A send no longer counts them.
+
 - SQS queues: moto's backend has no lock either. A DeleteMessage rebuilds the queue's list of
   messages, so a message sent while it ran was dropped (an S3 notification lost: an upload that
   never settled), and two ReceiveMessage calls could hand out the same message at once (a later
@@ -83,6 +88,7 @@ def apply() -> None:
     _dispatch_once_per_host()
     _the_rest()
     _sqs_receive_races()
+    _sends_without_counting()
     _sqs_serialised()
     _APPLIED = True
 
@@ -306,6 +312,38 @@ class _QueueMessages(list[Any]):
     def remove(self, message: Any) -> None:
         if message in self:
             super().remove(message)
+
+
+def _sends_without_counting() -> None:
+    import functools
+    import threading
+
+    from moto.sqs.models import Queue, SQSBackend
+
+    sending = threading.local()
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        counted = getattr(Queue, name).fget
+
+        def count(self: Queue, _counted: Any = counted) -> int:
+            # a send reads the queue's attributes for one flag, never these counts
+            return 0 if getattr(sending, "active", False) else int(_counted(self))
+
+        setattr(Queue, name, property(count))
+    original = SQSBackend.send_message
+
+    @functools.wraps(original)
+    def send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+        sending.active = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
 
 
 def _sqs_serialised() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -223,6 +224,26 @@ def slowed(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, seconds: floa
         return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, slow)
+
+
+def test_a_send_does_not_walk_the_messages_already_queued(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto counted every message of a queue on each send to it (its attributes, for one flag)."""
+    from moto.sqs.models import Message
+
+    url = aws.sqs.create_queue(QueueName=f"undrained-{uuid.uuid4().hex[:10]}")["QueueUrl"]
+    for n in range(3):
+        aws.sqs.send_message(QueueUrl=url, MessageBody=f"queued {n}")
+
+    def walked(self: Message) -> bool:
+        raise AssertionError("a send looked at the messages already queued")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Message, "delayed", property(walked))
+        patched.setattr(Message, "visible", property(walked))
+        aws.sqs.send_message(QueueUrl=url, MessageBody="one more")
+
+    counts = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert counts["Attributes"]["ApproximateNumberOfMessages"] == "4"  # counting still counts
 
 
 def test_a_message_sent_while_another_is_deleted_is_kept(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
