@@ -5,10 +5,10 @@ module is set up (``ready()``, each entry module's last line). Importing a handl
 90,000 objects the collector tracks (boto3's, pydantic's, ours) that live as long as the
 process, and the collector would walk them over and over while they are made (the stack's own
 frameworks spend 50 to 60 ms of a cold start in it here, docs/performance.md). Reference
-counting still frees what is dropped meanwhile. What cycles made while starting leave unreachable (about 400 objects
-for either function, measured) is frozen with the rest and kept for the process's life: a full
-pass to find it would cost a cold start some 27 ms. Outside Lambda (tests, tools importing a
-module or two) nothing changes.
+counting still frees what is dropped meanwhile. What cycles made while starting leave
+unreachable (about 400 objects for either function, measured) is frozen with the rest and kept
+for the process's life: a full pass to find it would cost a cold start some 27 ms. Outside
+Lambda (tests, tools importing a module or two) nothing changes.
 """
 
 import gc
