@@ -152,6 +152,8 @@ class QueuePoller(threading.Thread):
             try:
                 reply = call(QueueUrl=self.queue_url, Entries=entries)
             except Exception as exc:  # noqa: BLE001 - any emulator error is reported
+                if self.stopping.is_set():
+                    return  # the stack is shutting down (Ctrl-C stops the emulator beside it)
                 print(f"[poller] {call.__name__} failed (attempt {attempt}): {type(exc).__name__}: {exc}", flush=True)
                 if not (retry_any or isinstance(exc, EndpointConnectionError)):
                     return
