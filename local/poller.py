@@ -92,8 +92,9 @@ class QueuePoller(threading.Thread):
             try:
                 self.poll_once()
             except Exception as exc:  # noqa: BLE001 - the poller outlives any one failure, as Lambda's does
+                if self.stopping.wait(0.5):
+                    break  # the stack is shutting down (Ctrl-C stops the emulator beside it)
                 print(f"[poller] {type(exc).__name__}: {exc}", flush=True)
-                time.sleep(0.5)
 
     def poll_once(self) -> int:
         reply = self.sqs.receive_message(
@@ -209,8 +210,9 @@ class EventTap(threading.Thread):
             try:
                 reply = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             except Exception as exc:  # noqa: BLE001 - keep tapping through a passing emulator error
+                if self.stopping.wait(0.5):
+                    break  # the stack is shutting down
                 print(f"[events] {type(exc).__name__}: {exc}", flush=True)
-                time.sleep(0.5)
                 continue
             for message in reply.get("Messages", []):
                 event = json.loads(message["Body"])

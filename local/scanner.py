@@ -161,8 +161,9 @@ class Scanner(threading.Thread):
                     self.handle(json.loads(message["Body"]))
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             except Exception as exc:  # noqa: BLE001 - the scanner outlives any one failure, as GuardDuty does
+                if self.stopping.wait(0.5):
+                    break  # the stack is shutting down (Ctrl-C stops the emulator beside it)
                 print(f"[scanner] {type(exc).__name__}: {exc}", flush=True)
-                time.sleep(0.5)
 
     def handle(self, notification: dict[str, Any]) -> None:
         for record in notification.get("Records", []):

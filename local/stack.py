@@ -418,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Ctrl-C stops the stack even when whatever started it left SIGINT ignored (a background job
+    # of a script), as it stops the emulator beside it (local/emulator.py)
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: done.set())
     with contextlib.suppress(KeyboardInterrupt):
         done.wait()
     print("stopping...", flush=True)
