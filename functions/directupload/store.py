@@ -388,14 +388,35 @@ class UploadStore:
         was replaced before it was promoted)."""
         self._give_up("claim_etag, claim_until, claim_by", "claim_etag = :etag AND claim_by = :by", upload_id, etag, by)
 
+    def give_up(self, upload_id: str, by: str) -> None:
+        """The message of attempt ``by`` is out of receives: whatever claim or lease it holds
+        (this receive's, or one an earlier receive of it left) is given up, so the redriven
+        message, another message, need not wait for it to lapse."""
+        self._give_up(
+            "claim_etag, claim_until, claim_by",
+            "claim_by = :by OR " + _EARLIER_RECEIVE,
+            upload_id,
+            None,
+            by,
+            {":message": {"S": message_of(by)}},
+        )
+
     def park(self, upload_id: str, by: str) -> None:
         """Attempt ``by`` leaves its claim to the version it holds (waiting for its malware scan):
         the next delivery for that version, whichever message brings it, takes it up."""
         self._give_up("claim_by", "claim_by = :by", upload_id, None, by)
 
-    def _give_up(self, removed: str, condition: str, upload_id: str, etag: str | None, by: str) -> None:
+    def _give_up(
+        self,
+        removed: str,
+        condition: str,
+        upload_id: str,
+        etag: str | None,
+        by: str,
+        more: dict[str, Any] | None = None,
+    ) -> None:
         """REMOVE ``removed`` if ``condition`` holds (else another attempt holds the claim now)."""
-        values = {":by": {"S": by}} | ({":etag": {"S": etag}} if etag is not None else {})
+        values = {":by": {"S": by}} | ({":etag": {"S": etag}} if etag is not None else {}) | (more or {})
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,

@@ -240,3 +240,72 @@ def test_a_conflicting_issue_whose_record_cannot_be_written_gives_its_quota_back
     # and without the fault, the same request is issued, the two writes one after the other
     conflicts[0] = 1
     assert api.call("POST", "/uploads", {**body, "filename": "b.txt", "size": 1000})[0] == 201
+
+
+def test_a_message_out_of_retries_gives_up_the_claim_an_earlier_receive_of_it_left(aws: Any, api: Api) -> None:
+    # an earlier receive of message m0 failed and could not give its claim up (the release was
+    # throttled); the last receive fails before it takes the claim up (its claim is throttled)
+    last = max_receive_count()
+    data, issued, etag = held_upload(aws, api, "m0#0001")
+    fail_calls("dynamodb", "UpdateItem", 1, when=lambda params: "claim_until" in str(params.get("UpdateExpression")))
+    reply = process(aws, issued["key"], len(data), etag=etag, receive_count=last)
+    assert reply["batchItemFailures"]  # on to the dead-letter queue
+    record = item(aws, issued["uploadId"])
+    assert record["status"] == {"S": "FAILED"}
+    assert "claim_by" not in record, "the claim the message left is given up with it"
+
+    # so its redrive (another message) is not held up until that claim lapses: it completes
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
+    assert item(aws, issued["uploadId"])["status"] == {"S": "PROCESSED"}
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
+
+
+def a_release(params: dict[str, Any]) -> bool:
+    return str(params.get("UpdateExpression")).startswith("REMOVE")
+
+
+def test_a_twin_out_of_retries_on_an_upload_already_failed_leaves_no_claim_behind(aws: Any, api: Api) -> None:
+    last = max_receive_count()
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+
+    # one message's last receive fails the upload
+    fail_calls("s3", "GetObject", 1)
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="first", receive_count=last)["batchItemFailures"]
+    assert item(aws, issued["uploadId"])["status"] == {"S": "FAILED"}
+
+    # a twin's last receive takes the claim of the FAILED upload, fails, and cannot give it up
+    # (the release is throttled): FAILED already, it records nothing, but it must let go
+    fail_calls("s3", "GetObject", 1)
+    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="twin", receive_count=last)["batchItemFailures"]
+    record = item(aws, issued["uploadId"])
+    assert record["status"] == {"S": "FAILED"}
+    assert "claim_by" not in record and "claim_etag" not in record
+
+    # the redrive completes at once
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
+    assert item(aws, issued["uploadId"])["status"] == {"S": "PROCESSED"}
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
+
+
+def test_a_message_out_of_retries_with_its_event_still_owed_gives_up_the_lease(aws: Any, api: Api) -> None:
+    last = max_receive_count()
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+
+    # the last receive reaches the outcome, but EventBridge throttles every try to announce it
+    throttled = fail_calls("events", "PutEvents", 100)
+    assert process(aws, issued["key"], len(data), etag=etag, receive_count=last)["batchItemFailures"]
+    record = item(aws, issued["uploadId"])
+    assert record["status"] == {"S": "PROCESSED"} and "pending_event" in record
+    assert "claim_by" not in record, "the lease on the owed event goes with the message"
+    assert delivered_events(aws) == []
+
+    # so its redrive (another message) announces it at once, instead of waiting out the lease
+    throttled[0] = 0
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
+    assert "pending_event" not in item(aws, issued["uploadId"])
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]

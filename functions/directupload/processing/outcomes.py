@@ -27,7 +27,7 @@ from directupload.models import Status, UploadError, UploadRecord, Variant, utcn
 from directupload.observability import logger, metrics
 from directupload.processing.outbox import Outbox
 from directupload.storage import Storage
-from directupload.store import ClaimRefused, TransitionRefused, UploadStore, message_of
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore, earlier_receive, message_of
 
 if TYPE_CHECKING:
     from directupload.errors import Rejected
@@ -311,8 +311,8 @@ class Outcomes:
     def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None) -> bool:
         """FAILED with the reason, and ``Upload Failed``: the retries for ``ref`` (its message
         ``by``) ran out. Never raises for a transient error. True when the upload became FAILED.
-        A claim the message's attempts left is given up, so the redriven message (another
-        message) need not wait for it to lapse."""
+        Whatever the message's attempts hold (a claim, an owed event's lease) is given up, FAILED
+        recorded or not, so the redriven message (another message) need not wait for it to lapse."""
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             return False
@@ -329,23 +329,34 @@ class Outcomes:
                 )
             )
         except TransitionRefused:
-            return False  # final already, or FAILED by another message of the same upload
+            # final already, or FAILED by another message of the same upload: this message may
+            # still hold what an attempt of it could not give up (a claim, or an owed event's lease)
+            self._give_up(upload_id, by)
+            return False
         except TRANSIENT as exc:
             logger.exception("could not record FAILED; the message parks in the dead-letter queue", error=str(exc))
             return False
         metrics.add_metric(name="UploadsFailed", unit="Count", value=1)
         logger.error("processing failed for good; the message goes to the dead-letter queue", reason=reason[:500])
-        if by is not None and record.claim_by == by and record.claim_etag is not None:
-            held = record.claim_etag
-            try:
-                self._final_write(lambda: self.store.release(upload_id, held, by))
-            except TRANSIENT:
-                logger.warning("the failed message's claim stays until it lapses")
+        holder = record.claim_by
+        if by is not None and holder is not None and (holder == by or earlier_receive(holder, by)):
+            # this receive's claim, or one an earlier receive of the message left (its release
+            # failed, and this one failed before it took the claim up)
+            self._give_up(upload_id, by)
         try:
             self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
         except TRANSIENT:
             logger.exception("Upload Failed event not sent")
         return True
+
+    def _give_up(self, upload_id: str, by: str | None) -> None:
+        """A message out of receives (``by``, its last) leaves no claim behind (store.give_up)."""
+        if by is None:
+            return
+        try:
+            self._final_write(lambda: self.store.give_up(upload_id, by))
+        except TRANSIENT:
+            logger.warning("the failed message's claim stays until it lapses")
 
     def orphan(self, ref: ObjectRef) -> str:
         """An object under incoming/ that no upload record owns: never kept where it can be served."""
