@@ -151,3 +151,15 @@ def wait_for_status(
     if body is None:
         raise AssertionError(f"upload {upload_id} not final after {timeout}s: {seen[0]}")
     return body
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """A failed test's ``diagnosis`` (a user property: it crosses from xdist's workers) printed
+    at the very end of the run, where a CI log that shows only its head and tail keeps it."""
+    seen: set[str] = set()
+    for report in [*terminalreporter.stats.get("failed", []), *terminalreporter.stats.get("error", [])]:
+        for name, value in getattr(report, "user_properties", []):
+            if name == "diagnosis" and value not in seen:
+                seen.add(value)
+                terminalreporter.write_sep("-", f"diagnosis of {report.nodeid}")
+                terminalreporter.write_line(str(value)[:4000])

@@ -195,6 +195,30 @@ class Emulator:
         )
 
 
+def brief(emulator: Emulator, stack: Stack, by_id: dict[str, dict[str, Any]]) -> str:
+    """What a failed run is diagnosed by, short enough to survive a CI log's cut: the counts, the
+    uploads whose record or events are off (claims and owed events included), and what waits in
+    the dead-letter queue."""
+    records = emulator.records()
+    events = stack.events()
+    terminal = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] in TERMINAL_EVENTS)
+    failed = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] == "Upload Failed")
+    off = {}
+    for upload_id, upload in by_id.items():
+        record = records.get(upload_id, {})
+        status = record.get("status", {}).get("S")
+        final = status in {"PROCESSED", "REJECTED"}
+        if (final and terminal[upload_id] != 1) or (not final and status != "FAILED") or failed[upload_id] > 1:
+            fields = {k: v.get("S", v.get("N")) for k, v in record.items() if k in DIAGNOSED - {"status"}}
+            off[upload["name"]] = (status, f"terminal {terminal[upload_id]} failed {failed[upload_id]}", fields)
+    return (
+        f"records {dict(Counter(r['status']['S'] for r in records.values()))}; "
+        f"events {dict(Counter(e['detail-type'] for e in events))}; "
+        f"ingest {emulator.depth(emulator.queue)} dead letters {emulator.depth(emulator.dlq)}; "
+        f"off {dict(list(off.items())[:8])}"
+    )
+
+
 # --- the run: once per module, its state read in phases --------------------------------------
 
 
@@ -234,6 +258,7 @@ class Run:
     settle_seconds: float | None  # None: not settled within the wait
     settled_state: str  # the stack's state when the wait ended
     settled: Snapshot
+    brief: str  # what a failure is diagnosed by (brief)
 
     @property
     def poison(self) -> set[str]:
@@ -318,7 +343,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         settle_seconds = timed(settled, SETTLE_TIMEOUT)
         settled_state = emulator.state(stack)
         snapshot = Snapshot.of(stack, emulator, dead_letters=True)
-        yield Run(stack, emulator, switch, by_id, started, upload_seconds, settle_seconds, settled_state, snapshot)
+        settled_brief = f"settled after {settle_seconds}s: {brief(emulator, stack, by_id)}"
+        yield Run(
+            stack,
+            emulator,
+            switch,
+            by_id,
+            started,
+            upload_seconds,
+            settle_seconds,
+            settled_state,
+            snapshot,
+            settled_brief,
+        )
     finally:
         stop_stack(stack)
 
@@ -334,6 +371,7 @@ class Redrive:
     final_state: str
     drained: bool  # the ingest queue empty, the scans' deadline checks included
     after: Snapshot
+    brief: str  # what a failure is diagnosed by (brief)
 
 
 @pytest.fixture(scope="module")
@@ -368,7 +406,19 @@ def redriven(run: Run) -> Redrive:
         f"{redrive_seconds:.1f}s; injected {dict(injected(run.settled.log))}; events {len(after.events)}; "
         f"total {time.monotonic() - run.started:.1f}s"
     )
-    return Redrive(redriven.returncode, redriven.stdout, redriven.stderr, final_seconds, final_state, drained, after)
+    final_brief = f"{run.brief} | after the redrive ({final_seconds}s): {brief(emulator, stack, run.by_id)}"
+    return Redrive(
+        redriven.returncode, redriven.stdout, redriven.stderr, final_seconds, final_state, drained, after, final_brief
+    )
+
+
+@pytest.fixture(autouse=True)
+def diagnosis(request: pytest.FixtureRequest) -> None:
+    """A failure's diagnosis, printed at the end of the run (tests/conftest.py)."""
+    for name in ("redriven", "run"):
+        if name in request.fixturenames:
+            request.node.user_properties.append(("diagnosis", request.getfixturevalue(name).brief))
+            return
 
 
 # --- under faults: every upload settles, once --------------------------------------------------
