@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.conftest import Api, delivered_events, fail_calls, post_to_s3
 from tests.support.processing import current_etag, deliver_verdict, handle, process, scan_verdict
-from tests.support.template import record_key
+from tests.support.template import max_receive_count, record_key
 
 # GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)
 GUARDDUTY_EVENT = {
@@ -319,6 +319,52 @@ def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, 
     process(aws, issued["key"], len(data), receive_count=2, scan=False)
     assert delayed_checks(aws) == 1
     assert status_of(api, issued["uploadId"])["status"] == "SCANNING"
+
+
+def record_of(aws: Any, upload_id: str) -> dict[str, Any]:
+    return dict(aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key=record_key(upload_id))["Item"])
+
+
+def a_release(params: dict[str, Any]) -> bool:
+    return str(params.get("UpdateExpression")).startswith("REMOVE")
+
+
+def test_a_notification_delivered_again_while_its_version_waits_takes_no_claim_the_verdict_could_wait_on(
+    aws: Any, api: Api
+) -> None:
+    data = b"notified twice\n"
+    issued, etag = scanning(aws, api, data)
+    waiting = record_of(aws, issued["uploadId"])
+    checks = delayed_checks(aws)
+    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)  # a claim taken would stay behind
+
+    # S3 delivers the notification again (another message) while the version waits for its verdict
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="twin", scan=False) == {"batchItemFailures": []}
+    assert record_of(aws, issued["uploadId"]) == waiting, "no claim taken (nothing written)"
+    assert delayed_checks(aws) == checks + 1, "its deadline check is sent again"
+
+    # so the verdict's delivery is never held up by a claim the twin could not give up
+    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+
+
+def test_a_late_notification_of_a_failed_upload_writes_nothing_and_its_redriven_verdict_decides(
+    aws: Any, api: Api
+) -> None:
+    data = b"failed, then redriven\n"
+    issued, etag = scanning(aws, api, data)
+    failing = fail_calls("s3", "GetObject", 100)
+    assert deliver_verdict(aws, issued["key"], etag, receive_count=max_receive_count())["batchItemFailures"]
+    assert status_of(api, issued["uploadId"])["status"] == "FAILED"
+    failing[0] = 0
+
+    failed = record_of(aws, issued["uploadId"])
+    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="late", scan=False) == {"batchItemFailures": []}
+    assert record_of(aws, issued["uploadId"]) == failed, "nothing written"
+
+    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}  # the redriven verdict
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
 
 
 def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_the_scanner_s_tag(

@@ -64,7 +64,7 @@ def awaiting_scan(aws: Any, key: str, etag: str) -> bool:
 
     upload_id = keys.upload_id_from_key(key)
     record = wiring.store().get(upload_id) if upload_id else None
-    return record is not None and record.status.value == "SCANNING" and record.claim_etag == etag
+    return record is not None and record.status.value == "SCANNING" and record.scan_etag == etag
 
 
 def scan_verdict(

@@ -218,6 +218,8 @@ class Processor:
                 )
             except ClaimRefused as refused:
                 record = refused.record
+                if record is not None:
+                    self._notification_waits(record, ref, ref.etag, now)
                 if record is not None and record.status not in TERMINAL and _held(record, now, attempt):
                     # a twin of this notification (S3 delivers at least once), or another version
                     raise ClaimHeldError(
@@ -243,6 +245,7 @@ class Processor:
         started = time.perf_counter()
         etag = ref.etag or self._current_etag(ref.key)
         now = self.clock()
+        self._notification_waits(record, ref, etag, now)
         try:
             claimed = self.store.claim(record, etag, by=attempt, now=now, until=now + CLAIM_LIFETIME)
         except TransitionRefused:
@@ -301,6 +304,23 @@ class Processor:
         return self.outcomes.fail(ref, reason, by=by)
 
     # the scan gate
+    def _notification_waits(self, record: UploadRecord, ref: ObjectRef, etag: str, now: datetime) -> None:
+        """S3's notification of an upload whose verdict decides it, handled without a claim (so
+        without a write that could be left behind): AwaitingScanError when its version waits for
+        its verdict already (delivered again: the deadline check is sent again, in case the first
+        delivery could not send it), or when it FAILED (it waits for its redrive: its verdict, in
+        the dead-letter queue or on its way, decides; a late copy of the notification must not
+        restart a wait it would lose)."""
+        if ref.verdict is not None or ref.deadline_check or record.key != ref.key:
+            return
+        profile = self.profiles.get(record.profile)
+        if profile is None or profile.scan != "required":
+            return
+        if record.status == Status.FAILED:
+            raise AwaitingScanError(None)
+        if record.status == Status.SCANNING and record.scan_etag == etag and record.scan_deadline is not None:
+            raise AwaitingScanError(max(1, int((record.scan_deadline - now).total_seconds()) + 1))
+
     def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef, attempt: str) -> str | None:
         """A verdict (or deadline check) that decides nothing: for no upload, one that needs no scan,
         a version no longer waiting, or a final one (unless it is the delivery that reached the
@@ -349,15 +369,8 @@ class Processor:
             logger.warning("scan verdict event missing at the deadline: the scanner's tag decides", tag=tagged[:40])
             metrics.add_metric(name="ScanVerdictsFromTags", unit="Count", value=1)
             verdict = ScanVerdict(status=tagged)
-        if verdict is None:  # S3's notification: wait for the verdict
-            if record.status == Status.FAILED:
-                # it waits for its redrive: its verdict (in the dead-letter queue, or on its way)
-                # decides; a late copy of the notification must not restart a wait it would lose
-                raise AwaitingScanError(None)
-            if waiting and record.scan_deadline is not None:
-                # delivered again (or its first attempt could not schedule the check): check again
-                left = int((record.scan_deadline - now).total_seconds()) + 1
-                raise AwaitingScanError(max(1, left))
+        if verdict is None:  # S3's notification: wait for the verdict (one of a version that
+            # waits already, or of a FAILED upload, never claimed it: _notification_waits)
             deadline = now + timedelta(seconds=profile.scan_timeout_seconds)
             self.store.transition(
                 record.upload_id,
