@@ -348,6 +348,22 @@ def test_a_notification_delivered_again_while_its_version_waits_takes_no_claim_t
     assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
 
 
+def test_a_deadline_check_that_comes_early_takes_no_claim_and_comes_back_at_the_deadline(aws: Any, api: Api) -> None:
+    data = b"checked too soon\n"
+    issued, etag = scanning(aws, api, data)
+    waiting = record_of(aws, issued["uploadId"])
+    checks = delayed_checks(aws)
+    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)  # a claim taken would stay behind
+
+    check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
+    assert handle(check, id_prefix="early") == {"batchItemFailures": []}
+    assert record_of(aws, issued["uploadId"]) == waiting, "no claim taken (nothing written)"
+    assert delayed_checks(aws) == checks + 1, "it comes back at the deadline"
+
+    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+
+
 def test_a_late_notification_of_a_failed_upload_writes_nothing_and_its_redriven_verdict_decides(
     aws: Any, api: Api
 ) -> None:

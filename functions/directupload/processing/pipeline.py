@@ -219,7 +219,7 @@ class Processor:
             except ClaimRefused as refused:
                 record = refused.record
                 if record is not None:
-                    self._notification_waits(record, ref, ref.etag, now)
+                    self._waits_unclaimed(record, ref, ref.etag, now)
                 if record is not None and record.status not in TERMINAL and _held(record, now, attempt):
                     # a twin of this notification (S3 delivers at least once), or another version
                     raise ClaimHeldError(
@@ -245,7 +245,7 @@ class Processor:
         started = time.perf_counter()
         etag = ref.etag or self._current_etag(ref.key)
         now = self.clock()
-        self._notification_waits(record, ref, etag, now)
+        self._waits_unclaimed(record, ref, etag, now)
         try:
             claimed = self.store.claim(record, etag, by=attempt, now=now, until=now + CLAIM_LIFETIME)
         except TransitionRefused:
@@ -304,22 +304,27 @@ class Processor:
         return self.outcomes.fail(ref, reason, by=by)
 
     # the scan gate
-    def _notification_waits(self, record: UploadRecord, ref: ObjectRef, etag: str, now: datetime) -> None:
-        """S3's notification of an upload whose verdict decides it, handled without a claim (so
-        without a write that could be left behind): AwaitingScanError when its version waits for
-        its verdict already (delivered again: the deadline check is sent again, in case the first
-        delivery could not send it), or when it FAILED (it waits for its redrive: its verdict, in
-        the dead-letter queue or on its way, decides; a late copy of the notification must not
-        restart a wait it would lose)."""
-        if ref.verdict is not None or ref.deadline_check or record.key != ref.key:
+    def _waits_unclaimed(self, record: UploadRecord, ref: ObjectRef, etag: str, now: datetime) -> None:
+        """A delivery that only waits, handled without a claim (so without a write that could be
+        left behind for the verdict to wait on): AwaitingScanError for S3's notification of a
+        version already waiting for its verdict (delivered again: the deadline check is sent
+        again, in case the first delivery could not send it) or of a FAILED upload (it waits for
+        its redrive: its verdict, in the dead-letter queue or on its way, decides; a late copy of
+        the notification must not restart a wait it would lose), and for a deadline check that
+        came before the deadline (it comes back then)."""
+        if ref.verdict is not None or record.key != ref.key:
             return
         profile = self.profiles.get(record.profile)
         if profile is None or profile.scan != "required":
             return
+        deadline = record.scan_deadline
+        waiting = record.status == Status.SCANNING and record.scan_etag == etag and deadline is not None
+        if ref.deadline_check and not (waiting and deadline is not None and now < deadline):
+            return  # due: the scan gate decides it
         if record.status == Status.FAILED:
             raise AwaitingScanError(None)
-        if record.status == Status.SCANNING and record.scan_etag == etag and record.scan_deadline is not None:
-            raise AwaitingScanError(max(1, int((record.scan_deadline - now).total_seconds()) + 1))
+        if waiting and deadline is not None:
+            raise AwaitingScanError(max(1, int((deadline - now).total_seconds()) + 1))
 
     def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef, attempt: str) -> str | None:
         """A verdict (or deadline check) that decides nothing: for no upload, one that needs no scan,
@@ -356,8 +361,7 @@ class Processor:
             deadline = record.scan_deadline
             if not waiting or deadline is None:
                 raise AwaitingScanError(None)  # decided meanwhile, or another version waits
-            if now < deadline:
-                raise AwaitingScanError(max(1, int((deadline - now).total_seconds()) + 1))
+            # (one that came early was sent back unclaimed: _waits_unclaimed)
             tagged = self.storage.tag(record.key, SCAN_TAG)
             if tagged is None:
                 metrics.add_metric(name="ScanTimeouts", unit="Count", value=1)
@@ -370,7 +374,7 @@ class Processor:
             metrics.add_metric(name="ScanVerdictsFromTags", unit="Count", value=1)
             verdict = ScanVerdict(status=tagged)
         if verdict is None:  # S3's notification: wait for the verdict (one of a version that
-            # waits already, or of a FAILED upload, never claimed it: _notification_waits)
+            # waits already, or of a FAILED upload, never claimed it: _waits_unclaimed)
             deadline = now + timedelta(seconds=profile.scan_timeout_seconds)
             self.store.transition(
                 record.upload_id,
