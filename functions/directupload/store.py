@@ -388,13 +388,14 @@ class UploadStore:
         was replaced before it was promoted)."""
         self._give_up("claim_etag, claim_until, claim_by", "claim_etag = :etag AND claim_by = :by", upload_id, etag, by)
 
-    def give_up(self, upload_id: str, by: str) -> None:
-        """The message of attempt ``by`` is out of receives: whatever claim or lease it holds
-        (this receive's, or one an earlier receive of it left) is given up, so the redriven
-        message, another message, need not wait for it to lapse."""
+    def give_up(self, upload_id: str, by: str, *, this_receive: bool) -> None:
+        """The message of attempt ``by`` is out of receives: the claim or lease an earlier receive
+        of it left is given up, and (``this_receive``: its attempt kept one) this receive's own,
+        so the redriven message, another message, need not wait for it to lapse. A copy of this
+        receive beside it has the same name: only the attempt knows whether it holds the claim."""
         self._give_up(
             "claim_etag, claim_until, claim_by",
-            "claim_by = :by OR " + _EARLIER_RECEIVE,
+            ("claim_by = :by OR " if this_receive else "") + _EARLIER_RECEIVE,
             upload_id,
             None,
             by,

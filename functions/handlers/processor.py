@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from directupload import aws, keys, snapstart, wiring
 from directupload.config import get_settings
 from directupload.observability import logger, metrics, tracer
-from directupload.processing.pipeline import AwaitingScanError, ClaimHeldError, ObjectRef, ScanVerdict
+from directupload.processing.pipeline import AwaitingScanError, ClaimHeldError, ObjectRef, ScanVerdict, still_holding
 from directupload.queues import back_off
 from directupload.store import holder
 from handlers import ready
@@ -228,7 +228,7 @@ def _failed(record: SQSRecord, ref: ObjectRef, exc: Exception, receive_count: in
     reason = f"{type(exc).__name__}: {exc}"
     metrics.add_metric(name="ProcessingAttemptsFailed", unit="Count", value=1)
     if last_attempt:
-        wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count))
+        wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count), holding=still_holding(exc))
         retry_in = 0  # straight on to the dead-letter queue
     elif isinstance(exc, ClaimHeldError) and exc.retry_in is not None:
         # growing waits, never past the holder's claim's lapse, within SQS's limits

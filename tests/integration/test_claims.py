@@ -309,3 +309,62 @@ def test_a_message_out_of_retries_with_its_event_still_owed_gives_up_the_lease(a
     assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
     assert "pending_event" not in item(aws, issued["uploadId"])
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def a_failing_copy_beside(aws: Any, issued: dict[str, Any], ref: Any, by: str) -> dict[str, Any]:
+    """A copy of receive ``by`` (SQS handed it out twice) that fails on its own (its first write
+    throttled) while the other copy holds the upload, and ends as the handler ends a last receive."""
+    from directupload import wiring
+    from directupload.processing.pipeline import still_holding
+
+    seen: dict[str, Any] = {}
+
+    def copy_fails(**_: Any) -> None:
+        if "held" in seen:
+            return
+        seen["held"] = item(aws, issued["uploadId"]).get("claim_by")
+        fail_calls("dynamodb", "UpdateItem", 1)
+        try:
+            wiring.processor().process(ref, by=by)
+        except Exception as exc:  # the handler on a last receive: fail(), as for any error
+            wiring.processor().fail(ref, repr(exc), by=by, holding=still_holding(exc))
+        seen["after"] = item(aws, issued["uploadId"]).get("claim_by")
+
+    seen["hook"] = copy_fails
+    return seen
+
+
+def test_a_copy_of_the_last_receive_failing_beside_the_holder_leaves_its_lease_alone(aws: Any, api: Api) -> None:
+    from directupload import aws as clients
+    from directupload import wiring
+
+    last = f"m0#{max_receive_count():04d}"
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    ref = ref_of(aws, issued, len(data))
+    seen = a_failing_copy_beside(aws, issued, ref, last)
+    # the holder wrote the outcome and holds its lease; the copy fails just before it publishes
+    clients.client("events").meta.events.register("before-call.events.PutEvents", seen["hook"])
+    assert wiring.processor().process(ref, by=last) == "processed"
+    assert seen["held"] == seen["after"] == {"S": last}, "the lease stayed with the holder"
+    assert "pending_event" not in item(aws, issued["uploadId"])
+    # so a twin (another message) arriving later finds nothing owed and sends nothing again
+    assert wiring.processor().process(ref, by="twin#0001") == "duplicate"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_a_copy_of_a_redrive_s_last_receive_failing_beside_it_leaves_its_claim_alone(aws: Any, api: Api) -> None:
+    from directupload import aws as clients
+    from directupload import wiring
+
+    last = f"r0#{max_receive_count():04d}"
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    ref = ref_of(aws, issued, len(data))
+    assert wiring.processor().fail(ref, "the first message ran out of receives", by="m0#0005")
+    seen = a_failing_copy_beside(aws, issued, ref, last)
+    # the redriven message's last receive holds the FAILED upload and promotes it; the copy fails
+    clients.client("s3").meta.events.register("before-call.s3.CopyObject", seen["hook"])
+    assert wiring.processor().process(ref, by=last) == "processed"
+    assert seen["held"] == seen["after"] == {"S": last}, "the claim stayed with the holder"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]

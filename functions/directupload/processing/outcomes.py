@@ -106,6 +106,20 @@ def delivery(ref: ObjectRef, etag: str) -> str:
     return f"{ref.sequencer or ref.version_id or '-'}/{etag}"
 
 
+_HOLDING = "directupload_still_holding"
+
+
+def left_holding(exc: BaseException) -> None:
+    """Mark ``exc``: the attempt it ends still holds the upload's claim or lease (giving the claim
+    up failed, or the lease was kept for an event that did not go out). Only the attempt knows:
+    a copy of the same receive beside it carries the same holder name."""
+    setattr(exc, _HOLDING, True)
+
+
+def still_holding(exc: BaseException) -> bool:
+    return bool(getattr(exc, _HOLDING, False))
+
+
 def owes_event(record: UploadRecord, ref: ObjectRef) -> bool:
     """Whether ``ref`` is the delivery that reached ``record``'s outcome and its event is still
     owed: its attempt stopped before the event went out, and this delivery finishes the job."""
@@ -271,11 +285,15 @@ class Outcomes:
         """What a final record still owes, settled by ``attempt`` (which holds its lease): the
         object disposed of (rejected) and the event. Raises when the event cannot be sent: the
         record keeps its marker and a retry finishes."""
-        if record.status == Status.REJECTED:
-            self._dispose(record.key)
-        else:
-            self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
-        self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
+        try:
+            if record.status == Status.REJECTED:
+                self._dispose(record.key)
+            else:
+                self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
+            self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
+        except Exception as exc:
+            left_holding(exc)  # the lease: the message's next receive takes it up and finishes
+            raise
         try:
             self._final_write(lambda: self.outbox.clear(record.upload_id, _EVENT_OF[record.status], attempt))
         except TRANSIENT:
@@ -308,11 +326,13 @@ class Outcomes:
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
 
-    def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None) -> bool:
+    def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None, holding: bool = False) -> bool:
         """FAILED with the reason, and ``Upload Failed``: the retries for ``ref`` (its message
         ``by``) ran out. Never raises for a transient error. True when the upload became FAILED.
-        Whatever the message's attempts hold (a claim, an owed event's lease) is given up, FAILED
-        recorded or not, so the redriven message (another message) need not wait for it to lapse."""
+        What the message's attempts left is given up, FAILED recorded or not: a claim or lease an
+        earlier receive left, and this receive's own when its attempt says it kept one
+        (``holding``), so the redriven message (another message) need not wait for it to lapse.
+        A copy of this receive beside it (the same ``by``) keeps what it holds."""
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             return False
@@ -331,7 +351,7 @@ class Outcomes:
         except TransitionRefused:
             # final already, or FAILED by another message of the same upload: this message may
             # still hold what an attempt of it could not give up (a claim, or an owed event's lease)
-            self._give_up(upload_id, by)
+            self._give_up(upload_id, by, holding)
             return False
         except TRANSIENT as exc:
             logger.exception("could not record FAILED; the message parks in the dead-letter queue", error=str(exc))
@@ -339,22 +359,22 @@ class Outcomes:
         metrics.add_metric(name="UploadsFailed", unit="Count", value=1)
         logger.error("processing failed for good; the message goes to the dead-letter queue", reason=reason[:500])
         holder = record.claim_by
-        if by is not None and holder is not None and (holder == by or earlier_receive(holder, by)):
-            # this receive's claim, or one an earlier receive of the message left (its release
+        if by is not None and holder is not None and ((holding and holder == by) or earlier_receive(holder, by)):
+            # this attempt's claim, or one an earlier receive of the message left (its release
             # failed, and this one failed before it took the claim up)
-            self._give_up(upload_id, by)
+            self._give_up(upload_id, by, holding)
         try:
             self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
         except TRANSIENT:
             logger.exception("Upload Failed event not sent")
         return True
 
-    def _give_up(self, upload_id: str, by: str | None) -> None:
+    def _give_up(self, upload_id: str, by: str | None, holding: bool) -> None:
         """A message out of receives (``by``, its last) leaves no claim behind (store.give_up)."""
         if by is None:
             return
         try:
-            self._final_write(lambda: self.store.give_up(upload_id, by))
+            self._final_write(lambda: self.store.give_up(upload_id, by, this_receive=holding))
         except TRANSIENT:
             logger.warning("the failed message's claim stays until it lapses")
 

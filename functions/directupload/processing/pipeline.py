@@ -67,7 +67,9 @@ from directupload.processing.outcomes import (
     Outcomes,
     PendingSlots,
     held_for_us,
+    left_holding,
     owes_event,
+    still_holding,
 )
 from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
 from directupload.profiles import Profile
@@ -75,7 +77,7 @@ from directupload.storage import Storage, VersionChanged
 from directupload.store import ClaimRefused, TransitionRefused, UploadStore, earlier_receive
 
 UNREAD: Any = object()  # process(): the record is not read yet
-__all__ = ["CLAIM_LIFETIME", "ClaimHeldError", "ObjectRef", "Processor"]
+__all__ = ["CLAIM_LIFETIME", "ClaimHeldError", "ObjectRef", "Processor", "still_holding"]
 
 
 def _held(record: UploadRecord, now: datetime, attempt: str) -> bool:
@@ -285,23 +287,25 @@ class Processor:
         except Rejected as rejection:
             self._discard(written)
             return self.outcomes.reject(record, ref, rejection, etag, attempt, time.perf_counter() - started)
-        except Exception:
+        except Exception as exc:
             # a failed attempt holds no claim (another version need not wait for its retry) and
             # leaves no derived objects behind (a record that never becomes PROCESSED names none)
             self._discard(written)
-            with contextlib.suppress(*TRANSIENT):
+            try:
                 self.store.release(record.upload_id, etag, attempt)
+            except TRANSIENT:
+                left_holding(exc)  # the message's next receive takes it up (its last gives it up)
             raise
         retain_until = self.clock() + timedelta(days=profile.retain_days) if profile.retain_days else None
         return self.outcomes.accept(
             record, ref, result, variants, etag, attempt, retain_until, time.perf_counter() - started
         )
 
-    def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None) -> bool:
+    def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None, holding: bool = False) -> bool:
         """The retries for ``ref`` ran out (its message, ``by``, moves to the dead-letter queue):
         record FAILED with the reason and send ``Upload Failed``. Never raises for a transient
         error: the message parks in the dead-letter queue either way. True when the upload became FAILED."""
-        return self.outcomes.fail(ref, reason, by=by)
+        return self.outcomes.fail(ref, reason, by=by, holding=holding)
 
     # the scan gate
     def _waits_unclaimed(self, record: UploadRecord, ref: ObjectRef, etag: str, now: datetime) -> None:
@@ -314,6 +318,8 @@ class Processor:
         came before the deadline (it comes back then)."""
         if ref.verdict is not None or record.key != ref.key:
             return
+        if self.storage.in_bucket(record.bucket) is not self.storage:
+            return  # an object under another bucket's upload id: an orphan, process decides
         profile = self.profiles.get(record.profile)
         if profile is None or profile.scan != "required":
             return
