@@ -5,6 +5,7 @@ project's EICAR signature) in GuardDuty's event shape, handled by the real Proce
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -329,39 +330,43 @@ def a_release(params: dict[str, Any]) -> bool:
     return str(params.get("UpdateExpression")).startswith("REMOVE")
 
 
+def handled_without_a_write(aws: Any, upload_id: str, deliver: Callable[[], dict[str, Any]]) -> None:
+    """``deliver`` is handled (done with) and writes nothing: a claim it took could not stay
+    behind (its release would be throttled, as it may be on AWS)."""
+    before = record_of(aws, upload_id)
+    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)
+    assert deliver() == {"batchItemFailures": []}
+    assert record_of(aws, upload_id) == before, "nothing written, no claim taken"
+
+
+def the_verdict_decides(aws: Any, api: Api, issued: dict[str, Any], etag: str) -> None:
+    """The verdict's delivery, never held up by a claim left behind, processes the clean file."""
+    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}
+    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+
+
 def test_a_notification_delivered_again_while_its_version_waits_takes_no_claim_the_verdict_could_wait_on(
     aws: Any, api: Api
 ) -> None:
     data = b"notified twice\n"
     issued, etag = scanning(aws, api, data)
-    waiting = record_of(aws, issued["uploadId"])
     checks = delayed_checks(aws)
-    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)  # a claim taken would stay behind
-
     # S3 delivers the notification again (another message) while the version waits for its verdict
-    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="twin", scan=False) == {"batchItemFailures": []}
-    assert record_of(aws, issued["uploadId"]) == waiting, "no claim taken (nothing written)"
+    handled_without_a_write(
+        aws, issued["uploadId"], lambda: process(aws, issued["key"], len(data), etag=etag, id_prefix="twin", scan=False)
+    )
     assert delayed_checks(aws) == checks + 1, "its deadline check is sent again"
-
-    # so the verdict's delivery is never held up by a claim the twin could not give up
-    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}
-    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    the_verdict_decides(aws, api, issued, etag)
 
 
 def test_a_deadline_check_that_comes_early_takes_no_claim_and_comes_back_at_the_deadline(aws: Any, api: Api) -> None:
     data = b"checked too soon\n"
     issued, etag = scanning(aws, api, data)
-    waiting = record_of(aws, issued["uploadId"])
     checks = delayed_checks(aws)
-    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)  # a claim taken would stay behind
-
     check = {"type": "directupload:scan-deadline", "bucket": aws.bucket, "key": issued["key"], "etag": etag}
-    assert handle(check, id_prefix="early") == {"batchItemFailures": []}
-    assert record_of(aws, issued["uploadId"]) == waiting, "no claim taken (nothing written)"
+    handled_without_a_write(aws, issued["uploadId"], lambda: handle(check, id_prefix="early"))
     assert delayed_checks(aws) == checks + 1, "it comes back at the deadline"
-
-    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}
-    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    the_verdict_decides(aws, api, issued, etag)
 
 
 def test_a_late_notification_of_a_failed_upload_writes_nothing_and_its_redriven_verdict_decides(
@@ -374,13 +379,11 @@ def test_a_late_notification_of_a_failed_upload_writes_nothing_and_its_redriven_
     assert status_of(api, issued["uploadId"])["status"] == "FAILED"
     failing[0] = 0
 
-    failed = record_of(aws, issued["uploadId"])
-    fail_calls("dynamodb", "UpdateItem", 1, when=a_release)
-    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="late", scan=False) == {"batchItemFailures": []}
-    assert record_of(aws, issued["uploadId"]) == failed, "nothing written"
-
-    assert deliver_verdict(aws, issued["key"], etag) == {"batchItemFailures": []}  # the redriven verdict
-    assert status_of(api, issued["uploadId"])["status"] == "PROCESSED"
+    handled_without_a_write(
+        aws, issued["uploadId"], lambda: process(aws, issued["key"], len(data), etag=etag, id_prefix="late", scan=False)
+    )
+    assert status_of(api, issued["uploadId"])["status"] == "FAILED"
+    the_verdict_decides(aws, api, issued, etag)  # the redriven verdict
 
 
 def test_a_deadline_that_passes_while_a_clean_verdict_is_retried_decides_from_the_scanner_s_tag(
