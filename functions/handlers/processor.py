@@ -230,10 +230,6 @@ def _failed(record: SQSRecord, ref: ObjectRef, exc: Exception, receive_count: in
     if last_attempt:
         wiring.processor().fail(ref, reason, by=holder(record.message_id, receive_count), holding=still_holding(exc))
         retry_in = 0  # straight on to the dead-letter queue
-    elif isinstance(exc, ClaimHeldError) and exc.copy:
-        # this very receive, handed out twice: the copy holding the claim decides when the message
-        # comes back (brought back sooner, its next receive would take up that live claim)
-        return
     elif isinstance(exc, ClaimHeldError) and exc.retry_in is not None:
         # growing waits, never past the holder's claim's lapse, within SQS's limits
         growing = BACKOFF_BASE * 4 ** (receive_count - 1)

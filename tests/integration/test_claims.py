@@ -368,18 +368,3 @@ def test_a_copy_of_a_redrive_s_last_receive_failing_beside_it_leaves_its_claim_a
     assert wiring.processor().process(ref, by=last) == "processed"
     assert seen["held"] == seen["after"] == {"S": last}, "the claim stayed with the holder"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
-
-
-def test_a_copy_of_the_holders_receive_leaves_when_the_message_comes_back_to_the_holder(aws: Any, api: Api) -> None:
-    data, issued, etag = held_upload(aws, api, HOLDER)
-    moved = fail_calls("sqs", "ChangeMessageVisibility", 100)  # counts the handler's back-offs
-
-    # a copy of the holder's own receive (SQS handed it out twice) is retried, but leaves the
-    # message's visibility alone: brought back sooner, its next receive would take up the claim
-    # while the holder still works
-    assert process(aws, issued["key"], len(data), etag=etag, receive_count=1)["batchItemFailures"]
-    assert moved == [100]
-    # a twin (another message) backs off as usual
-    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="twin")["batchItemFailures"]
-    assert moved == [99]
-    assert item(aws, issued["uploadId"])["claim_by"] == {"S": HOLDER}
