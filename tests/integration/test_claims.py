@@ -368,3 +368,25 @@ def test_a_copy_of_a_redrive_s_last_receive_failing_beside_it_leaves_its_claim_a
     assert wiring.processor().process(ref, by=last) == "processed"
     assert seen["held"] == seen["after"] == {"S": last}, "the claim stayed with the holder"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
+
+
+def test_a_last_receive_whose_outcome_write_failed_gives_up_its_claim(aws: Any, api: Api) -> None:
+    last = max_receive_count()
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+
+    # the last receive verified and promoted the image, but its outcome write is throttled
+    def the_outcome_write(params: dict[str, Any]) -> bool:
+        return "pending_event" in str(params.get("ExpressionAttributeNames"))
+
+    throttled = fail_calls("dynamodb", "UpdateItem", 100, when=the_outcome_write)
+    assert process(aws, issued["key"], len(data), etag=etag, receive_count=last)["batchItemFailures"]
+    record = item(aws, issued["uploadId"])
+    assert record["status"] == {"S": "FAILED"}
+    assert "claim_by" not in record, "the claim its attempt kept goes with the message"
+
+    # so its redrive completes at once
+    throttled[0] = 0
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]

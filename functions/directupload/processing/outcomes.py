@@ -14,9 +14,10 @@ like the marker's removal, are worth a few tries inside the attempt (``FINAL_WRI
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -120,6 +121,16 @@ def still_holding(exc: BaseException) -> bool:
     return bool(getattr(exc, _HOLDING, False))
 
 
+@contextlib.contextmanager
+def _holding_the_lease() -> Iterator[None]:
+    """Work done under a final record's lease: an error out of it leaves the lease held."""
+    try:
+        yield
+    except Exception as exc:
+        left_holding(exc)
+        raise
+
+
 def owes_event(record: UploadRecord, ref: ObjectRef) -> bool:
     """Whether ``ref`` is the delivery that reached ``record``'s outcome and its event is still
     owed: its attempt stopped before the event went out, and this delivery finishes the job."""
@@ -201,7 +212,8 @@ class Outcomes:
             promoted = [keys.file_key(record.key), *(v.key for v in variants.values())]
             return self._lost_race(record, ref, etag, attempt, promoted=promoted)
         if not before.size_exact:  # after the one write that can succeed once: settled once
-            self._settle_bytes(before, int(result["size"]))
+            with _holding_the_lease():
+                self._settle_bytes(before, int(result["size"]))
         metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
         metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
@@ -229,9 +241,10 @@ class Outcomes:
         except TransitionRefused:
             return self._lost_race(record, ref, etag, attempt, promoted=[])
         if not before.size_exact:  # after the one write that can succeed once: settled once
-            head = self.storage.head(before.key)  # what it really held is what stays charged
-            if head is not None:
-                self._settle_bytes(before, min(head.size, before.size))
+            with _holding_the_lease():
+                head = self.storage.head(before.key)  # what it really held is what stays charged
+                if head is not None:
+                    self._settle_bytes(before, min(head.size, before.size))
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
@@ -245,17 +258,21 @@ class Outcomes:
         that reached it. The attempt keeps its claim of the record until the event is out (the
         marker's lease): a twin delivery meanwhile waits instead of publishing beside it."""
         now = self.clock()
-        return self.store.transition(
-            record.upload_id,
-            to,
-            now=now,
-            claimed_by=etag,
-            held_by=attempt,
-            pending_event=_EVENT_OF[to],
-            outcome_of=delivery(ref, etag),
-            claim_until=now + CLAIM_LIFETIME,
-            **fields,
-        )
+        try:
+            return self.store.transition(
+                record.upload_id,
+                to,
+                now=now,
+                claimed_by=etag,
+                held_by=attempt,
+                pending_event=_EVENT_OF[to],
+                outcome_of=delivery(ref, etag),
+                claim_until=now + CLAIM_LIFETIME,
+                **fields,
+            )
+        except TRANSIENT as exc:
+            left_holding(exc)  # the claim: the write did not go through
+            raise
 
     def finish_owed(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
         """The delivery that reached ``record``'s outcome, delivered again with its event still
@@ -285,15 +302,12 @@ class Outcomes:
         """What a final record still owes, settled by ``attempt`` (which holds its lease): the
         object disposed of (rejected) and the event. Raises when the event cannot be sent: the
         record keeps its marker and a retry finishes."""
-        try:
+        with _holding_the_lease():  # the message's next receive takes it up and finishes
             if record.status == Status.REJECTED:
                 self._dispose(record.key)
             else:
                 self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
             self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
-        except Exception as exc:
-            left_holding(exc)  # the lease: the message's next receive takes it up and finishes
-            raise
         try:
             self._final_write(lambda: self.outbox.clear(record.upload_id, _EVENT_OF[record.status], attempt))
         except TRANSIENT:

@@ -494,7 +494,11 @@ class Processor:
     def _superseded(self, record: UploadRecord, etag: str, attempt: str) -> str:
         """The staging object was written again during this attempt: that version's own
         notification decides. Nothing of this one was promoted."""
-        self.store.release(record.upload_id, etag, attempt)
+        try:
+            self.store.release(record.upload_id, etag, attempt)
+        except TRANSIENT as exc:
+            left_holding(exc)  # the message's next receive takes the claim up (its last gives it up)
+            raise
         logger.warning("staging object replaced while being verified; its newer version decides")
         metrics.add_metric(name="SupersededVersions", unit="Count", value=1)
         return Outcome.SUPERSEDED
