@@ -87,13 +87,20 @@ def test_a_copy_that_fails_beside_the_first_never_removes_what_the_first_verifie
         aws.s3.head_object(Bucket=aws.bucket, Key=key)
 
 
+def sent_image(aws: Any, api: Api) -> tuple[bytes, dict[str, Any], str]:
+    """An image sent to S3 and not processed yet: its bytes, the issue's reply, its ETag."""
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+    assert etag is not None
+    return data, issued, etag
+
+
 def held_upload(aws: Any, api: Api, holder: str) -> tuple[bytes, dict[str, Any], str]:
     """An image sent, whose staging version another delivery (``holder``) is working on right now."""
     from directupload import wiring
 
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
+    data, issued, etag = sent_image(aws, api)
     assert etag is not None
     now = datetime.now(UTC)
     wiring.store().claim_arrival(
@@ -179,9 +186,7 @@ def test_an_outcome_written_whose_reply_was_lost_is_still_announced(aws: Any, ap
 
     from directupload import aws as clients
 
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
+    data, issued, etag = sent_image(aws, api)
     lost = [1]
 
     class Raw:
@@ -266,9 +271,7 @@ def a_release(params: dict[str, Any]) -> bool:
 
 def test_a_twin_out_of_retries_on_an_upload_already_failed_leaves_no_claim_behind(aws: Any, api: Api) -> None:
     last = max_receive_count()
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
+    data, issued, etag = sent_image(aws, api)
 
     # one message's last receive fails the upload
     fail_calls("s3", "GetObject", 1)
@@ -292,9 +295,7 @@ def test_a_twin_out_of_retries_on_an_upload_already_failed_leaves_no_claim_behin
 
 def test_a_message_out_of_retries_with_its_event_still_owed_gives_up_the_lease(aws: Any, api: Api) -> None:
     last = max_receive_count()
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
+    data, issued, etag = sent_image(aws, api)
 
     # the last receive reaches the outcome, but EventBridge throttles every try to announce it
     throttled = fail_calls("events", "PutEvents", 100)
@@ -372,9 +373,7 @@ def test_a_copy_of_a_redrive_s_last_receive_failing_beside_it_leaves_its_claim_a
 
 def test_a_last_receive_whose_outcome_write_failed_gives_up_its_claim(aws: Any, api: Api) -> None:
     last = max_receive_count()
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    etag = current_etag(aws, issued["key"])
+    data, issued, etag = sent_image(aws, api)
 
     # the last receive verified and promoted the image, but its outcome write is throttled
     def the_outcome_write(params: dict[str, Any]) -> bool:
