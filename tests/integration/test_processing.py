@@ -21,7 +21,16 @@ from local.faults import Faults
 from local.lambda_runtime import LocalContext, LocalFunction
 from local.poller import QueuePoller
 from scripts.redrive import redrive
-from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
+from tests.integration.conftest import (
+    Api,
+    a_pdf,
+    delivered_events,
+    fail_calls,
+    png,
+    post_to_s3,
+    throttle_the_event,
+    upload,
+)
 from tests.support.processing import current_etag, handle, process
 from tests.support.template import function_timeout, max_receive_count, record_key
 
@@ -230,11 +239,21 @@ def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
+def test_an_event_throttled_once_is_sent_by_the_same_attempt(aws: Any, api: Api) -> None:
+    data = png()
+    issued = upload(api, data, "a.png", "image/png", "avatar")
+    left = fail_calls("events", "PutEvents", 1)
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}  # no receive spent on it
+    assert left == [0]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+    assert "pending_event" not in raw_item(aws, issued["uploadId"])
+
+
 def test_an_event_that_could_not_be_sent_is_sent_by_the_retry_and_only_once(aws: Any, api: Api) -> None:
     # Given an upload whose outcome is recorded but whose event EventBridge throttles
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
-    fail_calls("events", "PutEvents", 1)
+    throttle_the_event()
     etag = current_etag(aws, issued["key"])  # S3's notification names it; its redelivery too
     assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
+from tests.integration.conftest import (
+    Api,
+    a_pdf,
+    delivered_events,
+    fail_calls,
+    png,
+    post_to_s3,
+    throttle_the_event,
+    upload,
+)
 from tests.support.auth import use_jwt
 from tests.support.processing import process
 from tests.support.template import record_key, ttl_attribute
@@ -549,7 +558,7 @@ def test_an_upload_is_not_deleted_before_its_outcome_is_announced(aws: Any, api:
     data = png(40, 30)
     issued = upload(api, data, "me.png", "image/png", "avatar")
     etag = str(aws.s3.head_object(Bucket=aws.bucket, Key=issued["key"])["ETag"]).strip('"')
-    fail_calls("events", "PutEvents", 1)  # EventBridge throttles the outcome's event once
+    throttle_the_event()  # EventBridge throttles the outcome's event on every try
     assert process(aws, issued["key"], len(data), etag=etag)["batchItemFailures"]
     assert record(api, issued["uploadId"])["status"] == "PROCESSED"
 

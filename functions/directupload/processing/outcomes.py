@@ -302,12 +302,15 @@ class Outcomes:
         """What a final record still owes, settled by ``attempt`` (which holds its lease): the
         object disposed of (rejected) and the event. Raises when the event cannot be sent: the
         record keeps its marker and a retry finishes."""
+        # retried here, as the marker's removal is: a receive of its own would cost the message a
+        # back-off, and its last one would leave the event owed until a redrive
         with _holding_the_lease():  # the message's next receive takes it up and finishes
             if record.status == Status.REJECTED:
                 self._dispose(record.key)
             else:
-                self.storage.delete(record.key)  # the staging copy: the verified bytes live under files/
-            self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref))
+                # the staging copy: the verified bytes live under files/
+                self._final_write(lambda: self.storage.delete(record.key))
+            self._final_write(lambda: self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref)))
         try:
             self._final_write(lambda: self.outbox.clear(record.upload_id, _EVENT_OF[record.status], attempt))
         except TRANSIENT:
