@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from tests.conftest import ROOT
+from tests.support.servers import QuietHTTPServer
 
 UPLOAD_ID = "3f1c2a9e8b7d4c6a9e0f1a2b3c4d5e6f"
 
@@ -57,6 +58,6 @@ def serve(answer: Answer) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd

@@ -16,13 +16,14 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli import CLI, cli_env
+from tests.support.servers import QuietHTTPServer
 
 UPLOAD_ID = "a" * 32
 PART = 1024 * 1024
@@ -224,8 +225,7 @@ def command(url: str, path: Path, *extra: str) -> list[str]:
 @pytest.fixture
 def fake() -> Iterator[tuple[Script, str]]:
     script = Script(part_count=12, fail={2: [403], 3: [500, 503]})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(script))
-    server.daemon_threads = True
+    server = QuietHTTPServer(("127.0.0.1", 0), handler(script))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield script, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

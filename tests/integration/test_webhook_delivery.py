@@ -19,6 +19,7 @@ import pytest
 from local.lambda_runtime import LocalContext
 from local.poller import sqs_event
 from tests.conftest import aws_client
+from tests.support.servers import QuietHTTPServer
 from tests.webhooks import bus_event as event
 from tests.webhooks import receiver_module
 from tests.webhooks import serve as serve_http
@@ -161,7 +162,7 @@ def test_a_record_that_is_not_an_event_is_parked_while_its_batch_mates_are_deliv
 def test_a_receiver_that_is_down_fails_the_record(webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> None:
     from directupload import wiring
 
-    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    closed = QuietHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = closed.server_address[1]
     closed.server_close()  # nothing listens there now
     monkeypatch.setenv("WEBHOOK_URL", f"http://127.0.0.1:{port}/hooks")
