@@ -82,14 +82,6 @@ def upload(api: Api, data: bytes, filename: str, content_type: str, profile: str
     return issued
 
 
-def throttle_the_event() -> list[int]:
-    """EventBridge throttles every try the processor makes at an outcome's event within one
-    attempt (it retries it in place, as it does the final writes), so the event stays owed."""
-    from directupload.processing.outcomes import FINAL_WRITE_ATTEMPTS
-
-    return fail_calls("events", "PutEvents", FINAL_WRITE_ATTEMPTS)
-
-
 def fail_calls(
     service: str, operation: str, times: int, code: str = "ThrottlingException", when: Any = None
 ) -> list[int]:

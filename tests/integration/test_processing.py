@@ -21,17 +21,8 @@ from local.faults import Faults
 from local.lambda_runtime import LocalContext, LocalFunction
 from local.poller import QueuePoller
 from scripts.redrive import redrive
-from tests.integration.conftest import (
-    Api,
-    a_pdf,
-    delivered_events,
-    fail_calls,
-    png,
-    post_to_s3,
-    throttle_the_event,
-    upload,
-)
-from tests.support.processing import current_etag, handle, process
+from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
+from tests.support.processing import current_etag, handle, process, throttle_the_event
 from tests.support.template import function_timeout, max_receive_count, record_key
 
 # processing mechanics (retries, faults, dead letters): the malware scan gate has tests of its own

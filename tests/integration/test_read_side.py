@@ -12,18 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import (
-    Api,
-    a_pdf,
-    delivered_events,
-    fail_calls,
-    png,
-    post_to_s3,
-    throttle_the_event,
-    upload,
-)
+from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.support.auth import use_jwt
-from tests.support.processing import process
+from tests.support.processing import process, throttle_the_event
 from tests.support.template import record_key, ttl_attribute
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api, delivered_events, fail_calls, post_to_s3, throttle_the_event
-from tests.support.processing import current_etag, deliver_verdict, handle, process, scan_verdict
+from tests.integration.conftest import Api, delivered_events, fail_calls, post_to_s3
+from tests.support.processing import current_etag, deliver_verdict, handle, process, scan_verdict, throttle_the_event
 from tests.support.template import max_receive_count, record_key
 
 # GuardDuty's documented example of a scan result event (monitor-with-eventbridge-s3-malware-protection)

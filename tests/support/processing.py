@@ -159,3 +159,12 @@ def deliver_ingest_queue(aws: Any, scan: bool = False) -> list[dict[str, Any]]:
         replies.append(processor.lambda_handler(event, LocalContext("ProcessFunction", timeout_seconds=900)))
         for message in messages:
             aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def throttle_the_event() -> list[int]:
+    """EventBridge throttles every try the processor makes at an outcome's event within one
+    attempt (it retries it in place, as it does the final writes), so the event stays owed."""
+    from directupload.processing.outcomes import FINAL_WRITE_ATTEMPTS
+    from tests.integration.conftest import fail_calls
+
+    return fail_calls("events", "PutEvents", FINAL_WRITE_ATTEMPTS)
