@@ -171,52 +171,43 @@ class Emulator:
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
         return sum(int(v) for v in attrs.values())
 
-    def state(self, stack: Stack) -> str:
-        """The counts a stuck run is diagnosed by, and the uploads that are not settled: their
-        records' claims and owed events, and what the stack logged of them."""
+    def off(self, stack: Stack, by_id: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """The counts, and the uploads whose record or events are off (by id: name, status, their
+        terminal and failed events, claims and owed events)."""
         records = self.records()
-        statuses = Counter(r["status"]["S"] for r in records.values())
         events = stack.events()
-        kinds = Counter(e["detail-type"] for e in events)
+        terminal = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] in TERMINAL_EVENTS)
+        failed = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] == "Upload Failed")
+        off = {}
+        for upload_id, upload in by_id.items():
+            record = records.get(upload_id, {})
+            status = record.get("status", {}).get("S")
+            final = status in {"PROCESSED", "REJECTED"}
+            if (final and terminal[upload_id] != 1) or (not final and status != "FAILED") or failed[upload_id] > 1:
+                fields = {k: v.get("S", v.get("N")) for k, v in record.items() if k in DIAGNOSED - {"status"}}
+                told = f"terminal {terminal[upload_id]} failed {failed[upload_id]}"
+                off[upload_id] = (upload["name"], status, told, fields)
+        counts = (
+            f"records {dict(Counter(r['status']['S'] for r in records.values()))}; "
+            f"events {dict(Counter(e['detail-type'] for e in events))}; "
+            f"ingest {self.depth(self.queue)} dead letters {self.depth(self.dlq)}"
+        )
+        return counts, off
+
+    def brief(self, stack: Stack, by_id: dict[str, dict[str, Any]]) -> str:
+        """What a failed run is diagnosed by, short enough to survive a CI log's cut."""
+        counts, off = self.off(stack, by_id)
+        return f"{counts}; off {dict(list(off.values())[:8])}"
+
+    def state(self, stack: Stack, by_id: dict[str, dict[str, Any]]) -> str:
+        """The brief, the queue's counts, and what the stack logged of the uploads that are off."""
+        counts, off = self.off(stack, by_id)
         queue = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["All"])["Attributes"]
         depth = {k.removeprefix("ApproximateNumberOf"): v for k, v in queue.items() if k.startswith("Approximate")}
-        told = Counter(e["detail"]["uploadId"] for e in events)
-        unsettled = {
-            upload_id: {k: v.get("S", v.get("N")) for k, v in record.items() if k in DIAGNOSED}
-            for upload_id, record in records.items()
-            if record["status"]["S"] in {"PENDING", "UPLOADED", "SCANNING"} or told[upload_id] != 1
-        }
         log = stack.log().splitlines()
-        lines = {i: [line[:400] for line in log if i in line][-8:] for i in list(unsettled)[:5]}
+        lines = {i: [line[:400] for line in log if i in line][-8:] for i in list(off)[:5]}
         troubles = [line[:300] for line in log if line.startswith(("[poller]", "[events]", "Traceback"))][-10:]
-        return (
-            f"queue {depth}, records {dict(statuses)}, events {dict(kinds)}; unsettled {unsettled}; "
-            f"their log lines {lines}; the stack's troubles {troubles}"
-        )
-
-
-def brief(emulator: Emulator, stack: Stack, by_id: dict[str, dict[str, Any]]) -> str:
-    """What a failed run is diagnosed by, short enough to survive a CI log's cut: the counts, the
-    uploads whose record or events are off (claims and owed events included), and what waits in
-    the dead-letter queue."""
-    records = emulator.records()
-    events = stack.events()
-    terminal = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] in TERMINAL_EVENTS)
-    failed = Counter(e["detail"]["uploadId"] for e in events if e["detail-type"] == "Upload Failed")
-    off = {}
-    for upload_id, upload in by_id.items():
-        record = records.get(upload_id, {})
-        status = record.get("status", {}).get("S")
-        final = status in {"PROCESSED", "REJECTED"}
-        if (final and terminal[upload_id] != 1) or (not final and status != "FAILED") or failed[upload_id] > 1:
-            fields = {k: v.get("S", v.get("N")) for k, v in record.items() if k in DIAGNOSED - {"status"}}
-            off[upload["name"]] = (status, f"terminal {terminal[upload_id]} failed {failed[upload_id]}", fields)
-    return (
-        f"records {dict(Counter(r['status']['S'] for r in records.values()))}; "
-        f"events {dict(Counter(e['detail-type'] for e in events))}; "
-        f"ingest {emulator.depth(emulator.queue)} dead letters {emulator.depth(emulator.dlq)}; "
-        f"off {dict(list(off.items())[:8])}"
-    )
+        return f"{counts}; queue {depth}; off {off}; their log lines {lines}; the stack's troubles {troubles}"
 
 
 # --- the run: once per module, its state read in phases --------------------------------------
@@ -269,7 +260,7 @@ class Run:
         return {i for i, s in self.settled.status().items() if s == "FAILED"}
 
     def state(self) -> str:
-        return self.emulator.state(self.stack)
+        return self.emulator.state(self.stack, self.by_id)
 
 
 def injected(log: str) -> Counter[str]:
@@ -341,9 +332,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             )
 
         settle_seconds = timed(settled, SETTLE_TIMEOUT)
-        settled_state = emulator.state(stack)
+        settled_state = emulator.state(stack, by_id)
         snapshot = Snapshot.of(stack, emulator, dead_letters=True)
-        settled_brief = f"settled after {settle_seconds}s: {brief(emulator, stack, by_id)}"
+        settled_brief = f"settled after {settle_seconds}s: {emulator.brief(stack, by_id)}"
         yield Run(
             stack,
             emulator,
@@ -406,7 +397,7 @@ def redriven(run: Run) -> Redrive:
         f"{redrive_seconds:.1f}s; injected {dict(injected(run.settled.log))}; events {len(after.events)}; "
         f"total {time.monotonic() - run.started:.1f}s"
     )
-    final_brief = f"{run.brief} | after the redrive ({final_seconds}s): {brief(emulator, stack, run.by_id)}"
+    final_brief = f"{run.brief} | after the redrive ({final_seconds}s): {emulator.brief(stack, run.by_id)}"
     return Redrive(
         redriven.returncode, redriven.stdout, redriven.stderr, final_seconds, final_state, drained, after, final_brief
     )
