@@ -61,6 +61,11 @@
   receive while the first still runs, which only a dead attempt allows on AWS). Every call that
   changes a queue is serialised; a long poll waits outside the lock.
 
+- A bus's rule delivering an event to a target builds the target's input from eight JSONPath
+  expressions (moto's default input paths), and moto compiled each one again, parser and all, for
+  every event and target: 0.3 ms an expression, about 2.6 ms an event per target. An expression
+  compiles to the same path every time, so each is compiled once.
+
 Applied by the emulator process (local/emulator.py) and by the tests' in-process moto server.
 """
 
@@ -90,6 +95,7 @@ def apply() -> None:
     _sqs_receive_races()
     _sends_without_counting()
     _sqs_serialised()
+    _event_paths_compiled_once()
     _APPLIED = True
 
 
@@ -402,3 +408,13 @@ def _sqs_receive_races() -> None:
         self.__dict__["_messages"] = messages if isinstance(messages, _QueueMessages) else _QueueMessages(messages)
 
     Queue._messages = property(get, set_)  # type: ignore[assignment]
+
+
+def _event_paths_compiled_once() -> None:
+    import functools
+
+    import jsonpath_ng.ext
+
+    # moto's EventTemplateParser imports ``parse`` from this module on every call; a compiled
+    # path is only read (``find``), so one may serve every thread
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)

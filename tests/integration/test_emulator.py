@@ -292,3 +292,47 @@ def test_two_receives_at_once_never_hand_out_the_same_message(aws: Any, monkeypa
 
     got = [m["Body"] for reply in replies for m in reply.get("Messages", [])]
     assert got == ["one notification"]  # once: a second receive waits for the first, then sees it in flight
+
+
+# --- EventBridge -------------------------------------------------------------------------------
+
+
+def test_a_rule_delivers_each_event_without_compiling_its_input_paths_again(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto compiled its eight input-path expressions (parser and all) for every event and target;
+    once they have been compiled, an event is delivered whole without compiling them again."""
+    import json
+
+    from jsonpath_ng.ext.parser import ExtendedJsonPathParser
+
+    events, sqs = aws_client("events"), aws.sqs
+    name = f"emulator-paths-{uuid.uuid4().hex[:10]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.create_event_bus(Name=name)
+    events.put_rule(Name=name, EventBusName=name, EventPattern=json.dumps({"source": ["emulator.test"]}))
+    events.put_targets(Rule=name, EventBusName=name, Targets=[{"Id": "queue", "Arn": arn}])
+
+    def put(n: int) -> None:
+        entry = {"Source": "emulator.test", "DetailType": "Step", "Detail": json.dumps({"n": n}), "EventBusName": name}
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+
+    put(1)
+
+    def compiled(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an input path was compiled again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ExtendedJsonPathParser, "parse", compiled)
+        put(2)
+
+    got: list[dict[str, Any]] = []
+    while len(got) < 2 and (reply := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)):
+        got += [json.loads(m["Body"]) for m in reply.get("Messages", [])]
+        if not reply.get("Messages"):
+            break
+    assert sorted((e["detail-type"], e["detail"]["n"], e["source"]) for e in got) == [
+        ("Step", 1, "emulator.test"),
+        ("Step", 2, "emulator.test"),
+    ]
