@@ -209,7 +209,7 @@ def test_a_processed_upload_downloads_byte_for_byte_and_verified(stack: Stack, t
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     saved = here / "field notes.bin"
-    assert saved.read_bytes() == data
+    # (the result first: if the file is not where it should be, the result says where it went)
     assert result == {
         "uploadId": record["uploadId"],
         "variant": None,
@@ -218,7 +218,8 @@ def test_a_processed_upload_downloads_byte_for_byte_and_verified(stack: Stack, t
         "sha256": hashlib.sha256(data).hexdigest(),
         "contentType": "application/octet-stream",
         "checked": ["size", "sha256"],
-    }
+    }, (done.stdout, done.stderr, record.get("filename"))
+    assert saved.read_bytes() == data
     assert sorted(p.name for p in here.iterdir()) == ["field notes.bin"]
 
     # an existing file is kept unless --force
