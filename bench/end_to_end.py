@@ -11,12 +11,18 @@ figures are measured beside them, for information (the local scanner is ClamAV, 
 
 Whose cost the sustained rate is: a baseline in the same run makes the same AWS requests per
 upload (that scenario's counts in bench/request_counts.json, so it follows when they change) by
-hand with plain boto3, 16 clients, against the same emulator, with none of our code; and the CPU
-seconds each process of the stack spent while each ran (/proc, Linux) say which one is saturated.
+hand with plain boto3, 16 clients, against the same emulator, with none of our code. Its DynamoDB
+and EventBridge requests are the product's own, replayed: the emulator captures the bodies of one
+upload's requests, and the baseline sends the same expressions, conditions and ReturnValues for
+uploads of its own, so the emulator does the same work for them; its S3 requests carry the
+product's conditions and headers (GET If-Match, the promotion's CopySourceIfMatch and SHA-256).
+The CPU seconds each process of the stack spent while each ran (/proc, Linux) say which one is
+saturated.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import statistics
@@ -32,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from botocore import xform_name
 
 from bench.figures import Figure, Target, percentile
 from local.launch import Stack, start_stack, stop_stack
@@ -110,12 +117,13 @@ class Client:
         issued: dict[str, Any] = reply.json()
         return issued
 
-    def put(self, issued: dict[str, Any]) -> None:
+    def put(self, issued: dict[str, Any]) -> requests.Response:
         reply = self.s3.post(
             issued["url"], data=issued["fields"], files={"file": ("e2e.txt", CONTENT, "text/plain")}, timeout=30
         )
         if reply.status_code not in (200, 201, 204):
             raise RuntimeError(f"S3 answered {reply.status_code}: {reply.text[:300]}")
+        return reply
 
     def wait_processed(self, upload_id: str, poll: float, timeout: float = 60) -> tuple[float, list[float]]:
         """When PROCESSED was first seen (perf_counter), and each GET's round trip."""
@@ -359,6 +367,98 @@ def raw_post_cycle(stack: Stack) -> Callable[[], Callable[[Client], None]]:
 # -- the same request mix by hand ---------------------------------------------------------------
 
 
+# the product's requests the by-hand cycle replays as the product made them (JSON protocol: the
+# emulator captures their bodies); the rest it makes by hand with the product's parameters
+REPLAYED = (
+    "dynamodb:TransactWriteItems",
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "events:PutEvents",
+)
+PRODUCT_ROLES = ("ApiFunction", "ProcessFunction")
+
+
+@dataclass(frozen=True)
+class Captured:
+    """The product's own DynamoDB and EventBridge requests for one upload, as the emulator received
+    them (``/_local/requests?capture=1``): the by-hand cycle sends the same expressions, conditions,
+    attributes and ReturnValues, so the emulator does the same work for them as for the product's."""
+
+    upload_id: str
+    bodies: dict[str, list[dict[str, Any]]]  # "service:Operation" -> the request bodies, in order
+    owner_item: dict[str, Any]  # the owner's quota item as the product's transaction found it
+
+    def request(self, name: str, n: int, upload_id: str, owner_pk: str, bus: str) -> dict[str, Any] | None:
+        """The ``n``-th request of kind ``name`` (the last one again past the captured count) for
+        by-hand upload ``upload_id``, as boto3 parameters; None if the product made none."""
+        made = self.bodies.get(name)
+        if not made:
+            return None
+        text = json.dumps(made[min(n, len(made) - 1)]).replace(self.upload_id, upload_id)
+        params: dict[str, Any] = json.loads(text)
+        params.pop("ClientRequestToken", None)  # each transaction is a new one
+        for item in params.get("TransactItems", []):
+            for write in item.values():
+                if write.get("Key", {}).get("pk", {}).get("S", "").startswith("owner#"):
+                    write["Key"] = {"pk": {"S": owner_pk}}
+                if "owner" in write.get("Item", {}):
+                    write["Item"]["owner"] = {"S": owner_pk.removeprefix("owner#")}
+        for entry in params.get("Entries", []):
+            entry.update(Source="bench.mix", EventBusName=bus)  # to the by-hand bus and its rule
+        return _binary(params)
+
+
+def _binary(value: Any) -> Any:
+    """JSON's base64 binary attribute values as the bytes boto3 takes."""
+    if isinstance(value, dict):
+        if set(value) == {"B"} and isinstance(value["B"], str):
+            return {"B": base64.b64decode(value["B"])}
+        return {k: _binary(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_binary(v) for v in value]
+    return value
+
+
+def capture_product(stack: Stack) -> Captured:
+    """One upload of the headline profile with the emulator capturing request bodies: the
+    product's DynamoDB and EventBridge requests for it, in the order it made them."""
+    from bench.request_counts import Counting
+
+    url = stack.info["emulatorUrl"] + "/_local/requests"
+    counting = Counting(stack)
+
+    def product_requests() -> list[dict[str, Any]]:
+        return [c for c in counting.counts() if c["principal"] in PRODUCT_ROLES and "(empty)" not in c["operation"]]
+
+    requests.delete(url, params={"capture": "1"}, timeout=10).raise_for_status()
+    try:
+        _, _, (upload_id,) = latency_samples(stack, 1)
+        deadline = time.monotonic() + 60
+        while "pending_event" in counting.record(upload_id):  # until its event is out
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"upload {upload_id}: its event did not go out")
+            time.sleep(0.05)
+        made: list[dict[str, Any]] = []
+        while made != (made := product_requests()):  # and the product is done with it (the queue's delete)
+            time.sleep(1)
+        captured = requests.get(url, timeout=10).json()["bodies"]
+    finally:
+        requests.delete(url, timeout=10).raise_for_status()
+    bodies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in captured:
+        name = f"{entry['service']}:{entry['operation']}"
+        if entry["principal"] in PRODUCT_ROLES and name in REPLAYED:
+            bodies[name].append(json.loads(entry["body"]))
+    owner_item: dict[str, Any] = {}
+    for transaction in bodies.get("dynamodb:TransactWriteItems", [])[:1]:
+        for item in transaction["TransactItems"]:
+            key = item.get("Update", {}).get("Key")
+            if key and key["pk"]["S"].startswith("owner#"):
+                owner_item = dict(counting.ddb.get_item(TableName=stack.info["uploadsTable"], Key=key)["Item"])
+    return Captured(upload_id, dict(bodies), owner_item)
+
+
 def request_mix(scenario: str = UNSCANNED) -> dict[str, int]:
     """The product's AWS requests for one upload of ``scenario`` ("service:Operation" -> count),
     as `make request-counts` wrote them (bench/request_counts.json)."""
@@ -378,6 +478,7 @@ class _Upload:
         self.id = uuid.uuid4().hex
         self.pk, self.key = {"S": f"bench#{self.id}"}, f"incoming/{self.id}.txt"
         self.received: list[dict[str, Any]] = []
+        self.etag: str | None = None  # of the POSTed bytes
 
     def transact(self, n: int) -> None:  # the quota's reservation and the record in one transaction
         quota = {
@@ -421,8 +522,32 @@ class _Upload:
         item = {"pk": {"S": f"bench#{self.id}#{n}"}, "status": {"S": "INPROGRESS"}}
         self.c.ddb.put_item(TableName=self.c.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
 
-    def post(self, n: int) -> None:  # the client's POST of the bytes, with a presigned form
-        self.client.put(self.c.s3.generate_presigned_post(Bucket=self.c.bucket, Key=self.key, ExpiresIn=900))
+    def post(self, n: int) -> None:  # the client's POST of the bytes, with a form pinned as the product's
+        fields = {"Content-Type": "text/plain", "x-amz-meta-upload-id": self.id}
+        conditions: list[Any] = [{name: value} for name, value in fields.items()]
+        conditions.append(["content-length-range", len(CONTENT), len(CONTENT)])
+        signed = self.c.s3.generate_presigned_post(
+            Bucket=self.c.bucket, Key=self.key, Fields=fields, Conditions=conditions, ExpiresIn=900
+        )
+        self.etag = self.client.put(signed).headers.get("ETag", "").strip('"') or None
+
+    def replay(self, name: str, n: int) -> bool:
+        """Send the product's own ``n``-th request of kind ``name`` for this upload (Captured); False
+        if there is none to replay."""
+        captured = self.c.captured
+        params = captured.request(name, n, self.id, self.c.owner, self.c.bus) if captured else None
+        if params is None:
+            return False
+        service, operation = name.split(":")
+        call = getattr(self.c.ddb if service == "dynamodb" else self.c.events, xform_name(operation))
+        try:
+            call(**params)
+        except self.c.ddb.exceptions.TransactionCanceledException:
+            # the owner's item holds as many open uploads as the quota allows (the product then
+            # frees the slots of processed ones): the item afresh, and the same transaction again
+            self.c.seed_owner()
+            call(**params)
+        return True
 
     def receive(self, n: int) -> None:  # S3's notification, as the event source polls it
         reply = self.c.sqs.receive_message(QueueUrl=self.c.queue, MaxNumberOfMessages=1, WaitTimeSeconds=2)
@@ -437,15 +562,26 @@ class _Upload:
     def get_tagging(self, n: int) -> None:
         self.c.s3.get_object_tagging(Bucket=self.c.bucket, Key=self.key)
 
-    def get(self, n: int) -> None:
-        self.c.s3.get_object(Bucket=self.c.bucket, Key=self.key)["Body"].read()
+    def get(self, n: int) -> None:  # of exactly the version POSTed, as the product's
+        match = {"IfMatch": f'"{self.etag}"'} if self.etag else {}
+        self.c.s3.get_object(Bucket=self.c.bucket, Key=self.key, **match)["Body"].read()
 
     def put_object(self, n: int) -> None:  # a derived file (a thumbnail's place)
         self.c.s3.put_object(Bucket=self.c.bucket, Key=f"derived/{self.id}/{n}", Body=CONTENT[:512])
 
-    def copy(self, n: int) -> None:  # the promotion
+    def copy(self, n: int) -> None:  # the promotion, with the product's conditions and headers
         source = {"Bucket": self.c.bucket, "Key": self.key}
-        self.c.s3.copy_object(Bucket=self.c.bucket, Key=f"files/{self.id}/{n}", CopySource=source)
+        match = {"CopySourceIfMatch": f'"{self.etag}"'} if self.etag else {}
+        self.c.s3.copy_object(
+            Bucket=self.c.bucket,
+            Key=f"files/{self.id}/{n}",
+            CopySource=source,
+            ChecksumAlgorithm="SHA256",
+            MetadataDirective="REPLACE",
+            ContentType="text/plain",
+            Metadata={"upload-id": self.id},
+            **match,
+        )
 
     def put_tagging(self, n: int) -> None:
         tags = {"TagSet": [{"Key": "bench", "Value": str(n)}]}
@@ -559,24 +695,38 @@ class _MixClients:
     bucket: str
     queue: str
     bus: str
-    owner: str
+    owner: str  # the pk of this client's owner item
+    captured: Captured | None = None  # the product's requests to replay
+
+    def seed_owner(self) -> None:
+        """This client's owner item as the product's transaction found its own, its open uploads
+        cleared (nothing to do without a capture: the hand-made transaction creates its own)."""
+        if self.captured is not None and self.captured.owner_item:
+            item = {**self.captured.owner_item, "pk": {"S": self.owner}, "open": {"M": {}}}
+            self.ddb.put_item(TableName=self.table, Item=item)
 
 
 class RequestMix:
     """The request mix of one upload (``mix``: "service:Operation" -> count), made by hand with
-    plain boto3 against the stack's emulator and with none of our code: the records in the stack's
-    own table (so its stream carries them too), the bytes POSTed with a presigned form to a bucket
+    plain boto3 against the stack's emulator and with none of our code: with ``captured``, the
+    product's own DynamoDB and EventBridge requests replayed for uploads of its own (one owner item
+    per client); the records in the stack's own table (so its stream carries them too), the
+    bytes POSTed with a presigned form to a bucket
     of its own whose ObjectCreated notifications go to a queue of its own (so the emulator
     delivers them as it does the product's), that queue received from and deleted from, the events
     put on a bus of its own with a rule to a queue (so the emulator routes them, as the
     product's). It does the issue's steps, then the processor's, one after another, as one
     upload's requests follow each other in the product."""
 
-    def __init__(self, stack: Stack, mix: dict[str, int], record: dict[str, Any]) -> None:
+    def __init__(
+        self, stack: Stack, mix: dict[str, int], record: dict[str, Any], captured: Captured | None = None
+    ) -> None:
         from local.harness import client as aws_client
 
         self.record = record
-        self.plan = [(MIX_STEPS[name], which) for name, which in mix_plan(mix)]
+        self.captured = captured
+        self.last_id: str | None = None  # the last by-hand upload a cycle finished
+        self.plan = [(name, MIX_STEPS[name], which) for name, which in mix_plan(mix)]
         self.transactional = bool(mix.get("dynamodb:TransactWriteItems"))
         self.endpoint, self.table = stack.info["emulatorUrl"], stack.info["uploadsTable"]
         tag = uuid.uuid4().hex[:8]
@@ -601,6 +751,20 @@ class RequestMix:
         while messages := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", []):
             entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
             sqs.delete_message_batch(QueueUrl=self.queue, Entries=entries)
+
+    def last_record(self) -> dict[str, str]:
+        """The status and owed event of the last by-hand upload's record (replayed writes only)."""
+        if self.last_id is None:
+            return {}
+        from local.harness import client as aws_client
+
+        item = (
+            aws_client("dynamodb", self.endpoint)
+            .get_item(TableName=self.table, Key={"pk": {"S": f"upload#{self.last_id}"}}, ConsistentRead=True)
+            .get("Item", {})
+        )
+        kept = ("status", "owner", "pending_event")
+        return {name: value.get("S", "") for name, value in item.items() if name in kept}
 
     def promoted(self) -> int:
         """How many promotions (CopyObject) the cycles made: the objects under files/."""
@@ -628,14 +792,18 @@ class RequestMix:
             self.bucket,
             self.queue,
             self.bus,
-            f"bench-owner#{uuid.uuid4().hex[:8]}",
+            f"owner#bench-{uuid.uuid4().hex[:8]}",
+            self.captured,
         )
+        clients.seed_owner()
 
         def cycle(client: Client) -> None:
             upload = _Upload(clients, client)
-            for step, which in self.plan:
+            for name, step, which in self.plan:
                 for n in which:
-                    step(upload, n)
+                    if not upload.replay(name, n):
+                        step(upload, n)
+            self.last_id = upload.id
 
         return cycle
 
@@ -736,8 +904,9 @@ def measure_end_to_end(
     requests_per_upload = sum(mix.values())
     with local_stack() as stack:
         _, _, warm = latency_samples(stack, 3)  # warm: handlers, clients, the poller's first batch
+        captured = capture_product(stack)  # the product's requests of one more, for the by-hand baseline
         latency_samples(stack, 2, SCANNED)  # and the scanner's path
-        by_hand = RequestMix(stack, mix, _record(stack, warm[-1]))
+        by_hand = RequestMix(stack, mix, _record(stack, warm[-1]), captured)
         by_hand.make()(Client(stack.url))
         p50, p95, rtt50, s_p50, s_p95, s_rtt50 = [], [], [], [], [], []
         runs: dict[str, list[Run]] = {"stack": [], "mix": [], "base": [], "scanned": []}
@@ -786,6 +955,9 @@ def measure_end_to_end(
             "mix": mix,
             "cycles": sum(run.completed for run in runs["mix"]) + 1,  # and the warm-up's
             "promoted": by_hand.promoted(),
+            # the product's own requests it replays, by kind, and how the last replayed record ended
+            "replayed": {name: len(bodies) for name, bodies in sorted(captured.bodies.items())},
+            "lastRecord": by_hand.last_record(),
         }
     rate = [run.per_second for run in runs["stack"]]
     mix_rate = [run.per_second for run in runs["mix"]]
@@ -851,7 +1023,8 @@ def measure_end_to_end(
             mix_rate,
             Target("ratio", ">=", MIX_RATIO_TARGET),
             baseline_name=f"the product's {requests_per_upload} AWS requests of one {UNSCANNED} upload "
-            "(bench/request_counts.json), made by hand with boto3, per second",
+            "(bench/request_counts.json), made by hand with boto3 (its DynamoDB and EventBridge requests "
+            "the product's own, replayed), per second",
             notes="same stack, same emulator, 16 clients, no API handler and no processor: the ratio is "
             "what our code costs beyond the emulator's requests; the CPU shares (details) say who is busy",
             details={

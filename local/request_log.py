@@ -14,6 +14,12 @@ source mapping polls all the time whatever the traffic, so it is no request of a
 Counts, not a log: memory stays flat however long the stack runs. Read and reset them at
 ``/_local/requests`` (GET: the counts as JSON; DELETE: start again from zero), which the request
 count benchmark (bench/request_counts.py) and its tests use.
+
+``DELETE /_local/requests?capture=1`` also keeps the bodies of the JSON-protocol requests
+(DynamoDB, EventBridge: the ones named by ``X-Amz-Target``) from then on, at most
+``CAPTURE_LIMIT`` of them and each whole or not at all, until the next plain DELETE; GET lists
+them under ``bodies`` in the order served. The end-to-end benchmark's by-hand baseline replays
+the product's own requests from them (bench/end_to_end.py).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ _SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
 _QUERY_SCOPE = re.compile(r"^([^/]+)/\d{8}/[^/]+/([^/]+)/aws4_request$")
 _FORM_CREDENTIAL = re.compile(rb'name="x-amz-credential"\r\n\r\n([^/\r]+)/\d{8}/[^/]+/([^/]+)/aws4_request', re.I)
 EMPTY_RECEIVE = "ReceiveMessage (empty)"
+CAPTURE_LIMIT = 256  # request bodies kept while capturing
+_BODY_LIMIT = 65536  # bytes of one body kept (a longer one is not)
 
 
 def _sessions() -> dict[str, str]:
@@ -124,6 +132,7 @@ class RequestLog:
         self.app = app
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.lock = threading.Lock()
+        self.bodies: list[dict[str, Any]] | None = None  # a list while capturing
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -133,9 +142,10 @@ class RequestLog:
             for (principal, service, operation), count in items
         ]
 
-    def reset(self) -> None:
+    def reset(self, *, capture: bool = False) -> None:
         with self.lock:
             self.counts.clear()
+            self.bodies = [] if capture else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == PATH:
@@ -145,11 +155,15 @@ class RequestLog:
             body = self._peek(environ)
         elif environ.get("HTTP_X_AMZ_TARGET") is None and str(environ.get("REQUEST_METHOD")).upper() == "POST":
             body = self._peek(environ)  # a query-protocol request names its Action in the body
+        elif self.bodies is not None and environ.get("HTTP_X_AMZ_TARGET"):
+            body = self._peek(environ, _BODY_LIMIT + 1)  # captured below
         try:
             key, service, operation = describe(environ, body)
         except Exception:  # noqa: BLE001 - counting must never break a request
             key, service, operation = None, "unknown", "unknown"
         principal = _sessions().get(key or "", key or "anonymous")
+        if self.bodies is not None and environ.get("HTTP_X_AMZ_TARGET") and len(body) <= _BODY_LIMIT:
+            self._keep(principal, service, operation, body)
         if operation != "ReceiveMessage":
             self._count(principal, service, operation)
             return self.app(environ, start_response)
@@ -157,6 +171,12 @@ class RequestLog:
         reply = b"".join(self.app(environ, start_response))
         self._count(principal, service, operation if b'"MessageId"' in reply else EMPTY_RECEIVE)
         return [reply]
+
+    def _keep(self, principal: str, service: str, operation: str, body: bytes) -> None:
+        entry = {"principal": principal, "service": service, "operation": operation}
+        with self.lock:
+            if self.bodies is not None and len(self.bodies) < CAPTURE_LIMIT:
+                self.bodies.append({**entry, "body": body.decode("utf-8", "replace")})
 
     def _count(self, principal: str, service: str, operation: str) -> None:
         with self.lock:
@@ -181,11 +201,14 @@ class RequestLog:
     def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD")).upper()
         if method == "DELETE":
-            self.reset()
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            self.reset(capture=query.get("capture") == ["1"])
         elif method != "GET":
             start_response("405 Method Not Allowed", [("Content-Length", "0")])
             return [b""]
-        data = json.dumps({"requests": self.snapshot()}).encode()
+        with self.lock:
+            bodies = list(self.bodies or [])
+        data = json.dumps({"requests": self.snapshot(), "bodies": bodies}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 

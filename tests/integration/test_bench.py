@@ -223,6 +223,12 @@ def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
     assert all(
         run["bench-by-hand"] == by_hand["requestsPerUpload"] for run in evidence["requestsServedPerUpload"]["mix"]
     )
+    # its DynamoDB and EventBridge requests were the product's own, replayed: the committed counts'
+    # kinds, and the replayed writes took its last upload where the product's took theirs
+    assert set(by_hand["replayed"]) == {name for name in by_hand["mix"] if name.startswith(("dynamodb:", "events:"))}
+    assert by_hand["replayed"]["dynamodb:UpdateItem"] == by_hand["mix"]["dynamodb:UpdateItem"]
+    assert by_hand["lastRecord"]["status"] == "PROCESSED" and "pending_event" not in by_hand["lastRecord"]
+    assert by_hand["lastRecord"]["owner"].startswith("bench-")
     # where the CPU went: the emulator worked in every run, the product's functions only in the product's
     product, mix = evidence["cpu"]["perRepeat"]["stack"][0], evidence["cpu"]["perRepeat"]["mix"][0]
     assert product["cpuSeconds"]["emulator (moto, one process)"] > 0 and product["cpuSeconds"]["ApiFunction"] > 0

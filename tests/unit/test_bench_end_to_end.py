@@ -9,7 +9,83 @@ from collections import Counter
 
 import pytest
 
-from bench.end_to_end import BENCH, EMULATOR, HOST, MIX_STEPS, cpu_shares, cpu_snapshot, mix_plan, request_mix
+from bench.end_to_end import (
+    BENCH,
+    EMULATOR,
+    HOST,
+    MIX_STEPS,
+    Captured,
+    cpu_shares,
+    cpu_snapshot,
+    mix_plan,
+    request_mix,
+)
+
+PRODUCT_ID = "5809f591c2346f77d821fb9880d0f25a"
+BY_HAND_ID = "0123456789abcdef0123456789abcdef"
+
+
+def captured() -> Captured:
+    """What the emulator captured of one product upload (abridged from a real capture)."""
+    transaction = {
+        "TransactItems": [
+            {
+                "Update": {
+                    "TableName": "uploads",
+                    "Key": {"pk": {"S": "owner#anonymous"}},
+                    "UpdateExpression": "SET #open.#id = :until ADD #bytes :size",
+                    "ConditionExpression": "#day = :day AND size(#open) < :max",
+                    "ExpressionAttributeNames": {"#open": "open", "#id": PRODUCT_ID, "#bytes": "bytes", "#day": "day"},
+                    "ExpressionAttributeValues": {":until": {"N": "1"}, ":size": {"N": "960"}},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": "uploads",
+                    "Item": {
+                        "pk": {"S": f"upload#{PRODUCT_ID}"},
+                        "owner": {"S": "anonymous"},
+                        "key": {"S": f"incoming/{PRODUCT_ID}/a.txt"},
+                        "thumb": {"B": "AAEC"},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ],
+        "ClientRequestToken": "4aa7cac2-01a6-49e3-9be3-b2e0d8295622",
+    }
+    claim = {"TableName": "uploads", "Key": {"pk": {"S": f"upload#{PRODUCT_ID}"}}, "ReturnValues": "ALL_NEW"}
+    event = {"Entries": [{"Source": "directupload", "Detail": f'{{"uploadId":"{PRODUCT_ID}"}}', "EventBusName": "bus"}]}
+    return Captured(
+        PRODUCT_ID,
+        {"dynamodb:TransactWriteItems": [transaction], "dynamodb:UpdateItem": [claim], "events:PutEvents": [event]},
+        {"pk": {"S": "owner#anonymous"}, "day": {"S": "2026-12-02"}},
+    )
+
+
+def test_a_replayed_request_is_the_products_own_for_an_upload_of_the_baselines() -> None:
+    got = captured().request("dynamodb:TransactWriteItems", 0, BY_HAND_ID, "owner#bench-1", "mix-bus")
+    assert got is not None
+    update, put = (next(iter(item.values())) for item in got["TransactItems"])
+    # the same expressions and conditions, for the baseline's upload and owner
+    assert update["UpdateExpression"] == "SET #open.#id = :until ADD #bytes :size"
+    assert update["ConditionExpression"] == "#day = :day AND size(#open) < :max"
+    assert update["ExpressionAttributeNames"]["#id"] == BY_HAND_ID
+    assert update["Key"] == {"pk": {"S": "owner#bench-1"}}
+    assert put["Item"]["pk"] == {"S": f"upload#{BY_HAND_ID}"} and put["Item"]["owner"] == {"S": "bench-1"}
+    assert put["Item"]["key"] == {"S": f"incoming/{BY_HAND_ID}/a.txt"}
+    assert put["Item"]["thumb"] == {"B": b"\x00\x01\x02"}  # binary as boto3 takes it
+    assert "ClientRequestToken" not in got  # a new transaction each time, not a retry of the product's
+    assert PRODUCT_ID not in repr(got)
+
+
+def test_a_replayed_event_goes_to_the_baselines_bus_and_past_the_capture_the_last_request_repeats() -> None:
+    capture = captured()
+    (entry,) = capture.request("events:PutEvents", 0, BY_HAND_ID, "owner#bench-1", "mix-bus")["Entries"]  # type: ignore[index]
+    assert entry == {"Source": "bench.mix", "Detail": f'{{"uploadId":"{BY_HAND_ID}"}}', "EventBusName": "mix-bus"}
+    again = capture.request("dynamodb:UpdateItem", 2, BY_HAND_ID, "owner#bench-1", "mix-bus")
+    assert again == {"TableName": "uploads", "Key": {"pk": {"S": f"upload#{BY_HAND_ID}"}}, "ReturnValues": "ALL_NEW"}
+    assert capture.request("dynamodb:Query", 0, BY_HAND_ID, "owner#bench-1", "mix-bus") is None  # made by hand
 
 
 @pytest.mark.parametrize("scenario", ["file-unscanned", "image", "file"])
