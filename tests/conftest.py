@@ -28,9 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def moto_server() -> Iterator[str]:
     """One emulator (moto behind the IAM gate, as the local stack runs it) per test process;
     every test gets its own resources in it."""
+    from local import moto_fixes
     from local.harness import POWERTOOLS_OFF, InProcessEmulator, aws_env
 
     emulator = InProcessEmulator()
+    # every DynamoDB answer the emulator writes out directly is checked against moto's own (the
+    # local stack's emulator skips the check); the aws fixture fails a test that met a difference
+    moto_fixes.CHECK_JSON = True
     variables = {**aws_env(emulator.url), **POWERTOOLS_OFF, "POWERTOOLS_LOG_LEVEL": "WARNING"}
     saved = {key: os.environ.get(key) for key in variables}
     os.environ.update(variables)
@@ -91,7 +95,11 @@ def provisioned(
 @pytest.fixture
 def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     """Fresh resources from template.yaml (unique names per test), the template's defaults."""
+    from local import moto_fixes
+
+    seen = len(moto_fixes.JSON_MISMATCHES)
     yield from provisioned(moto_server, monkeypatch, {"Stage": "dev"})
+    assert moto_fixes.JSON_MISMATCHES[seen:] == [], "the emulator's DynamoDB answers differ from moto's own"
 
 
 # --- the local stack, as a user runs it (e2e) -------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -336,3 +337,93 @@ def test_a_rule_delivers_each_event_without_compiling_its_input_paths_again(
         ("Step", 1, "emulator.test"),
         ("Step", 2, "emulator.test"),
     ]
+
+
+def test_dynamodb_answers_written_directly_are_the_ones_moto_would_have_sent(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every item operation, with every kind of attribute value, answered and checked against
+    # moto's own serialiser (local/moto_fixes.py CHECK_JSON)
+    from local import moto_fixes
+
+    monkeypatch.setattr(moto_fixes, "CHECK_JSON", True)
+    monkeypatch.setattr(moto_fixes, "JSON_MISMATCHES", [])
+    monkeypatch.setattr(moto_fixes, "JSON_CHECKED", Counter())
+    ddb, table = aws.dynamodb, aws.env["UPLOADS_TABLE"]
+    item = {
+        "pk": {"S": "item#kinds"},
+        "n": {"N": "12.50"},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "m": {"M": {"nested": {"L": [{"S": "x"}, {"BOOL": True}, {"NULL": True}, {"N": "-3"}]}}},
+        "text": {"S": 'ünïcode \u2028 "quoted" \\ slash'},
+    }
+    ddb.put_item(TableName=table, Item=item)
+    assert ddb.get_item(TableName=table, Key={"pk": item["pk"]}, ConsistentRead=True)["Item"] == item
+    updated = ddb.update_item(
+        TableName=table,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET #n = #n + :one, #m.#new = :v REMOVE ss",
+        ExpressionAttributeNames={"#n": "n", "#m": "m", "#new": "added"},
+        ExpressionAttributeValues={":one": {"N": "1"}, ":v": {"S": "new"}},
+        ReturnValues="ALL_NEW",
+        ReturnConsumedCapacity="TOTAL",
+    )
+    assert float(updated["Attributes"]["n"]["N"]) == 13.5 and "ss" not in updated["Attributes"]
+    assert updated["ConsumedCapacity"]["TableName"] == table
+    old = ddb.update_item(
+        TableName=table,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET #n = :zero",
+        ExpressionAttributeNames={"#n": "n"},
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+        ReturnValues="UPDATED_OLD",
+    )
+    assert list(old["Attributes"]) == ["n"] and float(old["Attributes"]["n"]["N"]) == 13.5
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as refused:  # an error: moto's own way
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": item["pk"]},
+            UpdateExpression="SET #n = :zero",
+            ConditionExpression="attribute_not_exists(pk)",
+            ExpressionAttributeNames={"#n": "n"},
+            ExpressionAttributeValues={":zero": {"N": "0"}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    assert refused.value.response["Item"]["n"] == {"N": "0"}
+    binary = {"pk": {"S": "item#binary"}, "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x01"]}}
+    ddb.put_item(TableName=table, Item=binary)  # binary values: moto's own way
+    assert ddb.get_item(TableName=table, Key={"pk": binary["pk"]})["Item"] == binary
+    for n in range(5):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"item#{n}"}, "v": {"N": str(n)}})
+    page = ddb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "item#3"}},
+        ReturnConsumedCapacity="TOTAL",
+    )
+    assert page["Items"] == [{"pk": {"S": "item#3"}, "v": {"N": "3"}}] and page["Count"] == 1
+    scanned = ddb.scan(TableName=table, Limit=2)
+    assert len(scanned["Items"]) == 2 and "LastEvaluatedKey" in scanned
+    got = ddb.batch_get_item(RequestItems={table: {"Keys": [{"pk": {"S": f"item#{n}"}} for n in range(3)]}})
+    assert sorted(i["v"]["N"] for i in got["Responses"][table]) == ["0", "1", "2"]
+    ddb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": {"pk": {"S": "item#4"}}}}]})
+    both = ddb.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": {"pk": {"S": "item#1"}}}}])
+    assert both["Responses"] == [{"Item": {"pk": {"S": "item#1"}, "v": {"N": "1"}}}]
+    ddb.transact_write_items(TransactItems=[put(aws, "item#t", "one")])
+    gone = ddb.delete_item(TableName=table, Key={"pk": {"S": "item#t"}}, ReturnValues="ALL_OLD")
+    assert gone["Attributes"] == {"pk": {"S": "item#t"}, "v": {"S": "one"}}
+
+    assert moto_fixes.JSON_MISMATCHES == []
+    assert set(moto_fixes.JSON_CHECKED) == {
+        "PutItem",
+        "GetItem",
+        "UpdateItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "DeleteItem",
+    }  # each answered directly (the binary item's and the refusal went moto's way)
