@@ -427,3 +427,29 @@ def test_dynamodb_answers_written_directly_are_the_ones_moto_would_have_sent(
         "TransactWriteItems",
         "DeleteItem",
     }  # each answered directly (the binary item's and the refusal went moto's way)
+
+
+def test_a_receive_reads_the_clock_once_however_many_messages_wait_delayed(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto asked each queued message whether it was visible and delayed, reading the clock for each."""
+    from moto.sqs.models import Message
+
+    url = aws.sqs.create_queue(QueueName=f"delayed-{uuid.uuid4().hex[:10]}")["QueueUrl"]
+    for n in range(5):
+        aws.sqs.send_message(QueueUrl=url, MessageBody=f"later {n}", DelaySeconds=900)
+    aws.sqs.send_message(QueueUrl=url, MessageBody="now")
+
+    def asked(self: Message) -> bool:
+        raise AssertionError("a receive asked a queued message whether it is visible or delayed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Message, "delayed", property(asked))
+        got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+        # the one that is due, once; the delayed ones stay delayed, the received one in flight
+        assert [m["Body"] for m in got] == ["now"]
+        assert "Messages" not in aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    counts = aws.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert counts == {"ApproximateNumberOfMessagesDelayed": "5", "ApproximateNumberOfMessagesNotVisible": "1"}
