@@ -137,7 +137,7 @@ def _visible_messages_at_one_time() -> None:
 
 
 # The item operations whose results moto hands its serialiser as the wire's JSON already.
-_ITEM_OPERATIONS = frozenset(
+ITEM_OPERATIONS = frozenset(
     {
         "GetItem",
         "PutItem",
@@ -170,7 +170,7 @@ def _dynamodb_answers_as_json() -> None:
 
     def direct(handler: DynamoHandler, result: Any) -> str | None:
         operation = handler._get_action()
-        if operation not in _ITEM_OPERATIONS or not isinstance(result, dict):
+        if operation not in ITEM_OPERATIONS or not isinstance(result, dict):
             return None
         known = output_members(handler, operation)
         try:
