@@ -23,6 +23,7 @@ saturated.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import statistics
@@ -44,6 +45,9 @@ from bench.figures import Figure, Target, percentile
 from local.launch import Stack, start_stack, stop_stack
 
 CONTENT = b"directupload end to end\n" * 40  # ~1 KiB of text: profile "file", verify only
+# its ETag in S3 (one part, no KMS): what the by-hand GET and copy are conditioned on, as the
+# product's are on the notification's (a wrong one fails them: 412)
+CONTENT_ETAG = hashlib.md5(CONTENT, usedforsecurity=False).hexdigest()
 UNSCANNED = "file-unscanned"  # the headline: "file" without the scan (bench/request_counts.py's scenario)
 SCANNED = "file"  # informational: the built-in profile, malware scan required
 LATENCY_POLL = 0.02  # the brief's client: GET /uploads/{id} every ~20 ms
@@ -387,7 +391,7 @@ class Captured:
 
     upload_id: str
     bodies: dict[str, list[dict[str, Any]]]  # "service:Operation" -> the request bodies, in order
-    owner_item: dict[str, Any]  # the owner's quota item as the product's transaction found it
+    owner_item: dict[str, Any]  # the product's owner item, read after the capture (its open slots are reset)
 
     def request(self, name: str, n: int, upload_id: str, owner_pk: str, bus: str) -> dict[str, Any] | None:
         """The ``n``-th request of kind ``name`` (the last one again past the captured count) for
@@ -424,6 +428,7 @@ def capture_product(stack: Stack) -> Captured:
     """One upload of the headline profile with the emulator capturing request bodies: the
     product's DynamoDB and EventBridge requests for it, in the order it made them."""
     from bench.request_counts import Counting
+    from local.request_log import CAPTURE_LIMIT
 
     url = stack.info["emulatorUrl"] + "/_local/requests"
     counting = Counting(stack)
@@ -441,14 +446,18 @@ def capture_product(stack: Stack) -> Captured:
             time.sleep(0.05)
         made: list[dict[str, Any]] = []
         while made != (made := product_requests()):  # and the product is done with it (the queue's delete)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"upload {upload_id}: the product's requests did not settle")
             time.sleep(1)
         captured = requests.get(url, timeout=10).json()["bodies"]
+        if len(captured) >= CAPTURE_LIMIT:
+            raise RuntimeError("the emulator's capture filled up: some of the product's requests were not kept")
     finally:
         requests.delete(url, timeout=10).raise_for_status()
     bodies: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in captured:
         name = f"{entry['service']}:{entry['operation']}"
-        if entry["principal"] in PRODUCT_ROLES and name in REPLAYED:
+        if entry["principal"] in PRODUCT_ROLES and name in REPLAYED and entry["body"]:
             bodies[name].append(json.loads(entry["body"]))
     owner_item: dict[str, Any] = {}
     for transaction in bodies.get("dynamodb:TransactWriteItems", [])[:1]:
@@ -478,7 +487,6 @@ class _Upload:
         self.id = uuid.uuid4().hex
         self.pk, self.key = {"S": f"bench#{self.id}"}, f"incoming/{self.id}.txt"
         self.received: list[dict[str, Any]] = []
-        self.etag: str | None = None  # of the POSTed bytes
 
     def transact(self, n: int) -> None:  # the quota's reservation and the record in one transaction
         quota = {
@@ -529,7 +537,7 @@ class _Upload:
         signed = self.c.s3.generate_presigned_post(
             Bucket=self.c.bucket, Key=self.key, Fields=fields, Conditions=conditions, ExpiresIn=900
         )
-        self.etag = self.client.put(signed).headers.get("ETag", "").strip('"') or None
+        self.client.put(signed)
 
     def replay(self, name: str, n: int) -> bool:
         """Send the product's own ``n``-th request of kind ``name`` for this upload (Captured); False
@@ -542,7 +550,10 @@ class _Upload:
         call = getattr(self.c.ddb if service == "dynamodb" else self.c.events, xform_name(operation))
         try:
             call(**params)
-        except self.c.ddb.exceptions.TransactionCanceledException:
+        except self.c.ddb.exceptions.TransactionCanceledException as exc:
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if reasons[:1] != ["ConditionalCheckFailed"]:
+                raise
             # the owner's item holds as many open uploads as the quota allows (the product then
             # frees the slots of processed ones): the item afresh, and the same transaction again
             self.c.seed_owner()
@@ -563,15 +574,13 @@ class _Upload:
         self.c.s3.get_object_tagging(Bucket=self.c.bucket, Key=self.key)
 
     def get(self, n: int) -> None:  # of exactly the version POSTed, as the product's
-        match = {"IfMatch": f'"{self.etag}"'} if self.etag else {}
-        self.c.s3.get_object(Bucket=self.c.bucket, Key=self.key, **match)["Body"].read()
+        self.c.s3.get_object(Bucket=self.c.bucket, Key=self.key, IfMatch=f'"{CONTENT_ETAG}"')["Body"].read()
 
     def put_object(self, n: int) -> None:  # a derived file (a thumbnail's place)
         self.c.s3.put_object(Bucket=self.c.bucket, Key=f"derived/{self.id}/{n}", Body=CONTENT[:512])
 
     def copy(self, n: int) -> None:  # the promotion, with the product's conditions and headers
         source = {"Bucket": self.c.bucket, "Key": self.key}
-        match = {"CopySourceIfMatch": f'"{self.etag}"'} if self.etag else {}
         self.c.s3.copy_object(
             Bucket=self.c.bucket,
             Key=f"files/{self.id}/{n}",
@@ -580,7 +589,7 @@ class _Upload:
             MetadataDirective="REPLACE",
             ContentType="text/plain",
             Metadata={"upload-id": self.id},
-            **match,
+            CopySourceIfMatch=f'"{CONTENT_ETAG}"',
         )
 
     def put_tagging(self, n: int) -> None:

@@ -153,6 +153,20 @@ ITEM_OPERATIONS = frozenset(
 )
 
 
+def _typed(value: Any) -> Any:
+    """A JSON value compared with its types: True is not 1, "1" is not 1. A whole number and
+    the same float are one value (botocore parses both as the model's double)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, bool) or value is None:
+        return (type(value).__name__, value)
+    if isinstance(value, int | float):
+        return ("number", float(value))
+    return (type(value).__name__, value)
+
+
 def _dynamodb_answers_as_json() -> None:
     from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoHandler
@@ -186,7 +200,7 @@ def _dynamodb_answers_as_json() -> None:
         if CHECK_JSON:
             _, _, expected = generic(self, action_result)
             JSON_CHECKED[self._get_action()] += 1
-            if json.loads(expected) != json.loads(body):
+            if _typed(json.loads(expected)) != _typed(json.loads(body)):
                 JSON_MISMATCHES.append(f"{self._get_action()}: {body[:300]} != {str(expected)[:300]}")
         headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
         return 200, headers, body
@@ -438,11 +452,12 @@ def _sends_and_receives_without_counting() -> None:
     def uncounted(original: Any) -> Any:
         @functools.wraps(original)
         def call(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+            before = getattr(sending, "active", False)
             sending.active = True
             try:
                 return original(self, *args, **kwargs)
             finally:
-                sending.active = False
+                sending.active = before
 
         return call
 

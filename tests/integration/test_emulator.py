@@ -391,7 +391,12 @@ def test_dynamodb_answers_written_directly_are_the_ones_moto_would_have_sent(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     assert refused.value.response["Item"]["n"] == {"N": "0"}
-    binary = {"pk": {"S": "item#binary"}, "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x01"]}}
+    binary = {
+        "pk": {"S": "item#binary"},
+        "b": {"B": b"\x00\xff"},
+        "bs": {"BS": [b"\x01"]},
+        "nested": {"M": {"inner": {"L": [{"B": b"\x02"}]}}},
+    }
     ddb.put_item(TableName=table, Item=binary)  # binary values: moto's own way
     assert ddb.get_item(TableName=table, Key={"pk": binary["pk"]})["Item"] == binary
     for n in range(5):
