@@ -18,7 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
@@ -61,27 +61,57 @@ SCAN_RESULT = "GuardDuty Malware Protection Object Scan Result"
 OBJECT_CREATED = "Object Created"  # S3's EventBridge event for every way an object is written
 
 
+class MalformedMessage(ValueError):
+    """A message that names no object the way S3, EventBridge, GuardDuty or this stack write one.
+    A retry reads it no better: it goes to the dead-letter queue at once (record_handler)."""
+
+
+def _text(value: Any) -> str | None:
+    """A string field as S3 writes it, or None for anything else (absent, another type, empty)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _size(value: Any) -> int | None:
+    """A byte count, or None for anything that is not a whole number of bytes."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A nested object of a message, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _named(bucket: Any, key: Any, what: str) -> tuple[str, str]:
+    if _text(bucket) is None or _text(key) is None:
+        raise MalformedMessage(f"{what} without a bucket name and an object key")
+    return str(bucket), str(key)
+
+
 def object_refs(body: str) -> list[ObjectRef]:
     """The objects an SQS message body speaks of: an object created in a bucket (S3's notification
     to the queue, or S3's EventBridge event), or the malware scanner's verdict on one staging
     version (GuardDuty's scan result, as EventBridge delivers it), or a scan deadline check.
     An object of a bucket this stack does not serve, or outside staging, is dropped: counted,
-    logged, never processed and never retried (the message is done)."""
-    message = json.loads(body)
+    logged, never processed and never retried (the message is done). A body that is none of these
+    (not a JSON object, an object without its bucket or key) raises MalformedMessage; a field of
+    the wrong type that processing can do without (size, ETag, sequencer, version) counts as absent."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        raise MalformedMessage("the body is not JSON") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage("the body is not a JSON object")
     if message.get("Event") == "s3:TestEvent":
         return []
     if message.get("detail-type") == SCAN_RESULT and message.get("source") == "aws.guardduty":
-        refs = scan_verdict_refs(message.get("detail") or {}, message.get("id"))
+        refs = scan_verdict_refs(_fields(message.get("detail")), _text(message.get("id")))
     elif message.get("type") == SCAN_DEADLINE:
-        refs = [
-            ObjectRef(
-                bucket=message["bucket"],
-                key=message["key"],
-                etag=message["etag"],
-                sequencer=message.get("check"),  # this check's id: one delivery of its own
-                deadline_check=True,
-            )
-        ]
+        bucket, key = _named(message.get("bucket"), message.get("key"), "a scan deadline check")
+        etag = _text(message.get("etag"))
+        if etag is None:
+            raise MalformedMessage("a scan deadline check without the ETag of its version")
+        check = _text(message.get("check"))  # this check's id: one delivery of its own
+        refs = [ObjectRef(bucket=bucket, key=key, etag=etag, sequencer=check, deadline_check=True)]
     else:
         refs = created_object_refs(message)
     return [ref for ref in refs if _served(ref)]
@@ -95,33 +125,37 @@ def created_object_refs(message: dict[str, Any]) -> list[ObjectRef]:
         event = S3EventBridgeNotificationEvent(message)
         if event.detail_type != OBJECT_CREATED:
             return []
-        obj = event.detail.get("object") or {}
-        bucket = (event.detail.get("bucket") or {}).get("name")
-        if not bucket or not isinstance(obj.get("key"), str):
-            return []
+        obj = _fields(event.detail.get("object"))
+        bucket, key = _named(_fields(event.detail.get("bucket")).get("name"), obj.get("key"), "an Object Created event")
         return [
             ObjectRef(
-                bucket=str(bucket),
-                key=obj["key"],  # not URL-encoded (powertools' .key would decode a '+' into a space)
-                size=obj.get("size"),
-                etag=obj.get("etag") or obj.get("eTag"),
-                sequencer=obj.get("sequencer"),
-                version_id=obj.get("version-id"),
+                bucket=bucket,
+                key=key,  # not URL-encoded (powertools' .key would decode a '+' into a space)
+                size=_size(obj.get("size")),
+                etag=_text(obj.get("etag") or obj.get("eTag")),
+                sequencer=_text(obj.get("sequencer")),
+                version_id=_text(obj.get("version-id")),
             )
         ]
+    records = message.get("Records")
+    if not isinstance(records, list):
+        raise MalformedMessage("neither an S3 notification nor an event this stack handles")
     refs = []
-    for record in S3Event(message).records if isinstance(message.get("Records"), list) else []:
+    for record in records:
+        record = _fields(record)
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
-        obj = record.s3.get_object
+        s3 = _fields(record.get("s3"))
+        obj = _fields(s3.get("object"))
+        bucket, key = _named(_fields(s3.get("bucket")).get("name"), obj.get("key"), "an S3 notification")
         refs.append(
             ObjectRef(
-                bucket=record.s3.bucket.name,
-                key=keys.key_from_event(obj["key"]),
-                size=obj.get("size"),
-                etag=obj.get("eTag"),
-                sequencer=obj.get("sequencer"),
-                version_id=obj.get("versionId"),
+                bucket=bucket,
+                key=keys.key_from_event(key),
+                size=_size(obj.get("size")),
+                etag=_text(obj.get("eTag")),
+                sequencer=_text(obj.get("sequencer")),
+                version_id=_text(obj.get("versionId")),
             )
         )
     return refs
@@ -153,23 +187,26 @@ def schedule_scan_deadline(ref: ObjectRef, seconds: int) -> None:
 
 
 def scan_verdict_refs(detail: dict[str, Any], event_id: str | None = None) -> list[ObjectRef]:
-    obj = detail.get("s3ObjectDetails") or {}
-    result = detail.get("scanResultDetails") or {}
-    etag = str(obj.get("eTag") or "").strip('"')
-    if not etag or not obj.get("bucketName") or not obj.get("objectKey"):
+    obj = _fields(detail.get("s3ObjectDetails"))
+    result = _fields(detail.get("scanResultDetails"))
+    etag = (_text(obj.get("eTag")) or "").strip('"')
+    if not etag or not _text(obj.get("bucketName")) or not _text(obj.get("objectKey")):
         # a verdict that names no exact version can vouch for no bytes
         logger.warning("scan verdict without bucket, key or ETag ignored")
         metrics.add_metric(name="StaleScanVerdicts", unit="Count", value=1)
         return []
-    threats = tuple(str(t.get("name") or "") for t in (result.get("threats") or []) if isinstance(t, dict))
-    status = str(result.get("scanResultStatus") or "FAILED")
+    found = result.get("threats")
+    named = [_fields(t) for t in found] if isinstance(found, list) else []
+    threats = tuple(_text(t.get("name")) or "" for t in named if t)
+    # a status this stack does not know (or none) is no clean verdict: the scan gate fails it
+    status = _text(result.get("scanResultStatus")) or "FAILED"
     return [
         ObjectRef(
             bucket=str(obj["bucketName"]),
             key=str(obj["objectKey"]),
             etag=etag,
-            version_id=obj.get("versionId"),
-            verdict=ScanVerdict(status=status, threats=threats, event_id=str(event_id) if event_id else None),
+            version_id=_text(obj.get("versionId")),
+            verdict=ScanVerdict(status=status, threats=threats, event_id=event_id),
         )
     ]
 
@@ -185,7 +222,15 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     if started and late and not last_attempt:
         back_off(record, 0)
         raise OutOfTimeError("too little time left in this invocation; the record goes back to the queue")
-    for ref in object_refs(record.body):
+    try:
+        refs = object_refs(record.body)
+    except MalformedMessage as malformed:
+        # nothing to retry: SQS moves it to the dead-letter queue now (its alarm tells an operator)
+        logger.error("malformed message sent to the dead-letter queue", reason=str(malformed), size=len(record.body))
+        metrics.add_metric(name="MessagesMalformed", unit="Count", value=1)
+        back_off(record, 0)
+        raise
+    for ref in refs:
         # the upload id follows the upload through both functions' logs
         logger.set_correlation_id(keys.upload_id_from_key(ref.key))
         with logger.append_context_keys(key=ref.key, receive_count=receive_count):

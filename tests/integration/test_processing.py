@@ -124,6 +124,60 @@ def test_duplicate_and_late_notifications_make_one_outcome_and_one_event(aws: An
     assert not [u for u in uploads if {"claim_by", "claim_etag"} & raw_item(aws, u["uploadId"]).keys()]
 
 
+# bodies the ingest queue could be sent that name no object (anyone allowed to send to it, or a bug)
+MALFORMED_BODIES = [
+    "not json",
+    "[]",
+    '"text"',
+    "{}",
+    json.dumps({"type": "directupload:scan-deadline"}),
+    json.dumps({"type": "directupload:scan-deadline", "bucket": 1, "key": 2, "etag": 3}),
+    json.dumps({"type": "directupload:scan-deadline", "bucket": "b", "key": "incoming/x/y"}),
+    json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}),
+    json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
+    json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {}}}]}),
+    json.dumps({"Records": {"eventName": "ObjectCreated:Put"}}),
+    json.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": [], "object": "x"}}),
+]
+
+
+def test_a_message_that_names_no_object_goes_to_the_dead_letter_queue_and_the_rest_are_processed(
+    aws: Any, api: Api
+) -> None:
+    # Given malformed messages in the ingest queue beside a real upload's notification, whose
+    # fields processing can do without are of the wrong type (as if S3 had written them so)
+    issued = upload(api, b"plain text\n", "c.txt", "text/plain", "file")
+    queue = aws.resources.ingest_queue_url
+    [real] = [
+        m
+        for m in aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+        if "Records" in json.loads(m["Body"])
+    ]  # (S3 also sends one s3:TestEvent)
+    aws.sqs.delete_message(QueueUrl=queue, ReceiptHandle=real["ReceiptHandle"])
+    notification = json.loads(real["Body"])
+    notification["Records"][0]["s3"]["object"].update(eTag=["x"], size="big", sequencer={"a": 1})
+    for body in [*MALFORMED_BODIES, json.dumps(notification)]:
+        aws.sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    # When everything is delivered
+    with json_logs() as lines:
+        drain(aws)
+
+    # Then the upload is processed, and each malformed message waits in the dead-letter queue as sent
+    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
+    dead: list[str] = []
+    while batch := aws.sqs.receive_message(
+        QueueUrl=aws.resources.dead_letter_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+    ).get("Messages", []):
+        dead += [m["Body"] for m in batch]
+    assert sorted(dead) == sorted(MALFORMED_BODIES)
+    assert queue_depth(aws, queue) == 0
+    # logged with the reason, never with the body (whoever sent it chose its bytes)
+    malformed = [line for line in lines if line.get("message") == "malformed message sent to the dead-letter queue"]
+    assert {line["reason"] for line in malformed} >= {"the body is not JSON", "the body is not a JSON object"}
+    assert not [line for line in lines if "not json" in json.dumps(line) or "Traceback" in json.dumps(line)]
+
+
 def test_a_duplicate_of_a_processed_uploads_notification_never_reads_the_object_again(aws: Any, api: Api) -> None:
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
