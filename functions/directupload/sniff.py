@@ -58,6 +58,31 @@ _FAMILIES = {
 }
 _TEXT = {"text/plain", "text/csv", "application/json"}
 
+# The exact signature of the formats a browser renders inline or a decoder is picked for.
+# puremagic also matches looser ones (two bytes of ``FF D8`` for JPEG, which JPEG 2000 and
+# PhotoCD files start with too; ``RIFF`` alone for WebP; ``\x89PNG`` anywhere in text): a
+# type whose signature the bytes lack is not what they are.
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),  # and "WEBP" at offset 8: _signed
+}
+
+
+def family(mime: str) -> str:
+    """The type that stands for ``mime`` and its aliases (``image/jpeg`` for ``image/pjpeg``)."""
+    return next((name for name, members in _FAMILIES.items() if mime in members), mime)
+
+
+def _signed(mime: str, head: bytes) -> bool:
+    """Whether ``head`` starts with the exact signature of ``mime`` (any type without one listed does)."""
+    family_of = family(mime)
+    signatures = _SIGNATURES.get(family_of)
+    if signatures is None:
+        return True
+    return head.startswith(signatures) and (family_of != "image/webp" or head[8:12] == b"WEBP")
+
 
 def is_executable(head: bytes) -> bool:
     return head.startswith(_EXECUTABLE_MAGIC)
@@ -69,6 +94,8 @@ def is_active_content(head: bytes) -> bool:
 
 
 _ZIP = b"PK\x03\x04"
+# what a browser renders with its scripts when served as the sniffed type
+_MARKUP = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
 
 
 def candidates(head: bytes) -> list[str]:
@@ -80,7 +107,7 @@ def candidates(head: bytes) -> list[str]:
         matches = puremagic.magic_string(head)
     except (puremagic.PureError, ValueError):
         return []
-    found = list(dict.fromkeys(m.mime_type.lower() for m in matches if m.mime_type))
+    found = [mime for mime in dict.fromkeys(m.mime_type.lower() for m in matches if m.mime_type) if _signed(mime, head)]
     if head.startswith(_ZIP) and "application/zip" not in found:
         found.append("application/zip")  # a ZIP container is a ZIP, whatever it holds
     return found
@@ -96,7 +123,10 @@ def mismatch(declared: str, head: bytes, sniffed: str | None, *, allow_active: b
     """Why ``head`` is not an acceptable ``declared`` file, or None when it is."""
     if is_executable(head):
         return "the file is an executable"
-    if not allow_active and (is_active_content(head) or declared in ACTIVE_TYPES):
+    # active: the document starts like one, or the sniffer finds it one (an HTML comment or tag
+    # first, an SVG's closing tag), or it is declared one
+    active = is_active_content(head) or declared in ACTIVE_TYPES or bool(_MARKUP.intersection(candidates(head)))
+    if not allow_active and active:
         return "the file is active content (HTML, XHTML or SVG), which this profile does not accept"
     family = _FAMILIES.get(declared)
     if family is not None:

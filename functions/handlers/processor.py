@@ -84,6 +84,10 @@ def _fields(value: Any) -> dict[str, Any]:
 def _named(bucket: Any, key: Any, what: str) -> tuple[str, str]:
     if _text(bucket) is None or _text(key) is None:
         raise MalformedMessage(f"{what} without a bucket name and an object key")
+    try:
+        (bucket + key).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no S3 name is one
+        raise MalformedMessage(f"{what} whose bucket or key is not UTF-8") from None
     return str(bucket), str(key)
 
 
@@ -97,7 +101,7 @@ def object_refs(body: str) -> list[ObjectRef]:
     the wrong type that processing can do without (size, ETag, sequencer, version) counts as absent."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested deeper than the parser goes)
         raise MalformedMessage("the body is not JSON") from None
     if not isinstance(message, dict):
         raise MalformedMessage("the body is not a JSON object")

@@ -137,6 +137,10 @@ MALFORMED_BODIES = [
     json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
     json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {}}}]}),
     json.dumps({"Records": {"eventName": "ObjectCreated:Put"}}),
+    "[" * 100_000 + "]" * 100_000,  # deeper than the JSON parser goes
+    json.dumps(
+        {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"key": "\ud800"}}}]}
+    ),
     json.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": [], "object": "x"}}),
 ]
 

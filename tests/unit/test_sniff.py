@@ -105,3 +105,45 @@ def test_a_plain_zip_matches_application_zip() -> None:
 
 def test_an_id3_tagged_mp3_matches_audio_mpeg() -> None:
     assert check("audio/mpeg", b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 100) is None
+
+
+# --- loose signatures and markup the first tag does not announce (found by attacking the processor)
+
+
+def photo_cd() -> bytes:
+    """Kodak PhotoCD: it starts with FF D8 (two bytes puremagic takes for a JPEG), no JPEG in it."""
+    return b"\xff\xd8\x00<not a jpeg>" + b"\x00" * 2033 + b"PCD_IPI" + b"\x00" * 1532
+
+
+@pytest.mark.parametrize(
+    ("declared", "data", "never"),
+    [
+        ("image/jpeg", encode("JPEG2000"), "image/jpeg"),  # its box starts 00 00 00 0C 6A 50
+        ("image/jpeg", photo_cd(), "image/jpeg"),
+        ("image/webp", b"RIFF\x10\x00\x00\x00AVI LIST" + b"\x00" * 64, "image/webp"),
+        ("application/octet-stream", b"notes: \x89PNG is how a PNG starts\n", "image/png"),
+    ],
+)
+def test_bytes_without_the_exact_signature_of_a_type_are_never_it(declared: str, data: bytes, never: str) -> None:
+    assert never not in sniff.candidates(head(data))
+    if declared != "application/octet-stream":
+        assert check(declared, data) is not None
+
+
+@pytest.mark.parametrize(
+    ("declared", "data"),
+    [
+        ("text/plain", b"<h1>Invoice</h1><img src=x onerror=alert(document.domain)><script>alert(1)</script>\n"),
+        ("application/octet-stream", b"<!-- hi --><div onmouseover=alert(1)>x</div><script>alert(2)</script>\n"),
+        ("text/csv", b"<H1>x</H1><iframe src=javascript:alert(1)></iframe>\n"),
+        ("text/plain", b"hello\n<div><script>alert(1)</script></div></svg>"),
+    ],
+)
+def test_markup_the_sniffer_finds_is_active_content_whatever_its_first_tag(declared: str, data: bytes) -> None:
+    assert "active content" in (check(declared, data) or "")
+    assert sniff.mismatch(declared, head(data), sniff.sniff(head(data)), allow_active=True) is None
+
+
+def test_text_that_only_mentions_markup_is_still_text() -> None:
+    assert check("text/plain", b"use <b> for bold, or **bold** in markdown\n") is None
+    assert check("application/json", b'{"html": "<h1>title</h1>"}') is None

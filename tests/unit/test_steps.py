@@ -364,6 +364,60 @@ def test_no_mutation_of_a_valid_file_makes_a_step_raise_anything_but_a_rejection
     assert sum(v for k, v in outcomes.items() if k != "accepted") > 0  # the damage was seen
 
 
+def test_a_16_bit_greyscale_png_of_any_size_gets_its_thumbnail() -> None:
+    # Pillow shrinks a large image by reduction first, which 16-bit greyscale does not support
+    for side in (400, 1200):
+        buf = io.BytesIO()
+        Image.linear_gradient("L").resize((side, side)).convert("I").point(lambda v: v * 256).convert("I;16").save(
+            buf, "PNG"
+        )
+        result = image.run(verified(buf.getvalue()))
+        thumb = Image.open(io.BytesIO(result.derived[0].data))
+        assert (result.fields["width"], thumb.size) == (side, (256, 256))
+        assert thumb.convert("L").getextrema()[1] > 200  # the gradient's light end stays light
+
+
+@pytest.mark.parametrize(
+    ("declared", "data"),
+    [
+        ("image/jpeg", encode("JPEG2000")),
+        ("image/jpeg", encode("PNG")),
+        ("image/png", encode("TIFF")),
+        ("image/gif", encode("BMP")),
+    ],
+)
+def test_an_image_decodes_only_as_its_declared_format(declared: str, data: bytes) -> None:
+    # (verification refuses these first; the step holds on its own: no other decoder is tried)
+    with pytest.raises(Rejected) as caught:
+        image.run(verified(data, declared))
+    assert caught.value.code == "corrupt-image"
+
+
+def test_a_pdf_that_makes_its_parser_warn_writes_no_line_and_no_byte_of_itself(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # a catalog entry of 20,000 keys that are not names: pypdf repairs each one, warning each time
+    def with_catalog_entry(entry: bytes) -> bytes:
+        objects = [
+            b"<< /Type /Catalog /Pages 2 0 R /X " + entry + b" >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>",
+        ]
+        out, offsets = bytearray(b"%PDF-1.7\n"), []
+        for number, body in enumerate(objects, 1):
+            offsets.append(len(out))
+            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+        xref = len(out)
+        out += b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+        return bytes(out + b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref)
+
+    for entry in (b"<< " + b"1 " * 20_000 + b">>", b"<< (ATTACKER-CHOSEN-TEXT " + b"x" * 50_000 + b") 1 >>"):
+        assert pdf.run(verified(with_catalog_entry(entry), "application/pdf")).fields["pages"] == 1
+    written = capfd.readouterr()
+    assert "ATTACKER" not in written.err + written.out
+    assert len((written.err + written.out).splitlines()) < 5
+
+
 def test_a_parser_crash_is_a_rejection_with_the_exception_type_only() -> None:
     from directupload.processing.steps import Step, run_step
 

@@ -11,6 +11,7 @@ import io
 import warnings
 from typing import IO, Any
 
+from directupload import sniff
 from directupload.errors import Rejected
 from directupload.processing.steps import THUMBNAIL_NAME, Derived, StepResult, VerifiedObject
 
@@ -25,6 +26,18 @@ MAX_DECODED_PIXELS = 200_000_000
 # Formats whose last bytes are fixed. Pillow decodes a PNG without its IEND chunk or a GIF
 # without its trailer, but a file cut short is corrupt, not complete.
 _ENDINGS = {"PNG": b"IEND\xaeB`\x82", "GIF": b";"}
+# The one decoder each declared type is opened with. Pillow otherwise tries every plugin it has,
+# some of which check no magic bytes at all (PhotoCD, TGA, IM): bytes declared a JPEG must decode
+# as a JPEG (its decoder also opens a camera's multi-picture JPEG, MPO) or not at all.
+DECODERS = {
+    "image/jpeg": ("JPEG",),
+    "image/png": ("PNG",),
+    "image/gif": ("GIF",),
+    "image/webp": ("WEBP",),
+    "image/tiff": ("TIFF",),
+    "image/bmp": ("BMP",),
+    "image/avif": ("AVIF",),
+}
 
 
 def _cut_short(fmt: str | None, body: IO[bytes]) -> bool:
@@ -72,14 +85,23 @@ def _within_budget(img: Any, frames: int) -> None:
         raise Rejected("too-complex", f"{frames} frames of {width}x{height} is over {MAX_DECODED_PIXELS} pixels")
 
 
+def _decoders(obj: VerifiedObject) -> tuple[str, ...]:
+    declared = sniff.family(obj.record.content_type)
+    formats = DECODERS.get(declared) or DECODERS.get(sniff.family(obj.sniffed_type or ""))
+    if formats is None:
+        raise Rejected("unsupported-image", f"no image decoder for {declared}")
+    return formats
+
+
 def _run(obj: VerifiedObject, body: IO[bytes]) -> StepResult:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    formats = _decoders(obj)
     try:
-        with Image.open(body) as probe:
+        with Image.open(body, formats=formats) as probe:
             probe.verify()  # the checks a format carries (PNG: every chunk's CRC) without decoding
         body.seek(0)
-        with Image.open(body) as img:
+        with Image.open(body, formats=formats) as img:
             width, height = img.size
             fmt = img.format
             if _cut_short(fmt, body):
@@ -93,6 +115,9 @@ def _run(obj: VerifiedObject, body: IO[bytes]) -> StepResult:
                 img.seek(0)
                 img.load()
             thumb = ImageOps.exif_transpose(img)
+            if thumb.mode.startswith("I;16"):
+                # 16-bit greyscale: Pillow cannot shrink it by reduction; its top 8 bits as grey
+                thumb = thumb.convert("I").point(lambda value: value * (1 / 256)).convert("L")
             thumb.thumbnail(THUMBNAIL_BOX)
             if thumb.mode not in ("RGB", "RGBA"):
                 has_alpha = "A" in thumb.getbands() or "transparency" in thumb.info
@@ -106,7 +131,8 @@ def _run(obj: VerifiedObject, body: IO[bytes]) -> StepResult:
     except UnidentifiedImageError as exc:
         raise Rejected("corrupt-image", "the bytes are not an image that can be decoded") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise Rejected("corrupt-image", f"the image cannot be decoded: {exc}") from exc
+        # the decoder's words may quote the file's bytes: only their kind goes into the record
+        raise Rejected("corrupt-image", f"the image cannot be decoded ({type(exc).__name__})") from exc
     return StepResult(
         fields={
             "width": width,

@@ -7,6 +7,7 @@ to open is accepted with ``pages: null``: we never guess passwords.
 
 from __future__ import annotations
 
+import logging
 from typing import IO
 
 from directupload.errors import Rejected
@@ -25,10 +26,21 @@ def _complete(body: IO[bytes]) -> bool:
     return b"%%EOF" in tail
 
 
+def _quiet() -> None:
+    """pypdf warns through the logging module about what it repairs, with the file's own bytes in
+    the words, once per broken object: a small hostile PDF writes megabytes of them. Not one line."""
+    quiet = logging.getLogger("pypdf")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    quiet.setLevel(logging.CRITICAL + 1)  # nor the cost of making them
+
+
 def run(obj: VerifiedObject) -> StepResult:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
+    _quiet()
     body = obj.read()
     if not _complete(body):
         # pypdf would rebuild a cut-off file's cross-reference table and count what is left
@@ -47,7 +59,8 @@ def run(obj: VerifiedObject) -> StepResult:
         else:
             pages = len(reader.pages)
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-        raise Rejected("corrupt-pdf", f"the PDF cannot be read: {exc}") from exc
+        # pypdf's words may quote the file's bytes: only their kind goes into the record
+        raise Rejected("corrupt-pdf", f"the PDF cannot be read ({type(exc).__name__})") from exc
     if pages == 0:
         raise Rejected("corrupt-pdf", "the PDF has no pages")
     return StepResult(fields={"pages": pages, "encrypted": encrypted})
