@@ -258,7 +258,16 @@ class UploadStore:
             raise TransitionRefused(f"upload {upload_id} cannot move to {to.value}") from exc
         return _from_item(reply["Attributes"])
 
-    def claim(self, record: UploadRecord, etag: str, *, by: str, now: datetime, until: datetime) -> UploadRecord:
+    def claim(
+        self,
+        record: UploadRecord,
+        etag: str,
+        *,
+        by: str,
+        now: datetime,
+        until: datetime,
+        superseding: str | None = None,
+    ) -> UploadRecord:
         """Let attempt ``by`` verify staging version ``etag``, and be the only one that may promote it
         and record its outcome.
 
@@ -267,10 +276,14 @@ class UploadStore:
         notification never run at once. A claim lapses at ``until`` (an attempt that died); a
         version parked while it waits for its scan (no attempt holds it) may be claimed by the next
         delivery of that version. A PENDING record becomes UPLOADED in the same write.
+        ``superseding``: the version a scan wait is parked on, which the staging object no longer
+        is: ``etag`` takes the wait over while no attempt holds it (its bytes will get no verdict).
         TransitionRefused when the record moved on or another attempt holds a live claim."""
         to = Status.UPLOADED if record.status == Status.PENDING else record.status
         try:
-            return self._claim(record.upload_id, record.status, to, etag, by=by, now=now, until=until)
+            return self._claim(
+                record.upload_id, record.status, to, etag, by=by, now=now, until=until, superseding=superseding
+            )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise TransitionRefused(f"upload {record.upload_id}: version {etag} cannot claim it") from exc
 
@@ -299,6 +312,7 @@ class UploadStore:
         now: datetime,
         until: datetime,
         key: str | None = None,
+        superseding: str | None = None,
     ) -> UploadRecord:
         names = {"#status": "status"}
         values = {
@@ -317,9 +331,17 @@ class UploadStore:
             condition += " AND #key = :key"
         # free, lapsed, or this version's: parked (its scan wait), or left by an earlier receive of
         # this very message (an attempt that failed and could not give it up, or died)
+        taken_over = ""
+        if superseding is not None:  # a parked wait for bytes no longer there
+            values[":parked"] = {"S": superseding}
+            taken_over = " OR (claim_etag = :parked AND attribute_not_exists(claim_by))"
         condition += (
             " AND (attribute_not_exists(claim_etag) OR claim_until < :now"
-            " OR (claim_etag = :etag AND (attribute_not_exists(claim_by) OR " + _EARLIER_RECEIVE + ")))"
+            " OR (claim_etag = :etag AND (attribute_not_exists(claim_by) OR "
+            + _EARLIER_RECEIVE
+            + "))"
+            + taken_over
+            + ")"
         )
         reply = self.client.update_item(
             TableName=self.table_name,

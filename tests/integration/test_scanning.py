@@ -308,6 +308,35 @@ def test_a_newer_version_that_takes_over_a_waiting_upload_gets_a_deadline_of_its
     assert delayed_checks(aws) == checks + 1, "the newer version's deadline check was scheduled"
 
 
+@pytest.mark.parametrize("first", ["notification", "verdict"])
+def test_bytes_sent_again_while_the_first_wait_for_a_verdict_that_never_comes_are_scanned_and_processed(
+    aws: Any, api: Api, first: str
+) -> None:
+    # Given the first bytes waiting for their scan, replaced at once by other bytes of the same size
+    # (the presigned POST sent again): a scanner that finds the first bytes gone sends no verdict
+    older = b"the first bytes sent\n"
+    issued = send(api, older)
+    process(aws, issued["key"], len(older), scan=False)
+    newer = b"THE OTHER BYTES SENT\n"
+    assert post_to_s3(issued, newer).status_code == 204
+    second = current_etag(aws, issued["key"])
+    assert second is not None
+
+    # When the newer bytes' notification and their clean verdict come, in either order
+    deliveries = [
+        lambda: process(aws, issued["key"], len(newer), etag=second, sequencer="0000000000000002", scan=False),
+        lambda: deliver_verdict(aws, issued["key"], second, status="NO_THREATS_FOUND"),
+    ]
+    for deliver in deliveries if first == "notification" else deliveries[::-1]:
+        assert deliver() == {"batchItemFailures": []}  # neither waits on the first bytes' wait
+
+    # Then the upload is PROCESSED with the newer bytes, and announced once
+    record = status_of(api, issued["uploadId"])
+    assert record["status"] == "PROCESSED"
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=record["key"])["Body"].read() == newer
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
 def test_a_deadline_check_that_could_not_be_sent_is_sent_by_the_retry(aws: Any, api: Api) -> None:
     data = b"a check that did not go out at first\n"
     issued = send(api, data)

@@ -249,7 +249,14 @@ class Processor:
         now = self.clock()
         self._waits_unclaimed(record, ref, etag, now)
         try:
-            claimed = self.store.claim(record, etag, by=attempt, now=now, until=now + CLAIM_LIFETIME)
+            claimed = self.store.claim(
+                record,
+                etag,
+                by=attempt,
+                now=now,
+                until=now + CLAIM_LIFETIME,
+                superseding=self._parked_on_gone_bytes(record, etag, now),
+            )
         except TransitionRefused:
             fresh = self.store.get(upload_id)
             if fresh is not None and fresh.status == record.status:
@@ -262,6 +269,26 @@ class Processor:
                 ) from None
             return self.process(ref, fresh, by=attempt)  # another delivery moved it on a moment ago: look again
         return self._attempt(claimed, ref, etag, started, attempt)
+
+    def _parked_on_gone_bytes(self, record: UploadRecord, etag: str, now: datetime) -> str | None:
+        """The version ``record``'s scan wait is parked on, when no attempt holds it and the staging
+        object is version ``etag`` now (one HEAD, only then): the presigned POST was sent again
+        while the first bytes waited for their scan, and a scanner that finds them gone gives no
+        verdict on them, so the wait would hold the newer bytes out until it lapsed."""
+        parked = (
+            record.status == Status.SCANNING
+            and record.claim_by is None
+            and record.claim_etag not in (None, etag)
+            and record.claim_until is not None
+            and record.claim_until >= now
+        )
+        if not parked:
+            return None
+        head = self.storage.head(record.key)
+        if head is None or head.etag != etag:
+            return None  # (this delivery is of bytes gone too, or the head was replaced again)
+        logger.info("a newer version takes over the scan wait of bytes no longer there")
+        return record.claim_etag
 
     def _attempt(self, record: UploadRecord, ref: ObjectRef, etag: str, started: float, attempt: str) -> str:
         """Verify, gate, run the steps and record the outcome of the staging version ``etag``,
