@@ -156,7 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _cors(self) -> None:
-        origin = self.headers.get("Origin")
+        headers = getattr(self, "headers", None)  # (none yet for a request line http.server refused)
+        origin = headers.get("Origin") if headers is not None else None
         if not origin:
             return
         if urlsplit(self.path).path.startswith("/local/") and origin != f"http://{self.headers.get('Host')}":
@@ -172,12 +173,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _problem(self, kind: Kind, detail: str) -> None:
         self._send(kind.status, kind.body(detail).encode(), {"Content-Type": PROBLEM_JSON})
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server refuses before a route sees the request (a request line it cannot
+        parse, a method no route has): a problem+json reply too, with a status line, and the
+        connection closed."""
+        if self.request_version == "HTTP/0.9":  # (not parsed yet: it would send no status line)
+            self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        phrase = self.responses.get(code, ("",))[0]
+        self._problem(problems.MALFORMED_HTTP, f"{code} {phrase}: {message or phrase}"[:200])
+
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self._problem(problems.LENGTH_REQUIRED, "send a Content-Length")
             return None
-        size = int(length) if length and length.isdigit() else 0
+        if length is not None and not (length.isascii() and length.isdigit()):
+            # (a length read as 0 would leave the body on the connection as the next request)
+            self._problem(problems.MALFORMED_HTTP, "Content-Length must be a number of bytes")
+            self.close_connection = True
+            return None
+        size = int(length) if length else 0
         if size > MAX_REQUEST_BYTES:
             self._problem(problems.REQUEST_TOO_LARGE, f"API requests are limited to {MAX_REQUEST_BYTES} bytes")
             self.close_connection = True
@@ -225,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = self.server.local_routes.get(f"{self.command} {path}")
         if route is not None:
             status, payload = route(dict(self.headers.items()), body)
-            return self._json(status, payload)
+            return self._json(status, payload, PROBLEM_JSON if status >= 400 else "application/json")
         self._invoke(body)
         return None
 
@@ -233,8 +249,11 @@ class _Handler(BaseHTTPRequestHandler):
         relative = "index.html" if path == "/" else path.lstrip("/")
         if not relative or relative.startswith(("uploads", "s3/", "openapi")):
             return False
-        target = (self.server.static_dir / relative).resolve()
-        if not target.is_file() or self.server.static_dir not in target.parents:
+        try:
+            target = (self.server.static_dir / relative).resolve()
+            if not target.is_file() or self.server.static_dir not in target.parents:
+                return False
+        except (OSError, ValueError):  # a name too long for the file system, or no file name at all
             return False
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self._send(200, target.read_bytes(), {"Content-Type": content_type, "Cache-Control": "no-cache"})

@@ -194,8 +194,8 @@ class VerifyingApp:
             status, payload = 200, {"iam": self._verify(asked)}
         except SignatureRefused as exc:
             status, payload = 403, {"message": str(exc)}
-        except (ValueError, KeyError, TypeError, IndexError) as exc:  # UnicodeError is a ValueError
-            status, payload = 400, {"message": f"the request cannot be verified: {exc}"}
+        except (ValueError, KeyError, TypeError, IndexError):  # UnicodeError is a ValueError
+            status, payload = 400, {"message": "the request cannot be verified: a signed part of it is malformed"}
         data = json.dumps(payload).encode()
         start_response(
             "200 OK" if status == 200 else f"{status} Refused",

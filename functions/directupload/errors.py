@@ -34,6 +34,10 @@ class Forbidden(DomainError):
     kind = problems.FORBIDDEN
 
 
+class UnusableSubject(DomainError):
+    kind = problems.UNUSABLE_SUBJECT
+
+
 class NotFound(DomainError):
     kind = problems.NOT_FOUND
 

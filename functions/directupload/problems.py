@@ -41,11 +41,13 @@ MALFORMED_JSON = Kind(400, "malformed-json", "Malformed JSON")
 MALFORMED_BODY = Kind(400, "malformed-body", "Malformed request body")
 UNAUTHORIZED = Kind(401, "unauthorized", "Authentication required")
 FORBIDDEN = Kind(403, "forbidden", "Not a trusted backend (IAM routes)")
+UNUSABLE_SUBJECT = Kind(403, "unusable-subject", "Token subject cannot own uploads")
 NOT_FOUND = Kind(404, "not-found", "Not found")
 CONFLICT = Kind(409, "conflict", "Conflict with the upload's state")
 TOO_LARGE = Kind(413, "too-large", "Upload too large")
 BODY_TOO_LARGE = Kind(413, "body-too-large", "Request body too large")
 UNSUPPORTED_TYPE = Kind(415, "unsupported-type", "Content type not allowed")
+NOT_JSON = Kind(415, "not-json", "Request body must be JSON")
 UNKNOWN_PROFILE = Kind(422, "unknown-profile", "Unknown upload profile")
 VALIDATION_ERROR = Kind(422, "validation-error", "Request failed validation")
 QUOTA_EXCEEDED = Kind(429, "quota-exceeded", "Quota exceeded")
@@ -53,6 +55,7 @@ BUSY = Kind(503, "busy", "Service busy")
 INTERNAL = Kind(500, "internal", "Internal error")
 
 # --- what the local gateway answers itself, as API Gateway would (local/gateway.py) ---------------
+MALFORMED_HTTP = Kind(400, "malformed-http", "Malformed HTTP request")
 LENGTH_REQUIRED = Kind(411, "length-required", "Length required")
 REQUEST_TOO_LARGE = Kind(413, "request-too-large", "Request too large")
 FUNCTION_TIMEOUT = Kind(503, "function-timeout", "Service unavailable")
@@ -65,18 +68,20 @@ API_KINDS = (
     MALFORMED_BODY,
     UNAUTHORIZED,
     FORBIDDEN,
+    UNUSABLE_SUBJECT,
     NOT_FOUND,
     CONFLICT,
     TOO_LARGE,
     BODY_TOO_LARGE,
     UNSUPPORTED_TYPE,
+    NOT_JSON,
     UNKNOWN_PROFILE,
     VALIDATION_ERROR,
     QUOTA_EXCEEDED,
     BUSY,
     INTERNAL,
 )
-GATEWAY_KINDS = (LENGTH_REQUIRED, REQUEST_TOO_LARGE, FUNCTION_TIMEOUT, FUNCTION_ERROR)
+GATEWAY_KINDS = (MALFORMED_HTTP, LENGTH_REQUIRED, REQUEST_TOO_LARGE, FUNCTION_TIMEOUT, FUNCTION_ERROR)
 
 
 def titles(status: int) -> str:

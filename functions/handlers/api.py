@@ -6,7 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -39,6 +42,8 @@ from handlers import backend, contract, ready, uppy
 from handlers.contract import responses
 
 MAX_BODY_BYTES = 64 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # every route of these takes a JSON body
+NOT_JSON_DETAIL = "send the body as JSON, with Content-Type: application/json"
 # A complete names up to S3's 10,000 parts (~62 bytes each in either API's JSON): 1 MiB holds them.
 MAX_COMPLETE_BODY_BYTES = 1024 * 1024
 # What AWS answers while throttling or briefly unavailable (botocore gave up its own retries).
@@ -228,7 +233,7 @@ def get_upload(upload_id: UploadId) -> Response[UploadView]:
 
 @app.post(
     "/uploads/<upload_id>/parts",
-    responses=responses(200, SignedParts, 404, 409),
+    responses=responses(200, SignedParts, 404, 409, 415),
     summary="Sign part URLs (any time, again)",
 )
 @tracer.capture_method
@@ -250,7 +255,7 @@ def list_parts(upload_id: UploadId) -> Response[StoredParts]:
 
 @app.post(
     "/uploads/<upload_id>/complete",
-    responses=responses(200, UploadView, 404, 409),
+    responses=responses(200, UploadView, 404, 409, 415),
     summary="Complete a multipart upload",
 )
 @tracer.capture_method
@@ -320,6 +325,11 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
     return _problem(problems.VALIDATION_ERROR, summary, errors=details)
 
 
+@app.exception_handler(RequestUnsupportedContentType)
+def _not_json_body(_: RequestUnsupportedContentType) -> Response[str]:
+    return _problem(problems.NOT_JSON, NOT_JSON_DETAIL)
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
     event = app.current_event
@@ -342,9 +352,29 @@ def _unexpected(error: Exception) -> Response[str]:
     return _problem(problems.INTERNAL, "the server failed; the request id identifies it in the logs")
 
 
+def _not_json(event: dict[str, Any]) -> bool:
+    """A body the routes would parse, sent as something else than JSON (``application/json`` or
+    a ``+json`` type, in any case, or no Content-Type at all). A JSON one is handed on as
+    ``application/json``, the one spelling the router parses as JSON."""
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+    headers = event.get("headers") or {}
+    name = next((n for n in headers if str(n).lower() == "content-type"), None)
+    if method not in BODY_METHODS or name is None:
+        return False
+    media, _, params = str(headers[name]).partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        return True
+    headers[name] = "application/json" + (f";{params}" if params else "")
+    return False
+
+
 def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
-    """Bodies the router must never parse: oversized (API Gateway's own limit is 10 MB), or not UTF-8."""
+    """Bodies the router must never parse: oversized (API Gateway's own limit is 10 MB), not
+    JSON, or not UTF-8."""
     body = event.get("body") or ""
+    if _not_json(event):
+        return _early(problems.NOT_JSON, NOT_JSON_DETAIL)
     encoded = bool(event.get("isBase64Encoded"))
     limit = MAX_COMPLETE_BODY_BYTES if str(event.get("rawPath", "")).endswith("/complete") else MAX_BODY_BYTES
     too_large = _early(problems.BODY_TOO_LARGE, f"this route takes at most {limit} bytes")

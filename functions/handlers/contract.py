@@ -1,16 +1,21 @@
 """What every route shares: who is asking, and how its answers are documented in OpenAPI."""
 
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from directupload.config import get_settings
-from directupload.errors import Unauthorized
+from directupload.errors import Unauthorized, UnusableSubject
 from directupload.models import Problem
 from directupload.problems import PROBLEM_JSON, titles
 
 ANONYMOUS = "anonymous"
+# OpenID Connect's ``sub``: at most 255 ASCII characters. Printable ones only, no space: the sub is
+# the key of the owner's quota item and of the byOwner index (DynamoDB refuses a key over 2 KiB)
+# and goes into events and log lines as it is.
+SUBJECT = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def owner(event: APIGatewayProxyEventV2) -> str:
@@ -22,16 +27,18 @@ def owner(event: APIGatewayProxyEventV2) -> str:
     sub = (claims or {}).get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("a valid bearer token is required")
+    if not SUBJECT.fullmatch(sub):
+        raise UnusableSubject("the token's sub must be 1-255 printable ASCII characters, no spaces")
     return sub
 
 
 def responses(ok: int, model: Any, *statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI entries for a route: its success, and the problem+json errors it can answer
-    (every route: 400, 401, 413, 422, 503), each described by the titles of its kinds (problems.py)."""
+    (every route: 400, 401, 403, 413, 422, 503), each described by the titles of its kinds (problems.py)."""
     documented: dict[int, OpenAPIResponse] = {
         ok: {"description": "Success", "content": {"application/json": {"model": model}}}
     }
-    for status in sorted({400, 401, 413, 422, 503, *statuses}):
+    for status in sorted({400, 401, 403, 413, 422, 503, *statuses}):
         documented[status] = {"description": titles(status), "content": {PROBLEM_JSON: {"model": Problem}}}
     return documented
 

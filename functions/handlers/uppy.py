@@ -122,9 +122,19 @@ def _size(value: Any) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return int(value)  # (20 digits hold any size; int() refuses strings over 4,300 digits)
     raise Unprocessable("metadata size must be the file's size in bytes, a whole number")
+
+
+def _profile(meta: Mapping[str, Any]) -> str:
+    """The profile Uppy's meta names (``profile``), else the default one."""
+    profile = meta.get("profile")
+    if profile is None or profile == "":
+        return DEFAULT_PROFILE
+    if not isinstance(profile, str):
+        raise Unprocessable("metadata profile must be a profile's name, a string")
+    return profile
 
 
 def _issue_request(filename: str, file_type: str, meta: Mapping[str, Any], size: int) -> IssueUploadRequest:
@@ -133,7 +143,6 @@ def _issue_request(filename: str, file_type: str, meta: Mapping[str, Any], size:
     name = meta.get("name") if isinstance(meta.get("name"), str) and meta.get("name") else None
     name = name or _RANDOM_PREFIX.sub("", filename)
     content_type = file_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
-    profile = meta.get("profile") or DEFAULT_PROFILE
     extra = {
         key: value if isinstance(value, str) else json.dumps(value)
         for key, value in meta.items()
@@ -141,7 +150,7 @@ def _issue_request(filename: str, file_type: str, meta: Mapping[str, Any], size:
     }
     try:
         return IssueUploadRequest(
-            profile=str(profile),
+            profile=_profile(meta),
             filename=keys.safe_filename(name),
             content_type=content_type,
             size=size,
@@ -173,7 +182,7 @@ def uppy_params(
     if size is None:
         # Uppy sends no size: the policy admits the profile's range, up to what one POST holds,
         # the quota is charged at that ceiling and settled to the real size by processing
-        profile = service.profile(str(meta.get("profile") or DEFAULT_PROFILE))
+        profile = service.profile(_profile(meta))
         size, transfer = min(profile.max_size, S3_MAX_SINGLE_POST), Transfer.POST_UP_TO
     request = _issue_request(filename, file_type, meta, size)
     issued = service.issue(_owner(), request, transfer)
@@ -192,9 +201,10 @@ def uppy_params(
 def uppy_create_multipart(request: Annotated[CreateMultipartRequest, Body()]) -> Response[CreatedMultipart]:
     service = wiring.upload_service()
     meta = request.metadata or {}
-    profile = service.profile(str(meta.get("profile") or DEFAULT_PROFILE))
+    profile = service.profile(_profile(meta))
     # With no size declared the profile's maximum is the ceiling; completion records the real total.
-    size = _size(meta.get("size")) or profile.max_size
+    declared = _size(meta.get("size"))
+    size = profile.max_size if declared is None else declared  # (0 is refused as /s3/params refuses it)
     issue = _issue_request(request.filename, request.file_type, meta, size)
     issued = service.issue(_owner(), issue, Transfer.CLIENT_PARTS)
     bucket = service.storage.in_bucket(profile.bucket).bucket
@@ -230,7 +240,7 @@ def uppy_sign_part(
 
 @router.post(
     "/s3/multipart/<upload_id>/complete",
-    responses=responses(200, CompletedMultipart, 404, 409),
+    responses=responses(200, CompletedMultipart, 404, 409, 415),
     summary="Uppy: complete a multipart upload",
 )
 @tracer.capture_method

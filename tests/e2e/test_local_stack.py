@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,3 +141,56 @@ def test_the_local_token_route_answers_only_the_stacks_own_pages(secured_stack: 
     for origin, readable in [(own, True), ("https://evil.example", False), ("null", False)]:
         reply = requests.post(f"{own}/local/token", json={"user": "mallory"}, headers={"Origin": origin}, timeout=5)
         assert (reply.headers.get("Access-Control-Allow-Origin") in ("*", origin)) is readable, origin
+
+
+def raw_exchange(stack: Stack, request: bytes) -> bytes:
+    """One connection to the gateway: ``request`` as sent, and everything the gateway answers
+    until it closes the connection."""
+    host, port = stack.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answered = b""
+        while chunk := connection.recv(65536):
+            answered += chunk
+    return answered
+
+
+def problems_in(answered: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """The status and problem body of each response in ``answered``."""
+    found = []
+    for status, body in re.findall(rb"HTTP/1\.1 (\d{3}) [^\r]*\r\n.*?\r\n\r\n(\{.*?\})(?=HTTP/|$)", answered, re.S):
+        found.append((int(status), json.loads(body)))
+    return found
+
+
+def test_what_the_gateway_refuses_before_any_route_is_a_problem_with_a_status_line(local_stack: Stack) -> None:
+    host = local_stack.url.removeprefix("http://").encode()
+    smuggled = b"GET /uploads/" + b"f" * 32 + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+    cases = {
+        # a Content-Length that is no number: read as 0, the body would be the next request
+        "length +N": b"POST /uploads HTTP/1.1\r\nHost: %b\r\nContent-Type: application/json\r\n"
+        b"Content-Length: +%d\r\n\r\n%b" % (host, len(smuggled), smuggled),
+        "a method no route has": b"FOO /uploads HTTP/1.1\r\nHost: %b\r\n\r\n" % host,
+        "a request line it cannot parse": b"GET /a b c d\r\n\r\n",
+    }
+    for name, request in cases.items():
+        answered = raw_exchange(local_stack, request + b"GET /profiles HTTP/1.1\r\nHost: %b\r\n\r\n" % host)
+        replies = problems_in(answered)
+        # one answer, a problem, then the connection closed: nothing after it is read as a request
+        assert [status for status, _ in replies] == [400], (name, answered[:300])
+        assert replies[0][1]["type"].endswith(":malformed-http") and b"application/problem+json" in answered, name
+
+
+def test_a_path_too_long_for_a_file_name_is_a_404_problem(local_stack: Stack) -> None:
+    for path in ("/" + "a" * 300, "/backend/uploads/" + "a" * 10_000 + "?owner=alice"):
+        reply = requests.get(f"{local_stack.url}{path}", timeout=10)
+        assert reply.status_code in (403, 404), reply.text  # (the backend route's signature is checked first)
+        assert reply.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_local_routes_answer_problems_as_problem_json(secured_stack: Stack) -> None:
+    own = secured_stack.url
+    for route, body in (("/local/token", {"user": "no spaces allowed"}), ("/local/ttl-sweep", {"at": "later"})):
+        reply = requests.post(f"{own}{route}", json=body, headers={"Origin": own}, timeout=5)
+        assert reply.status_code == 400, reply.text
+        assert reply.headers["Content-Type"] == "application/problem+json"

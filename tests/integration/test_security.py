@@ -220,6 +220,69 @@ def test_every_bad_issue_request_gets_a_problem(aws: Any, api: Api, case: str) -
     assert_problem(status, payload, headers, expected)
 
 
+NOT_JSON_TYPES = [
+    "text/plain;charset=UTF-8",  # what fetch() sends with a string body and no header
+    "application/xml",
+    "text/json",
+    "*/*",
+    "multipart/form-data",  # (without a boundary)
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+]
+BODY_ROUTES = [
+    "/uploads",
+    "/uploads/" + "a" * 32 + "/parts",
+    "/uploads/" + "a" * 32 + "/complete",
+    "/s3/multipart",
+    "/s3/multipart/" + "a" * 32 + "/complete",
+]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON_TYPES)
+def test_a_body_that_is_not_sent_as_json_is_a_415_problem_on_every_route(aws: Any, api: Api, content_type: str) -> None:
+    for path in BODY_ROUTES:
+        for body in (json.dumps(UPLOAD).encode(), b""):
+            status, payload, headers = api.call("POST", path, raw=body, headers={"content-type": content_type})
+            assert_problem(status, payload, headers, 415)
+            assert payload["type"].endswith(":not-json"), (path, payload)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["Application/Json", "APPLICATION/JSON; charset=utf-8", "application/merge-patch+json"]
+)
+def test_json_is_json_whatever_the_case_of_its_media_type(aws: Any, api: Api, content_type: str) -> None:
+    status, issued, _ = api.call("POST", "/uploads", UPLOAD, headers={"content-type": content_type})
+    assert status == 201, issued
+    assert issued["key"].startswith(f"incoming/{issued['uploadId']}/")
+
+
+@pytest.mark.parametrize(
+    ("sub", "usable"),
+    [
+        ("a" * 255, True),
+        ("auth0|5f1c#team/x", True),  # printable ASCII: the keys hold it as it is
+        ("a" * 256, False),  # over OpenID Connect's 255 (and, at 2 KiB, DynamoDB refuses the key)
+        ("a" * 2100, False),
+        ("alice smith", False),
+        ("alice\nINFO forged log line", False),
+        ("caf\u00e9", False),
+        ("\U0001f600", False),
+    ],
+)
+def test_a_token_subject_no_owner_key_can_hold_is_a_403_problem(jwt_env: Any, sub: str, usable: bool) -> None:
+    api = Api(claims={"sub": sub})
+    status, payload, headers = api.call("POST", "/uploads", UPLOAD)
+    if usable:
+        assert status == 201, payload
+        status, listed, _ = api.call("GET", "/uploads")
+        assert status == 200 and [item["uploadId"] for item in listed["items"]] == [payload["uploadId"]]
+        return
+    assert_problem(status, payload, headers, 403)
+    assert payload["type"].endswith(":unusable-subject")
+    for method, path in [("GET", "/uploads"), ("GET", "/uploads/" + "a" * 32), ("GET", "/s3/params?filename=a.png")]:
+        assert_problem(*api.call(method, path), 403)
+
+
 @pytest.mark.parametrize(
     ("filename", "key_suffix"),
     [

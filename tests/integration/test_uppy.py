@@ -165,6 +165,7 @@ def test_params_default_to_the_file_profile_and_drop_uppys_random_key_prefix(aws
         ({"profile": "avatar", "size": 10}, "text/plain", 415),
         ({"profile": "avatar", "size": 6 * MiB}, "image/png", 413),
         ({"size": "ten"}, "text/plain", 422),
+        ({"size": "9" * 4301}, "text/plain", 422),  # (more digits than int() reads)
         ({"size": 10, "Not-A-Key": "x"}, "text/plain", 422),
     ],
 )
@@ -176,6 +177,15 @@ def test_params_refuse_what_the_profile_refuses(
 
 def test_params_need_a_filename(aws: Any, api: Api) -> None:
     assert_problem(api.call("GET", "/s3/params?type=text/plain&metadata[size]=3"), 422)
+
+
+@pytest.mark.parametrize(
+    "meta", [{"size": "9" * 4301}, {"size": 10, "profile": ["video"]}, {"profile": 7}, {"size": 0}, {"size": "0"}]
+)
+def test_multipart_refuses_a_size_or_profile_it_cannot_use(aws: Any, api: Api, meta: dict[str, Any]) -> None:
+    reply = api.call("POST", "/s3/multipart", {"filename": "a.bin", "type": "text/plain", "metadata": meta})
+    body = assert_problem(reply, 422)
+    assert "[" not in body["detail"], body  # the field is named, not a Python rendering of it
 
 
 # --- multipart: POST /s3/multipart and the rest ------------------------------------------------------

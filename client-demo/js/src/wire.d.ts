@@ -678,6 +678,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -768,6 +777,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -850,6 +868,15 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -949,6 +976,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -969,6 +1005,15 @@ export interface operations {
             };
             /** @description Upload too large | Request body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type not allowed | Request body must be JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1037,7 +1082,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not a trusted backend (IAM routes) */
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1125,7 +1170,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not a trusted backend (IAM routes) */
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1222,6 +1267,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -1307,6 +1361,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -1376,6 +1439,15 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1461,6 +1533,15 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1557,6 +1638,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -1577,6 +1667,15 @@ export interface operations {
             };
             /** @description Upload too large | Request body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type not allowed | Request body must be JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1646,6 +1745,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -1666,6 +1774,15 @@ export interface operations {
             };
             /** @description Upload too large | Request body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type not allowed | Request body must be JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1732,6 +1849,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not found */
             404: {
                 headers: {
@@ -1750,7 +1876,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content type not allowed */
+            /** @description Content type not allowed | Request body must be JSON */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1828,6 +1954,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Upload too large | Request body too large */
             413: {
                 headers: {
@@ -1837,7 +1972,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content type not allowed */
+            /** @description Content type not allowed | Request body must be JSON */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1915,7 +2050,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not a trusted backend (IAM routes) */
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1933,7 +2068,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content type not allowed */
+            /** @description Content type not allowed | Request body must be JSON */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2016,6 +2151,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Upload too large | Request body too large */
             413: {
                 headers: {
@@ -2085,6 +2229,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Upload too large | Request body too large */
             413: {
                 headers: {
@@ -2094,7 +2247,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content type not allowed */
+            /** @description Content type not allowed | Request body must be JSON */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2161,6 +2314,15 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a trusted backend (IAM routes) | Token subject cannot own uploads */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
