@@ -44,8 +44,11 @@ from handlers.contract import responses
 MAX_BODY_BYTES = 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # every route of these takes a JSON body
 NOT_JSON_DETAIL = "send the body as JSON, with Content-Type: application/json"
-# A complete names up to S3's 10,000 parts (~62 bytes each in either API's JSON): 1 MiB holds them.
-MAX_COMPLETE_BODY_BYTES = 1024 * 1024
+# A complete names up to S3's 10,000 parts, with their SHA-256s about 125 bytes each in either
+# API's JSON, and a parts call signs up to 1,000 (about 75 bytes each with a SHA-256): 2 MiB
+# holds either, the largest a schema admits (API Gateway's own limit is 10 MB).
+MAX_COMPLETE_BODY_BYTES = 2 * 1024 * 1024
+LISTING_ROUTES = ("/complete", "/parts")  # the routes whose bodies list parts
 # What AWS answers while throttling or briefly unavailable (botocore gave up its own retries).
 TRANSIENT_AWS_CODES = frozenset(
     {
@@ -376,7 +379,7 @@ def _refuse_early(event: dict[str, Any]) -> dict[str, Any] | None:
     if _not_json(event):
         return _early(problems.NOT_JSON, NOT_JSON_DETAIL)
     encoded = bool(event.get("isBase64Encoded"))
-    limit = MAX_COMPLETE_BODY_BYTES if str(event.get("rawPath", "")).endswith("/complete") else MAX_BODY_BYTES
+    limit = MAX_COMPLETE_BODY_BYTES if str(event.get("rawPath", "")).endswith(LISTING_ROUTES) else MAX_BODY_BYTES
     too_large = _early(problems.BODY_TOO_LARGE, f"this route takes at most {limit} bytes")
     if len(body) > (limit * 4 // 3 + 4 if encoded else limit):
         return too_large

@@ -247,6 +247,20 @@ def test_a_body_that_is_not_sent_as_json_is_a_415_problem_on_every_route(aws: An
             assert payload["type"].endswith(":not-json"), (path, payload)
 
 
+def test_the_largest_part_lists_the_schema_admits_fit_in_the_body_limit(aws: Any, api: Api) -> None:
+    checksum = "A" * 43 + "="
+    upload_id = "a" * 32  # none: a body past the limit reaches the route, which answers 404
+    signing = {"parts": [{"partNumber": 9000 + n, "checksumSha256": checksum} for n in range(1, 1001)]}
+    etag = '"' + "0" * 32 + '"'
+    completing = {"parts": [{"partNumber": n, "etag": etag, "checksumSha256": checksum} for n in range(1, 10_001)]}
+    for path, body in [("parts", signing), ("complete", completing)]:
+        status, payload, headers = api.call("POST", f"/uploads/{upload_id}/{path}", body)
+        assert_problem(status, payload, headers, 404)
+    over = {"parts": completing["parts"] * 2, "pad": "x" * 1024}
+    assert_problem(*api.call("POST", f"/uploads/{upload_id}/complete", over), 413)
+    assert_problem(*api.call("POST", "/uploads", {**UPLOAD, "pad": "x" * 70_000}), 413)  # (the others: 64 KiB)
+
+
 @pytest.mark.parametrize(
     "content_type", ["Application/Json", "APPLICATION/JSON; charset=utf-8", "application/merge-patch+json"]
 )
