@@ -15,6 +15,7 @@ variants) whose response headers S3 sets from the signature, so no client can ch
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import quote
 
 # Raster formats a browser displays and the image step decodes in full before accepting them.
@@ -36,40 +37,23 @@ EXTENSIONS = {
     "text/csv": (".csv",),
     "application/json": (".json",),
 }
-# Extensions an operating system or a browser would run or render as a document.
-ACTIVE_EXTENSIONS = frozenset(
-    [
-        ".html",
-        ".htm",
-        ".xhtml",
-        ".shtml",
-        ".svg",
-        ".svgz",
-        ".xml",
-        ".xsl",
-        ".js",
-        ".mjs",
-        ".hta",
-        ".exe",
-        ".dll",
-        ".com",
-        ".bat",
-        ".cmd",
-        ".ps1",
-        ".vbs",
-        ".sh",
-        ".jar",
-        ".msi",
-        ".scr",
-        ".lnk",
-        ".app",
-        ".dmg",
-        ".pkg",
-        ".py",
-        ".pl",
-        ".rb",
-    ]
-)
+# Extensions an operating system or a browser would run, open as a page or mount: pages and
+# scripts, then Windows' list of unsafe attachment types, macro-enabled Office documents, and
+# what desktops and package managers run when opened.
+_ACTIVE_NAMES = """
+.html .htm .xhtml .xht .shtml .mht .mhtml .maff .svg .svgz .xml .xsl .xslt .swf .hta
+.js .mjs .jse .vbs .vbe .vb .ws .wsf .wsh .wsc .ps1 .ps1xml .ps2 .ps2xml .psc1 .psc2 .psd1 .psm1
+.msh .msh1 .msh2 .mshxml .msh1xml .msh2xml .bat .cmd .com .exe .dll .scr .pif .cpl .msc .msi
+.msp .mst .msix .msixbundle .appx .appxbundle .appref-ms .application .gadget .jar .jnlp .xbap
+.lnk .url .website .webloc .scf .shb .shs .reg .inf .ins .isp .chm .hlp .hpj .sct .diagcab
+.library-ms .searchconnector-ms .settingcontent-ms .theme .xll .xnk .vsmacros .vsw .ops .pcd
+.plg .prf .prg .pst .tmp .cer .crt .der .iso .img .vhd .vhdx .ade .adp .bas .mad .maf .mag
+.mam .maq .mar .mas .mat .mau .mav .maw .mcf .mda .mdb .mde .mdt .mdw .mdz
+.docm .dotm .xlsm .xltm .xlam .pptm .potm .ppam .ppsm .sldm
+.sh .bash .zsh .csh .ksh .py .pl .rb .php .phtml .asp .aspx .jsp .cgi .run
+.app .dmg .pkg .desktop .command .tool .workflow .action .terminal .apk .deb .rpm .elf
+"""
+ACTIVE_EXTENSIONS = frozenset(_ACTIVE_NAMES.split())
 
 
 def served_type(sniffed: str | None, declared: str) -> str:
@@ -79,9 +63,11 @@ def served_type(sniffed: str | None, declared: str) -> str:
 
 
 def served_name(filename: str, content_type: str) -> str:
-    """The filename with an extension that says what it is served as."""
+    """The filename with an extension that says what it is served as. An extension is compared
+    as a system would read it: in any case, and full-width or other compatibility forms as the
+    letters they stand for (``HTML`` in full-width letters is ``.html``)."""
     stem, dot, ext = filename.rpartition(".")
-    extension = f".{ext.lower()}" if dot and stem else ""
+    extension = f".{unicodedata.normalize('NFKC', ext).casefold()}" if dot and stem else ""
     known = EXTENSIONS.get(content_type)
     if known and extension not in known:
         return (stem if extension else filename) + known[0]
@@ -90,9 +76,20 @@ def served_name(filename: str, content_type: str) -> str:
     return filename
 
 
-def disposition(filename: str, *, inline: bool) -> str:
-    """RFC 6266: an ASCII fallback name and the UTF-8 one (RFC 8187)."""
-    fallback = filename.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "file"
+def ascii_name(filename: str) -> str:
+    """``filename`` in ASCII for the fallback ``filename=``: accents dropped from their letters,
+    compatibility forms as their letters, any other character ``_`` (never dropped, which could
+    join an extension out of the letters around it: ``pay.eéxe`` is ``pay.eexe``, not ``pay.exe``)."""
+    decomposed = unicodedata.normalize("NFKD", filename)
+    kept = (c if c.isascii() and c.isprintable() else "_" for c in decomposed if not unicodedata.combining(c))
+    return "".join(kept).replace('"', "_").replace("\\", "_")
+
+
+def disposition(filename: str, content_type: str, *, inline: bool) -> str:
+    """RFC 6266: an ASCII fallback name and the UTF-8 one (RFC 8187). The fallback, which clients
+    without RFC 8187 (``curl -OJ``) save under, is checked as the name itself was: its extension
+    says what ``content_type`` the bytes are served as."""
+    fallback = served_name(ascii_name(filename), content_type) or "file"
     kind = "inline" if inline else "attachment"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 

@@ -293,7 +293,7 @@ class UploadService:
             key, size, sha256, content_type = found.key, found.size, found.sha256, found.content_type
             inline = downloads.is_inline(content_type, decoded_as_image=True)  # our own re-encoding
             filename = downloads.variant_filename(record.filename, variant, found.key)
-        disposition = downloads.disposition(filename, inline=inline)
+        disposition = downloads.disposition(filename, content_type, inline=inline)
         expires_at = now + timedelta(seconds=ttl)
         if self.download_signer is not None:
             url = self.download_signer.sign(
@@ -578,8 +578,12 @@ class UploadService:
         incoming/, never read the unverified bytes (HeadObject needs s3:GetObject)."""
         return self.storage_of(record).exists(record.key)
 
-    def cancel(self, owner: str, upload_id: str) -> UploadRecord:
+    def cancel(self, owner: str, upload_id: str, *, again: bool = False) -> UploadRecord:
+        """PENDING to CANCELLED, its multipart upload aborted. ``again``: an upload cancelled
+        already answers as it is (an abort that is repeated, as S3's own may be), not 409."""
         record = self.get(owner, upload_id)
+        if again and record.status == Status.CANCELLED:
+            return record
         if record.status != Status.PENDING:
             raise Conflict(f"the upload is {record.status.value}; only a pending upload can be cancelled")
         aborted = record.s3_upload_id

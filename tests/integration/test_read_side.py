@@ -608,6 +608,20 @@ def test_a_download_is_saved_under_a_name_that_says_what_it_was_checked_as(
     assert got.content == data
 
 
+def test_the_name_a_client_without_rfc_8187_saves_under_is_checked_too(aws: Any, api: Api) -> None:
+    # a letter that is not ASCII inside the extension: dropping it would name an .exe
+    data = b"\x00\x01 bytes nothing recognises"
+    issued = upload(api, data, "pay.eéxe", "application/octet-stream", "file")
+    process(aws, issued["key"], len(data))
+
+    signed, got = fetch(api, issued["uploadId"])
+
+    header = got.headers["Content-Disposition"]
+    assert 'filename="pay.eexe"' in header, header
+    assert "filename*=UTF-8''pay.e%C3%A9xe" in header
+    assert signed["filename"] == "pay.eéxe" and got.content == data
+
+
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.domain)</script></svg>'
 
 

@@ -75,7 +75,7 @@ def test_a_signed_url_names_the_object_its_pinned_headers_and_the_canned_policy(
 ) -> None:
     # Given
     key = f"files/{UPLOAD_ID}/report.pdf"
-    disposition = downloads.disposition("report.pdf", inline=False)
+    disposition = downloads.disposition("report.pdf", "application/pdf", inline=False)
 
     # When
     url = _signer(private_key).sign(key, expires_at=EXPIRES_AT, content_type="application/pdf", disposition=disposition)
@@ -104,7 +104,7 @@ def test_the_signature_verifies_over_the_canned_policy_of_the_whole_url(private_
         f"files/{UPLOAD_ID}/photo.png",
         expires_at=EXPIRES_AT,
         content_type="image/png",
-        disposition=downloads.disposition("photo.png", inline=True),
+        disposition=downloads.disposition("photo.png", "image/png", inline=True),
     )
     # the resource is the base URL with our own query string, before CloudFront's parameters
     resource = url.split("&Expires=", 1)[0]
@@ -122,7 +122,7 @@ def test_the_signature_verifies_over_the_canned_policy_of_the_whole_url(private_
 def test_a_key_with_spaces_and_unicode_is_percent_encoded_once(private_key: rsa.RSAPrivateKey) -> None:
     # Given a key with what safe_filename keeps: spaces, brackets, plus, non-ASCII letters
     key = f"files/{UPLOAD_ID}/Résumé (final) + notes 東京.pdf"
-    disposition = downloads.disposition("Résumé (final) + notes 東京.pdf", inline=False)
+    disposition = downloads.disposition("Résumé (final) + notes 東京.pdf", "application/pdf", inline=False)
 
     # When
     url = _signer(private_key).sign(key, expires_at=EXPIRES_AT, content_type="application/pdf", disposition=disposition)
@@ -310,7 +310,7 @@ def test_downloads_come_from_cloudfront_when_a_signer_is_wired_else_from_s3_as_b
     download = service.download("alice", UPLOAD_ID)
 
     # Then
-    expected_disposition = downloads.disposition("report.pdf", inline=False)
+    expected_disposition = downloads.disposition("report.pdf", "application/pdf", inline=False)
     assert download.disposition == "attachment"
     if cloudfront:
         values = dict(parse_qsl(urlsplit(download.url).query))
