@@ -137,6 +137,23 @@ def test_bytes_without_the_exact_signature_of_a_type_are_never_it(declared: str,
         ("application/octet-stream", b"<!-- hi --><div onmouseover=alert(1)>x</div><script>alert(2)</script>\n"),
         ("text/csv", b"<H1>x</H1><iframe src=javascript:alert(1)></iframe>\n"),
         ("text/plain", b"hello\n<div><script>alert(1)</script></div></svg>"),
+        # whatever tag a page opens with (the WHATWG list and the rest), any case, any prefix
+        ("text/plain", b"<p>hi</p><script>alert(document.domain)</script>"),
+        ("text/plain", b"  <IMG src=x onerror=alert(1)>"),
+        ("text/plain", b"<a href=javascript:alert(1)>x</a>"),
+        ("text/plain", b"<meta http-equiv=refresh content='0;url=https://example.com'>"),
+        ("text/plain", b"<base href=//example.com/><form action=x><input name=p></form>"),
+        ("text/plain", b"<style>body{}</style><title>x</title>"),
+        ("text/plain", b"<!-- a comment, then words -->hello"),
+        ("application/octet-stream", b'<?xml-stylesheet type="text/xsl" href="x.xsl"?><r/>'),
+        # XHTML under a namespace prefix, and elements of the XHTML namespace further down
+        (
+            "application/octet-stream",
+            b'<?xml version="1.0"?><x:html xmlns:x="http://www.w3.org/1999/xhtml"><x:script>alert(1)</x:script></x:html>',
+        ),
+        ("text/plain", b'<data><p xmlns="http://www.w3.org/1999/xhtml" onclick="alert(1)">x</p></data>'),
+        # an XML document: refused found as it is refused declared
+        ("application/octet-stream", b'<?xml version="1.0"?><note>x</note>'),
     ],
 )
 def test_markup_the_sniffer_finds_is_active_content_whatever_its_first_tag(declared: str, data: bytes) -> None:
@@ -147,3 +164,5 @@ def test_markup_the_sniffer_finds_is_active_content_whatever_its_first_tag(decla
 def test_text_that_only_mentions_markup_is_still_text() -> None:
     assert check("text/plain", b"use <b> for bold, or **bold** in markdown\n") is None
     assert check("application/json", b'{"html": "<h1>title</h1>"}') is None
+    for words in (b"<3 you\n", b"<note>not a page</note>\n", b"<pre-existing> condition\n", b"a,b\n<p>,c\n"):
+        assert check("text/plain", words) is None, words
