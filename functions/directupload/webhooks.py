@@ -29,9 +29,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import http.client
 import json
 import random
+import re
+import socket
 import threading
 import time
 import urllib.error
@@ -61,10 +65,12 @@ SECRET_MAX_AGE_SECONDS = 3600
 # Statuses that say "try again later" although they are 4xx.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 # Retry n comes BACKOFF_BASE * 2**(n-1) seconds (+-20 %) after attempt n failed, at most
-# BACKOFF_CAP (SQS's longest visibility timeout): with the queue's 12 receives, the last
-# attempt is about 17 hours after the first.
+# BACKOFF_CAP: SQS takes a visibility timeout of up to 12 hours counted from the message's
+# receive, and the attempt that sets it runs up to a Lambda timeout after that receive (15
+# minutes at most). With the queue's 12 receives, the last attempt is about 17 hours after the first.
 BACKOFF_BASE = 30
-BACKOFF_CAP = 43200
+BACKOFF_CAP = 43200 - 900
+_RETRY_AFTER = re.compile(r"[0-9]{1,9}")  # ASCII digits only (str.isdigit also takes "²")
 USER_AGENT = "directupload-webhook/1"
 
 
@@ -213,6 +219,68 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _CutAtDeadline:
+    """A connection a watchdog shuts down at ``deadline`` (``time.monotonic()``): a socket timeout
+    bounds each read only, so a receiver answering a byte at a time could hold a delivery, and the
+    batch it is in, until the function timed out."""
+
+    deadline: float
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._watchdog = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._cut)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _cut(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read (close alone may not)
+
+    def close(self) -> None:
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:
+            watchdog.cancel()
+        super().close()  # type: ignore[misc]
+
+
+class _HTTPConnection(_CutAtDeadline, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CutAtDeadline, http.client.HTTPSConnection):
+    pass
+
+
+def _until(connection: type[_CutAtDeadline], deadline: float, *args: Any, **kwargs: Any) -> _CutAtDeadline:
+    made = connection(*args, **kwargs)
+    made.deadline = deadline
+    return made
+
+
+_CONNECTIONS: dict[type, type[_CutAtDeadline]] = {
+    http.client.HTTPConnection: _HTTPConnection,
+    http.client.HTTPSConnection: _HTTPSConnection,
+}
+
+
+class _OpenUntilDeadline:
+    """urllib's handler opening its connection as one cut at the request's ``deadline``."""
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **http_conn_args: Any) -> http.client.HTTPResponse:
+        connection = functools.partial(_until, _CONNECTIONS[http_class], req.deadline)  # type: ignore[attr-defined]
+        return super().do_open(connection, req, **http_conn_args)  # type: ignore[misc]
+
+
+class _HTTPHandler(_OpenUntilDeadline, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_OpenUntilDeadline, urllib.request.HTTPSHandler):
+    pass
+
+
 class WebhookSender:
     """Signs and POSTs one event per call; raises unless the receiver answered 2xx."""
 
@@ -228,7 +296,8 @@ class WebhookSender:
         self._secret = secret
         self.timeout = timeout
         self._clock = clock
-        self._opener = urllib.request.build_opener(_NoRedirects())
+        # each delivery ends ``timeout`` seconds after it began, whatever the receiver does
+        self._opener = urllib.request.build_opener(_NoRedirects(), _HTTPHandler(), _HTTPSHandler())
 
     def __repr__(self) -> str:
         return "WebhookSender(<url withheld>)"
@@ -262,6 +331,8 @@ class WebhookSender:
             method="POST",
             headers={"content-type": "application/json", "user-agent": USER_AGENT, **headers},
         )
+        deadline = time.monotonic() + self.timeout
+        request.deadline = deadline  # type: ignore[attr-defined]  # (_HTTPHandler, _HTTPSHandler)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 response.read(4096)  # the answer's body is the receiver's business; not logged
@@ -276,6 +347,8 @@ class WebhookSender:
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             # URLError.reason names the cause (refused, timed out), never the URL
             reason = getattr(exc, "reason", None) or type(exc).__name__
+            if time.monotonic() >= deadline:
+                reason = f"the delivery took longer than {self.timeout:g} s"
             raise DeliveryFailedError(f"no answer from the receiver: {reason}") from None
         if not 200 <= status < 300:
             raise DeliveryFailedError(f"the receiver answered {status}")
@@ -283,8 +356,9 @@ class WebhookSender:
 
 
 def _seconds(value: str | None) -> int | None:
-    """Retry-After in seconds (the HTTP-date form is rare from webhook receivers and ignored)."""
-    if value and value.strip().isdigit():
+    """Retry-After in seconds (the HTTP-date form is rare from webhook receivers and ignored, as
+    is anything but up to nine ASCII digits: the backoff caps it long before that)."""
+    if value and _RETRY_AFTER.fullmatch(value.strip()):
         return int(value.strip())
     return None
 

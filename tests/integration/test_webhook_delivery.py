@@ -4,12 +4,17 @@ what each answer of the receiver does to the SQS record."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
+import re
 import secrets
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -214,3 +219,136 @@ def test_the_secret_is_never_logged_even_at_debug(webhook: Webhook) -> None:
     assert webhook.secret.removeprefix("whsec_") not in logs
     assert "v1," not in logs  # no signature either
     assert "127.0.0.1:" not in logs  # nor the URL
+
+
+def logged_while(action: Callable[[], Any]) -> str:
+    """What the functions' logger wrote while ``action`` ran."""
+    from directupload.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    try:
+        action()
+    finally:
+        logger.removeHandler(handler)  # type: ignore[attr-defined]  # powertools passes it to logging
+    return stream.getvalue()
+
+
+def serve_raw(reply: Callable[[socket.socket], None]) -> tuple[str, Callable[[], None]]:
+    """A receiver that reads one request and answers with ``reply`` on the bare socket, as a
+    receiver that does not play by HTTP's rules would; returns its URL and how to stop it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        request += conn.recv(65536)
+                    head, _, body = request.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+                    while len(body) < length:
+                        body += conn.recv(65536)
+                    reply(conn)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/hooks", close
+
+
+@pytest.mark.parametrize("retry_after", ["\u00b2", "1" * 5000, "-5", "1e3"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, retry_after: str
+) -> None:
+    from directupload import wiring
+
+    def unavailable(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: "
+            + retry_after.encode("latin-1")  # (how http.client reads a header)
+            + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+
+    url, close = serve_raw(unavailable)
+    monkeypatch.setenv("WEBHOOK_URL", url)
+    wiring.reset()
+    try:
+        outcome: dict[str, Any] = {}
+        logs = logged_while(lambda: outcome.update(result=invoke(webhook, body_of("u11"))))
+    finally:
+        close()
+
+    result, [message_id] = outcome["result"]
+    assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    # the failure is the receiver's 503, logged with its backoff, not a crash of the handler
+    assert "will retry" in logs and "the receiver answered 503" in logs
+    assert "could not set the retry backoff" not in logs
+    assert "Traceback" not in logs
+
+
+def test_a_receiver_asking_for_a_day_is_retried_at_the_longest_backoff_sqs_takes(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directupload import wiring
+
+    # not at the queue's visibility timeout, which is what SQS refusing a longer one would mean
+    def come_back_tomorrow(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 86400\r\nContent-Length: 0\r\n\r\n")
+
+    url, close = serve_raw(come_back_tomorrow)
+    monkeypatch.setenv("WEBHOOK_URL", url)
+    wiring.reset()
+    try:
+        logs = logged_while(lambda: invoke(webhook, body_of("u12")))
+    finally:
+        close()
+
+    assert "will retry" in logs and '"retry_in":42300' in logs.replace(" ", "")
+    assert "could not set the retry backoff" not in logs
+    reply = webhook.sqs.receive_message(QueueUrl=webhook.queue_url, WaitTimeSeconds=0)
+    assert reply.get("Messages", []) == []  # waiting out its backoff
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_delivery_timeout(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from directupload import wiring
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: " + b"x" * 60 + b"\r\n\r\nok"
+    sent: list[int] = []
+
+    def dripping(conn: socket.socket) -> None:
+        for byte in answer:  # one byte every 0.25 s: each read is quick, the whole answer is not
+            conn.sendall(bytes([byte]))
+            sent.append(byte)
+            time.sleep(0.25)
+
+    url, close = serve_raw(dripping)
+    monkeypatch.setenv("WEBHOOK_URL", url)  # the fixture's WEBHOOK_TIMEOUT_SECONDS is 2
+    wiring.reset()
+    try:
+        outcome: dict[str, Any] = {}
+        logs = logged_while(lambda: outcome.update(result=invoke(webhook, body_of("u13"))))
+    finally:
+        close()
+
+    result, [message_id] = outcome["result"]
+    assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert "the delivery took longer than 2 s" in logs
+    assert len(sent) < len(answer)  # the receiver was cut off before it had answered
