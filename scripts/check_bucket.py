@@ -6,7 +6,8 @@
 With ``--stack`` the buckets (output UploadsBuckets), the processor's role (output
 ProcessFunctionRoleArn) and the browser origins (parameter AllowedOrigins) come from the deployed
 stack. For each bucket it reads the bucket policy, the CORS rules, the EventBridge notification
-setting, the public access block and the default encryption, prints what is missing and exits 1
+setting, the public access block, the default encryption and, on a versioned bucket, that noncurrent
+versions expire, prints what is missing and exits 1
 if anything is (0 when every bucket is ready). Uses the ordinary AWS credential chain; it only
 reads, never changes a bucket.
 
@@ -171,6 +172,29 @@ def missing_encryption(s3: Any, bucket: str) -> list[str]:
     return ["default encryption: none set (use SSE-S3, AES256)"]
 
 
+def missing_version_expiry(s3: Any, bucket: str) -> list[str]:
+    """A versioned bucket keeps what a deletion, a quarantine or a promotion removes as noncurrent
+    versions: deleted uploads would not be gone. It needs versioning off (never enabled), or a
+    lifecycle rule for the whole bucket that expires noncurrent versions."""
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") not in ("Enabled", "Suspended"):
+        return []
+    try:
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchLifecycleConfiguration":
+            raise
+        rules = []
+    for rule in rules:
+        scope = rule.get("Filter", {"Prefix": rule.get("Prefix", "")})
+        whole_bucket = scope in ({}, {"Prefix": ""})
+        if rule.get("Status") == "Enabled" and whole_bucket and "NoncurrentVersionExpiration" in rule:
+            return []
+    return [
+        "versioning: on, so a deleted upload's bytes stay as noncurrent versions; add a lifecycle rule "
+        "for the whole bucket with NoncurrentVersionExpiration (e.g. 1 day), or use an unversioned bucket"
+    ]
+
+
 def missing(s3: Any, bucket: str, processor_role_arn: str, origins: Iterable[str]) -> list[str]:
     """Everything ``bucket`` lacks, in words an owner can act on; [] when it is ready."""
     try:
@@ -184,6 +208,7 @@ def missing(s3: Any, bucket: str, processor_role_arn: str, origins: Iterable[str
         *missing_eventbridge(s3, bucket),
         *missing_public_access_block(s3, bucket),
         *missing_encryption(s3, bucket),
+        *missing_version_expiry(s3, bucket),
     ]
 
 

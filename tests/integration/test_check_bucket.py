@@ -72,7 +72,9 @@ def test_a_bucket_configured_as_the_docs_say_is_ready(s3: Any, capsys: pytest.Ca
     assert (code, out.strip()) == (0, f"{bucket}: ready")
 
 
-@pytest.mark.parametrize("breakage", ["policy-names-another-writer", "no-etag-exposed", "eventbridge-off", "kms"])
+@pytest.mark.parametrize(
+    "breakage", ["policy-names-another-writer", "no-etag-exposed", "eventbridge-off", "kms", "versioned"]
+)
 def test_each_piece_taken_away_is_reported(s3: Any, capsys: pytest.CaptureFixture[str], breakage: str) -> None:
     # Given a ready bucket with one piece changed
     bucket = _bucket(s3)
@@ -92,6 +94,15 @@ def test_each_piece_taken_away_is_reported(s3: Any, capsys: pytest.CaptureFixtur
     elif breakage == "eventbridge-off":
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
         expected = "EventBridge is off"
+    elif breakage == "versioned":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        # a rule for one prefix only leaves the other prefixes' noncurrent versions for ever
+        rule = {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": "files/"}}
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": [{**rule, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]},
+        )
+        expected = "versioning: on"
     else:
         rules = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
@@ -103,6 +114,20 @@ def test_each_piece_taken_away_is_reported(s3: Any, capsys: pytest.CaptureFixtur
     # Then exactly that piece is reported
     assert code == 1
     assert f"{bucket}: 1 missing" in out and expected in out, out
+
+
+def test_a_versioned_bucket_whose_noncurrent_versions_expire_is_ready(
+    s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = _bucket(s3)
+    _configure(s3, bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    rule = {"ID": "noncurrent", "Status": "Enabled", "Filter": {}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
+
+    code, out = _check(s3, bucket, capsys)
+
+    assert (code, out.strip()) == (0, f"{bucket}: ready")
 
 
 def test_the_stack_names_the_buckets_the_role_and_the_origins(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
