@@ -262,5 +262,6 @@ def uppy_complete(
 )
 @tracer.capture_method
 def uppy_abort(upload_id: UploadId, key: ObjectKey = None) -> Response[dict[str, Any]]:
-    wiring.upload_service().cancel(_owner(), upload_id)
+    # an abort repeated (a client retrying one whose answer it lost) is no error: S3 took it once
+    wiring.upload_service().cancel(_owner(), upload_id, again=True)
     return _json({})

@@ -302,6 +302,10 @@ def test_abort_answers_json_and_closes_the_upload(aws: Any, api: Api) -> None:
     assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
     assert api.call("GET", f"/uploads/{created['uploadId']}")[1]["status"] == "CANCELLED"
     assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/1?key={created['key']}"), 409)
+    # an abort repeated answers the same, and changes nothing
+    again = api.call("DELETE", f"/s3/multipart/{created['uploadId']}?key={created['key']}")
+    assert (again[0], again[1]) == (200, {})
+    assert api.call("GET", f"/uploads/{created['uploadId']}")[1]["status"] == "CANCELLED"
 
 
 def test_s3s_multipart_upload_is_created_by_the_first_part_uppy_signs(aws: Any, api: Api) -> None:
