@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -93,13 +93,20 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def missing_policy(s3: Any, bucket: str, processor_role_arn: str) -> list[str]:
+def _configured[T](read: Callable[[], T], absent: str, default: T) -> T:
+    """A bucket setting as ``read`` reads it, or ``default`` when S3 answers ``absent`` (the error
+    code it answers for a setting never made)."""
     try:
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        return read()
     except ClientError as exc:
-        if _code(exc) != "NoSuchBucketPolicy":
+        if _code(exc) != absent:
             raise
-        policy = {}
+        return default
+
+
+def missing_policy(s3: Any, bucket: str, processor_role_arn: str) -> list[str]:
+    found = _configured(lambda: s3.get_bucket_policy(Bucket=bucket)["Policy"], "NoSuchBucketPolicy", "{}")
+    policy = json.loads(found)
     statements = policy.get("Statement", [])
     statements = statements if isinstance(statements, list) else [statements]
     return [
@@ -111,12 +118,9 @@ def missing_policy(s3: Any, bucket: str, processor_role_arn: str) -> list[str]:
 
 
 def missing_cors(s3: Any, bucket: str, origins: Iterable[str]) -> list[str]:
-    try:
-        rules = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchCORSConfiguration":
-            raise
-        rules = []
+    rules: list[dict[str, Any]] = _configured(
+        lambda: s3.get_bucket_cors(Bucket=bucket)["CORSRules"], "NoSuchCORSConfiguration", []
+    )
     wanted = required_cors_rule(origins)
     missing = []
     for origin in wanted["AllowedOrigins"]:
@@ -144,23 +148,21 @@ def missing_eventbridge(s3: Any, bucket: str) -> list[str]:
 
 
 def missing_public_access_block(s3: Any, bucket: str) -> list[str]:
-    try:
-        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchPublicAccessBlockConfiguration":
-            raise
-        block = {}
+    block: dict[str, Any] = _configured(
+        lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+        "NoSuchPublicAccessBlockConfiguration",
+        {},
+    )
     off = [name for name in PUBLIC_ACCESS_BLOCK if not block.get(name)]
     return [f"public access block: {', '.join(off)} must be on"] if off else []
 
 
 def missing_encryption(s3: Any, bucket: str) -> list[str]:
-    try:
-        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-    except ClientError as exc:
-        if _code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
-            raise
-        rules = []
+    rules: list[dict[str, Any]] = _configured(
+        lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"],
+        "ServerSideEncryptionConfigurationNotFoundError",
+        [],
+    )
     algorithms = {rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for rule in rules}
     if "AES256" in algorithms:
         return []
@@ -178,12 +180,9 @@ def missing_version_expiry(s3: Any, bucket: str) -> list[str]:
     lifecycle rule for the whole bucket that expires noncurrent versions."""
     if s3.get_bucket_versioning(Bucket=bucket).get("Status") not in ("Enabled", "Suspended"):
         return []
-    try:
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchLifecycleConfiguration":
-            raise
-        rules = []
+    rules: list[dict[str, Any]] = _configured(
+        lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"], "NoSuchLifecycleConfiguration", []
+    )
     for rule in rules:
         scope = rule.get("Filter", {"Prefix": rule.get("Prefix", "")})
         whole_bucket = scope in ({}, {"Prefix": ""})

@@ -272,12 +272,29 @@ def serve_raw(reply: Callable[[socket.socket], None]) -> tuple[str, Callable[[],
     return f"http://127.0.0.1:{listener.getsockname()[1]}/hooks", close
 
 
+def invoke_against(
+    hook: Webhook, monkeypatch: pytest.MonkeyPatch, reply: Callable[[socket.socket], None], upload_id: str
+) -> tuple[dict[str, Any], str, str]:
+    """One delivery of ``upload_id``'s event to a raw receiver answering with ``reply``: the
+    handler's response, the message id and what was logged meanwhile."""
+    from directupload import wiring
+
+    url, close = serve_raw(reply)
+    monkeypatch.setenv("WEBHOOK_URL", url)
+    wiring.reset()
+    outcome: dict[str, Any] = {}
+    try:
+        logs = logged_while(lambda: outcome.update(result=invoke(hook, body_of(upload_id))))
+    finally:
+        close()
+    result, [message_id] = outcome["result"]
+    return result, message_id, logs
+
+
 @pytest.mark.parametrize("retry_after", ["\u00b2", "1" * 5000, "-5", "1e3"])
 def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch, retry_after: str
 ) -> None:
-    from directupload import wiring
-
     def unavailable(conn: socket.socket) -> None:
         conn.sendall(
             b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: "
@@ -285,16 +302,8 @@ def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(
             + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
 
-    url, close = serve_raw(unavailable)
-    monkeypatch.setenv("WEBHOOK_URL", url)
-    wiring.reset()
-    try:
-        outcome: dict[str, Any] = {}
-        logs = logged_while(lambda: outcome.update(result=invoke(webhook, body_of("u11"))))
-    finally:
-        close()
+    result, message_id, logs = invoke_against(webhook, monkeypatch, unavailable, "u11")
 
-    result, [message_id] = outcome["result"]
     assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
     # the failure is the receiver's 503, logged with its backoff, not a crash of the handler
     assert "will retry" in logs and "the receiver answered 503" in logs
@@ -305,19 +314,11 @@ def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(
 def test_a_receiver_asking_for_a_day_is_retried_at_the_longest_backoff_sqs_takes(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directupload import wiring
-
     # not at the queue's visibility timeout, which is what SQS refusing a longer one would mean
     def come_back_tomorrow(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 86400\r\nContent-Length: 0\r\n\r\n")
 
-    url, close = serve_raw(come_back_tomorrow)
-    monkeypatch.setenv("WEBHOOK_URL", url)
-    wiring.reset()
-    try:
-        logs = logged_while(lambda: invoke(webhook, body_of("u12")))
-    finally:
-        close()
+    _, _, logs = invoke_against(webhook, monkeypatch, come_back_tomorrow, "u12")
 
     assert "will retry" in logs and '"retry_in":42300' in logs.replace(" ", "")
     assert "could not set the retry backoff" not in logs
@@ -328,8 +329,6 @@ def test_a_receiver_asking_for_a_day_is_retried_at_the_longest_backoff_sqs_takes
 def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_delivery_timeout(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from directupload import wiring
-
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: " + b"x" * 60 + b"\r\n\r\nok"
     sent: list[int] = []
 
@@ -339,16 +338,9 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_delivery_tim
             sent.append(byte)
             time.sleep(0.25)
 
-    url, close = serve_raw(dripping)
-    monkeypatch.setenv("WEBHOOK_URL", url)  # the fixture's WEBHOOK_TIMEOUT_SECONDS is 2
-    wiring.reset()
-    try:
-        outcome: dict[str, Any] = {}
-        logs = logged_while(lambda: outcome.update(result=invoke(webhook, body_of("u13"))))
-    finally:
-        close()
+    # the fixture's WEBHOOK_TIMEOUT_SECONDS is 2
+    result, message_id, logs = invoke_against(webhook, monkeypatch, dripping, "u13")
 
-    result, [message_id] = outcome["result"]
     assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
     assert "the delivery took longer than 2 s" in logs
     assert len(sent) < len(answer)  # the receiver was cut off before it had answered
