@@ -498,6 +498,8 @@ class UploadService:
         if record.is_multipart and record.status in _COMPLETED:
             return record  # a replay: S3 assembled it, processing took it from there
         record = self._open_multipart(owner, upload_id, record)
+        # an ETag as S3 lists it (clients send it quoted, or as a header gave it): checked and sent so
+        parts = [(n, etag.strip().strip('"')) for n, etag in parts]
         s3_upload_id = record.s3_upload_id
         if s3_upload_id is None:  # no part was ever signed, so S3 holds none
             self._check_parts(record, parts, [])
@@ -555,7 +557,7 @@ class UploadService:
         missing = [n for n in numbers if n not in have]
         if missing:
             raise Conflict(f"S3 has not received parts {missing[:10]}")
-        mismatched = [n for n, etag in parts if have[n].etag != etag.strip().strip('"')]
+        mismatched = [n for n, etag in parts if have[n].etag != etag]
         if mismatched:
             raise Conflict(f"ETags do not match what S3 holds for parts {mismatched[:10]}")
         sizes = [have[n].size for n in numbers]

@@ -121,6 +121,29 @@ def test_multipart_upload_goes_to_processed_with_one_event(aws: Any, api: Api) -
     assert events[0]["detail"]["uploadId"] == upload_id
 
 
+def test_etags_are_sent_to_s3_as_s3_listed_them_however_the_client_quoted_them(aws: Any, api: Api) -> None:
+    from directupload import aws as clients
+
+    data = mp4_bytes(PART + 100)
+    issued = issue_video(api, len(data))
+    etags = {p["partNumber"]: p["etag"] for p in upload_parts(api, issued["uploadId"], data)}
+    sent: list[list[str]] = []
+
+    def spy(params: dict[str, Any], **_: Any) -> None:
+        sent.append([part["ETag"] for part in params["MultipartUpload"]["Parts"]])
+
+    s3 = clients.client("s3")
+    s3.meta.events.register("provide-client-params.s3.CompleteMultipartUpload", spy)
+    try:
+        quoted = [{"partNumber": n, "etag": f' "{etags[n]}" '} for n in (1, 2)]
+        status, record, _ = api.call("POST", f"/uploads/{issued['uploadId']}/complete", {"parts": quoted})
+    finally:
+        s3.meta.events.unregister("provide-client-params.s3.CompleteMultipartUpload", spy)
+
+    assert status == 200, record
+    assert sent == [[f'"{etags[1]}"', f'"{etags[2]}"']]  # S3 takes exactly these (moto is laxer)
+
+
 def test_a_lost_complete_reply_can_be_retried(aws: Any, api: Api) -> None:
     data = mp4_bytes(PART + 100)
     upload_id = issue_video(api, len(data))["uploadId"]
