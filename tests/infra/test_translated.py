@@ -600,6 +600,12 @@ def test_processor_never_writes_under_incoming(dev: dict[str, Any]) -> None:
     assert ("s3:GetObject", INCOMING) in allowed
 
 
+def test_processor_updates_and_reads_records_but_never_puts_a_whole_item(dev: dict[str, Any]) -> None:
+    allowed = {a for a, _ in _allowed(dev, _role_of(dev, "ProcessFunction")) if a.startswith("dynamodb:")}
+
+    assert allowed == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+
+
 def test_events_come_only_from_the_processor_the_api_and_retention_and_the_consumer_holds_no_inline_policy(
     dev: dict[str, Any],
 ) -> None:
