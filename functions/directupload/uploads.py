@@ -386,7 +386,7 @@ class UploadService:
             raise Unprocessable("partNumbers is empty")
         if len(part_numbers) > MAX_PARTS_PER_SIGN:
             raise Unprocessable(f"at most {MAX_PARTS_PER_SIGN} parts per request")
-        last = record.part_count or S3_MAX_PARTS  # the client sizes its parts: S3's limit only
+        last = record.part_count or self._client_parts_bound(record)
         bad = [n for n in part_numbers if not 1 <= n <= last]
         if bad:
             raise Unprocessable(f"part numbers out of range 1..{last}: {bad[:10]}")
@@ -456,9 +456,19 @@ class UploadService:
             return None  # the client sizes its parts (Uppy): bounded by _within_ceiling instead
         return record.size - record.part_size * (record.part_count - 1) if n == record.part_count else record.part_size
 
+    @staticmethod
+    def _client_parts_bound(record: UploadRecord) -> int:
+        """The most parts a client that sizes its own (Uppy) can need for the upload's ceiling:
+        every part but the last holds at least S3's 5 MiB (Uppy's chunks never hold less), so a
+        ceiling of 1 KiB needs one part, 100 MiB twenty. No part number past it is signed."""
+        return min(S3_MAX_PARTS, max(1, -(-record.size // S3_MIN_PART)))
+
     def _within_ceiling(self, record: UploadRecord, s3_upload_id: str) -> None:
-        """Parts the client sizes are unbounded each (up to S3's 5 GiB): sign no more once S3
-        holds the upload's ceiling, so it never holds more than that and one part."""
+        """Parts the client sizes are unbounded each (up to S3's 5 GiB: a presigned PUT cannot sign
+        a range of lengths): sign no more once S3 holds the upload's ceiling. With the part numbers
+        bounded (``_client_parts_bound``), S3 holds at most that many parts of 5 GiB before a
+        complete over the ceiling aborts them (413), or the bucket's lifecycle rule does a day
+        after they began."""
         try:
             held = sum(part.size for part in self.storage_of(record).list_parts(record.key, s3_upload_id))
         except NoSuchUpload as exc:

@@ -273,7 +273,7 @@ def test_multipart_with_a_declared_size_refuses_parts_beyond_it(aws: Any, api: A
     created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4", profile="video", size=6 * MiB - 1))
     parts = upload_chunks(api, created, data)
     # S3 holds more than the ceiling: no more part URLs for it
-    assert "ceiling" in assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/3"), 413)["detail"]
+    assert "ceiling" in assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/2"), 413)["detail"]
     problem = assert_problem(complete(api, created, parts), 413)
     assert f"{6 * MiB} bytes" in problem["detail"]
     # and the oversize upload is aborted in S3, its parts gone
@@ -350,10 +350,30 @@ def test_create_multipart_refuses_what_the_profile_refuses(
 
 
 def test_part_numbers_are_checked(aws: Any, api: Api) -> None:
+    # no size: the profile's maximum is the ceiling (100 MiB), which Uppy's chunks (5 MiB at
+    # least) fill in 20 parts
     created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4"))
-    for bad in ("0", "10001", "batch"):
+    for bad in ("0", "21", "10001", "batch"):
         assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/{bad}?key={created['key']}"), 422)
-    assert sign_part(api, created, 10_000)["url"]
+    assert sign_part(api, created, 20)["url"]
+    # the video profile's 5 GiB: 1,024 parts
+    video = create(api, "b.mp4", "video/mp4", uppy_meta("b.mp4", "video/mp4", profile="video"))
+    assert sign_part(api, video, 1024)["url"]
+    assert_problem(api.call("GET", f"/s3/multipart/{video['uploadId']}/1025?key={video['key']}"), 422)
+
+
+def test_a_small_ceiling_gets_no_more_part_urls_than_it_can_need(aws: Any, api: Api) -> None:
+    # Given an upload whose declared size is one byte: one part can hold it
+    meta = uppy_meta("a.mp4", "video/mp4", profile="video", size="1")
+    created = create(api, "a.mp4", "video/mp4", meta)
+
+    # Then its first part is signed, and no other: each URL takes a part of any size (S3 signs
+    # no range of lengths), so a thousand of them could stage a thousand parts of 5 GiB
+    assert sign_part(api, created, 1)["url"]
+    problem = assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/2?key={created['key']}"), 422)
+    assert "1..1" in problem["detail"]
+    many = {"partNumbers": list(range(1, 1001))}
+    assert_problem(api.call("POST", f"/uploads/{created['uploadId']}/parts", many), 422)
 
 
 def test_unknown_upload_ids_answer_404_problems(aws: Any, api: Api) -> None:
