@@ -29,8 +29,9 @@ resources match with ``*`` and ``?`` wildcards; a bucket policy's ``Principal`` 
 ``NotPrincipal`` match ``*``, the account (``123456789012``, ``arn:aws:iam::123456789012:root``),
 the role's ARN and the session's ARN (``NotPrincipal`` exempts the session only when it lists both
 the session's ARN and the account, as AWS requires). Conditions are evaluated for the keys
-``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:SecureTransport``, ``aws:RequestedRegion``
-and ``s3:prefix`` with the String*, Arn* (wildcards per ARN component), Bool and Null operators,
+``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:SecureTransport``, ``aws:RequestedRegion``,
+``s3:prefix``, and ``events:source`` and ``events:detail-type`` (each PutEvents entry is checked on
+its own) with the String*, Arn* (wildcards per ARN component), Bool and Null operators,
 ``...IfExists`` and ``ForAnyValue:``/``ForAllValues:`` (a missing key: ForAllValues holds). A
 condition this gate cannot evaluate (another key, another operator, a policy variable) never
 holds on an Allow, so a grant that depends on one is denied locally and shows up in a test, and
@@ -111,7 +112,15 @@ def _as_list(value: Any) -> list[Any]:
 
 
 # the condition keys this gate knows; a request that has no value for one of them lacks the key
-KNOWN_KEYS = ("aws:principalarn", "aws:principalaccount", "aws:securetransport", "aws:requestedregion", "s3:prefix")
+KNOWN_KEYS = (
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:securetransport",
+    "aws:requestedregion",
+    "s3:prefix",
+    "events:source",
+    "events:detail-type",
+)
 _NEGATED = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "StringNotEqualsIgnoreCase")
 _OPERATORS = (
     "StringEquals",
@@ -604,11 +613,19 @@ def _json_checks(service: str, operation: str, body: bytes, region: str) -> list
             entries = data.get("Entries", [])
             if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
                 raise Unanalysable("Entries must be a list of objects")
-            buses = {_text(entry.get("EventBusName") or "default", "EventBusName") for entry in entries}
-            return [
-                Check("events:PutEvents", _named_arn("events", "event-bus/", bus, region, "EventBusName"))
-                for bus in sorted(buses)
-            ]
+            # each entry is authorised on its own, with its source and detail-type as condition keys
+            checks = []
+            for entry in entries:
+                bus = _text(entry.get("EventBusName") or "default", "EventBusName")
+                context = {
+                    key: _text(entry[field], field)
+                    for key, field in (("events:source", "Source"), ("events:detail-type", "DetailType"))
+                    if entry.get(field) is not None
+                }
+                checks.append(
+                    Check("events:PutEvents", _named_arn("events", "event-bus/", bus, region, "EventBusName"), context)
+                )
+            return checks
         bus = data.get("EventBusName") or data.get("Name")
         arn = _named_arn("events", "event-bus/", bus, region, "EventBusName") if bus is not None else "*"
         return [Check(f"events:{operation}", arn)]

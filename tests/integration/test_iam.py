@@ -137,6 +137,34 @@ def test_the_retention_role_deletes_but_never_writes(aws: Aws, roles: dict[str, 
     assert denied(consumer.list_objects_v2, Bucket=aws.bucket)
 
 
+@pytest.mark.parametrize(
+    ("function", "kinds"),
+    [
+        ("ApiFunction", {"Upload Processed", "Upload Rejected", "Upload Deleted"}),
+        ("ProcessFunction", {"Upload Processed", "Upload Rejected", "Upload Failed"}),
+        ("RetentionFunction", {"Upload Deleted"}),
+    ],
+)
+def test_each_function_publishes_only_the_product_events_it_sends(
+    aws: Aws, roles: dict[str, FunctionRole], function: str, kinds: set[str]
+) -> None:
+    events = as_role(roles[function], "events")
+    bus = aws.template.physical_name("EventBus")
+
+    def put(source: str, detail_type: str) -> Any:
+        entry = {"Source": source, "DetailType": detail_type, "Detail": "{}", "EventBusName": bus}
+        return events.put_events(Entries=[entry])
+
+    every = {"Upload Processed", "Upload Rejected", "Upload Failed", "Upload Deleted"}
+    for kind in kinds:
+        assert put("directupload", kind)["FailedEntryCount"] == 0, kind
+    for kind in every - kinds:
+        assert denied(put, "directupload", kind), kind
+    # nor under another source, nor anything else on the bus
+    assert denied(put, "com.example.billing", sorted(kinds)[0])
+    assert denied(put, "directupload", "Invoice Paid")
+
+
 # --- the gate fails closed: requests made by hand, as a careless or hostile caller would -------
 
 
