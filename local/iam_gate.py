@@ -616,14 +616,16 @@ def _json_checks(service: str, operation: str, body: bytes, region: str) -> list
             # each entry is authorised on its own, with its source and detail-type as condition keys
             checks = []
             for entry in entries:
-                bus = _text(entry.get("EventBusName") or "default", "EventBusName")
+                named = _text(entry.get("EventBusName") or "default", "EventBusName")
                 context = {
                     key: _text(entry[field], field)
                     for key, field in (("events:source", "Source"), ("events:detail-type", "DetailType"))
                     if entry.get(field) is not None
                 }
                 checks.append(
-                    Check("events:PutEvents", _named_arn("events", "event-bus/", bus, region, "EventBusName"), context)
+                    Check(
+                        "events:PutEvents", _named_arn("events", "event-bus/", named, region, "EventBusName"), context
+                    )
                 )
             return checks
         bus = data.get("EventBusName") or data.get("Name")
