@@ -31,24 +31,24 @@ _EXECUTABLE_MAGIC = (
 # allowActiveContent, and then it is only ever served as an attachment. Text that merely mentions
 # a tag further down is not a document of that kind.
 #
-# The preamble a document may open with (a byte order mark, space, comments, an XML declaration
-# or processing instruction, a doctype), then its first element: one a browser renders as a page
-# (the tags the WHATWG sniffing algorithm takes for HTML, and the rest that run or fetch), with or
-# without a namespace prefix (``<x:html xmlns:x=...>`` is XHTML).
-_PREAMBLE = rb"^(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*|<\?[^>]*>\s*|<!doctype[^>]*>\s*)*"
-_PAGE_ELEMENTS = (
-    rb"svg|html|head|body|script|iframe|frame|frameset|object|embed|applet|math|template|noscript"
-    rb"|h[1-6]|div|span|p|a|b|i|u|em|strong|br|hr|font|center|table|pre|ul|ol|li|style|title|meta|base"
-    rb"|link|img|image|picture|video|audio|source|track|form|input|button|textarea|select|details|dialog"
-    rb"|marquee|xsl:stylesheet"
+# The preamble a document may open with (a byte order mark, space, comments, processing
+# instructions such as an XML declaration, a doctype), then its first element: one the WHATWG
+# sniffing algorithm takes for HTML (what a browser renders as a page), or one that runs or embeds
+# by itself; the document elements also under a namespace prefix (``<x:html xmlns:x=...>`` is
+# XHTML). The preamble is an atomic group: it never gives back what it matched, so runs of
+# comments cost one pass, not one per way of splitting them.
+_PREAMBLE = (
+    rb"^(?>(?:\xef\xbb\xbf)?\s*(?:<!--(?:(?!-->).)*-->\s*|<\?(?!xml-stylesheet)[^>]*>\s*"
+    rb"|<!doctype(?!\s+html)[^>]*>\s*)*)"
 )
+_DOCUMENT_ELEMENTS = rb"html|head|body|script|svg|math|xsl:stylesheet"
+_PAGE_ELEMENTS = rb"iframe|object|embed|h1|div|font|table|a|style|title|b|br|p"
 _ACTIVE_START = re.compile(
-    _PREAMBLE + rb"(?:<\s*(?:[a-z_][\w.-]*:)?(?:" + _PAGE_ELEMENTS + rb")(?=[\s/>])|<!doctype\s+html|<\?xml-stylesheet)"
+    _PREAMBLE + rb"(?:<\s*(?:(?:[a-z_][\w.-]*:)?(?:" + _DOCUMENT_ELEMENTS + rb")|(?:" + _PAGE_ELEMENTS + rb"))"
+    rb"(?=[\s/>])|<!doctype\s+html|<\?xml-stylesheet)"
     rb"|^(?:\xef\xbb\xbf)?\s*<!--",
     re.IGNORECASE | re.DOTALL,
 )
-# anywhere in the head: elements in the XHTML or SVG namespace run as such, whatever the first one
-_ACTIVE_NAMESPACES = re.compile(rb"http://www\.w3\.org/(?:1999/xhtml|2000/svg)", re.IGNORECASE)
 
 
 # Types whose bytes announce themselves: a declaration of one of these must match the bytes.
@@ -104,12 +104,12 @@ def is_executable(head: bytes) -> bool:
 
 def is_active_content(head: bytes) -> bool:
     """The bytes are an HTML, XHTML or SVG document (or start like one)."""
-    return bool(_ACTIVE_START.match(head) or _ACTIVE_NAMESPACES.search(head))
+    return bool(_ACTIVE_START.match(head))
 
 
 _ZIP = b"PK\x03\x04"
 # what a browser renders with its scripts when served as the sniffed type
-_ACTIVE = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"}) | ACTIVE_TYPES
+_MARKUP = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
 
 
 def candidates(head: bytes) -> list[str]:
@@ -138,9 +138,8 @@ def mismatch(declared: str, head: bytes, sniffed: str | None, *, allow_active: b
     if is_executable(head):
         return "the file is an executable"
     # active: the document starts like one, or the sniffer finds it one (an HTML comment or tag
-    # first, an SVG's closing tag, an XML document: each as refused found as declared), or it is
-    # declared one
-    active = is_active_content(head) or declared in ACTIVE_TYPES or bool(_ACTIVE.intersection(candidates(head)))
+    # first, an SVG's closing tag), or it is declared one
+    active = is_active_content(head) or declared in ACTIVE_TYPES or bool(_MARKUP.intersection(candidates(head)))
     if not allow_active and active:
         return "the file is active content (HTML, XHTML or SVG), which this profile does not accept"
     family = _FAMILIES.get(declared)
