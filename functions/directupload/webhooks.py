@@ -219,30 +219,46 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class _CutAtDeadline:
-    """A connection a watchdog shuts down at ``deadline`` (``time.monotonic()``): a socket timeout
-    bounds each read only, so a receiver answering a byte at a time could hold a delivery, and the
-    batch it is in, until the function timed out."""
+class _Deadline:
+    """When one delivery must be over: each connection it opens is shut down then by a watchdog,
+    wherever the delivery is (a socket timeout bounds each read only, so a receiver answering a
+    byte at a time, in its headers or its body, could hold a delivery and its batch until the
+    function timed out). ``cancel`` when the delivery is over."""
 
-    deadline: float
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self._watchdogs: list[threading.Timer] = []
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def watch(self, sock: socket.socket) -> None:
+        watchdog = threading.Timer(max(0.0, self.at - time.monotonic()), _cut, (sock,))
+        watchdog.daemon = True
+        self._watchdogs.append(watchdog)
+        watchdog.start()
+
+    def cancel(self) -> None:
+        for watchdog in self._watchdogs:
+            watchdog.cancel()
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read (close alone may not)
+
+
+class _CutAtDeadline:
+    """A connection its request's ``_Deadline`` watches from the moment it is connected (urllib
+    lets go of the connection once the headers are in: the watchdog holds the socket itself)."""
+
+    deadline: _Deadline
     sock: socket.socket | None
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
-        self._watchdog = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._cut)
-        self._watchdog.daemon = True
-        self._watchdog.start()
-
-    def _cut(self) -> None:
         if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read (close alone may not)
-
-    def close(self) -> None:
-        watchdog = getattr(self, "_watchdog", None)
-        if watchdog is not None:
-            watchdog.cancel()
-        super().close()  # type: ignore[misc]
+            self.deadline.watch(self.sock)
 
 
 class _HTTPConnection(_CutAtDeadline, http.client.HTTPConnection):
@@ -253,7 +269,7 @@ class _HTTPSConnection(_CutAtDeadline, http.client.HTTPSConnection):
     pass
 
 
-def _until(connection: type[_CutAtDeadline], deadline: float, *args: Any, **kwargs: Any) -> _CutAtDeadline:
+def _until(connection: type[_CutAtDeadline], deadline: _Deadline, *args: Any, **kwargs: Any) -> _CutAtDeadline:
     made = connection(*args, **kwargs)
     made.deadline = deadline
     return made
@@ -331,8 +347,14 @@ class WebhookSender:
             method="POST",
             headers={"content-type": "application/json", "user-agent": USER_AGENT, **headers},
         )
-        deadline = time.monotonic() + self.timeout
+        deadline = _Deadline(self.timeout)
         request.deadline = deadline  # type: ignore[attr-defined]  # (_HTTPHandler, _HTTPSHandler)
+        try:
+            return self._send(request, deadline)
+        finally:
+            deadline.cancel()
+
+    def _send(self, request: urllib.request.Request, deadline: _Deadline) -> int:
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 response.read(4096)  # the answer's body is the receiver's business; not logged
@@ -347,7 +369,7 @@ class WebhookSender:
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             # URLError.reason names the cause (refused, timed out), never the URL
             reason = getattr(exc, "reason", None) or type(exc).__name__
-            if time.monotonic() >= deadline:
+            if deadline.passed():
                 reason = f"the delivery took longer than {self.timeout:g} s"
             raise DeliveryFailedError(f"no answer from the receiver: {reason}") from None
         if not 200 <= status < 300:

@@ -344,3 +344,43 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_delivery_tim
     assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
     assert "the delivery took longer than 2 s" in logs
     assert len(sent) < len(answer)  # the receiver was cut off before it had answered
+
+
+def test_a_receiver_that_answers_at_once_but_drips_its_body_is_cut_off_at_the_delivery_timeout(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = b"x" * 40
+    sent: list[int] = []
+
+    def dripping_body(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        for byte in body:  # the status is in at once; the body comes a byte every 0.25 s
+            conn.sendall(bytes([byte]))
+            sent.append(byte)
+            time.sleep(0.25)
+
+    # the fixture's WEBHOOK_TIMEOUT_SECONDS is 2: the 200 was given, the body is the receiver's own
+    result, _, _ = invoke_against(webhook, monkeypatch, dripping_body, "u14")
+
+    assert result == {"batchItemFailures": []}
+    assert len(sent) < len(body)  # the delivery ended before the receiver had sent its body
+
+
+@pytest.mark.parametrize("status", [b"200 OK", b"503 Service Unavailable"])
+def test_no_watchdog_outlives_its_delivery(webhook: Webhook, monkeypatch: pytest.MonkeyPatch, status: bytes) -> None:
+    # deliveries in one warm container to a receiver that keeps its connections alive: none
+    # leaves its watchdog running until its deadline (30 s here), each stops with its delivery
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "30")
+    before = {t.ident for t in threading.enumerate()}
+
+    def keep_alive(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nok")
+
+    for n in range(3):
+        invoke_against(webhook, monkeypatch, keep_alive, f"w{n}")
+
+    watchdogs = [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.ident not in before]
+    until = time.monotonic() + 10
+    for watchdog in watchdogs:  # a stopped one's thread ends at once
+        watchdog.join(max(0.0, until - time.monotonic()))
+    assert [w for w in watchdogs if w.is_alive()] == []
