@@ -52,6 +52,8 @@ _ACTIVE_NAMES = """
 .docm .dotm .xlsm .xltm .xlam .pptm .potm .ppam .ppsm .sldm
 .sh .bash .zsh .csh .ksh .py .pl .rb .php .phtml .asp .aspx .jsp .cgi .run
 .app .dmg .pkg .desktop .command .tool .workflow .action .terminal .apk .deb .rpm .elf
+.asx .bgi .cab .cnt .fxp .grp .htc .its .msu .osd .printerexport .psdm1 .vbp .webpnp .wsb
+.pyc .pyo .pyw .pyz .pyzw .iqy .slk .appinstaller .xlsb
 """
 ACTIVE_EXTENSIONS = frozenset(_ACTIVE_NAMES.split())
 
@@ -62,15 +64,25 @@ def served_type(sniffed: str | None, declared: str) -> str:
     return declared if declared in PASSIVE_TEXT_TYPES else UNKNOWN
 
 
+def _trimmed(filename: str) -> str:
+    """``filename`` without what Windows drops from a name's end (dots and spaces, in any width)."""
+    end = len(filename)
+    while end and (filename[end - 1].isspace() or unicodedata.normalize("NFKC", filename[end - 1]) in (".", " ")):
+        end -= 1
+    return filename[:end]
+
+
 def served_name(filename: str, content_type: str) -> str:
     """The filename with an extension that says what it is served as. An extension is compared
-    as a system would read it: in any case, and full-width or other compatibility forms as the
-    letters they stand for (``HTML`` in full-width letters is ``.html``)."""
-    stem, dot, ext = filename.rpartition(".")
-    extension = f".{unicodedata.normalize('NFKC', ext).casefold()}" if dot and stem else ""
+    as a system would read it: in any case, full-width or other compatibility forms as the
+    letters they stand for (``HTML`` in full-width letters is ``.html``), without the dots and
+    spaces Windows drops from the end (``run.exe.`` is ``.exe``), and a name that is only an
+    extension (``.hta``) has that extension."""
+    stem, dot, ext = _trimmed(filename).rpartition(".")
+    extension = f".{unicodedata.normalize('NFKC', ext).casefold()}" if dot else ""
     known = EXTENSIONS.get(content_type)
     if known and extension not in known:
-        return (stem if extension else filename) + known[0]
+        return ((stem or "file") if extension else filename) + known[0]
     if not known and extension in ACTIVE_EXTENSIONS:
         return filename + ".bin"
     return filename
