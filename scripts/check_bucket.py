@@ -25,6 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+# a deleted upload's bytes are gone within this many days on a versioned bucket (the quarantine's
+# own lifecycle rule keeps rejected bytes 30 days)
+MAX_NONCURRENT_DAYS = 30
 # the prefixes only the processor may write (the trust boundary, docs/security.md)
 VERIFIED_PREFIXES = ("files/", "derived/")
 CORS_METHODS = ("GET", "POST", "PUT")
@@ -186,11 +189,18 @@ def missing_version_expiry(s3: Any, bucket: str) -> list[str]:
     for rule in rules:
         scope = rule.get("Filter", {"Prefix": rule.get("Prefix", "")})
         whole_bucket = scope in ({}, {"Prefix": ""})
-        if rule.get("Status") == "Enabled" and whole_bucket and "NoncurrentVersionExpiration" in rule:
+        expiry = rule.get("NoncurrentVersionExpiration", {})
+        # every noncurrent version (none kept by count), within the retention of the longest lived copy
+        expires_all = (
+            "NewerNoncurrentVersions" not in expiry and 0 < expiry.get("NoncurrentDays", 0) <= MAX_NONCURRENT_DAYS
+        )
+        if rule.get("Status") == "Enabled" and whole_bucket and expires_all:
             return []
     return [
         "versioning: on, so a deleted upload's bytes stay as noncurrent versions; add a lifecycle rule "
-        "for the whole bucket with NoncurrentVersionExpiration (e.g. 1 day), or use an unversioned bucket"
+        f"for the whole bucket with NoncurrentVersionExpiration of every noncurrent version within "
+        f"{MAX_NONCURRENT_DAYS} days (NoncurrentDays, e.g. 1, and no NewerNoncurrentVersions), "
+        "or use an unversioned bucket"
     ]
 
 

@@ -73,7 +73,15 @@ def test_a_bucket_configured_as_the_docs_say_is_ready(s3: Any, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(
-    "breakage", ["policy-names-another-writer", "no-etag-exposed", "eventbridge-off", "kms", "versioned"]
+    "breakage",
+    [
+        "policy-names-another-writer",
+        "no-etag-exposed",
+        "eventbridge-off",
+        "kms",
+        "versioned-one-prefix",
+        "versioned-for-a-century",
+    ],
 )
 def test_each_piece_taken_away_is_reported(s3: Any, capsys: pytest.CaptureFixture[str], breakage: str) -> None:
     # Given a ready bucket with one piece changed
@@ -94,14 +102,18 @@ def test_each_piece_taken_away_is_reported(s3: Any, capsys: pytest.CaptureFixtur
     elif breakage == "eventbridge-off":
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
         expected = "EventBridge is off"
-    elif breakage == "versioned":
+    elif breakage.startswith("versioned"):
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        # a rule for one prefix only leaves the other prefixes' noncurrent versions for ever
-        rule = {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": "files/"}}
-        s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket,
-            LifecycleConfiguration={"Rules": [{**rule, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]},
-        )
+        # one prefix only: the other prefixes' noncurrent versions stay for ever; or a century
+        scope = {"Prefix": "files/"} if breakage == "versioned-one-prefix" else {}
+        days = 1 if breakage == "versioned-one-prefix" else 36500
+        expiring = {
+            "ID": "x",
+            "Status": "Enabled",
+            "Filter": scope,
+            "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+        }
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [expiring]})
         expected = "versioning: on"
     else:
         rules = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
@@ -128,6 +140,21 @@ def test_a_versioned_bucket_whose_noncurrent_versions_expire_is_ready(
     code, out = _check(s3, bucket, capsys)
 
     assert (code, out.strip()) == (0, f"{bucket}: ready")
+
+
+def test_a_rule_that_keeps_the_newest_noncurrent_versions_is_not_enough() -> None:
+    # the emulator drops NewerNoncurrentVersions from a rule, so S3's answers are given as S3 gives them
+    s3 = boto3.client("s3", region_name=REGION)
+    stubber = Stubber(s3)
+    stubber.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": "owned-bucket"})
+    expiry = {"NoncurrentDays": 1, "NewerNoncurrentVersions": 100}
+    rule = {"ID": "x", "Status": "Enabled", "Filter": {}, "NoncurrentVersionExpiration": expiry}
+    stubber.add_response("get_bucket_lifecycle_configuration", {"Rules": [rule]}, {"Bucket": "owned-bucket"})
+
+    with stubber:
+        found = check_bucket.missing_version_expiry(s3, "owned-bucket")
+
+    assert len(found) == 1 and "no NewerNoncurrentVersions" in found[0]
 
 
 def test_the_stack_names_the_buckets_the_role_and_the_origins(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
