@@ -595,7 +595,7 @@ class UploadService:
         already answers as it is (an abort that is repeated, as S3's own may be), not 409."""
         record = self.get(owner, upload_id)
         if again and record.status == Status.CANCELLED:
-            return record
+            return self._cancelled(owner, record)  # what a first cancel that failed half-way still owes
         if record.status != Status.PENDING:
             raise Conflict(f"the upload is {record.status.value}; only a pending upload can be cancelled")
         aborted = record.s3_upload_id
@@ -604,11 +604,20 @@ class UploadService:
         try:
             record = self.store.transition(upload_id, Status.CANCELLED, now=self.clock())
         except TransitionRefused as exc:
+            fresh = self.store.get(upload_id)
+            if again and fresh is not None and fresh.status == Status.CANCELLED:
+                return self._cancelled(owner, fresh)  # a cancel beside this one went first
             raise Conflict("the upload changed state while being cancelled") from exc
+        logger.info("upload cancelled", upload_id=upload_id)
+        return self._cancelled(owner, record, aborted)
+
+    def _cancelled(self, owner: str, record: UploadRecord, aborted: str | None = None) -> UploadRecord:
+        """A CANCELLED upload's S3 multipart upload aborted and its quota slot given back (both
+        idempotent, so a repeated cancel finishes what a first one could not)."""
         if record.s3_upload_id is not None and record.s3_upload_id != aborted:
-            # a first parts call created it while this cancel ran: it can no longer be used
+            # a first parts call created it while the cancel ran (or a first cancel failed before
+            # it): it can no longer be used
             self.storage_of(record).abort_multipart(record.key, record.s3_upload_id)
         if self.quota is not None:
-            self.quota.release(owner, upload_id)
-        logger.info("upload cancelled", upload_id=upload_id)
+            self.quota.release(owner, record.upload_id)
         return record

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.integration.conftest import Api, delivered_events, png
+from tests.integration.conftest import Api, delivered_events, fail_calls, png
 from tests.integration.test_multipart import MiB, mp4_bytes
 from tests.support.auth import use_jwt
 from tests.support.processing import deliver_ingest_queue
@@ -306,6 +306,30 @@ def test_abort_answers_json_and_closes_the_upload(aws: Any, api: Api) -> None:
     again = api.call("DELETE", f"/s3/multipart/{created['uploadId']}?key={created['key']}")
     assert (again[0], again[1]) == (200, {})
     assert api.call("GET", f"/uploads/{created['uploadId']}")[1]["status"] == "CANCELLED"
+
+
+def test_an_abort_that_failed_half_way_is_finished_when_it_is_sent_again(aws: Any, api: Api) -> None:
+    created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4"))
+    sign_part(api, created, 1)  # S3's multipart upload exists from here
+    abort = f"/s3/multipart/{created['uploadId']}?key={created['key']}"
+
+    def owner_holds_a_slot() -> bool:
+        items = aws.dynamodb.scan(TableName=aws.resources.uploads_table)["Items"]
+        (owner,) = [i for i in items if i["pk"]["S"].startswith("owner#")]
+        return created["uploadId"] in owner.get("open", {}).get("M", {})
+
+    # Given an abort that cancelled the upload but could not give its quota slot back (throttled)
+    assert owner_holds_a_slot()
+    fail_calls("dynamodb", "UpdateItem", 1, when=lambda params: "REMOVE #open" in str(params.get("UpdateExpression")))
+    status, _, _ = api.call("DELETE", abort)
+    assert status == 503
+    assert api.call("GET", f"/uploads/{created['uploadId']}")[1]["status"] == "CANCELLED"
+    assert owner_holds_a_slot()
+
+    # When it is sent again, it answers as the first would have, and finishes the job
+    assert api.call("DELETE", abort)[:2] == (200, {})
+    assert not owner_holds_a_slot()
+    assert "Uploads" not in aws.s3.list_multipart_uploads(Bucket=aws.bucket)
 
 
 def test_s3s_multipart_upload_is_created_by_the_first_part_uppy_signs(aws: Any, api: Api) -> None:
