@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import http.client
 import json
 import random
@@ -252,8 +251,11 @@ class _CutAtDeadline:
     """A connection its request's ``_Deadline`` watches from the moment it is connected (urllib
     lets go of the connection once the headers are in: the watchdog holds the socket itself)."""
 
-    deadline: _Deadline
     sock: socket.socket | None
+
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -269,12 +271,6 @@ class _HTTPSConnection(_CutAtDeadline, http.client.HTTPSConnection):
     pass
 
 
-def _until(connection: type[_CutAtDeadline], deadline: _Deadline, *args: Any, **kwargs: Any) -> _CutAtDeadline:
-    made = connection(*args, **kwargs)
-    made.deadline = deadline
-    return made
-
-
 _CONNECTIONS: dict[type, type[_CutAtDeadline]] = {
     http.client.HTTPConnection: _HTTPConnection,
     http.client.HTTPSConnection: _HTTPSConnection,
@@ -285,8 +281,8 @@ class _OpenUntilDeadline:
     """urllib's handler opening its connection as one cut at the request's ``deadline``."""
 
     def do_open(self, http_class: Any, req: urllib.request.Request, **http_conn_args: Any) -> http.client.HTTPResponse:
-        connection = functools.partial(_until, _CONNECTIONS[http_class], req.deadline)  # type: ignore[attr-defined]
-        return super().do_open(connection, req, **http_conn_args)  # type: ignore[misc]
+        deadline = req.deadline  # type: ignore[attr-defined]
+        return super().do_open(_CONNECTIONS[http_class], req, deadline=deadline, **http_conn_args)  # type: ignore[misc]
 
 
 class _HTTPHandler(_OpenUntilDeadline, urllib.request.HTTPHandler):
