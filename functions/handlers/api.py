@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from directupload import problems, snapstart, wiring
@@ -208,7 +208,9 @@ def list_profiles() -> Response[ProfileList]:
 def list_uploads(
     status: Annotated[Status | None, Query(description="only uploads in this status")] = None,
     profile: ProfileName = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="uploads per page")] = 20,
+    limit: Annotated[
+        int, BeforeValidator(contract.decimal), Query(ge=1, le=MAX_PAGE, description="uploads per page")
+    ] = 20,
     cursor: Annotated[str | None, Query(max_length=256, description="nextCursor of the previous page")] = None,
 ) -> Response[UploadPage]:
     page = wiring.upload_service().list_uploads(owner(), status=status, profile=profile, limit=limit, cursor=cursor)

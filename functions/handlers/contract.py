@@ -18,6 +18,14 @@ ANONYMOUS = "anonymous"
 SUBJECT = re.compile(r"[\x21-\x7e]{1,255}")
 
 
+def decimal(value: object) -> object:
+    """A number in a path or query string is its decimal digits and nothing else: not ``+5``,
+    ``5_0`` or `` 5``, which Python's ``int`` (and so pydantic) would read as numbers."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise ValueError("a whole number in decimal digits")
+    return value
+
+
 def owner(event: APIGatewayProxyEventV2) -> str:
     """Who is asking: the JWT ``sub`` the authorizer verified, or the one anonymous owner."""
     if get_settings().auth_mode == "none":

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from directupload import keys, wiring
 from directupload.errors import Unprocessable
@@ -231,7 +231,7 @@ def uppy_list_parts(upload_id: UploadId, key: ObjectKey = None) -> Response[list
 @tracer.capture_method
 def uppy_sign_part(
     upload_id: UploadId,
-    part_number: Annotated[int, Path(ge=1, le=S3_MAX_PARTS)],
+    part_number: Annotated[int, BeforeValidator(contract.decimal), Path(ge=1, le=S3_MAX_PARTS)],
     key: ObjectKey = None,
 ) -> Response[SignedPartUrl]:
     (signed,) = wiring.upload_service().sign_parts(_owner(), upload_id, [part_number])

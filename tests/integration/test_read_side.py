@@ -281,6 +281,11 @@ def test_listing_filters_by_status_and_profile(aws: Any, owners: tuple[Api, Api]
         ("limit=0", 422),
         ("limit=101", 422),
         ("limit=ten", 422),
+        # what Python's int() would read as a number is no count in a query string
+        ("limit=%2B5", 422),
+        ("limit=5_0", 422),
+        ("limit=%205", 422),
+        ("limit=%EF%BC%95", 422),  # a full-width digit
         ("status=DONE", 422),
         ("profile=Not A Profile", 422),
         ("cursor=not-a-cursor", 400),

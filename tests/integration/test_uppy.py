@@ -377,7 +377,7 @@ def test_part_numbers_are_checked(aws: Any, api: Api) -> None:
     # no size: the profile's maximum is the ceiling (100 MiB), which Uppy's chunks (5 MiB at
     # least) fill in 20 parts
     created = create(api, "a.mp4", "video/mp4", uppy_meta("a.mp4", "video/mp4"))
-    for bad in ("0", "21", "10001", "batch"):
+    for bad in ("0", "21", "10001", "batch", "%2B1", "0_1", "%201", "01%20"):
         assert_problem(api.call("GET", f"/s3/multipart/{created['uploadId']}/{bad}?key={created['key']}"), 422)
     assert sign_part(api, created, 20)["url"]
     # the video profile's 5 GiB: 1,024 parts
