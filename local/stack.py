@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -332,13 +333,34 @@ def _sweep_route(sweeper: TtlSweeper, headers: dict[str, str], body: bytes) -> t
 SCANNER_KEY = "guardduty"
 
 
+_EXPOSED = (
+    "  WARNING           listening on {host}: anyone who can reach this address can mint tokens for any "
+    "user (/local/token) and use the emulator's S3, SQS and DynamoDB without credentials"
+)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run directupload locally (moto as AWS).")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address the API and the emulator listen on (default 127.0.0.1); any other lets whoever "
+        "reaches it mint tokens (/local/token) and read and write the emulator's AWS without credentials",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
     parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
@@ -412,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                     else []
                 ),
                 f"  auth              {stack.options.auth}",
+                *([_EXPOSED.format(host=args.host)] if not _loopback(args.host) else []),
                 "Ctrl-C stops everything.",
             ]
         ),
