@@ -8,7 +8,9 @@ deletion that stops half-way (objects gone, record not) is finished by the next 
 is a tombstone that lives a day: a late notification finds a final record and its bytes are
 removed, and a repeated DELETE answers the same. The event goes out through the record's
 outbox marker, as processing's do: set with DELETED, cleared once published, so a retry after
-a failed publish sends it and a repeat does not send it twice.
+a failed publish sends it and a repeat does not send it twice. Whoever publishes an owed event
+takes the marker's lease first (``store.lease_owed``, as a processor attempt does): two DELETEs
+at once, or a DELETE beside the processor finishing an outcome, never both send it.
 
 The retention sweep (handlers/retention.py) calls ``purge`` for records DynamoDB's TTL removed:
 the record is already gone there, so only the objects and the event remain.
@@ -16,6 +18,7 @@ the record is already gone there, so only the objects and the event remain.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -27,14 +30,17 @@ from directupload.processing.outbox import ATTRIBUTE as PENDING_EVENT
 from directupload.processing.outbox import Outbox
 from directupload.processing.steps import derived_names
 from directupload.storage import Storage
-from directupload.store import TransitionRefused, UploadStore
+from directupload.store import ClaimRefused, TransitionRefused, UploadStore
 
 # How long a deleted upload's tombstone answers (then GET and DELETE say 404).
 TOMBSTONE_LIFETIME = timedelta(days=1)
 # An outcome whose event is still owed this soon after it was reached may still be being
 # published by the attempt that reached it (at most the ProcessFunction's 15-minute timeout).
 OUTCOME_GRACE = timedelta(minutes=15)
-_OUTCOMES = frozenset({events.PROCESSED, events.REJECTED})
+_OUTCOMES = frozenset({events.PROCESSED, events.REJECTED, events.FAILED})
+# The lease a deletion holds while it publishes an owed event: a publish (with botocore's
+# retries) takes seconds; one that died lets the next DELETE take it up after this.
+PUBLISH_LEASE = timedelta(minutes=2)
 
 
 class Deleter:
@@ -87,6 +93,7 @@ class Deleter:
                 expire_at=now + TOMBSTONE_LIFETIME,
                 deleted_at=now,
                 pending_event=events.DELETED,  # the outbox marker (outbox.py)
+                remove=["claim_by", "claim_until", "claim_etag"],  # nothing acts on it now but its event
             )
         except TransitionRefused:
             fresh = self.store.get(record.upload_id)
@@ -102,17 +109,23 @@ class Deleter:
         announce the deletion of a processed upload, once. A tombstone put in its place (with
         the outbox marker) makes a retried stream record finish the job without a second
         event, and answers GET as an owner's deletion does. True when the event was sent."""
-        if record.status not in (Status.PROCESSED, Status.DELETING):
+        owed = record.status == Status.DELETED and record.pending_event == events.DELETED
+        if record.status not in (Status.PROCESSED, Status.DELETING) and not owed:
             self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
             return False  # nothing a consumer was told about is gone
         now = self.clock()
+        # a tombstone whose Upload Deleted never went out (its DELETE could not publish, and was
+        # not retried) is put back for a day, so the event goes out once, and its retry finds it
         tombstone = record.model_copy(
             update={
                 "status": Status.DELETED,
                 "delete_reason": record.delete_reason or reason,  # a deletion that stalled: the owner's
-                "deleted_at": now,
+                "deleted_at": record.deleted_at if owed else now,
                 "updated_at": now,
                 "expires_at": now,
+                "claim_by": None,
+                "claim_until": None,
+                "claim_etag": None,
                 PENDING_EVENT: events.DELETED,
             }
         )
@@ -135,18 +148,36 @@ class Deleter:
         leased = record.claim_by is not None and record.claim_until is not None and record.claim_until > now
         if leased or now - record.updated_at < OUTCOME_GRACE:  # the attempt that reached it may still run
             raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
+        event = str(record.pending_event)
         detail = events.outcome_detail(record, self.storage.in_bucket(record.bucket).bucket, self.rejected_objects)
-        self.publisher.publish(str(record.pending_event), detail)
-        self.outbox.clear(record.upload_id, str(record.pending_event))
+        if self._publish_owed(record, event, detail) is None:
+            raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
         logger.warning("an outcome left unannounced was announced before its deletion", upload_id=record.upload_id)
 
     def _announce(self, record: UploadRecord) -> UploadRecord:
-        """Publish the owed ``Upload Deleted`` (once: the marker goes after)."""
+        """Publish the owed ``Upload Deleted`` (once: under the marker's lease, which goes after)."""
         if record.pending_event != events.DELETED:
             return record
-        self.publisher.publish(events.DELETED, self._detail(record, record.deleted_at or record.updated_at))
-        self.outbox.clear(record.upload_id, events.DELETED)
+        self._publish_owed(record, events.DELETED, self._detail(record, record.deleted_at or record.updated_at))
         return record.model_copy(update={"pending_event": None})
+
+    def _publish_owed(self, record: UploadRecord, event: str, detail: dict[str, object]) -> bool | None:
+        """Publish ``event``, which ``record`` owes, under the marker's lease, then remove the
+        marker. True when sent here, False when it was sent meanwhile, None while another
+        attempt (a DELETE beside this one, or the processor) holds the lease and is sending it."""
+        by, now = f"delete-{uuid.uuid4().hex}", self.clock()
+        try:
+            self.store.lease_owed(record.upload_id, by=by, now=now, until=now + PUBLISH_LEASE)
+        except ClaimRefused as refused:
+            held = refused.record
+            return None if held is not None and held.pending_event == event else False
+        try:
+            self.publisher.publish(event, detail)
+        except Exception:
+            self.store.end_lease(record.upload_id, by)  # a retry may send it at once
+            raise
+        self.outbox.clear(record.upload_id, event, by)
+        return True
 
     def _detail(self, record: UploadRecord, at: datetime) -> dict[str, object]:
         return events.upload_detail(

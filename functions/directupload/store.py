@@ -424,6 +424,11 @@ class UploadStore:
             {":message": {"S": message_of(by)}},
         )
 
+    def end_lease(self, upload_id: str, by: str) -> None:
+        """Attempt ``by`` gives up the lease it took with ``lease_owed`` (what it owed did not go
+        out): the next attempt need not wait for it to lapse."""
+        self._give_up("claim_by, claim_until", "claim_by = :by", upload_id, None, by)
+
     def park(self, upload_id: str, by: str) -> None:
         """Attempt ``by`` leaves its claim to the version it holds (waiting for its malware scan):
         the next delivery for that version, whichever message brings it, takes it up."""

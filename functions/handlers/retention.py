@@ -37,9 +37,10 @@ def record_handler(record: DynamoDBRecord) -> None:
         return  # quota items, or a change the filter should have kept away
     removed = record_from_item(raw)
     logger.set_correlation_id(removed.upload_id)
-    if removed.status == Status.DELETED:
+    if removed.status == Status.DELETED and removed.pending_event is None:
         return  # a tombstone: its deletion was done and announced already
-    wiring.deleter().purge(removed, reason="retention" if removed.status == Status.PROCESSED else "expired")
+    # (a tombstone that still owes its Upload Deleted is announced now: purge)
+    wiring.deleter().purge(removed, reason="retention")
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -377,7 +377,8 @@ def test_a_last_receive_whose_outcome_write_failed_gives_up_its_claim(aws: Any, 
 
     # the last receive verified and promoted the image, but its outcome write is throttled
     def the_outcome_write(params: dict[str, Any]) -> bool:
-        return "pending_event" in str(params.get("ExpressionAttributeNames"))
+        named = "pending_event" in str(params.get("ExpressionAttributeNames"))
+        return named and "Upload Processed" in str(params.get("ExpressionAttributeValues"))
 
     throttled = fail_calls("dynamodb", "UpdateItem", 100, when=the_outcome_write)
     assert process(aws, issued["key"], len(data), etag=etag, receive_count=last)["batchItemFailures"]

@@ -363,6 +363,7 @@ class Outcomes:
                     now=self.clock(),
                     free_or_held_by=by,  # never under another delivery's live attempt: it decides
                     error=error.model_dump(exclude_none=True),
+                    pending_event=events.FAILED,  # a deletion waits for it (deletion.py)
                 )
             )
         except TransitionRefused:
@@ -383,7 +384,13 @@ class Outcomes:
         try:
             self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
         except TRANSIENT:
-            logger.exception("Upload Failed event not sent")
+            logger.exception("Upload Failed event not sent; a deletion of the upload sends it first")
+            return True
+        try:
+            self._final_write(lambda: self.outbox.clear(upload_id, events.FAILED))
+        except TRANSIENT:
+            logger.exception("Upload Failed sent but its outbox marker stays")
+            metrics.add_metric(name="OutboxMarkersLeft", unit="Count", value=1)
         return True
 
     def _give_up(self, upload_id: str, by: str | None, holding: bool) -> None:
