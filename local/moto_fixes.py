@@ -31,6 +31,9 @@
   return with ``ChecksumMode=ENABLED``; the processor trusts it (processing/verify.py). moto
   ignores the field: the emulator checks and stores it.
 
+- ListParts of a multipart upload opened with a SHA256 checksum: S3 lists each part's
+  ``ChecksumSHA256`` (a client resuming compares it with its own bytes); moto lists none.
+
 - Bucket policies: moto evaluates a bucket's policy on object requests with its own evaluator,
   which treats any condition it cannot see (``aws:SecureTransport``) as an explicit deny, so the
   template's TLS-only statement would refuse every request. moto's check is switched off; the
@@ -94,6 +97,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -116,6 +120,7 @@ def apply() -> None:
     _transactions_without_table_copies()  # first: its rollback runs under the lock _the_rest takes
     _dispatch_once_per_host()
     _the_rest()
+    _part_checksums_listed()
     _sqs_receive_races()
     _sends_and_receives_without_counting()
     _sqs_serialised()
@@ -374,6 +379,30 @@ def _serialise(owner: type, names: tuple[str, ...], lock: Any) -> None:
                 return _method(*args, **kwargs)
 
         setattr(owner, name, locked)
+
+
+def _part_checksums_listed() -> None:
+    from moto.s3.responses import S3Response
+
+    original = S3Response.list_parts
+
+    def list_parts(self: S3Response) -> Any:
+        status, headers, body = original(self)
+        with contextlib.suppress(Exception):  # (an answer moto refused stays as it was)
+            multipart = self.backend.get_bucket(self.bucket_name).multiparts[self._get_param("uploadId")]
+            if str(multipart.metadata.get("x-amz-checksum-algorithm", "")).upper() == "SHA256":
+                text = body.decode() if isinstance(body, bytes) else str(body)
+
+                def with_checksum(found: re.Match[str]) -> str:
+                    part = multipart.parts[int(found.group(1))]
+                    checksum = base64.b64encode(hashlib.sha256(part.value).digest()).decode()
+                    return f"{found.group(0)}<ChecksumSHA256>{checksum}</ChecksumSHA256>"
+
+                text = re.sub(r"<PartNumber>(\d+)</PartNumber>", with_checksum, text)
+                body = text.encode() if isinstance(body, bytes) else text
+        return status, headers, body
+
+    S3Response.list_parts = list_parts  # type: ignore[method-assign]
 
 
 def _the_rest() -> None:

@@ -140,6 +140,8 @@ class StoredPartView(Wire):
     part_number: int
     etag: str
     size: int
+    # base64, when the upload takes part checksums: a client resuming compares it with its bytes
+    checksum_sha256: str | None = None
 
 
 class StoredParts(Wire):
@@ -254,7 +256,10 @@ def sign_parts(upload_id: UploadId, request: Annotated[PartsRequest, Body()]) ->
 @tracer.capture_method
 def list_parts(upload_id: UploadId) -> Response[StoredParts]:
     _, stored = wiring.upload_service().list_parts(owner(), upload_id)
-    parts = [StoredPartView(part_number=p.part_number, etag=p.etag, size=p.size) for p in stored]
+    parts = [
+        StoredPartView(part_number=p.part_number, etag=p.etag, size=p.size, checksum_sha256=p.checksum_sha256)
+        for p in stored
+    ]
     return _json(200, StoredParts(parts=parts))
 
 

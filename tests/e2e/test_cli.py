@@ -59,15 +59,10 @@ def command(stack: Stack, *args: str) -> list[str]:
     return [*CLI, *args, "--api", stack.url]
 
 
-def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_path: Path) -> None:
-    # Given a 64 MiB video: four 16 MiB parts for the `video` profile
-    video = tmp_path / "holiday.mp4"
-    data = FTYP + os.urandom(64 * MiB - len(FTYP))
-    video.write_bytes(data)
-    state_dir = tmp_path / "state"
+def killed_half_way(stack: Stack, video: Path, state_dir: Path) -> tuple[str, list[dict[str, Any]], Path, str]:
+    """The CLI uploading ``video`` killed (SIGKILL: no chance to clean up) once some parts landed
+    in S3: the upload id, the parts S3 held then, the state file, what the CLI had said."""
     auth = token(stack)
-
-    # When the CLI is killed (SIGKILL: no chance to clean up) after some parts landed in S3
     first = subprocess.Popen(
         cli(stack, str(video), "--profile", "video", "--concurrency", "1", "--limit-rate", "24M", state_dir=state_dir),
         cwd=ROOT,
@@ -89,11 +84,22 @@ def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_pa
         first.kill()
         _, first_err = first.communicate(timeout=10)
     assert first.returncode == -signal.SIGKILL
-    before = landed()
+    return upload_id, landed(), state, first_err.decode()
+
+
+def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_path: Path) -> None:
+    # Given a 64 MiB video: four 16 MiB parts for the `video` profile
+    video = tmp_path / "holiday.mp4"
+    data = FTYP + os.urandom(64 * MiB - len(FTYP))
+    video.write_bytes(data)
+    state_dir = tmp_path / "state"
+
+    # When the CLI is killed after some parts landed in S3
+    upload_id, before, state, first_err = killed_half_way(stack, video, state_dir)
     assert 1 <= len(before) < 4, before
     # the state file survives the kill; the CLI said how to resume before it sent anything
     assert state.exists()
-    assert f"--resume {upload_id}" in first_err.decode()
+    assert f"--resume {upload_id}" in first_err
 
     # Then --resume sends only the missing parts, completes, and waits for processing
     second = run(cli(stack, str(video), "--profile", "video", "--resume", upload_id, "--json", state_dir=state_dir))
@@ -108,6 +114,26 @@ def test_a_killed_multipart_upload_resumes_and_is_processed(stack: Stack, tmp_pa
     assert record["size"] == len(data) and record["result"]["contentType"] == "video/mp4"
     assert record["multipart"] == {"partSize": 16 * MiB, "partCount": 4, "checksumAlgorithm": "SHA256"}
     assert not state.exists()  # done: nothing left to resume
+
+
+def test_a_resume_with_other_bytes_of_the_same_size_sends_every_part_of_them(stack: Stack, tmp_path: Path) -> None:
+    # Given an upload killed half way, and its file then replaced by another of the same size
+    video = tmp_path / "holiday.mp4"
+    video.write_bytes(FTYP + os.urandom(64 * MiB - len(FTYP)))
+    state_dir = tmp_path / "state"
+    upload_id, before, _, _ = killed_half_way(stack, video, state_dir)
+    assert before
+    other = FTYP + os.urandom(64 * MiB - len(FTYP))
+    video.write_bytes(other)
+
+    # When it is resumed
+    second = run(cli(stack, str(video), "--profile", "video", "--resume", upload_id, "--json", state_dir=state_dir))
+
+    # Then no part of the first bytes is kept: what is processed is the file as it is now
+    assert second.returncode == 0, second.stderr
+    assert f"resuming upload {upload_id}: 0 of 4 parts already in S3" in second.stderr
+    record = json.loads(second.stdout)
+    assert record["status"] == "PROCESSED" and record["sha256"] == hashlib.sha256(other).hexdigest()
 
 
 def test_a_small_file_goes_as_one_post_and_prints_the_outcome(stack: Stack, tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ class Script:
         # PUTs are held (up to 5 s) until this many were in flight at once: the overlap does not
         # depend on how fast the machine starts the CLI's threads
         self.meet = 0
+        self.upload_id = UPLOAD_ID  # what the API answers as the new upload's id
 
 
 def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a fake S3, a branch per scripted fault
@@ -85,7 +86,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a f
 
         def record(self, status: str) -> dict[str, Any]:
             return {
-                "uploadId": UPLOAD_ID,
+                "uploadId": script.upload_id,
                 "status": status,
                 "profile": "video",
                 "filename": "f.mp4",
@@ -110,7 +111,7 @@ def handler(script: Script) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - a f
                 self.reply(
                     201,
                     {
-                        "uploadId": UPLOAD_ID,
+                        "uploadId": script.upload_id,
                         "key": f"incoming/{UPLOAD_ID}/f.mp4",
                         "expiresAt": "2099-01-01T00:00:00Z",
                         "multipart": self.plan(),
@@ -412,3 +413,26 @@ def test_an_api_without_profiles_leaves_the_checks_to_the_server(fake: tuple[Scr
 
     assert done.returncode == 0, done.stderr
     assert "POST /uploads" in script.requests and script.completed is not None
+
+
+@pytest.mark.parametrize("answered", ["../victim", "{tmp}/victim", "A" * 32, ""])
+def test_an_upload_id_that_is_not_one_is_refused_before_anything_is_written(
+    fake: tuple[Script, str], tmp_path: Path, answered: str
+) -> None:
+    # Given an API that answers a new upload with an id that is a path (or no id at all)
+    script, url = fake
+    script.part_count = 2
+    script.upload_id = answered.format(tmp=tmp_path)  # ../victim: the state file would be tmp/victim.json
+    victim = tmp_path / "victim.json"
+    victim.write_text('{"kept": true}')
+    path = tmp_path / "f.mp4"
+    path.write_bytes(b"v" * (PART + 10))
+
+    done = subprocess.run(command(url, path), capture_output=True, text=True, timeout=60, env=cli_env())
+
+    # Then the CLI stops with the API's refusal, sends no bytes and touches no file of the user's
+    assert done.returncode == 3, done.stderr
+    assert "upload id that is not one" in done.stderr
+    assert victim.read_text() == '{"kept": true}'
+    assert not (tmp_path / "state").exists() or list((tmp_path / "state").iterdir()) == []
+    assert script.puts == [] and not any(r.endswith(("/parts", "/complete")) for r in script.requests)

@@ -2,7 +2,7 @@
 // straight to storage (a presigned POST, or multipart parts in parallel), resume one, follow it
 // to its outcome, then download, list and delete.
 import { ApiError, DirectUploadError, StorageError } from "./errors.js";
-import { sendParts } from "./multipart.js";
+import { sendParts, sha256Base64 } from "./multipart.js";
 import { checkAgainstProfile } from "./profiles.js";
 import { TRANSIENT_STATUSES } from "./statuses.js";
 import { NetworkFailure, abortReason, sendWithFetch, sendWithXhr, sleep, throwIfAborted } from "./transport.js";
@@ -309,9 +309,13 @@ export class DirectUploadClient {
     const stored = await this.request("GET", `/uploads/${encodeURIComponent(uploadId)}/parts`, { signal });
     const held = new Map();
     for (const part of stored.parts) {
-      // S3 never keeps a part cut off half way, but a part of another size is not this file's
-      const expected = Math.min(part.partNumber * partSize, file.size) - (part.partNumber - 1) * partSize;
-      if (part.partNumber <= partCount && part.size === expected) held.set(part.partNumber, part.etag);
+      // S3 never keeps a part cut off half way, but a part of another size is not this file's,
+      // and one whose SHA-256 is not this part's bytes neither (the file changed, or it is
+      // another of the same size): sent again. A part S3 holds without a checksum is sent again.
+      const start = (part.partNumber - 1) * partSize;
+      const end = Math.min(part.partNumber * partSize, file.size);
+      if (part.partNumber > partCount || part.size !== end - start || !part.checksumSha256) continue;
+      if ((await sha256Base64(file.slice(start, end))) === part.checksumSha256) held.set(part.partNumber, part.etag);
     }
     const progress = (/** @type {number} */ loaded) => onProgress?.({ loaded: Math.min(loaded, file.size), total: file.size });
     return this.sendAndComplete(uploadId, file, view.multipart, held, progress, signal);

@@ -521,6 +521,8 @@ export interface components {
             etag: string;
             /** Size */
             size: number;
+            /** Checksumsha256 */
+            checksumSha256?: string | null;
         };
         /** StoredParts */
         StoredParts: {

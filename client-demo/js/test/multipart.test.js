@@ -116,6 +116,45 @@ test("an upload aborted after some parts resumes from the parts S3 holds", async
   assert.equal(outcome.sha256, sha256(data));
 });
 
+test("a resume with other bytes of the same size keeps none of the parts S3 holds", async () => {
+  // Given a four-part upload aborted once two parts are in
+  const data = bytes(16 * MiB + 3, 6);
+  const abort = new AbortController();
+  let done = 0;
+  const api = client({
+    concurrency: 1,
+    fetch: async (input, init) => {
+      const answer = await fetch(input, init);
+      if (init?.method === "PUT" && answer.ok && ++done === 2) abort.abort();
+      return answer;
+    },
+  });
+  let uploadId = "";
+  await assert.rejects(
+    api.upload(new Blob([data]), {
+      profile: "blob",
+      filename: "changed.bin",
+      signal: abort.signal,
+      onIssued: (issued) => {
+        uploadId = issued.uploadId;
+      },
+    }),
+    (error) => error.name === "AbortError",
+  );
+
+  // When it is resumed with another file of the same size (the first one changed since)
+  const other = bytes(16 * MiB + 3, 7);
+  const second = watchedFetch();
+  const view = await client({ fetch: second.fetch }).resume(uploadId, new Blob([other]));
+
+  // Then every part was sent again, and what was processed is the file as it is now
+  const resent = second.state.log.filter(isPartPut).map((r) => partNumberOf(r.url));
+  assert.deepEqual(resent.sort(), [1, 2, 3, 4]);
+  const outcome = await api.waitForOutcome(view.uploadId);
+  assert.equal(outcome.status, "PROCESSED", JSON.stringify(outcome));
+  assert.equal(outcome.sha256, sha256(other));
+});
+
 test("each part's SHA-256 is signed into its URL and sent with it; a damaged part is sent again", async () => {
   // Given storage that answers the first PUT of part 2 as S3 does bytes that do not match their checksum
   const data = bytes(10 * MiB + 5, 5);

@@ -18,6 +18,7 @@ import requests
 from directupload_cli import __version__
 from directupload_cli.errors import NetworkError, RefusedError, UsageError
 from directupload_cli.output import console
+from directupload_cli.state import UPLOAD_ID
 
 API_TIMEOUT = (5, 30)
 S3_TIMEOUT = (10, 120)
@@ -116,7 +117,12 @@ class Api:
         return self.call("GET", "/profiles", retries=2)
 
     def issue(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.call("POST", "/uploads", body))
+        issued = dict(self.call("POST", "/uploads", body))
+        upload_id = issued.get("uploadId")
+        if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
+            # it names the state file and the routes of what follows: nothing else is one
+            raise RefusedError(f"the API answered with an upload id that is not one: {str(upload_id)[:80]!r}")
+        return issued
 
     def get(self, upload_id: str) -> dict[str, Any]:
         return dict(self.call("GET", upload_path(upload_id), retries=3))
@@ -187,9 +193,15 @@ def s3_error(reply: requests.Response) -> str:
     return f"HTTP {reply.status_code} {reply.reason or ''}".strip()
 
 
+# the longest a server's Retry-After makes the CLI wait between two tries
+MAX_RETRY_AFTER = 60.0
+
+
 def retry_after(reply: requests.Response) -> float | None:
     value = reply.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return min(float(value[:6]), MAX_RETRY_AFTER)
 
 
 def backoff(attempt: int) -> float:

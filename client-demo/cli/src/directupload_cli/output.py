@@ -37,6 +37,11 @@ def printable(text: str, replacement: str = "?") -> str:
     return "".join(replacement if unicodedata.category(c).startswith("C") else c for c in text)
 
 
+def shown(value: object) -> str:
+    """A server's value in a line of console markup: printable, and never read as markup."""
+    return escape(printable(str(value)))
+
+
 def human(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -54,19 +59,20 @@ def report(record: dict[str, Any], as_json: bool) -> int:
         if not as_json:
             result = record.get("result") or {}
             console.print(
-                f"[green]PROCESSED[/] {record['uploadId']}: {human(record['size'])}, "
-                f"{result.get('contentType') or record['contentType']}, sha256 {record.get('sha256')}"
+                f"[green]PROCESSED[/] {shown(record['uploadId'])}: {human(record['size'])}, "
+                f"{shown(result.get('contentType') or record['contentType'])}, sha256 {shown(record.get('sha256'))}"
             )
         return EXIT_OK
     if status in FINAL:
         error = record.get("error") or {}
         console.print(
-            f"[red]{status}[/] {record['uploadId']}: {error.get('code', '')} {error.get('message', '')}".rstrip()
+            f"[red]{status}[/] {shown(record['uploadId'])}: "
+            f"{shown(error.get('code', ''))} {shown(error.get('message', ''))}".rstrip()
         )
         return EXIT_OUTCOME
     console.print(
-        f"[yellow]{status}[/] {record['uploadId']}: still processing; check later with: "
-        f"{' '.join(program())} status {record['uploadId']}"
+        f"[yellow]{shown(status)}[/] {shown(record['uploadId'])}: still processing; check later with: "
+        f"{' '.join(program())} status {shown(record['uploadId'])}"
     )
     return EXIT_PENDING
 

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from directupload_cli.errors import RefusedError
 from directupload_cli.output import console
+
+# an upload id as the API makes them: the name of its state file, never a path
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def state_dir(explicit: str | None) -> Path:
@@ -28,6 +33,8 @@ class StateFile:
     directory: Path
 
     def path(self, upload_id: str) -> Path:
+        if not UPLOAD_ID.fullmatch(upload_id):
+            raise RefusedError(f"the API answered with an upload id that is not one: {upload_id[:80]!r}")
         return self.directory / f"{upload_id}.json"
 
     def save(self, upload_id: str, data: dict[str, Any]) -> None:

@@ -117,6 +117,20 @@ def file_range(path: Path, start: int, length: int) -> Iterator[bytes]:
         os.close(fd)
 
 
+def holds_these_bytes(path: Path, span: tuple[int, int], part: dict[str, Any]) -> bool:
+    """Whether the part S3 holds is this part of the file, by its SHA-256 (an upload that takes
+    part checksums) or else its ETag (the MD5 of its bytes; a bucket whose ETags are not, under
+    SSE-KMS, gets every part sent again): a file changed since, or another file of the same
+    size, is never completed with the parts of the one before."""
+    checksum = part.get("checksumSha256")
+    if isinstance(checksum, str):
+        return checksum == range_sha256(path, *span)
+    digest = hashlib.md5(usedforsecurity=False)
+    for block in file_range(path, *span):
+        digest.update(block)
+    return str(part.get("etag", "")).strip('" ') == digest.hexdigest()
+
+
 def range_sha256(path: Path, start: int, length: int) -> str:
     """The base64 SHA-256 of a part of the file (what S3 takes in x-amz-checksum-sha256)."""
     digest = hashlib.sha256()
@@ -379,7 +393,8 @@ def multipart(transfer: Transfer, upload_id: str, size: int, info: dict[str, Any
     if resuming:
         for part in api.parts(upload_id):
             n = int(part["partNumber"])
-            if 1 <= n <= part_count and int(part["size"]) == span(n)[1]:
+            sized = 1 <= n <= part_count and int(part["size"]) == span(n)[1]
+            if sized and holds_these_bytes(transfer.file, span(n), part):
                 etags[n] = str(part["etag"])
         console.print(f"resuming upload {upload_id}: {len(etags)} of {part_count} parts already in S3")
     todo = [n for n in range(1, part_count + 1) if n not in etags]

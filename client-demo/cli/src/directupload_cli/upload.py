@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from directupload_cli.errors import InterruptError, UsageError
-from directupload_cli.output import console, human, program
+from directupload_cli.output import console, human, program, shown
 from directupload_cli.profiles import check_upload, fetch_profiles
 from directupload_cli.state import StateFile
 from directupload_cli.statuses import FINAL
@@ -51,7 +51,7 @@ def upload(options: Options) -> dict[str, Any]:
     if options.resume:
         record = api.get(options.resume)
         if record["status"] != "PENDING":
-            console.print(f"upload {options.resume} is already {record['status']}: nothing left to send")
+            console.print(f"upload {shown(options.resume)} is already {shown(record['status'])}: nothing left to send")
             return finish(options, record["uploadId"])
         if "multipart" not in record:
             raise UsageError(f"upload {options.resume} is a single POST: it cannot be resumed, start again")
