@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import ipaddress
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -339,6 +341,17 @@ _EXPOSED = (
 )
 
 
+def _in_use(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port`` already (asked before anything starts)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: not TIME_WAIT
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def _loopback(host: str) -> bool:
     """Whether ``host`` is reachable from this machine only."""
     if host == "localhost":
@@ -396,6 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         "--ttl-sweep-seconds", type=float, default=60, help="how often DynamoDB's TTL is applied (default 60)"
     )
     args = parser.parse_args(argv)
+    taken = [f"{args.host}:{port}" for port in (args.port, args.emulator_port) if port and _in_use(args.host, port)]
+    if taken:
+        print(
+            f"{' and '.join(taken)} already in use: stop what holds it, or choose other ports "
+            "(make run PORT=3001 EMULATOR_PORT=4567, or --port and --emulator-port)",
+            file=sys.stderr,
+        )
+        return 2
     parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
     stack = LocalStack(
         StackOptions(

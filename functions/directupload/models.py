@@ -109,14 +109,24 @@ class Wire(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class ProblemLocation(Wire):
+    location: str  # where in the request: body.size, query.limit, path.upload_id...
+    message: str
+
+
 class Problem(Wire):
-    """RFC 9457 problem details, the body of every error."""
+    """RFC 9457 problem details, the body of every error, with the extension members some carry."""
 
     model_config = ConfigDict(extra="allow")
     type: str
     title: str
     status: int
     detail: str
+    known: list[str] | None = Field(default=None, description="unknown-profile: the profiles there are")
+    allowed: list[str] | None = Field(default=None, description="unsupported-type: what the profile accepts")
+    max_size: int | None = Field(default=None, description="too-large: the most this upload may hold, in bytes")
+    variants: list[str] | None = Field(default=None, description="not-found of a variant: the upload's variants")
+    errors: list[ProblemLocation] | None = Field(default=None, description="validation-error: each field refused")
 
 
 class MultipartInfo(Wire):

@@ -146,7 +146,7 @@ class UploadService:
         if size > profile.max_size:
             raise TooLarge(
                 f"{size} bytes is over the {profile.name!r} limit of {profile.max_size} bytes",
-                max_size=profile.max_size,
+                maxSize=profile.max_size,
             )
         if size < profile.min_size:
             raise Unprocessable(f"{size} bytes is under the {profile.name!r} minimum of {profile.min_size} bytes")
@@ -476,7 +476,7 @@ class UploadService:
         if held >= record.size:
             raise TooLarge(
                 f"S3 already holds {held} bytes of this upload, its ceiling of {record.size}: complete it",
-                max_size=record.size,
+                maxSize=record.size,
             )
 
     def list_parts(self, owner: str, upload_id: str) -> tuple[UploadRecord, list[StoredPart]]:
@@ -575,7 +575,7 @@ class UploadService:
         if record.part_count is not None and total != record.size:
             raise Unprocessable(f"the parts hold {total} bytes, the upload declared {record.size}")
         if total > record.size:
-            raise TooLarge(f"the parts hold {total} bytes, over this upload's {record.size}", max_size=record.size)
+            raise TooLarge(f"the parts hold {total} bytes, over this upload's {record.size}", maxSize=record.size)
         small = [n for n, size in zip(numbers[:-1], sizes[:-1], strict=True) if size < S3_MIN_PART]
         if small:
             raise Unprocessable(f"parts {small[:10]} are under S3's 5 MiB minimum (only the last may be smaller)")

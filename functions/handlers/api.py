@@ -290,26 +290,46 @@ def openapi() -> Response[Any]:
     return Response(200, content_type="application/json", body=openapi_document())
 
 
+BEARER = "bearer"
+# the routes anyone may call (template.yaml: no authorizer on them)
+PUBLIC_ROUTES = (("/profiles", "get"),)
+
+
 def openapi_document() -> str:
     # the OpenAPI models are a hundred pydantic classes built at import: only this route needs them
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer
 
-    return app.get_openapi_json_schema(
-        title="directupload",
-        version="1.0.0",
-        description="Direct-to-S3 uploads: issue presigned uploads, follow their processing.",
-        security_schemes={
-            backend.SIGV4: APIKey.model_validate(
-                {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "Authorization",
-                    "description": "AWS SigV4 (service execute-api) by a role of TrustedIssuerRoleArns",
-                    "x-amazon-apigateway-authtype": "awsSigv4",
-                }
-            )
-        },
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="directupload",
+            version="1.0.0",
+            description="Direct-to-S3 uploads: issue presigned uploads, follow their processing.",
+            security_schemes={
+                BEARER: HTTPBearer.model_validate(
+                    {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": "a JWT from the JwtIssuer, for JwtAudience (AuthMode jwt, the default); "
+                        "its sub owns the uploads",
+                    }
+                ),
+                backend.SIGV4: APIKey.model_validate(
+                    {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": "Authorization",
+                        "description": "AWS SigV4 (service execute-api) by a role of TrustedIssuerRoleArns",
+                        "x-amazon-apigateway-authtype": "awsSigv4",
+                    }
+                ),
+            },
+            security=[{BEARER: []}],  # every route but the trusted backends' (SigV4) and the public ones
+        )
     )
+    for path, method in PUBLIC_ROUTES:
+        document["paths"][path][method]["security"] = []
+    return json.dumps(document)
 
 
 # errors: every one a problem+json body, mapped here and nowhere else

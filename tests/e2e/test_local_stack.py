@@ -9,11 +9,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from local.stack import main
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.support.auth import bearer
 from tests.support.samples import png
@@ -194,3 +196,22 @@ def test_the_local_routes_answer_problems_as_problem_json(secured_stack: Stack) 
         reply = requests.post(f"{own}{route}", json=body, headers={"Origin": own}, timeout=5)
         assert reply.status_code == 400, reply.text
         assert reply.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("which", ["--port", "--emulator-port"])
+def test_a_port_in_use_is_named_before_anything_starts(
+    which: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            other = free.getsockname()[1]  # (closed again before the stack would bind it)
+        ports = {"--port": other, "--emulator-port": other} | {which: port}
+        argv = [arg for name, value in ports.items() for arg in (name, str(value))]
+        assert main([*argv, "--state-dir", str(tmp_path)]) == 2
+    said = capsys.readouterr().err
+    assert f"127.0.0.1:{port} already in use" in said and "make run PORT=" in said
+    assert not (tmp_path / "stack.json").exists()

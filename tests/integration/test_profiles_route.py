@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Api
+from tests.support.template import default_template
 
 
 def test_profiles_describe_the_built_in_set_with_their_limits_and_plans(aws: Any, api: Api) -> None:
@@ -100,3 +101,26 @@ def test_profiles_need_no_token_and_are_in_the_openapi_document(aws: Any, monkey
     assert anonymous.call("GET", "/uploads")[0] == 401
     document = anonymous.call("GET", "/openapi.json")[1]
     assert "/profiles" in document["paths"] and "ProfileView" in document["components"]["schemas"]
+
+
+def test_the_openapi_document_says_how_each_route_is_authorized(aws: Any) -> None:
+    """A bearer JWT everywhere, but SigV4 on the trusted backends' routes and nothing on the
+    routes template.yaml leaves without an authorizer."""
+    from handlers import api
+
+    document = json.loads(api.openapi_document())
+    assert document["security"] == [{"bearer": []}]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    body = default_template().properties("UploadsApi")["DefinitionBody"]["paths"]
+    public = {(path, method) for path, ops in body.items() if path != "/{proxy+}" for method in ops}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            expected = (
+                []
+                if (path, method) in public
+                else [{"sigv4": []}]
+                if path.startswith("/backend/")
+                else None  # the document's own: bearer
+            )
+            assert operation.get("security") == expected, (method, path)
+    assert ("/profiles", "get") in public

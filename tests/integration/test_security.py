@@ -220,6 +220,19 @@ def test_every_bad_issue_request_gets_a_problem(aws: Any, api: Api, case: str) -
     assert_problem(status, payload, headers, expected)
 
 
+def test_every_member_of_a_problem_is_one_the_openapi_document_names(aws: Any, api: Api) -> None:
+    from handlers.api import openapi_document
+
+    documented = set(json.loads(openapi_document())["components"]["schemas"]["Problem"]["properties"])
+    seen: set[str] = set()
+    for body, _ in BAD_ISSUES.values():
+        sent = api.call("POST", "/uploads", raw=body) if isinstance(body, bytes) else api.call("POST", "/uploads", body)
+        seen |= set(sent[1])
+    seen |= set(api.call("POST", "/uploads", {**UPLOAD, "profile": "nope"})[1])  # known
+    seen |= set(api.call("POST", "/uploads", {**UPLOAD, "contentType": "text/html"})[1])  # allowed
+    assert {"maxSize", "known", "allowed", "errors"} <= seen <= documented, seen - documented
+
+
 NOT_JSON_TYPES = [
     "text/plain;charset=UTF-8",  # what fetch() sends with a string body and no header
     "application/xml",

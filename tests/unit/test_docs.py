@@ -3,6 +3,7 @@ SECURITY.md's links into it lead somewhere."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -69,3 +70,30 @@ def test_links_into_the_repository_lead_somewhere(source: str) -> None:
         if not path.exists() or missing_anchor:
             broken.append(target)
     assert not broken, f"{source} links to what does not exist: {broken}"
+
+
+@pytest.mark.parametrize(("given", "expected"), [({}, []), ({"STACK": "prod-uploads"}, ["--stack", "prod-uploads"])])
+def test_make_redrive_reads_the_local_stack_unless_a_stack_is_named(given: dict[str, str], expected: list[str]) -> None:
+    """operations.md: `make redrive` is the local stack's; `make redrive STACK=name` a deployed one's."""
+    env = {key: value for key, value in os.environ.items() if key != "STACK"}
+    done = subprocess.run(
+        ["make", "-n", "-s", "redrive", *(f"{k}={v}" for k, v in given.items())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    command = done.stdout.strip().splitlines()[-1].split()
+    assert command[command.index("scripts.redrive") + 1 :] == expected
+
+
+@pytest.mark.parametrize(
+    "page", sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md")])
+)
+def test_every_code_block_is_closed(page: str) -> None:
+    """An unclosed fence turns the rest of a page into code on GitHub (CommonMark), and its links with it."""
+    fences = [line for line in (ROOT / page).read_text().splitlines() if line.lstrip().startswith("```")]
+    assert len(fences) % 2 == 0, fences
+    # and each block closes with a bare fence: one that names a language opens the next block
+    assert all(line.strip() == "```" for line in fences[1::2]), fences

@@ -429,7 +429,7 @@ export interface components {
         };
         /**
          * Problem
-         * @description RFC 9457 problem details, the body of every error.
+         * @description RFC 9457 problem details, the body of every error, with the extension members some carry.
          */
         Problem: {
             /** Type */
@@ -440,8 +440,40 @@ export interface components {
             status: number;
             /** Detail */
             detail: string;
+            /**
+             * Known
+             * @description unknown-profile: the profiles there are
+             */
+            known?: string[] | null;
+            /**
+             * Allowed
+             * @description unsupported-type: what the profile accepts
+             */
+            allowed?: string[] | null;
+            /**
+             * Maxsize
+             * @description too-large: the most this upload may hold, in bytes
+             */
+            maxSize?: number | null;
+            /**
+             * Variants
+             * @description not-found of a variant: the upload's variants
+             */
+            variants?: string[] | null;
+            /**
+             * Errors
+             * @description validation-error: each field refused
+             */
+            errors?: components["schemas"]["ProblemLocation"][] | null;
         } & {
             [key: string]: unknown;
+        };
+        /** ProblemLocation */
+        ProblemLocation: {
+            /** Location */
+            location: string;
+            /** Message */
+            message: string;
         };
         /** ProfileList */
         ProfileList: {
