@@ -115,7 +115,7 @@ def test_the_openapi_document_says_how_each_route_is_authorized(aws: Any) -> Non
     public = {(path, method) for path, ops in body.items() if path != "/{proxy+}" for method in ops}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            expected = (
+            expected: list[dict[str, list[str]]] | None = (
                 []
                 if (path, method) in public
                 else [{"sigv4": []}]
