@@ -43,6 +43,12 @@ _OUTCOMES = frozenset({events.PROCESSED, events.REJECTED, events.FAILED})
 PUBLISH_LEASE = timedelta(minutes=2)
 
 
+def _holder() -> str:
+    """Who holds a marker's lease while a deletion sends its event (a processor attempt's
+    holders are SQS receives: store.holder)."""
+    return f"delete-{uuid.uuid4().hex}"
+
+
 class Deleter:
     def __init__(
         self,
@@ -85,6 +91,7 @@ class Deleter:
                     raise Conflict("the upload changed while being deleted; try again") from None
                 return self.delete(fresh, reason)  # a parallel DELETE (or processing) moved it on
         self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
+        by = _holder()
         try:
             record = self.store.transition(
                 record.upload_id,
@@ -93,7 +100,10 @@ class Deleter:
                 expire_at=now + TOMBSTONE_LIFETIME,
                 deleted_at=now,
                 pending_event=events.DELETED,  # the outbox marker (outbox.py)
-                remove=["claim_by", "claim_until", "claim_etag"],  # nothing acts on it now but its event
+                # and its lease, held by this deletion: nothing acts on the record now but its event
+                claim_by=by,
+                claim_until=now + PUBLISH_LEASE,
+                remove=["claim_etag"],
             )
         except TransitionRefused:
             fresh = self.store.get(record.upload_id)
@@ -102,7 +112,7 @@ class Deleter:
             return self._announce(fresh)  # a parallel DELETE finished first
         metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
         logger.info("upload deleted", upload_id=record.upload_id, reason=reason)
-        return self._announce(record)
+        return self._announce(record, leased_by=by)
 
     def purge(self, record: UploadRecord, reason: str) -> bool:
         """The record is gone (DynamoDB's TTL removed it): remove whatever objects it had, and
@@ -113,7 +123,7 @@ class Deleter:
         if record.status not in (Status.PROCESSED, Status.DELETING) and not owed:
             self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
             return False  # nothing a consumer was told about is gone
-        now = self.clock()
+        now, by = self.clock(), _holder()
         # a tombstone whose Upload Deleted never went out (its DELETE could not publish, and was
         # not retried) is put back for a day, so the event goes out once, and its retry finds it
         tombstone = record.model_copy(
@@ -123,18 +133,19 @@ class Deleter:
                 "deleted_at": record.deleted_at if owed else now,
                 "updated_at": now,
                 "expires_at": now,
-                "claim_by": None,
-                "claim_until": None,
+                "claim_by": by,  # the lease of its event, held by this purge
+                "claim_until": now + PUBLISH_LEASE,
                 "claim_etag": None,
                 PENDING_EVENT: events.DELETED,
             }
         )
+        leased_by: str | None = by
         if not self.store.put_tombstone(tombstone, expire_at=now + TOMBSTONE_LIFETIME):
-            found = self.store.get(record.upload_id)
+            found, leased_by = self.store.get(record.upload_id), None
             tombstone = found if found is not None and found.status == Status.DELETED else tombstone
         self.storage.in_bucket(record.bucket).delete_all(record.object_keys(derived_names()))
         sent = tombstone.pending_event == events.DELETED
-        self._announce(tombstone)
+        self._announce(tombstone, leased_by=leased_by)
         if sent:
             metrics.add_metric(name="UploadsDeleted", unit="Count", value=1)
             logger.info("upload removed by retention", upload_id=record.upload_id, reason=reason)
@@ -154,23 +165,30 @@ class Deleter:
             raise Conflict("the upload's outcome is still being announced; delete it in a few minutes")
         logger.warning("an outcome left unannounced was announced before its deletion", upload_id=record.upload_id)
 
-    def _announce(self, record: UploadRecord) -> UploadRecord:
-        """Publish the owed ``Upload Deleted`` (once: under the marker's lease, which goes after)."""
+    def _announce(self, record: UploadRecord, *, leased_by: str | None = None) -> UploadRecord:
+        """Publish the owed ``Upload Deleted`` (once: under the marker's lease, which goes after;
+        ``leased_by``: the write that made the record DELETED took it)."""
         if record.pending_event != events.DELETED:
             return record
-        self._publish_owed(record, events.DELETED, self._detail(record, record.deleted_at or record.updated_at))
+        detail = self._detail(record, record.deleted_at or record.updated_at)
+        self._publish_owed(record, events.DELETED, detail, leased_by=leased_by)
         return record.model_copy(update={"pending_event": None})
 
-    def _publish_owed(self, record: UploadRecord, event: str, detail: dict[str, object]) -> bool | None:
-        """Publish ``event``, which ``record`` owes, under the marker's lease, then remove the
-        marker. True when sent here, False when it was sent meanwhile, None while another
-        attempt (a DELETE beside this one, or the processor) holds the lease and is sending it."""
-        by, now = f"delete-{uuid.uuid4().hex}", self.clock()
-        try:
-            self.store.lease_owed(record.upload_id, by=by, now=now, until=now + PUBLISH_LEASE)
-        except ClaimRefused as refused:
-            held = refused.record
-            return None if held is not None and held.pending_event == event else False
+    def _publish_owed(
+        self, record: UploadRecord, event: str, detail: dict[str, object], *, leased_by: str | None = None
+    ) -> bool | None:
+        """Publish ``event``, which ``record`` owes, under the marker's lease (taken here, unless
+        ``leased_by`` holds it already), then remove the marker. True when sent here, False when
+        it was sent meanwhile, None while another attempt (a DELETE beside this one, or the
+        processor) holds the lease and is sending it."""
+        by = leased_by or _holder()
+        if leased_by is None:
+            now = self.clock()
+            try:
+                self.store.lease_owed(record.upload_id, by=by, now=now, until=now + PUBLISH_LEASE)
+            except ClaimRefused as refused:
+                held = refused.record
+                return None if held is not None and held.pending_event == event else False
         try:
             self.publisher.publish(event, detail)
         except Exception:
