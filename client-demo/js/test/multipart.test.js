@@ -70,17 +70,18 @@ test("a part S3 refuses with 403 (an expired URL) is signed again and sent again
   assert.equal(outcome.sha256, sha256(data));
 });
 
-test("an upload aborted after some parts resumes from the parts S3 holds", async () => {
-  // Given a four-part file, sent one part at a time, aborted once two parts are in
-  const data = bytes(16 * MiB + 3, 4);
-  const file = new Blob([data]);
+/**
+ * Upload `file` one part at a time and abort once two parts are in: the client, and the upload id.
+ * @param {Blob} file
+ * @param {string} filename
+ */
+async function abortedAfterTwoParts(file, filename) {
   const abort = new AbortController();
   let done = 0;
-  const first = watchedFetch();
   const api = client({
     concurrency: 1,
     fetch: async (input, init) => {
-      const answer = await first.fetch(input, init);
+      const answer = await fetch(input, init);
       if (init?.method === "PUT" && answer.ok && ++done === 2) abort.abort();
       return answer;
     },
@@ -89,7 +90,7 @@ test("an upload aborted after some parts resumes from the parts S3 holds", async
   await assert.rejects(
     api.upload(file, {
       profile: "blob",
-      filename: "resumed.bin",
+      filename,
       signal: abort.signal,
       onIssued: (issued) => {
         uploadId = issued.uploadId;
@@ -97,6 +98,14 @@ test("an upload aborted after some parts resumes from the parts S3 holds", async
     }),
     (error) => error.name === "AbortError",
   );
+  return { api, uploadId };
+}
+
+test("an upload aborted after some parts resumes from the parts S3 holds", async () => {
+  // Given a four-part file, sent one part at a time, aborted once two parts are in
+  const data = bytes(16 * MiB + 3, 4);
+  const file = new Blob([data]);
+  const { api, uploadId } = await abortedAfterTwoParts(file, "resumed.bin");
   assert.equal((await api.status(uploadId)).status, "PENDING");
 
   // When it is resumed, by a client that knows only the upload id and the file
@@ -119,28 +128,7 @@ test("an upload aborted after some parts resumes from the parts S3 holds", async
 test("a resume with other bytes of the same size keeps none of the parts S3 holds", async () => {
   // Given a four-part upload aborted once two parts are in
   const data = bytes(16 * MiB + 3, 6);
-  const abort = new AbortController();
-  let done = 0;
-  const api = client({
-    concurrency: 1,
-    fetch: async (input, init) => {
-      const answer = await fetch(input, init);
-      if (init?.method === "PUT" && answer.ok && ++done === 2) abort.abort();
-      return answer;
-    },
-  });
-  let uploadId = "";
-  await assert.rejects(
-    api.upload(new Blob([data]), {
-      profile: "blob",
-      filename: "changed.bin",
-      signal: abort.signal,
-      onIssued: (issued) => {
-        uploadId = issued.uploadId;
-      },
-    }),
-    (error) => error.name === "AbortError",
-  );
+  const { api, uploadId } = await abortedAfterTwoParts(new Blob([data]), "changed.bin");
 
   // When it is resumed with another file of the same size (the first one changed since)
   const other = bytes(16 * MiB + 3, 7);
