@@ -380,7 +380,7 @@ REPLAYED = (
     "dynamodb:GetItem",
     "events:PutEvents",
 )
-PRODUCT_ROLES = ("ApiFunction", "ProcessFunction")
+PRODUCT_ROLES = ("ApiFunction", "ProcessFunction", "PublishFunction")
 
 
 @dataclass(frozen=True)
@@ -440,7 +440,7 @@ def capture_product(stack: Stack) -> Captured:
     try:
         _, _, (upload_id,) = latency_samples(stack, 1)
         deadline = time.monotonic() + 60
-        while "pending_event" in counting.record(upload_id):  # until its event is out
+        while not counting.announced(upload_id):  # until its event is out
             if time.monotonic() > deadline:
                 raise RuntimeError(f"upload {upload_id}: its event did not go out")
             time.sleep(0.05)

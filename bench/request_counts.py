@@ -32,7 +32,7 @@ from bench.figures import Figure, Target
 from local.launch import Stack, start_stack, stop_stack
 
 MiB = 1024 * 1024
-PRODUCT = ("ApiFunction", "ProcessFunction")  # the functions an upload goes through
+PRODUCT = ("ApiFunction", "ProcessFunction", "PublishFunction")  # the functions an upload goes through
 SCANNER = "guardduty"  # local/stack.py: the scanner's requests
 OBSERVER = "bench-observer"  # the harness's reads while it waits: counted under this key, left out
 # whose requests must have stopped before a count is read (the harness's stream and TTL pollers never stop)
@@ -138,6 +138,14 @@ class Counting:
         )
         return dict(reply.get("Item") or {})
 
+    def announced(self, upload_id: str) -> bool:
+        """Whether the upload's outcome event reached the bus (the event tap wrote it down)."""
+        kinds = ("Upload Processed", "Upload Rejected")
+        return any(
+            e.get("detail", {}).get("uploadId") == upload_id and e.get("detail-type") in kinds
+            for e in self.stack.events()
+        )
+
     def queue_empty(self) -> bool:
         """No message anywhere (the ingest queue, the scanner's, the event tap's): nothing in flight."""
         for url in self.sqs.list_queues().get("QueueUrls", []):
@@ -160,7 +168,7 @@ class Counting:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             item = self.record(upload_id)
-            if item.get("status", {}).get("S") in ("PROCESSED", "REJECTED") and "pending_event" not in item:
+            if item.get("status", {}).get("S") in ("PROCESSED", "REJECTED") and self.announced(upload_id):
                 self.wait_idle(deadline)
                 return item
             time.sleep(0.05)

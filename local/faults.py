@@ -2,8 +2,9 @@
 
 Environment variables, read only here, when the local stack's poller starts:
 
-  LOCAL_FAULT_RATE      0..1  share of ProcessFunction's S3, UploadsTable and EventBridge calls
-                              answered with a throttling error (default 0)
+  LOCAL_FAULT_RATE      0..1  share of ProcessFunction's S3 and UploadsTable calls, and of
+                              PublishFunction's EventBridge calls, answered with a throttling
+                              error (default 0)
   LOCAL_DUPLICATE_RATE  0..1  share of S3 notifications the poller delivers a second time,
                               a moment later (default 0)
   LOCAL_POISON_KEYS     comma-separated patterns (fnmatch) on object keys: every S3 call for a
@@ -15,7 +16,8 @@ Environment variables, read only here, when the local stack's poller starts:
 The errors are real ``botocore`` ClientErrors: a ``before-call`` hook on the functions' own
 boto3 clients answers with an error response instead of sending the request, so the code
 path is the one a throttled call takes on AWS after botocore's own retries gave up. Only
-calls made while the poller runs ProcessFunction are affected (the API shares the clients).
+calls made while the poller runs ProcessFunction, or while PublishFunction runs, are affected
+(the API shares the clients).
 
 Every injected fault prints one ``[fault] ...`` line, so a test can count them in the log.
 """

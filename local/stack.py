@@ -6,6 +6,7 @@ poller                     SQS batches -> the real ProcessFunction handler
 event tap                  bus events -> console, .local/events.jsonl, the sample consumer
 webhook worker             (WebhookUrl set) the webhook's queue -> the real WebhookFunction
 TTL sweeper, stream poller expired records -> the table's stream -> the real RetentionFunction
+stream poller              changes that owe an event -> the table's stream -> the real PublishFunction
 scanner                    (MalwareProtection) ClamAV plays GuardDuty: a verdict per staging object
 """
 
@@ -39,7 +40,7 @@ from local.gateway import Gateway
 from local.harness import POWERTOOLS_OFF, REGION, aws_env, client, deploy
 from local.poller import EventTap
 from local.provision import Provisioned
-from local.retention import StreamPoller, TtlSweeper
+from local.retention import StreamPoller, TtlSweeper, mapping_of
 from local.roles import ISSUER_ROLE_ARN, FunctionRole, create_issuer_role, create_roles
 from local.scanner import Scanner
 from local.sigv4 import EmulatorVerifier
@@ -130,12 +131,15 @@ class LocalStack:
                 timeout=float(props.get("Timeout", tpl.globals("Timeout", 3))),
                 memory_mb=int(props.get("MemorySize", tpl.globals("MemorySize", 128))),
                 cwd=str(ROOT),
+                # LOCAL_FAULT_* throttle the events' sending too (the processor's are the poller's)
+                inject_faults=logical_id == "PublishFunction",
             )
 
         api_fn = function("ApiFunction", "handlers.api:lambda_handler")
         consumer_fn = function("ConsumerFunction", "handlers.consumer:lambda_handler")
         retention_fn = function("RetentionFunction", "handlers.retention:lambda_handler")
-        self.functions = [api_fn, consumer_fn, retention_fn]
+        publish_fn = function("PublishFunction", "handlers.publisher:lambda_handler")
+        self.functions = [api_fn, consumer_fn, retention_fn, publish_fn]
         process = function("ProcessFunction", "handlers.processor:lambda_handler")
 
         opts.state_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +203,14 @@ class LocalStack:
             "LatestStreamArn"
         ]
         sweeper = TtlSweeper(clients["dynamodb"], self.resources.uploads_table, interval=opts.ttl_sweep_seconds)
-        self.threads = [tap, StreamPoller(client("dynamodbstreams"), stream_arn, retention_fn), sweeper]
+        self.threads = [
+            tap,
+            *(
+                StreamPoller(client("dynamodbstreams"), stream_arn, fn, *mapping_of(tpl.raw, fn.name))
+                for fn in (retention_fn, publish_fn)
+            ),
+            sweeper,
+        ]
         if self.resources.scan_requests_queue_url:
             # GuardDuty Malware Protection's part: ClamAV scans every staging object (local/scanner.py)
             # (several at once, as GuardDuty scans many objects in parallel)

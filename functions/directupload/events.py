@@ -3,7 +3,11 @@
 Contract (docs/processing.md "Events for consumers", schemas/*.schema.json): per upload at most one
 ``Upload Failed`` (its notification ran out of retries and waits in the dead-letter queue)
 and at most one terminal event, ``Upload Processed`` or ``Upload Rejected``, which may
-follow an ``Upload Failed`` once the message is redriven.
+follow an ``Upload Failed`` once the message is redriven; then at most one ``Upload Deleted``.
+
+Each event is owed by a change of the upload's record (its ``pending_event``) and built from
+the record alone (``owed_event``), so the PublishFunction sends it from the table's stream,
+and a retry or a republish sends the very same event.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ PROCESSED = "Upload Processed"
 REJECTED = "Upload Rejected"
 FAILED = "Upload Failed"
 DELETED = "Upload Deleted"
+_OUTCOME_OF = {PROCESSED: Status.PROCESSED, REJECTED: Status.REJECTED, FAILED: Status.FAILED}
 
 
 def outcome_detail(record: UploadRecord, bucket: str, rejected_objects: str) -> dict[str, Any]:
@@ -31,6 +36,17 @@ def outcome_detail(record: UploadRecord, bucket: str, rejected_objects: str) -> 
     elif record.status == Status.REJECTED and rejected_objects == "quarantine":
         key = keys.quarantine_key(record.key)
     return upload_detail(record, bucket, key=key, at=record.updated_at)
+
+
+def owed_event(record: UploadRecord, bucket: str, rejected_objects: str) -> tuple[str, dict[str, Any]] | None:
+    """The event ``record`` owes (its detail-type and detail), or None when it owes none."""
+    kind = record.pending_event
+    if kind == DELETED and record.status == Status.DELETED:
+        at = record.deleted_at or record.updated_at
+        return kind, upload_detail(record, bucket, key=record.file_key or record.key, at=at)
+    if kind in _OUTCOME_OF and record.status == _OUTCOME_OF[kind]:
+        return kind, outcome_detail(record, bucket, rejected_objects)
+    return None  # (a change of the record that owes no event of its own)
 
 
 def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) -> dict[str, Any]:
@@ -60,7 +76,16 @@ def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) 
 
 
 class PublishFailedError(RuntimeError):
-    """EventBridge accepted the call but not the entry (throttled or failed internally): retry."""
+    """EventBridge accepted the call but not every entry (throttled or failed internally): retry
+    from entry ``sent``, the first that did not go out (those before it did)."""
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+# PutEvents takes at most 10 entries per call
+MAX_ENTRIES = 10
 
 
 class EventPublisher:
@@ -69,8 +94,15 @@ class EventPublisher:
         self.client = client
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        reply = self.client.put_events(
-            Entries=[
+        self.publish_all([(detail_type, detail)])
+
+    def publish_all(self, owed: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send these events in order, up to 10 per PutEvents call. PublishFailedError names how
+        many, from the first, went out when EventBridge refused one (the rest were not sent, or
+        are sent again: a consumer keys on the event's upload and type anyway)."""
+        for start in range(0, len(owed), MAX_ENTRIES):
+            chunk = owed[start : start + MAX_ENTRIES]
+            entries = [
                 {
                     "Source": SOURCE,
                     "DetailType": detail_type,
@@ -78,10 +110,12 @@ class EventPublisher:
                     "EventBusName": self.bus_name,
                     "Resources": [],
                 }
+                for detail_type, detail in chunk
             ]
-        )
-        if reply.get("FailedEntryCount"):
-            entry = reply["Entries"][0]
-            # raising makes the SQS record fail, so the publish is retried with it
-            reason = f"{entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
-            raise PublishFailedError(f"EventBridge refused the event: {reason}")
+            reply = self.client.put_events(Entries=entries)
+            if reply.get("FailedEntryCount"):
+                results = reply.get("Entries") or []
+                first = next((i for i, entry in enumerate(results) if entry.get("ErrorCode")), 0)
+                entry = results[first] if first < len(results) else {}
+                reason = f"{entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+                raise PublishFailedError(f"EventBridge refused the event: {reason}", sent=start + first)

@@ -301,8 +301,10 @@ class UploadRecord(BaseModel):
     retain_until: datetime | None = None
     deleted_at: datetime | None = None
     delete_reason: str | None = None
-    # the event an outcome or a deletion still owes (processing/outbox.py), and which delivery
-    # (sequencer/ETag of the notification) reached the outcome: only that one may finish it
+    # the event the record's last change of status owes (an outcome, FAILED, DELETED): the table's
+    # stream carries the change to the PublishFunction, which sends it when this field changed
+    # (handlers/publisher.py); and which delivery (sequencer/ETag of the notification) reached
+    # the outcome: a redelivery of it removes the staging object an attempt may have left
     pending_event: str | None = None
     outcome_of: str | None = None
     # SCANNING: the staging version waiting for a verdict, and when the wait ends (scan-timeout)

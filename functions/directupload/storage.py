@@ -267,13 +267,17 @@ class Storage:
                 )
 
     def move(self, source: str, target: str, size: int) -> None:
-        """Copy, then delete the source; in parts above the single-copy limit (CopyObject's 5 GiB)."""
+        """Copy, then delete the source."""
+        self.copy(source, target, size)
+        self.delete(source)
+
+    def copy(self, source: str, target: str, size: int) -> None:
+        """Copy ``source`` to ``target``; in parts above the single-copy limit (CopyObject's 5 GiB)."""
         copy_source = {"Bucket": self.bucket, "Key": source}
         if size <= self.single_copy_limit:
             self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source)
         else:
             self._copy_in_parts(copy_source, target, {})
-        self.delete(source)
 
     def _copy_in_parts(self, copy_source: dict[str, str], target: str, extra: dict[str, Any]) -> None:
         from boto3.s3.transfer import TransferConfig

@@ -66,7 +66,7 @@ def _to_item(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_fields(names: Iterable[str]) -> None:
-    """A write names typed fields of the record only (the outbox marker, the claim...): anything
+    """A write names typed fields of the record only (the owed event, the claim...): anything
     else would be stored around the model, and dropped when the record is read (extra="ignore")."""
     unknown = sorted(set(names) - set(UploadRecord.model_fields))
     if unknown:
@@ -145,14 +145,13 @@ class UploadStore:
         claimed_by: str | None = None,
         held_by: str | None = None,
         free_or_held_by: str | None = None,
-        unless_set: str | None = None,
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
     ) -> UploadRecord:
         """Move the record to ``to`` if it is in one of the statuses ``TRANSITIONS[to]`` allows
         (and, with ``claimed_by``, if that staging version holds the claim; with ``held_by``, if
         that attempt holds it; with ``free_or_held_by``, unless another delivery holds a live
-        claim; with ``unless_set``, if the record has no such attribute); raise TransitionRefused
+        claim); raise TransitionRefused
         otherwise.
 
         The record expires (DynamoDB TTL) ``retention`` after the change, at ``expire_at`` when
@@ -169,7 +168,6 @@ class UploadStore:
             claimed_by=claimed_by,
             held_by=held_by,
             free_or_held_by=free_or_held_by,
-            unless_set=unless_set,
             expire_at=expire_at,
             **fields,
         )
@@ -191,7 +189,6 @@ class UploadStore:
         claimed_by: str | None = None,
         held_by: str | None = None,
         free_or_held_by: str | None = None,
-        unless_set: str | None = None,
         if_equal: dict[str, Any] | None = None,
         expire_at: datetime | None = _RETENTION,
         **fields: Any,
@@ -199,7 +196,7 @@ class UploadStore:
         """One conditional UpdateItem: status ``to`` and ``fields``, if the record is in one of
         ``allowed_from`` and meets the other conditions (see transition)."""
         removals = list(remove)
-        _check_fields([*fields, *removals, *([unless_set] if unless_set else []), *(if_equal or {})])
+        _check_fields([*fields, *removals, *(if_equal or {})])
         now = now or utcnow()
         values = _to_item({**fields, "status": to.value, "updated_at": now})
         if expire_at is _RETENTION:
@@ -237,9 +234,6 @@ class UploadStore:
                 + _EARLIER_RECEIVE
                 + ")"
             )
-        if unless_set is not None:
-            names["#unset"] = unless_set
-            condition += " AND attribute_not_exists(#unset)"
         for i, (name, value) in enumerate(_to_item(if_equal or {}).items()):
             names[f"#q{i}"] = name
             expr_values[f":q{i}"] = value
@@ -357,37 +351,6 @@ class UploadStore:
         )
         return _from_item(reply["Attributes"])
 
-    def lease_owed(self, upload_id: str, *, by: str, now: datetime, until: datetime) -> UploadRecord:
-        """Let attempt ``by`` finish what a final record still owes (its event, outbox.py): the
-        attempt that reached the outcome holds this lease until its marker is removed, so a twin
-        delivery never publishes beside it; one that died lets it lapse at ``until``, and a
-        redelivery of its own message (the same ``by``) takes it up at once. ClaimRefused
-        (with the record as it was) when nothing is owed any more or another attempt holds it."""
-        try:
-            reply = self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": upload_pk(upload_id)}},
-                UpdateExpression="SET claim_by = :by, claim_until = :until",
-                ConditionExpression=(
-                    "attribute_exists(pending_event)"
-                    " AND (attribute_not_exists(claim_by) OR claim_until < :now OR " + _EARLIER_RECEIVE + ")"
-                ),
-                ExpressionAttributeValues={
-                    ":by": {"S": by},
-                    ":message": {"S": message_of(by)},
-                    ":until": {"S": until.isoformat()},
-                    ":now": {"S": now.isoformat()},
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except self.client.exceptions.ConditionalCheckFailedException as exc:
-            item = exc.response.get("Item")
-            raise ClaimRefused(
-                f"upload {upload_id}: nothing owed, or owed to another attempt", _from_item(item) if item else None
-            ) from exc
-        return _from_item(reply["Attributes"])
-
     def attach_multipart(self, upload_id: str, s3_upload_id: str) -> UploadRecord | None:
         """Record S3's multipart upload id on a PENDING upload that has none yet: the record as
         written, or None when another call attached one first or the upload is no longer pending."""
@@ -411,7 +374,7 @@ class UploadStore:
         self._give_up("claim_etag, claim_until, claim_by", "claim_etag = :etag AND claim_by = :by", upload_id, etag, by)
 
     def give_up(self, upload_id: str, by: str, *, this_receive: bool) -> None:
-        """The message of attempt ``by`` is out of receives: the claim or lease an earlier receive
+        """The message of attempt ``by`` is out of receives: the claim an earlier receive
         of it left is given up, and (``this_receive``: its attempt kept one) this receive's own,
         so the redriven message, another message, need not wait for it to lapse. A copy of this
         receive beside it has the same name: only the attempt knows whether it holds the claim."""
@@ -423,11 +386,6 @@ class UploadStore:
             by,
             {":message": {"S": message_of(by)}},
         )
-
-    def end_lease(self, upload_id: str, by: str) -> None:
-        """Attempt ``by`` gives up the lease it took with ``lease_owed`` (what it owed did not go
-        out): the next attempt need not wait for it to lapse."""
-        self._give_up("claim_by, claim_until", "claim_by = :by", upload_id, None, by)
 
     def park(self, upload_id: str, by: str) -> None:
         """Attempt ``by`` leaves its claim to the version it holds (waiting for its malware scan):

@@ -81,9 +81,7 @@ def publisher() -> EventPublisher:
 
 @cache
 def deleter() -> Deleter:
-    return Deleter(
-        store=store(), storage=storage(), publisher=publisher(), rejected_objects=get_settings().rejected_objects
-    )
+    return Deleter(store=store(), storage=storage())
 
 
 @cache
@@ -99,7 +97,7 @@ def quota() -> OwnerQuota:
 
 @cache
 def processor() -> Processor:
-    # imported here: the API function never loads the processing code (sniffing, steps, outbox)
+    # imported here: the API function never loads the processing code (sniffing, steps)
     from directupload.processing.budget import Budget
     from directupload.processing.pipeline import Processor
 
@@ -108,7 +106,6 @@ def processor() -> Processor:
         profiles=settings.profiles,
         store=store(),
         storage=storage(),
-        publisher=publisher(),
         rejected_objects=settings.rejected_objects,
         quota=quota(),
         budget=Budget(settings.step_time_limit_seconds, settings.step_memory_limit_mb * 1024 * 1024)

@@ -4,9 +4,11 @@ A record leaves the table when its TTL lapses: a processed upload whose profile'
 ``retainDays`` ran out, an abandoned, cancelled or rejected upload after the record retention,
 a deletion tombstone after a day. No object may outlive its record, so for each removed
 upload record this function deletes whatever objects it still had (staging, verified,
-derived, quarantined) and, for a processed upload, publishes ``Upload Deleted`` with the
-reason ``retention``. Each record is idempotent (deleting a missing key succeeds), so a batch
-that fails part-way is retried (batchItemFailures, bisecting) and resumes where it stopped.
+derived, quarantined) and, for a processed upload, puts a tombstone in its place that owes
+``Upload Deleted`` with the reason ``retention`` (the PublishFunction sends it from the
+stream). Each record is idempotent (deleting a missing key succeeds, a tombstone is put once),
+so a batch that fails part-way is retried (batchItemFailures, bisecting) and resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from directupload import wiring
 from directupload.config import get_settings
-from directupload.models import Status
 from directupload.observability import logger, metrics, tracer
 from directupload.store import record_from_item
 from handlers import ready
@@ -37,9 +38,6 @@ def record_handler(record: DynamoDBRecord) -> None:
         return  # quota items, or a change the filter should have kept away
     removed = record_from_item(raw)
     logger.set_correlation_id(removed.upload_id)
-    if removed.status == Status.DELETED and removed.pending_event is None:
-        return  # a tombstone: its deletion was done and announced already
-    # (a tombstone that still owes its Upload Deleted is announced now: purge)
     wiring.deleter().purge(removed, reason="retention")
 
 

@@ -22,6 +22,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.conftest import ROOT, Stack, emulator_client, start_stack, stop_stack, wait_for_status
+from tests.support.waiting import upload_events
 
 
 @cache
@@ -94,7 +95,7 @@ def test_a_signed_backend_issues_for_an_owner_who_sees_it_processed_with_their_t
     seen = client.get("alice", issued["uploadId"])
     assert (seen.status_code, seen.json()["status"], seen.json()["issuedBy"]) == (200, "PROCESSED", issuer)
     assert_problem(client.get("bob", issued["uploadId"]), 404)
-    processed = [e for e in stack.events() if e["detail"]["uploadId"] == issued["uploadId"]]
+    processed = upload_events(stack, issued["uploadId"])
     assert [(e["detail-type"], e["detail"]["owner"], e["detail"]["issuedBy"]) for e in processed] == [
         ("Upload Processed", "alice", issuer)
     ]

@@ -14,7 +14,7 @@ import requests
 
 from tests.conftest import Stack, emulator_client, start_stack, stop_stack, wait_for_status
 from tests.support.samples import png
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, upload_events
 
 EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00"
 
@@ -46,7 +46,8 @@ def download(stack: Stack, upload_id: str, variant: str | None = None) -> tuple[
 
 
 def events_of(stack: Stack, upload_id: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(e["detail-type"], e["detail"]) for e in stack.events() if e["detail"].get("uploadId") == upload_id]
+    """The upload's events, once one at least arrived."""
+    return [(e["detail-type"], e["detail"]) for e in upload_events(stack, upload_id)]
 
 
 @pytest.mark.parametrize("late", ["an executable of the same size", "the same bytes again"])

@@ -28,7 +28,7 @@ DEV: dict[str, str] = {"AuthMode": "none"}
 PROD_WITH_AUTH = {"Stage": "prod", "JwtIssuer": "https://issuer.example.com", "JwtAudience": "client-a,client-b"}
 WEBHOOK = {"WebhookUrl": "https://hooks.example.com/uploads"}
 
-FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFunction"]
+FUNCTIONS = ["ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFunction", "PublishFunction"]
 
 # The contract with the Python code (functions/directupload/config.py and friends).
 ENVIRONMENT = {
@@ -606,21 +606,23 @@ def test_processor_updates_and_reads_records_but_never_puts_a_whole_item(dev: di
     assert allowed == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
 
 
-def test_events_come_only_from_the_processor_the_api_and_retention_and_the_consumer_holds_no_inline_policy(
+def test_events_come_only_from_the_publish_function_and_the_consumer_holds_no_inline_policy(
     dev: dict[str, Any],
 ) -> None:
-    """Outcomes come from the processor; Upload Deleted from the API (a client's deletion) and
-    from RetentionFunction (a record that expired)."""
+    """Every event is sent from the table's stream (handlers/publisher.py): the functions that
+    write records never call EventBridge, and the PublishFunction reads and writes nothing else."""
     publishers = [
         function
         for function in FUNCTIONS
         if any(a == "events:PutEvents" for a, _ in _allowed(dev, _role_of(dev, function)))
     ]
 
-    assert publishers == ["ApiFunction", "ProcessFunction", "RetentionFunction"]
-    for function in publishers:
-        puts = [r for a, r in _allowed(dev, _role_of(dev, function)) if a == "events:PutEvents"]
-        assert puts == [get_att("EventBus", "Arn")], function
+    assert publishers == ["PublishFunction"]
+    allowed = _allowed(dev, _role_of(dev, "PublishFunction"))
+    destination = mapping_of(dev, "PublishFunction")["DestinationConfig"]["OnFailure"]["Destination"]
+    assert sorted(allowed, key=str) == sorted(
+        [("events:PutEvents", get_att("EventBus", "Arn")), ("sqs:SendMessage", destination)], key=str
+    )
     assert _allowed(dev, _role_of(dev, "ConsumerFunction")) == []
 
 
@@ -684,7 +686,7 @@ def test_bucket_policy_lets_only_the_processor_write_verified_and_derived_object
         assert not _statement_denies(statement, principal, "s3:GetObject", "files/u1/photo.jpg")
 
 
-def test_retention_role_deletes_and_publishes_but_never_reads_or_writes_objects(dev: dict[str, Any]) -> None:
+def test_retention_role_deletes_and_puts_tombstones_but_never_reads_or_writes_objects(dev: dict[str, Any]) -> None:
     role = dev["Resources"][_role_of(dev, "RetentionFunction")]["Properties"]
     grants = _s3_grants(dev, "RetentionFunction")
     allowed = {a for a, _ in _allowed(dev, _role_of(dev, "RetentionFunction"))}
@@ -692,8 +694,7 @@ def test_retention_role_deletes_and_publishes_but_never_reads_or_writes_objects(
     assert set(grants) == {"s3:DeleteObject"}
     assert _same(grants["s3:DeleteObject"], EVERY_UPLOAD_PREFIX)
     # its tombstones, SAM's own additions: the stream (managed policy) and the on-failure destination
-    tombstones = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-    assert allowed == {"s3:DeleteObject", "events:PutEvents", "sqs:SendMessage", *tombstones}
+    assert allowed == {"s3:DeleteObject", "dynamodb:PutItem", "sqs:SendMessage"}
     assert any(arn.endswith("/AWSLambdaDynamoDBExecutionRole") for arn in role["ManagedPolicyArns"])
 
 
@@ -761,12 +762,12 @@ def test_prod_alarms_are_stricter_than_dev(prod: dict[str, Any], dev: dict[str, 
     alarms = resources_of_type(dev, "AWS::CloudWatch::Alarm")
     lambda_alarms = [name for name, a in alarms.items() if a["Properties"]["Namespace"] == "AWS/Lambda"]
 
-    assert len(lambda_alarms) == 2 * len(FUNCTIONS)
+    assert len(lambda_alarms) == 2 * len(FUNCTIONS) + 1  # errors and throttles each, the publisher's iterator age
     for name in lambda_alarms:
         assert prod["Resources"][name]["Properties"]["Threshold"] < dev["Resources"][name]["Properties"]["Threshold"]
 
 
-@pytest.mark.parametrize("queue", ["DeadLetterQueue", "RetentionDeadLetterQueue"])
+@pytest.mark.parametrize("queue", ["DeadLetterQueue", "RetentionDeadLetterQueue", "PublishDeadLetterQueue"])
 def test_every_function_has_errors_and_throttles_alarms_and_each_dead_letter_queue_one(
     dev: dict[str, Any], queue: str
 ) -> None:
@@ -774,7 +775,8 @@ def test_every_function_has_errors_and_throttles_alarms_and_each_dead_letter_que
     watched = {(a["MetricName"], a["Dimensions"][0]["Value"]["Ref"]) for a in alarms if a["Namespace"] == "AWS/Lambda"}
     dlq = [a for a in alarms if a["Dimensions"][0]["Value"] == get_att(queue, "QueueName")]
 
-    assert watched == {(metric, f) for f in FUNCTIONS for metric in ("Errors", "Throttles")}
+    every = {(metric, f) for f in FUNCTIONS for metric in ("Errors", "Throttles")}
+    assert watched == every | {("IteratorAge", "PublishFunction")}
     [dlq_alarm] = dlq
     assert dlq_alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert dlq_alarm["ComparisonOperator"] == "GreaterThanThreshold"
@@ -862,7 +864,7 @@ def test_staged_objects_expire_but_not_before_their_dead_letters(dev: dict[str, 
     assert {r.get("Prefix") for r in expiring} == {staging, "quarantine/"}
 
 
-def test_uploads_table_lists_by_owner_through_a_sparse_index_and_streams_old_images(dev: dict[str, Any]) -> None:
+def test_uploads_table_lists_by_owner_through_a_sparse_index_and_streams_both_images(dev: dict[str, Any]) -> None:
     table = dev["Resources"]["UploadsTable"]["Properties"]
     attributes = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
     [index] = table["GlobalSecondaryIndexes"]
@@ -879,8 +881,9 @@ def test_uploads_table_lists_by_owner_through_a_sparse_index_and_streams_old_ima
     assert "ProvisionedThroughput" not in index
     # the API may query that index by its name (a renamed index would fail every listing)
     assert {"Fn::Sub": "${UploadsTable.Arn}/index/" + index["IndexName"]} in as_list(query["Resource"])
-    # RetentionFunction reads the removed record's keys from the old image
-    assert table["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
+    # RetentionFunction reads the removed record's keys from the old image, PublishFunction the
+    # owed event from the new one (and whether it was owed before from the old)
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def test_retention_reads_removals_from_the_stream_and_gives_up_on_a_record_into_its_dead_letter_queue(
@@ -901,6 +904,28 @@ def test_retention_reads_removals_from_the_stream_and_gives_up_on_a_record_into_
     assert 0 < props["MaximumRecordAgeInSeconds"] < 24 * 3600
     assert destination == get_att("RetentionDeadLetterQueue", "Arn")
     assert ("sqs:SendMessage", destination) in _allowed(dev, _role_of(dev, "RetentionFunction"))
+
+
+def test_the_publisher_reads_owed_changes_from_the_stream_in_order_and_waits_out_an_outage(
+    dev: dict[str, Any],
+) -> None:
+    props = mapping_of(dev, "PublishFunction")
+    [pattern] = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+
+    assert props["EventSourceArn"] == get_att("UploadsTable", "StreamArn")
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert pattern == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"NewImage": {"pending_event": {"S": [{"exists": True}]}}},
+    }
+    # retried from the first failure on, never split (a split would let a later event overtake)
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert not props.get("BisectBatchOnFunctionError")
+    assert props.get("ParallelizationFactor", 1) == 1
+    # an outage holds the events as long as the stream keeps them, then the batch is dead-lettered
+    assert props["MaximumRetryAttempts"] == -1 and props["MaximumRecordAgeInSeconds"] == -1
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == get_att("PublishDeadLetterQueue", "Arn")
+    assert props["BatchSize"] <= 100
 
 
 def test_outputs_let_clients_and_tests_discover_the_stack(dev: dict[str, Any]) -> None:

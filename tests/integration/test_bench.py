@@ -227,7 +227,8 @@ def test_end_to_end_and_client_run_against_the_real_local_stack() -> None:
     # kinds, and the replayed writes took its last upload where the product's took theirs
     assert set(by_hand["replayed"]) == {name for name in by_hand["mix"] if name.startswith(("dynamodb:", "events:"))}
     assert by_hand["replayed"]["dynamodb:UpdateItem"] == by_hand["mix"]["dynamodb:UpdateItem"]
-    assert by_hand["lastRecord"]["status"] == "PROCESSED" and "pending_event" not in by_hand["lastRecord"]
+    assert by_hand["lastRecord"]["status"] == "PROCESSED"
+    assert by_hand["lastRecord"]["pending_event"] == "Upload Processed"
     assert by_hand["lastRecord"]["owner"].startswith("bench-")
     # where the CPU went: the emulator worked in every run, the product's functions only in the product's
     product, mix = evidence["cpu"]["perRepeat"]["stack"][0], evidence["cpu"]["perRepeat"]["mix"][0]
@@ -277,13 +278,14 @@ def test_request_counts_are_the_products_own_for_a_processed_image() -> None:
         "dynamodb:GetItem": 1,  # the one status read
     }
     assert _without_event_source(image.by_function["ProcessFunction"]) == {
-        "dynamodb:UpdateItem": 3,  # the claim, the outcome, the outbox marker's clear
+        "dynamodb:UpdateItem": 2,  # the claim, the outcome (which names its event and gives the claim up)
         "s3:GetObject": 1,  # the claimed version, If-Match
         "s3:PutObject": 1,  # the thumbnail
         "s3:CopyObject": 1,  # the promotion to files/
         "s3:DeleteObject": 1,  # the staging copy
-        "events:PutEvents": 1,  # Upload Processed
     }
+    assert image.by_function["PublishFunction"] == {"events:PutEvents": 1}  # Upload Processed, from the stream
+    assert image.total <= 12
     batches = image.product["sqs:ReceiveMessage"]
     assert image.product["sqs:DeleteMessageBatch"] == batches == 1
     assert image.scanner == {}  # a profile without a scan is staged where the scanner does not look

@@ -29,7 +29,7 @@ def item(aws: Any, upload_id: str) -> dict[str, Any]:
     return dict(aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key=record_key(upload_id))["Item"])
 
 
-def test_a_copy_of_the_message_beside_the_first_waits_instead_of_publishing_again(aws: Any, api: Api) -> None:
+def test_a_copy_of_the_message_beside_the_first_waits_instead_of_processing_again(aws: Any, api: Api) -> None:
     from directupload import aws as clients
     from directupload import wiring
     from directupload.processing.pipeline import ClaimHeldError
@@ -39,14 +39,14 @@ def test_a_copy_of_the_message_beside_the_first_waits_instead_of_publishing_agai
     ref = ref_of(aws, issued, len(data))
     copy: dict[str, Any] = {}
 
-    def copy_arrives(**_: Any) -> None:  # while the first is publishing, the copy (same id, same receive) runs
+    def copy_arrives(**_: Any) -> None:  # while the first promotes, the copy (same id, same receive) runs
         if not copy:
             try:
                 copy["outcome"] = wiring.processor().process(ref, by=HOLDER)
             except ClaimHeldError as exc:
                 copy["outcome"] = exc
 
-    clients.client("events").meta.events.register("before-call.events.PutEvents", copy_arrives)
+    clients.client("s3").meta.events.register("before-call.s3.CopyObject", copy_arrives)
     assert wiring.processor().process(ref, by=HOLDER) == "processed"
     assert isinstance(copy["outcome"], ClaimHeldError)
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
@@ -208,7 +208,8 @@ def test_an_outcome_written_whose_reply_was_lost_is_still_announced(aws: Any, ap
     assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": []}
     assert lost == [0]  # the outcome's write was applied and its reply lost (botocore retried it: refused)
     written = item(aws, issued["uploadId"])
-    assert written["status"] == {"S": "PROCESSED"} and "pending_event" not in written
+    assert written["status"] == {"S": "PROCESSED"} and "claim_by" not in written
+    assert current_etag(aws, issued["key"]) is None, "the staging copy was removed"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
@@ -293,23 +294,24 @@ def test_a_twin_out_of_retries_on_an_upload_already_failed_leaves_no_claim_behin
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
 
 
-def test_a_message_out_of_retries_with_its_event_still_owed_gives_up_the_lease(aws: Any, api: Api) -> None:
+def test_a_last_receive_that_could_not_remove_the_staging_copy_leaves_it_to_the_redrive(aws: Any, api: Api) -> None:
     last = max_receive_count()
     data, issued, etag = sent_image(aws, api)
 
-    # the last receive reaches the outcome, but EventBridge throttles every try to announce it
-    throttled = fail_calls("events", "PutEvents", 100)
+    # the last receive reaches the outcome, but S3 throttles every try to remove the staging copy
+    throttled = fail_calls("s3", "DeleteObject", 100)
     assert process(aws, issued["key"], len(data), etag=etag, receive_count=last)["batchItemFailures"]
     record = item(aws, issued["uploadId"])
-    assert record["status"] == {"S": "PROCESSED"} and "pending_event" in record
-    assert "claim_by" not in record, "the lease on the owed event goes with the message"
-    assert delivered_events(aws) == []
+    assert record["status"] == {"S": "PROCESSED"} and "claim_by" not in record
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"], "recorded, so announced"
+    assert current_etag(aws, issued["key"]) == etag
 
-    # so its redrive (another message) announces it at once, instead of waiting out the lease
+    # its redrive (another message) removes it, and announces nothing again
     throttled[0] = 0
     assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
-    assert "pending_event" not in item(aws, issued["uploadId"])
-    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+    assert current_etag(aws, issued["key"]) is None
+    assert item(aws, issued["uploadId"])["status"] == {"S": "PROCESSED"}
+    assert delivered_events(aws) == []
 
 
 def a_failing_copy_beside(aws: Any, issued: dict[str, Any], ref: Any, by: str) -> dict[str, Any]:
@@ -335,7 +337,7 @@ def a_failing_copy_beside(aws: Any, issued: dict[str, Any], ref: Any, by: str) -
     return seen
 
 
-def test_a_copy_of_the_last_receive_failing_beside_the_holder_leaves_its_lease_alone(aws: Any, api: Api) -> None:
+def test_a_copy_of_the_last_receive_failing_after_the_outcome_changes_nothing(aws: Any, api: Api) -> None:
     from directupload import aws as clients
     from directupload import wiring
 
@@ -344,12 +346,12 @@ def test_a_copy_of_the_last_receive_failing_beside_the_holder_leaves_its_lease_a
     issued = upload(api, data, "a.png", "image/png", "avatar")
     ref = ref_of(aws, issued, len(data))
     seen = a_failing_copy_beside(aws, issued, ref, last)
-    # the holder wrote the outcome and holds its lease; the copy fails just before it publishes
-    clients.client("events").meta.events.register("before-call.events.PutEvents", seen["hook"])
+    # the holder recorded the outcome and removes the staging copy; the copy fails beside it
+    clients.client("s3").meta.events.register("before-call.s3.DeleteObject", seen["hook"])
     assert wiring.processor().process(ref, by=last) == "processed"
-    assert seen["held"] == seen["after"] == {"S": last}, "the lease stayed with the holder"
-    assert "pending_event" not in item(aws, issued["uploadId"])
-    # so a twin (another message) arriving later finds nothing owed and sends nothing again
+    assert seen["held"] is None and seen["after"] is None, "the outcome's write gave the claim up"
+    assert item(aws, issued["uploadId"])["status"] == {"S": "PROCESSED"}
+    # so a twin (another message) arriving later finds it final and sends nothing again
     assert wiring.processor().process(ref, by="twin#0001") == "duplicate"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 

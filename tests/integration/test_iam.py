@@ -47,7 +47,7 @@ def denied(call: Any, *args: Any, **kwargs: Any) -> bool:
 
 
 def test_every_function_gets_the_role_sam_writes_for_it(roles: dict[str, FunctionRole]) -> None:
-    assert set(roles) == {"ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFunction"}
+    assert set(roles) == {"ApiFunction", "ProcessFunction", "ConsumerFunction", "RetentionFunction", "PublishFunction"}
     iam = aws_client("iam")
     api_role = roles["ApiFunction"].role_arn.rsplit("/", 1)[1]
     inline = iam.list_role_policies(RoleName=api_role)["PolicyNames"]
@@ -133,36 +133,57 @@ def test_the_retention_role_deletes_but_never_writes(aws: Aws, roles: dict[str, 
     s3.delete_object(Bucket=aws.bucket, Key="files/u6/a.txt")
     assert denied(s3.put_object, Bucket=aws.bucket, Key="files/u6/a.txt", Body=b"x")
     assert denied(s3.get_object, Bucket=aws.bucket, Key="files/u6/a.txt")
+    # records: it puts tombstones (conditionally), and reads or changes none
+    ddb = as_role(roles["RetentionFunction"], "dynamodb")
+    table = aws.env["UPLOADS_TABLE"]
+    assert denied(ddb.get_item, TableName=table, Key={"pk": {"S": "upload#x"}})
+    assert denied(
+        ddb.update_item,
+        TableName=table,
+        Key={"pk": {"S": "upload#x"}},
+        UpdateExpression="SET a = :a",
+        ExpressionAttributeValues={":a": {"S": "b"}},
+    )
     consumer = as_role(roles["ConsumerFunction"], "s3")
     assert denied(consumer.list_objects_v2, Bucket=aws.bucket)
 
 
-@pytest.mark.parametrize(
-    ("function", "kinds"),
-    [
-        ("ApiFunction", {"Upload Processed", "Upload Rejected", "Upload Deleted"}),
-        ("ProcessFunction", {"Upload Processed", "Upload Rejected", "Upload Failed"}),
-        ("RetentionFunction", {"Upload Deleted"}),
-    ],
-)
-def test_each_function_publishes_only_the_product_events_it_sends(
-    aws: Aws, roles: dict[str, FunctionRole], function: str, kinds: set[str]
+def test_only_the_publish_function_sends_events_and_only_the_product_s_own(
+    aws: Aws, roles: dict[str, FunctionRole]
 ) -> None:
-    events = as_role(roles[function], "events")
     bus = aws.template.physical_name("EventBus")
 
-    def put(source: str, detail_type: str) -> Any:
+    def put(function: str, source: str, detail_type: str) -> Any:
         entry = {"Source": source, "DetailType": detail_type, "Detail": "{}", "EventBusName": bus}
-        return events.put_events(Entries=[entry])
+        return as_role(roles[function], "events").put_events(Entries=[entry])
 
-    every = {"Upload Processed", "Upload Rejected", "Upload Failed", "Upload Deleted"}
-    for kind in kinds:
-        assert put("directupload", kind)["FailedEntryCount"] == 0, kind
-    for kind in every - kinds:
-        assert denied(put, "directupload", kind), kind
+    every = ("Upload Processed", "Upload Rejected", "Upload Failed", "Upload Deleted")
+    for kind in every:
+        assert put("PublishFunction", "directupload", kind)["FailedEntryCount"] == 0, kind
+        # the functions that write records owe events; they never send one
+        for writer in ("ApiFunction", "ProcessFunction", "RetentionFunction"):
+            assert denied(put, writer, "directupload", kind), (writer, kind)
     # nor under another source, nor anything else on the bus
-    assert denied(put, "com.example.billing", sorted(kinds)[0])
-    assert denied(put, "directupload", "Invoice Paid")
+    assert denied(put, "PublishFunction", "com.example.billing", "Upload Processed")
+    assert denied(put, "PublishFunction", "directupload", "Invoice Paid")
+
+
+def test_the_publish_function_reads_nothing_and_writes_no_record(aws: Aws, roles: dict[str, FunctionRole]) -> None:
+    table = aws.env["UPLOADS_TABLE"]
+    ddb = as_role(roles["PublishFunction"], "dynamodb")
+    assert denied(ddb.get_item, TableName=table, Key={"pk": {"S": "upload#x"}})
+    assert denied(ddb.put_item, TableName=table, Item={"pk": {"S": "upload#x"}})
+    assert denied(
+        ddb.update_item,
+        TableName=table,
+        Key={"pk": {"S": "upload#x"}},
+        UpdateExpression="SET a = :a",
+        ExpressionAttributeValues={":a": {"S": "b"}},
+    )
+    aws.s3.put_object(Bucket=aws.bucket, Key="files/u9/a.txt", Body=b"verified")
+    s3 = as_role(roles["PublishFunction"], "s3")
+    assert denied(s3.get_object, Bucket=aws.bucket, Key="files/u9/a.txt")
+    assert denied(s3.delete_object, Bucket=aws.bucket, Key="files/u9/a.txt")
 
 
 # --- the gate fails closed: requests made by hand, as a careless or hostile caller would -------

@@ -22,7 +22,7 @@ from local.lambda_runtime import LocalContext, LocalFunction
 from local.poller import QueuePoller
 from scripts.redrive import redrive
 from tests.integration.conftest import Api, a_pdf, delivered_events, fail_calls, png, post_to_s3, upload
-from tests.support.processing import current_etag, handle, process, throttle_the_event
+from tests.support.processing import current_etag, handle, process
 from tests.support.template import function_timeout, max_receive_count, record_key
 
 # processing mechanics (retries, faults, dead letters): the malware scan gate has tests of its own
@@ -110,10 +110,10 @@ def test_duplicate_and_late_notifications_make_one_outcome_and_one_event(aws: An
         aws.sqs.send_message(QueueUrl=aws.resources.ingest_queue_url, MessageBody=message["Body"])
     drain(aws)
 
-    # Then each upload is PROCESSED once, with exactly one event, and nothing is left owed
+    # Then each upload is PROCESSED once, with exactly one event, and nothing is left held
     for issued in uploads:
         assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-        assert "pending_event" not in raw_item(aws, issued["uploadId"])
+        assert "claim_by" not in raw_item(aws, issued["uploadId"])
     seen = delivered_events(aws)
     assert per_upload(seen) == Counter({(u["uploadId"], "Upload Processed"): 1 for u in uploads})
     by_id = {e["detail"]["uploadId"]: e["detail"] for e in seen}
@@ -288,69 +288,68 @@ def test_a_throttled_call_fails_the_record_which_then_succeeds_on_retry(
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
 
 
-def test_an_event_throttled_once_is_sent_by_the_same_attempt(aws: Any, api: Api) -> None:
+def test_an_event_eventbridge_throttles_costs_the_processor_nothing_and_goes_out_once(aws: Any, api: Api) -> None:
     data = png()
     issued = upload(api, data, "a.png", "image/png", "avatar")
     left = fail_calls("events", "PutEvents", 1)
-    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}  # no receive spent on it
+    assert process(aws, issued["key"], len(data)) == {"batchItemFailures": []}  # it never calls EventBridge
+    assert left == [1]
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]  # the stream's retry
     assert left == [0]
-    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
-    assert "pending_event" not in raw_item(aws, issued["uploadId"])
+    assert delivered_events(aws) == []
 
 
-def test_an_event_that_could_not_be_sent_is_sent_by_the_retry_and_only_once(aws: Any, api: Api) -> None:
-    # Given an upload whose outcome is recorded but whose event EventBridge throttles
+def test_events_wait_on_the_stream_while_eventbridge_is_down_and_go_out_in_order(aws: Any, api: Api) -> None:
+    # Given EventBridge refusing every event for a while
+    down = fail_calls("events", "PutEvents", 10_000)
     data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    throttle_the_event()
-    etag = current_etag(aws, issued["key"])  # S3's notification names it; its redelivery too
-    assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
-    assert record(api, issued["uploadId"])["status"] == "PROCESSED"
-    assert raw_item(aws, issued["uploadId"])["pending_event"] == {"S": "Upload Processed"}
+    first = upload(api, data, "a.png", "image/png", "avatar")
+    assert process(aws, first["key"], len(data)) == {"batchItemFailures": []}
+    assert record(api, first["uploadId"])["status"] == "PROCESSED"
+    assert delivered_events(aws) == []
+    # (the owner deletes it meanwhile, and another upload is processed)
+    assert api.call("DELETE", f"/uploads/{first['uploadId']}")[1]["status"] == "DELETED"
+    second = upload(api, data, "b.png", "image/png", "avatar")
+    assert process(aws, second["key"], len(data)) == {"batchItemFailures": []}
     assert delivered_events(aws) == []
 
-    # When the bytes are sent again meanwhile (another write: it must not finish the outcome)
-    post_to_s3(issued, data)
-    assert process(aws, issued["key"], len(data), sequencer="0055AED6DCD90281F0") == {"batchItemFailures": []}
+    # When it is back, every owed event goes out once, in the order of the changes
+    down[0] = 0
+    seen = [(e["detail"]["uploadId"], e["detail-type"]) for e in delivered_events(aws)]
+    assert seen == [
+        (first["uploadId"], "Upload Processed"),
+        (first["uploadId"], "Upload Deleted"),
+        (second["uploadId"], "Upload Processed"),
+    ]
     assert delivered_events(aws) == []
-    # and when the message itself is retried
-    assert process(aws, issued["key"], len(data), receive_count=2, etag=etag) == {"batchItemFailures": []}
-
-    # Then the event goes out once, and nothing is owed any more
-    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
-    assert "pending_event" not in raw_item(aws, issued["uploadId"])
-    process(aws, issued["key"], len(data), receive_count=1, etag=etag)
-    assert delivered_events(aws) == []
-    assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="incoming/").get("KeyCount") == 0
 
 
-def test_a_rejection_whose_event_failed_still_quarantines_and_announces_on_retry(aws: Any, api: Api) -> None:
+def test_a_rejection_whose_quarantine_copy_failed_is_recorded_by_the_retry(aws: Any, api: Api) -> None:
     data = b"MZ\x90\x00" + b"\x00" * 300
     issued = upload(api, data, "x.png", "image/png", "avatar")
-    fail_calls("s3", "CopyObject", 1)  # the move to quarantine/
+    fail_calls("s3", "CopyObject", 1)  # the copy to quarantine/, made before the outcome's write
     assert process(aws, issued["key"], len(data))["batchItemFailures"]
-    assert record(api, issued["uploadId"])["status"] == "REJECTED"
+    assert record(api, issued["uploadId"])["status"] == "UPLOADED"
+    assert delivered_events(aws) == []
 
     assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
+    assert record(api, issued["uploadId"])["status"] == "REJECTED"
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
     assert keys == [f"quarantine/{issued['uploadId']}/x.png"]
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
 
-def test_when_the_outbox_marker_cannot_be_removed_the_event_is_still_sent_once(aws: Any, api: Api) -> None:
-    data = png()
-    issued = upload(api, data, "a.png", "image/png", "avatar")
-    marker = "REMOVE #p, claim_by, claim_until"
-    fail_calls("dynamodb", "UpdateItem", 3, when=lambda p: p.get("UpdateExpression") == marker)
-    etag = current_etag(aws, issued["key"])
+def test_a_rejection_whose_staging_removal_failed_is_finished_by_the_retry(aws: Any, api: Api) -> None:
+    data = b"MZ\x90\x00" + b"\x00" * 300
+    issued = upload(api, data, "x.png", "image/png", "avatar")
+    fail_calls("s3", "DeleteObject", 3)  # after the outcome's write: every try inside the attempt
+    assert process(aws, issued["key"], len(data))["batchItemFailures"]
+    assert record(api, issued["uploadId"])["status"] == "REJECTED"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
 
-    assert process(aws, issued["key"], len(data), etag=etag) == {"batchItemFailures": []}  # not retried: it is out
-    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
-    item = raw_item(aws, issued["uploadId"])
-    assert "pending_event" in item and item["claim_by"] == {"S": "m0#0001"}  # the documented leftover, under its lease
-    # a twin of the notification (S3 delivers at least once: another message) waits for the lease
-    twin = process(aws, issued["key"], len(data), etag=etag, id_prefix="twin")
-    assert twin == {"batchItemFailures": [{"itemIdentifier": "twin0"}]}
+    assert process(aws, issued["key"], len(data), receive_count=2) == {"batchItemFailures": []}
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
+    assert keys == [f"quarantine/{issued['uploadId']}/x.png"]
     assert delivered_events(aws) == []
 
 

@@ -161,10 +161,27 @@ def deliver_ingest_queue(aws: Any, scan: bool = False) -> list[dict[str, Any]]:
             aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def throttle_the_event() -> list[int]:
-    """EventBridge throttles every try the processor makes at an outcome's event within one
-    attempt (it retries it in place, as it does the final writes), so the event stays owed."""
-    from directupload.processing.outcomes import FINAL_WRITE_ATTEMPTS
-    from tests.integration.conftest import fail_calls
+_PUBLISHERS: dict[str, Any] = {}
 
-    return fail_calls("events", "PutEvents", FINAL_WRITE_ATTEMPTS)
+
+def publish_owed(aws: Any) -> None:
+    """The real PublishFunction handling the table's stream as its event source mapping would
+    (the template's filter and batch size, retried from the first reported failure): every
+    change written since the last call, so the events they owe reach the bus."""
+    from local.harness import client
+    from local.lambda_runtime import LocalFunction
+    from local.retention import StreamPoller, mapping_of
+    from local.template import load
+
+    arn = aws.dynamodb.describe_table(TableName=aws.resources.uploads_table)["Table"]["LatestStreamArn"]
+    poller = _PUBLISHERS.get(arn)
+    if poller is None:
+        from handlers import publisher
+
+        function = LocalFunction("PublishFunction", publisher.lambda_handler)
+        if "mapping" not in _PUBLISHERS:
+            _PUBLISHERS["mapping"] = mapping_of(load(), "PublishFunction")
+        patterns, batch_size, retries = _PUBLISHERS["mapping"]
+        poller = StreamPoller(client("dynamodbstreams"), arn, function, patterns, batch_size, retries, retry_delay=0)
+        _PUBLISHERS[arn] = poller
+    poller.poll()

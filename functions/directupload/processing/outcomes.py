@@ -1,23 +1,27 @@
-"""Recording what became of an upload: the outcome's write, what it still owes, and its event.
+"""Recording what became of an upload: the outcome's write, and the staging object after it.
 
 The pipeline (pipeline.py) decides; this module records. Each outcome is one conditional write
 that names the staging version holding the claim and the delivery that reached it
-(``outcome_of``), and sets the outbox marker (outbox.py) in the same write. What the outcome
-still owes is then settled: the staging object removed (accepted: the verified bytes live under
-``files/``) or disposed of (rejected: quarantined or deleted, as configured), the event
-published, and the marker removed. A write refused because another delivery (or a deletion)
-settled the upload first leaves no promoted copy behind that nothing may serve.
+(``outcome_of``), gives the claim up, and names the event the change owes (``pending_event``):
+the table's stream carries the write to the PublishFunction, which sends that event
+(handlers/publisher.py), so an outcome is announced if and only if it was recorded, in the
+order of the upload's changes. Everything an outcome keeps is in place before its write: the
+verified copy under ``files/`` and its derived objects, or the rejected bytes' copy in
+``quarantine/``. After it, only the staging object is removed; a delivery of the same
+notification that finds it still there (the attempt stopped in between) removes it. A write
+refused because another delivery (or a deletion) settled the upload first leaves no promoted
+or quarantined copy behind that nothing accounts for.
 
-FAILED is recorded when a notification's retries ran out, with ``Upload Failed``; its writes,
-like the marker's removal, are worth a few tries inside the attempt (``FINAL_WRITE_ATTEMPTS``).
+FAILED is recorded when a notification's retries ran out (its event, ``Upload Failed``, the
+same way); its write, like the staging object's removal, is worth a few tries inside the
+attempt (``FINAL_WRITE_ATTEMPTS``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -26,9 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from directupload import events, keys
 from directupload.models import Status, UploadError, UploadRecord, Variant, utcnow
 from directupload.observability import logger, metrics
-from directupload.processing.outbox import Outbox
 from directupload.storage import Storage
-from directupload.store import ClaimRefused, TransitionRefused, UploadStore, earlier_receive, message_of
+from directupload.store import TransitionRefused, UploadStore, earlier_receive, message_of
 
 if TYPE_CHECKING:
     from directupload.errors import Rejected
@@ -36,10 +39,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# The last word about an upload (FAILED, an outcome's marker removed) is worth a few tries
-# inside the attempt: a throttled write here would otherwise cost a whole redelivery.
+# The last word about an upload (FAILED, the staging object's removal after an outcome) is worth
+# a few tries inside the attempt: a throttled write here would otherwise cost a whole redelivery.
 FINAL_WRITE_ATTEMPTS = 3
-TRANSIENT = (ClientError, BotoCoreError, events.PublishFailedError)
+TRANSIENT = (ClientError, BotoCoreError)
 
 _EVENT_OF = {Status.PROCESSED: events.PROCESSED, Status.REJECTED: events.REJECTED}
 # A claim outlives any attempt (the ProcessFunction timeout is 15 minutes): one that lapses
@@ -48,8 +51,8 @@ CLAIM_LIFETIME = timedelta(minutes=20)
 
 
 class ClaimHeldError(RuntimeError):
-    """Another attempt holds this upload (a twin delivery of the same notification, another
-    staging version being verified, or the attempt finishing an outcome's event): retried once
+    """Another attempt holds this upload (a twin delivery of the same notification, or another
+    staging version being verified): retried once
     the holder is done, at the latest when its claim lapses (``retry_in`` seconds, when known).
     ``redundant``: the holder is another message's delivery of the very version this one is
     about, so that message settles it (this one may be done with once its retries run out).
@@ -111,34 +114,13 @@ _HOLDING = "directupload_still_holding"
 
 
 def left_holding(exc: BaseException) -> None:
-    """Mark ``exc``: the attempt it ends still holds the upload's claim or lease (giving the claim
-    up failed, or the lease was kept for an event that did not go out). Only the attempt knows:
+    """Mark ``exc``: the attempt it ends still holds the upload's claim (giving it up failed). Only the attempt knows:
     a copy of the same receive beside it carries the same holder name."""
     setattr(exc, _HOLDING, True)
 
 
 def still_holding(exc: BaseException) -> bool:
     return bool(getattr(exc, _HOLDING, False))
-
-
-@contextlib.contextmanager
-def _holding_the_lease() -> Iterator[None]:
-    """Work done under a final record's lease: an error out of it leaves the lease held."""
-    try:
-        yield
-    except Exception as exc:
-        left_holding(exc)
-        raise
-
-
-def owes_event(record: UploadRecord, ref: ObjectRef) -> bool:
-    """Whether ``ref`` is the delivery that reached ``record``'s outcome and its event is still
-    owed: its attempt stopped before the event went out, and this delivery finishes the job."""
-    return (
-        record.status in _EVENT_OF
-        and record.pending_event is not None
-        and record.outcome_of == delivery(ref, ref.etag or "")
-    )
 
 
 class PendingSlots(Protocol):
@@ -157,8 +139,6 @@ class Outcomes:
         *,
         store: UploadStore,
         storage: Storage,
-        publisher: events.EventPublisher,
-        outbox: Outbox | None = None,
         rejected_objects: str = "quarantine",
         quota: PendingSlots | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -166,8 +146,6 @@ class Outcomes:
     ) -> None:
         self.store = store
         self.storage = storage
-        self.publisher = publisher
-        self.outbox = outbox or Outbox(store.table_name, store.client)
         self.rejected_objects = rejected_objects
         self.quota = quota
         self.clock = clock
@@ -206,150 +184,118 @@ class Outcomes:
                 size=result["size"],  # the declared size, or the real one below a ceiling
                 variants={name: variant.model_dump() for name, variant in variants.items()},
                 retain_until=retain_until,
-                remove=["error", "claim_etag", "scan_deadline", "scan_etag"],
+                remove=["error", "scan_deadline", "scan_etag"],
             )
         except TransitionRefused:
             promoted = [keys.file_key(record.key), *(v.key for v in variants.values())]
-            return self._lost_race(record, ref, etag, attempt, promoted=promoted)
+            return self._lost_race(record, ref, etag, promoted=promoted)
         if not before.size_exact:  # after the one write that can succeed once: settled once
-            with _holding_the_lease():
-                self._settle_bytes(before, int(result["size"]))
+            self._settle_bytes(before, int(result["size"]))
         metrics.add_metric(name="UploadsProcessed", unit="Count", value=1)
         metrics.add_metric(name="BytesProcessed", unit="Bytes", value=record.size)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.info("upload processed", size=record.size, sniffed=result.get("contentType"))
-        return self.settle(record, ref, attempt)
+        return self.settle(record)
 
     def reject(
         self, record: UploadRecord, ref: ObjectRef, rejection: Rejected, etag: str, attempt: str, elapsed: float
     ) -> str:
-        """REJECTED: staging version ``etag`` can never be accepted."""
+        """REJECTED: staging version ``etag`` can never be accepted. Its bytes are copied to
+        quarantine (if so configured) before the write, as an accepted version is promoted
+        before its write: once the record is final, only the staging object is left to remove,
+        and a deletion right after the outcome finds every object it must remove in place."""
         error = UploadError(
             code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
         )
-        before = record
+        head = self.storage.head(record.key)
+        quarantined: list[str] = []
+        if head is not None and self.rejected_objects == "quarantine":
+            quarantined = [keys.quarantine_key(record.key)]
+            self.storage.copy(record.key, quarantined[0], head.size)  # in parts above 5 GiB
         try:
-            record = self._write(
+            self._write(
                 record,
                 Status.REJECTED,
                 ref,
                 etag,
                 attempt,
                 error=error.model_dump(exclude_none=True),
-                remove=["claim_etag", "scan_deadline", "scan_etag"],
+                remove=["scan_deadline", "scan_etag"],
             )
         except TransitionRefused:
-            return self._lost_race(record, ref, etag, attempt, promoted=[])
-        if not before.size_exact:  # after the one write that can succeed once: settled once
-            with _holding_the_lease():
-                head = self.storage.head(before.key)  # what it really held is what stays charged
-                if head is not None:
-                    self._settle_bytes(before, min(head.size, before.size))
+            return self._lost_race(record, ref, etag, quarantined=quarantined)
+        if not record.size_exact and head is not None:  # what it really held is what stays charged
+            self._settle_bytes(record, min(head.size, record.size))
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
-        return self.settle(record, ref, attempt)
+        return self.settle(record.model_copy(update={"status": Status.REJECTED}))
 
     def _write(
         self, record: UploadRecord, to: Status, ref: ObjectRef, etag: str, attempt: str, **fields: Any
     ) -> UploadRecord:
         """The outcome's one conditional write, if ``attempt`` still holds the claim of staging
-        version ``etag``: with the event it owes (the outbox marker, outbox.py) and the delivery
-        that reached it. The attempt keeps its claim of the record until the event is out (the
-        marker's lease): a twin delivery meanwhile waits instead of publishing beside it."""
-        now = self.clock()
+        version ``etag``: with the delivery that reached it and the event it owes, which the
+        table's stream carries to the PublishFunction. The claim goes in the same write: nothing
+        the outcome keeps is left to do (what is left, removing the staging object, any delivery
+        of the same notification may do)."""
+        remove = [*fields.pop("remove", []), "claim_etag", "claim_by", "claim_until"]
         try:
             return self.store.transition(
                 record.upload_id,
                 to,
-                now=now,
+                now=self.clock(),
                 claimed_by=etag,
                 held_by=attempt,
                 pending_event=_EVENT_OF[to],
                 outcome_of=delivery(ref, etag),
-                claim_until=now + CLAIM_LIFETIME,
+                remove=remove,
                 **fields,
             )
         except TRANSIENT as exc:
             left_holding(exc)  # the claim: the write did not go through
             raise
 
-    def finish_owed(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
-        """The delivery that reached ``record``'s outcome, delivered again with its event still
-        owed: finished here by ``attempt`` under the marker's lease, unless another attempt (a
-        twin delivery still announcing it) holds the lease (ClaimHeldError: retried) or it was
-        finished meanwhile (a duplicate)."""
-        now = self.clock()
-        try:
-            record = self.store.lease_owed(record.upload_id, by=attempt, now=now, until=now + CLAIM_LIFETIME)
-        except ClaimRefused as refused:
-            if refused.record is not None and refused.record.pending_event is not None:
-                held = refused.record
-                raise ClaimHeldError(
-                    "the attempt that reached this outcome is still announcing it",
-                    held.claim_until,
-                    now,
-                    redundant=held.claim_by is not None and message_of(held.claim_by) != message_of(attempt),
-                    copy=held.claim_by == attempt,
-                ) from None
-            logger.info("duplicate notification for a final upload", status=record.status.value)
-            metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
-            return Outcome.DUPLICATE
-        logger.info("finishing an outcome an earlier attempt left unannounced", status=record.status.value)
-        return self.settle(record, ref, attempt)
-
-    def settle(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
-        """What a final record still owes, settled by ``attempt`` (which holds its lease): the
-        object disposed of (rejected) and the event. Raises when the event cannot be sent: the
-        record keeps its marker and a retry finishes."""
-        # retried here, as the marker's removal is: a receive of its own would cost the message a
-        # back-off, and its last one would leave the event owed until a redrive
-        with _holding_the_lease():  # the message's next receive takes it up and finishes
-            if record.status == Status.REJECTED:
-                self._dispose(record.key)
-            else:
-                # the staging copy: the verified bytes live under files/
-                self._final_write(lambda: self.storage.delete(record.key))
-            self._final_write(lambda: self.publisher.publish(_EVENT_OF[record.status], self._detail(record, ref)))
-        try:
-            self._final_write(lambda: self.outbox.clear(record.upload_id, _EVENT_OF[record.status], attempt))
-        except TRANSIENT:
-            # The event is out. Raising would send it again on the retry; a marker left
-            # behind only matters if this upload is ever processed again.
-            logger.exception("event sent but its outbox marker stays", status=record.status.value)
-            metrics.add_metric(name="OutboxMarkersLeft", unit="Count", value=1)
+    def settle(self, record: UploadRecord) -> str:
+        """What a final record leaves to do: the staging object removed (the verified bytes live
+        under ``files/``, the rejected ones in ``quarantine/`` or nowhere, as configured). Retried
+        here: a receive of its own would cost the message a back-off. Raises when it cannot be
+        done: the message is retried, and its next delivery finds the object and removes it."""
+        self._final_write(lambda: self.storage.delete(record.key))
         return Outcome.PROCESSED if record.status == Status.PROCESSED else Outcome.REJECTED
 
     def already_final(self, record: UploadRecord, ref: ObjectRef, attempt: str) -> str:
         """A notification for a final upload: the one that reached the outcome, delivered again
-        before its event went out (finished here), late bytes (removed) or a duplicate."""
-        if owes_event(record, ref):
-            # the notification that reached the outcome, delivered again: its attempt stopped
-            # before the event went out, or is announcing it now. Any other (late bytes) leaves
-            # that to it.
-            return self.finish_owed(record, ref, attempt)
-        if self.storage.head(ref.key) is not None:
-            # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they
-            # must neither stay in staging nor change what was verified. Kept in quarantine (if
-            # so configured) while a record can still account for them and delete them with it.
-            if record.status in (Status.DELETING, Status.DELETED):
-                self.storage.delete(ref.key)
-            else:
-                self._dispose(ref.key)
-            logger.warning("bytes arrived for a final upload: removed", status=record.status.value)
-            metrics.add_metric(name="LateObjectsRemoved", unit="Count", value=1)
-            return Outcome.LATE
-        logger.info("duplicate notification for a final upload", status=record.status.value)
-        metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
-        return Outcome.DUPLICATE
+        before the staging object was removed (removed here), late bytes (removed) or a duplicate."""
+        head = self.storage.head(ref.key)
+        if head is None:
+            logger.info("duplicate notification for a final upload", status=record.status.value)
+            metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
+            return Outcome.DUPLICATE
+        if record.status in _EVENT_OF and record.outcome_of == delivery(ref, head.etag):
+            # the very bytes this delivery decided on: the attempt that recorded the outcome
+            # stopped before it removed them from staging
+            logger.info("removing the staging object an earlier attempt left", status=record.status.value)
+            self.settle(record)
+            return Outcome.DUPLICATE
+        # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they must
+        # neither stay in staging nor change what was verified. Kept in quarantine (if so
+        # configured) while a record can still account for them and delete them with it.
+        if record.status in (Status.DELETING, Status.DELETED) or self.rejected_objects != "quarantine":
+            self.storage.delete(ref.key)
+        else:
+            self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)  # in parts above 5 GiB
+        logger.warning("bytes arrived for a final upload: removed", status=record.status.value)
+        metrics.add_metric(name="LateObjectsRemoved", unit="Count", value=1)
+        return Outcome.LATE
 
     def fail(self, ref: ObjectRef, reason: str, *, by: str | None = None, holding: bool = False) -> bool:
-        """FAILED with the reason, and ``Upload Failed``: the retries for ``ref`` (its message
-        ``by``) ran out. Never raises for a transient error. True when the upload became FAILED.
-        What the message's attempts left is given up, FAILED recorded or not: a claim or lease an
-        earlier receive left, and this receive's own when its attempt says it kept one
-        (``holding``), so the redriven message (another message) need not wait for it to lapse.
-        A copy of this receive beside it (the same ``by``) keeps what it holds."""
+        """FAILED with the reason, which owes ``Upload Failed`` (sent from the table's stream):
+        the retries for ``ref`` (its message ``by``) ran out. Never raises for a transient error.
+        True when the upload became FAILED. What the message's attempts left is given up, FAILED
+        recorded or not: a claim an earlier receive left, and this receive's own when its attempt
+        says it kept one (``holding``), so the redriven message (another message) need not wait
+        for it to lapse. A copy of this receive beside it (the same ``by``) keeps what it holds."""
         upload_id = keys.upload_id_from_key(ref.key)
         if upload_id is None:
             return False
@@ -363,12 +309,12 @@ class Outcomes:
                     now=self.clock(),
                     free_or_held_by=by,  # never under another delivery's live attempt: it decides
                     error=error.model_dump(exclude_none=True),
-                    pending_event=events.FAILED,  # a deletion waits for it (deletion.py)
+                    pending_event=events.FAILED,
                 )
             )
         except TransitionRefused:
             # final already, or FAILED by another message of the same upload: this message may
-            # still hold what an attempt of it could not give up (a claim, or an owed event's lease)
+            # still hold a claim an attempt of it could not give up
             self._give_up(upload_id, by, holding)
             return False
         except TRANSIENT as exc:
@@ -381,16 +327,6 @@ class Outcomes:
             # this attempt's claim, or one an earlier receive of the message left (its release
             # failed, and this one failed before it took the claim up)
             self._give_up(upload_id, by, holding)
-        try:
-            self._final_write(lambda: self.publisher.publish(events.FAILED, self._detail(record, ref)))
-        except TRANSIENT:
-            logger.exception("Upload Failed event not sent; a deletion of the upload sends it first")
-            return True
-        try:
-            self._final_write(lambda: self.outbox.clear(upload_id, events.FAILED))
-        except TRANSIENT:
-            logger.exception("Upload Failed sent but its outbox marker stays")
-            metrics.add_metric(name="OutboxMarkersLeft", unit="Count", value=1)
         return True
 
     def _give_up(self, upload_id: str, by: str | None, holding: bool) -> None:
@@ -411,23 +347,30 @@ class Outcomes:
             self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)
         return Outcome.ORPHAN
 
-    def _lost_race(self, record: UploadRecord, ref: ObjectRef, etag: str, attempt: str, promoted: list[str]) -> str:
+    def _lost_race(
+        self,
+        record: UploadRecord,
+        ref: ObjectRef,
+        etag: str,
+        promoted: tuple[str, ...] | list[str] = (),
+        quarantined: tuple[str, ...] | list[str] = (),
+    ) -> str:
         """The outcome write was refused: the upload was deleted meanwhile, or (a claim that
-        lapsed) another attempt settled it. What this attempt promoted must not outlive a deletion.
-        Or it was this very write, applied, whose reply was lost (botocore's retry was refused):
-        then what it owes is settled here."""
+        lapsed) another attempt settled it. What this attempt promoted or quarantined must not
+        outlive a deletion. Or the outcome is this delivery's for these very bytes (this write,
+        applied, whose reply was lost and botocore's retry refused, or a twin of the
+        notification's): then the staging object is removed here."""
         fresh = self.store.get(record.upload_id)
-        if (
-            fresh is not None
-            and fresh.claim_by == attempt
-            and fresh.pending_event is not None
-            and fresh.outcome_of == delivery(ref, etag)
-        ):
-            return self.settle(fresh, ref, attempt)
+        if fresh is not None and fresh.status in _EVENT_OF and fresh.outcome_of == delivery(ref, etag):
+            return self.settle(fresh)
         if promoted and (fresh is None or fresh.status != Status.PROCESSED):
             # deleted meanwhile, or rejected (a scan deadline that won the race): nothing may serve it
-            self.storage.delete_all(promoted)
+            self.storage.delete_all(list(promoted))
             logger.info("upload settled otherwise while being processed; its promoted copy removed")
+        if quarantined and (fresh is None or fresh.status in (Status.DELETING, Status.DELETED)):
+            # deleted meanwhile: no record accounts for the copy any more (a rejection by another
+            # delivery names the same quarantined key, and keeps it)
+            self.storage.delete_all(list(quarantined))
         logger.info("another delivery settled this upload first")
         metrics.add_metric(name="DuplicateNotifications", unit="Count", value=1)
         return Outcome.DUPLICATE
@@ -441,16 +384,6 @@ class Outcomes:
         except TRANSIENT:
             logger.warning("quota not settled to the real size; the ceiling stays charged for the day")
 
-    def _dispose(self, key: str) -> None:
-        """A rejected object: moved to quarantine/ or deleted, as configured."""
-        head = self.storage.head(key)
-        if head is None:
-            return
-        if self.rejected_objects == "quarantine":
-            self.storage.move(key, keys.quarantine_key(key), head.size)  # in parts above 5 GiB
-        else:
-            self.storage.delete(key)
-
     def _final_write(self, write: Callable[[], T]) -> T:
         for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
             try:
@@ -460,6 +393,3 @@ class Outcomes:
                     raise
                 self.sleep(0.1 * 2**attempt)
         raise AssertionError("unreachable")
-
-    def _detail(self, record: UploadRecord, ref: ObjectRef) -> dict[str, Any]:
-        return events.outcome_detail(record, ref.bucket, self.rejected_objects)

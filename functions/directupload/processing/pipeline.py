@@ -11,13 +11,13 @@
 PROCESSED and REJECTED are final, and each upload reaches one of them at most once: every
 status change is a conditional write naming the states it may leave. A notification for a
 final upload is a duplicate or late bytes (a presigned POST re-sent): the staging object is
-removed and nothing else changes, unless the attempt that made it final stopped before its
-event went out (see outbox.py): then this delivery finishes the job. FAILED is not final: the
-upload waits for its message to be redriven. It is entered once, so ``Upload Failed`` is sent
-at most once per upload.
+removed and nothing else changes. FAILED is not final: the upload waits for its message to be
+redriven. It is entered once, so ``Upload Failed`` is sent at most once per upload. Each of
+these writes names the event it owes; the table's stream carries it to the PublishFunction
+(handlers/publisher.py), which sends it: this function never calls EventBridge.
 
 This module decides (the claim, the scan gate, verification and the steps); outcomes.py
-records what it decided (the outcome's write, the object's disposal, the event, the marker).
+records what it decided (the outcome's write, and the staging object's removal after it).
 
 The trust boundary. ``incoming/`` is staging: a grant can write it again until it expires. An
 attempt claims one staging version (its ETag) on the record, reads exactly that version
@@ -52,13 +52,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from directupload import events, keys
+from directupload import keys
 from directupload.errors import Rejected
 from directupload.models import TERMINAL, Status, UploadRecord, Variant, utcnow
 from directupload.observability import logger, metrics
 from directupload.processing import verify
 from directupload.processing.budget import Budget, run_within
-from directupload.processing.outbox import Outbox
 from directupload.processing.outcomes import (
     CLAIM_LIFETIME,
     TRANSIENT,
@@ -66,9 +65,9 @@ from directupload.processing.outcomes import (
     Outcome,
     Outcomes,
     PendingSlots,
+    delivery,
     held_for_us,
     left_holding,
-    owes_event,
     still_holding,
 )
 from directupload.processing.steps import VERIFY, Step, StepResult, VerifiedObject, registry, run_step
@@ -146,11 +145,9 @@ class Processor:
         profiles: dict[str, Profile],
         store: UploadStore,
         storage: Storage,
-        publisher: events.EventPublisher,
         rejected_objects: str = "quarantine",
         clock: Callable[[], datetime] = utcnow,
         steps: dict[str, Step] | None = None,
-        outbox: Outbox | None = None,
         quota: PendingSlots | None = None,
         sleep: Callable[[float], None] = time.sleep,
         budget: Budget | None = None,
@@ -164,8 +161,6 @@ class Processor:
         self.outcomes = Outcomes(
             store=store,
             storage=storage,
-            publisher=publisher,
-            outbox=outbox,
             rejected_objects=rejected_objects,
             quota=quota,
             clock=clock,
@@ -362,13 +357,13 @@ class Processor:
     def _stale_verdict(self, record: UploadRecord | None, ref: ObjectRef, attempt: str) -> str | None:
         """A verdict (or deadline check) that decides nothing: for no upload, one that needs no scan,
         a version no longer waiting, or a final one (unless it is the delivery that reached the
-        outcome, redelivered before its event went out: then it finishes that)."""
+        outcome, delivered again before the staging object was removed: then it removes it)."""
         profile = self.profiles.get(record.profile) if record is not None and record.key == ref.key else None
         if record is None or profile is None or profile.scan != "required":
             logger.info("scan verdict for an upload that needs none: ignored")
         elif record.status in TERMINAL:
-            if owes_event(record, ref):
-                return self.outcomes.finish_owed(record, ref, attempt)
+            if record.outcome_of == delivery(ref, ref.etag or ""):
+                return self.outcomes.already_final(record, ref, attempt)
             infected = record.status == Status.PROCESSED and ref.verdict is not None and ref.verdict.status == THREATS
             if infected and str(record.outcome_of or "").endswith(f"/{ref.etag}"):
                 # bytes with the ETag of the processed ones were found infected (an MD5 collision
