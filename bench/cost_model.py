@@ -39,7 +39,8 @@ HTTP_API_METERING = 512 * 1024  # HTTP API bills each started 512 KB of a reques
 
 # --- assumptions (not prices): durations on Lambda, kept visible -----------------------------------
 API_MS = {"issue": 40, "get": 15, "sign": 20, "complete": 60}  # warm handler durations, DynamoDB ~5-10 ms a call
-PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions (claim, outcome, marker), event
+PROCESS_FIXED_MS = 150  # per upload: DynamoDB transitions (claim, outcome), promotion, staging delete
+PUBLISH_MS = 20  # PublishFunction: one PutEvents for a batch of stream records (up to 10 events)
 S3_READ_MB_S = 90  # one S3 GET stream into a 1,024 MB arm64 function
 POLLS = 3  # GET /uploads/{id} calls a client makes until it sees the outcome
 SIGN_BATCH = 8  # parts signed per POST /uploads/{id}/parts (the CLI's smallest batch)
@@ -199,6 +200,8 @@ def direct(size: int, functions: dict[str, Any], s3_verified: bool = False) -> B
     bill.invoke(proc, PROCESS_FIXED_MS + read_ms, 1)
     bill.invoke(proc, PROCESS_FIXED_MS / 5, receives - 1)  # the verdict and deadline deliveries
     bill.lambda_requests -= receives * (1 - 1 / BATCH)  # ten messages share an invocation
+    # PublishFunction: the outcome's event from the table's stream (batches of up to 10 under load)
+    bill.invoke(functions["PublishFunction"]["memoryMb"], PUBLISH_MS, 1 / BATCH)
     bill.notes.append(f"{sum(counts.values())} AWS requests (the {scenario} scenario's counts, scaled)")
     if read_ms + PROCESS_FIXED_MS > functions["ProcessFunction"]["timeoutS"] * 1000:
         bill.notes.append("does not fit the ProcessFunction timeout")

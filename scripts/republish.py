@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class Target:
 
 def owed_since(ddb: Any, table: str, since: datetime, until: datetime | None = None) -> Iterator[Any]:
     """The upload records changed in [since, until] that owe an event, oldest change first."""
+    since, until = since.astimezone(UTC), until.astimezone(UTC) if until is not None else None
     from directupload.store import record_from_item
 
     condition = "begins_with(pk, :upload) AND attribute_exists(pending_event) AND updated_at >= :since"
@@ -111,7 +112,7 @@ def _moment(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r}: give the time zone (e.g. 2026-12-01T10:00:00Z)")
-    return moment
+    return moment.astimezone(UTC)  # the records' times are UTC, compared as text
 
 
 def main(argv: list[str] | None = None) -> int:

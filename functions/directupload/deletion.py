@@ -8,8 +8,8 @@ deletion that stops half-way (objects gone, record not) is finished by the next 
 is a tombstone that lives a day: a late notification finds a final record and its bytes are
 removed, and a repeated DELETE answers the same. The DELETED write names the event it owes
 (``pending_event``); the table's stream carries it to the PublishFunction, which sends it
-after every earlier event of the upload (handlers/publisher.py): consumers hear of an outcome
-before its deletion, and of a deletion once, however many DELETEs ran.
+after every earlier event of the upload (handlers/publisher.py): an outcome's event is sent
+before its deletion's, and a deletion's once, however many DELETEs ran.
 
 The retention sweep (handlers/retention.py) calls ``purge`` for records DynamoDB's TTL removed:
 the record is already gone there, so its objects are removed and, for an upload a consumer was

@@ -75,6 +75,21 @@ def upload_detail(record: UploadRecord, bucket: str, *, key: str, at: datetime) 
     return detail
 
 
+def _chunks(owed: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, list[tuple[str, dict[str, Any]]]]]:
+    """``owed`` in order, cut into PutEvents calls (with the index of each one's first event): at
+    most 10 events each, and a new call wherever an upload would have a second event in one."""
+    chunks: list[tuple[int, list[tuple[str, dict[str, Any]]]]] = []
+    uploads: set[Any] = set()
+    for index, event in enumerate(owed):
+        upload = event[1].get("uploadId")
+        if not chunks or len(chunks[-1][1]) == MAX_ENTRIES or upload in uploads:
+            chunks.append((index, []))
+            uploads = set()
+        chunks[-1][1].append(event)
+        uploads.add(upload)
+    return chunks
+
+
 class PublishFailedError(RuntimeError):
     """EventBridge accepted the call but not every entry (throttled or failed internally): retry
     from entry ``sent``, the first that did not go out (those before it did)."""
@@ -97,11 +112,11 @@ class EventPublisher:
         self.publish_all([(detail_type, detail)])
 
     def publish_all(self, owed: list[tuple[str, dict[str, Any]]]) -> None:
-        """Send these events in order, up to 10 per PutEvents call. PublishFailedError names how
-        many, from the first, went out when EventBridge refused one (the rest were not sent, or
-        are sent again: a consumer keys on the event's upload and type anyway)."""
-        for start in range(0, len(owed), MAX_ENTRIES):
-            chunk = owed[start : start + MAX_ENTRIES]
+        """Send these events in order, up to 10 per PutEvents call and never two of one upload in
+        one call (EventBridge keeps no order among a call's entries). PublishFailedError names
+        how many, from the first, went out when EventBridge refused one (the rest were not sent,
+        or are sent again: a consumer keys on the event's upload and type anyway)."""
+        for start, chunk in _chunks(owed):
             entries = [
                 {
                     "Source": SOURCE,

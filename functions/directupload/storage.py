@@ -271,13 +271,20 @@ class Storage:
         self.copy(source, target, size)
         self.delete(source)
 
-    def copy(self, source: str, target: str, size: int) -> None:
-        """Copy ``source`` to ``target``; in parts above the single-copy limit (CopyObject's 5 GiB)."""
+    def copy(self, source: str, target: str, size: int, *, etag: str | None = None) -> None:
+        """Copy ``source`` to ``target`` (with ``etag``, exactly that version: VersionChanged if it
+        was written again); in parts above the single-copy limit (CopyObject's 5 GiB)."""
         copy_source = {"Bucket": self.bucket, "Key": source}
-        if size <= self.single_copy_limit:
-            self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source)
-        else:
-            self._copy_in_parts(copy_source, target, {})
+        extra = {"CopySourceIfMatch": f'"{etag}"'} if etag else {}
+        try:
+            if size <= self.single_copy_limit:
+                self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=copy_source, **extra)
+            else:
+                self._copy_in_parts(copy_source, target, extra)
+        except ClientError as exc:
+            if etag and _code(exc) in ("PreconditionFailed", "412"):
+                raise VersionChanged(source) from exc
+            raise
 
     def _copy_in_parts(self, copy_source: dict[str, str], target: str, extra: dict[str, Any]) -> None:
         from boto3.s3.transfer import TransferConfig

@@ -9,7 +9,8 @@ the same event again, such as a deletion's first step, owes none). So an event g
 only if its change was written, after every earlier event of the same upload, and with no
 request of the writer's: the processor and the API never call EventBridge.
 
-The events of a batch go out in order, up to 10 per PutEvents. When EventBridge refuses one,
+The events of a batch go out in order, up to 10 per PutEvents and never two of one upload in
+one call (EventBridge keeps no order among a call's entries). When EventBridge refuses one,
 the batch reports that record and the records after it as failed (the event source retries
 from the first of them), so no event overtakes an earlier one of its upload. Those already
 sent before it may be sent again with the retry; consumers key on the upload and the event

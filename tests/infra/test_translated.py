@@ -922,8 +922,10 @@ def test_the_publisher_reads_owed_changes_from_the_stream_in_order_and_waits_out
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert not props.get("BisectBatchOnFunctionError")
     assert props.get("ParallelizationFactor", 1) == 1
-    # an outage holds the events as long as the stream keeps them, then the batch is dead-lettered
-    assert props["MaximumRetryAttempts"] == -1 and props["MaximumRecordAgeInSeconds"] == -1
+    # an outage holds the events, then the batch is dead-lettered while the stream (24 hours)
+    # still has its records
+    assert props["MaximumRetryAttempts"] == -1
+    assert 6 * 3600 <= props["MaximumRecordAgeInSeconds"] < 24 * 3600
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == get_att("PublishDeadLetterQueue", "Arn")
     assert props["BatchSize"] <= 100
 

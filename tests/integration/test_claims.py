@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api, delivered_events, fail_calls, png, upload
+from tests.integration.conftest import Api, delivered_events, fail_calls, png, post_to_s3, upload
 from tests.support.processing import current_etag, process
 from tests.support.template import max_receive_count, record_key
 
@@ -392,3 +392,54 @@ def test_a_last_receive_whose_outcome_write_failed_gives_up_its_claim(aws: Any, 
     throttled[0] = 0
     assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Processed"]
+
+
+def test_a_last_receive_whose_quarantine_copy_failed_gives_up_its_claim(aws: Any, api: Api) -> None:
+    last = max_receive_count()
+    data = b"MZ\x90\x00" + b"\x00" * 300  # an executable named a PNG: rejected
+    issued = upload(api, data, "x.png", "image/png", "avatar")
+    etag = current_etag(aws, issued["key"])
+
+    # the last receive rejects it, but S3 throttles every try to copy it to quarantine/
+    throttled = fail_calls("s3", "CopyObject", 100)
+    assert process(aws, issued["key"], len(data), etag=etag, receive_count=last)["batchItemFailures"]
+    record = item(aws, issued["uploadId"])
+    assert record["status"] == {"S": "FAILED"}
+    assert "claim_by" not in record, "the claim goes with the message"
+
+    # so its redrive decides at once, and the rejected bytes are kept as evidence
+    throttled[0] = 0
+    assert process(aws, issued["key"], len(data), etag=etag, id_prefix="redriven") == {"batchItemFailures": []}
+    assert item(aws, issued["uploadId"])["status"] == {"S": "REJECTED"}
+    kept = aws.s3.get_object(Bucket=aws.bucket, Key=f"quarantine/{issued['uploadId']}/x.png")["Body"].read()
+    assert kept == data
+    assert current_etag(aws, issued["key"]) is None
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Rejected"]
+
+
+def test_a_rejected_version_replaced_before_its_copy_keeps_the_newer_bytes_for_their_own_notification(
+    aws: Any, api: Api
+) -> None:
+    from directupload import aws as clients
+    from directupload import wiring
+
+    bad = b"MZ\x90\x00" + b"\x00" * 300
+    issued = upload(api, bad, "x.png", "image/png", "avatar")
+    ref = ref_of(aws, issued, len(bad))
+    newer = png()
+    replaced: list[int] = []
+
+    def resent(**_: Any) -> None:  # the grant is sent again with other bytes just before the copy
+        if not replaced:
+            replaced.append(1)
+            post_to_s3(issued, newer)
+
+    clients.client("s3").meta.events.register("before-call.s3.CopyObject", resent)
+    assert wiring.processor().process(ref, by=HOLDER) == "rejected"  # the decision about that version stands
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="quarantine/").get("KeyCount") == 0
+    # the newer bytes are still in staging, and their own notification removes them as late bytes
+    assert current_etag(aws, issued["key"]) is not None
+    later = ref_of(aws, issued, len(newer))
+    assert wiring.processor().process(later, by="m1#0001") == "late"
+    assert current_etag(aws, issued["key"]) is None
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]

@@ -3,7 +3,7 @@ of the records changed since a moment are sent again, as the PublishFunction bui
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from tests.integration.conftest import Api, delivered_events, png, upload
@@ -36,4 +36,8 @@ def test_the_records_changed_since_the_moment_get_their_events_again_in_order(aw
     for event in again:  # the very events the PublishFunction sent
         assert event["detail"] == original[(event["detail"]["uploadId"], event["detail-type"])]
     assert pending["uploadId"] not in {upload_id for upload_id, _ in sent}
+    # the same moment in another time zone is the same window
+    elsewhere = since.astimezone(timezone(timedelta(hours=2)))
+    assert republish(aws.dynamodb, wiring.publisher(), target, elsewhere) == sent
+    delivered_events(aws)
     assert republish(aws.dynamodb, wiring.publisher(), target, since, since - timedelta(seconds=1)) == []

@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from directupload import events, keys
 from directupload.models import Status, UploadError, UploadRecord, Variant, utcnow
 from directupload.observability import logger, metrics
-from directupload.storage import Storage
+from directupload.storage import Storage, VersionChanged
 from directupload.store import TransitionRefused, UploadStore, earlier_receive, message_of
 
 if TYPE_CHECKING:
@@ -207,11 +207,20 @@ class Outcomes:
         error = UploadError(
             code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
         )
-        head = self.storage.head(record.key)
         quarantined: list[str] = []
-        if head is not None and self.rejected_objects == "quarantine":
-            quarantined = [keys.quarantine_key(record.key)]
-            self.storage.copy(record.key, quarantined[0], head.size)  # in parts above 5 GiB
+        try:
+            head = self.storage.head(record.key)
+            if head is not None and head.etag == etag and self.rejected_objects == "quarantine":
+                quarantined = [keys.quarantine_key(record.key)]
+                # exactly the rejected version (in parts above 5 GiB): the evidence a rejection names
+                self.storage.copy(record.key, quarantined[0], head.size, etag=etag)
+        except VersionChanged:
+            # written again since: the rejected bytes are gone, and the newer ones' own
+            # notification finds the upload final (late bytes, quarantined then)
+            head, quarantined = None, []
+        except TRANSIENT as exc:
+            self._release(record, etag, attempt, exc)  # a retry decides again; nothing was recorded
+            raise
         try:
             self._write(
                 record,
@@ -229,6 +238,8 @@ class Outcomes:
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
+        if head is None or head.etag != etag:
+            return Outcome.REJECTED  # staging holds newer bytes (or none): their own notification's
         return self.settle(record.model_copy(update={"status": Status.REJECTED}))
 
     def _write(
@@ -255,6 +266,14 @@ class Outcomes:
         except TRANSIENT as exc:
             left_holding(exc)  # the claim: the write did not go through
             raise
+
+    def _release(self, record: UploadRecord, etag: str, attempt: str, exc: BaseException) -> None:
+        """Attempt ``attempt`` fails before its outcome's write: its claim of ``etag`` goes, or the
+        exception says the attempt still holds it (its message's next receive takes it up)."""
+        try:
+            self.store.release(record.upload_id, etag, attempt)
+        except TRANSIENT:
+            left_holding(exc)
 
     def settle(self, record: UploadRecord) -> str:
         """What a final record leaves to do: the staging object removed (the verified bytes live
