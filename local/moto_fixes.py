@@ -32,7 +32,9 @@
   ignores the field: the emulator checks and stores it.
 
 - ListParts of a multipart upload opened with a SHA256 checksum: S3 lists each part's
-  ``ChecksumSHA256`` (a client resuming compares it with its own bytes); moto lists none.
+  ``ChecksumSHA256`` (a client resuming compares it with its own bytes); moto lists none. It is
+  taken when the part arrives, as S3 takes it, so a listing (every complete lists the parts)
+  does not hash the whole object again.
 
 - Bucket policies: moto evaluates a bucket's policy on object requests with its own evaluator,
   which treats any condition it cannot see (``aws:SecureTransport``) as an explicit deny, so the
@@ -382,8 +384,20 @@ def _serialise(owner: type, names: tuple[str, ...], lock: Any) -> None:
 
 
 def _part_checksums_listed() -> None:
+    from moto.s3.models import FakeMultipart
     from moto.s3.responses import S3Response
 
+    set_part = FakeMultipart.set_part
+
+    def set_part_hashed(self: FakeMultipart, part_id: int, value: bytes) -> Any:
+        # as S3 does, the part's checksum is taken when the part arrives (beside the other
+        # parts' transfers: hashlib lets go of the interpreter lock), not at every listing
+        key = set_part(self, part_id, value)
+        if str(self.metadata.get("x-amz-checksum-algorithm", "")).upper() == "SHA256":
+            key.listed_sha256 = base64.b64encode(hashlib.sha256(value).digest()).decode()  # type: ignore[attr-defined]
+        return key
+
+    FakeMultipart.set_part = set_part_hashed  # type: ignore[method-assign]
     original = S3Response.list_parts
 
     def list_parts(self: S3Response) -> Any:
@@ -395,7 +409,9 @@ def _part_checksums_listed() -> None:
 
                 def with_checksum(found: re.Match[str]) -> str:
                     part = multipart.parts[int(found.group(1))]
-                    checksum = base64.b64encode(hashlib.sha256(part.value).digest()).decode()
+                    checksum = getattr(part, "listed_sha256", None)
+                    if checksum is None:
+                        checksum = base64.b64encode(hashlib.sha256(part.value).digest()).decode()
                     return f"{found.group(0)}<ChecksumSHA256>{checksum}</ChecksumSHA256>"
 
                 text = re.sub(r"<PartNumber>(\d+)</PartNumber>", with_checksum, text)
