@@ -127,6 +127,16 @@ def test_only_the_processor_writes_verified_objects_even_with_a_grant_by_mistake
     assert denied(s3.put_object, Bucket=aws.bucket, Key="derived/u5/thumb.png", Body=b"swap")
 
 
+def reads_and_changes_no_record(aws: Aws, role: FunctionRole) -> bool:
+    """Whether ``role`` is refused a record's read and its update."""
+    ddb, table = as_role(role, "dynamodb"), aws.env["UPLOADS_TABLE"]
+    key = {"pk": {"S": "upload#x"}}
+    change = {"UpdateExpression": "SET a = :a", "ExpressionAttributeValues": {":a": {"S": "b"}}}
+    return denied(ddb.get_item, TableName=table, Key=key) and denied(
+        ddb.update_item, TableName=table, Key=key, **change
+    )
+
+
 def test_the_retention_role_deletes_but_never_writes(aws: Aws, roles: dict[str, FunctionRole]) -> None:
     s3 = as_role(roles["RetentionFunction"], "s3")
     aws.s3.put_object(Bucket=aws.bucket, Key="files/u6/a.txt", Body=b"old")
@@ -134,16 +144,7 @@ def test_the_retention_role_deletes_but_never_writes(aws: Aws, roles: dict[str, 
     assert denied(s3.put_object, Bucket=aws.bucket, Key="files/u6/a.txt", Body=b"x")
     assert denied(s3.get_object, Bucket=aws.bucket, Key="files/u6/a.txt")
     # records: it puts tombstones (conditionally), and reads or changes none
-    ddb = as_role(roles["RetentionFunction"], "dynamodb")
-    table = aws.env["UPLOADS_TABLE"]
-    assert denied(ddb.get_item, TableName=table, Key={"pk": {"S": "upload#x"}})
-    assert denied(
-        ddb.update_item,
-        TableName=table,
-        Key={"pk": {"S": "upload#x"}},
-        UpdateExpression="SET a = :a",
-        ExpressionAttributeValues={":a": {"S": "b"}},
-    )
+    assert reads_and_changes_no_record(aws, roles["RetentionFunction"])
     consumer = as_role(roles["ConsumerFunction"], "s3")
     assert denied(consumer.list_objects_v2, Bucket=aws.bucket)
 
@@ -169,17 +170,9 @@ def test_only_the_publish_function_sends_events_and_only_the_product_s_own(
 
 
 def test_the_publish_function_reads_nothing_and_writes_no_record(aws: Aws, roles: dict[str, FunctionRole]) -> None:
-    table = aws.env["UPLOADS_TABLE"]
+    assert reads_and_changes_no_record(aws, roles["PublishFunction"])
     ddb = as_role(roles["PublishFunction"], "dynamodb")
-    assert denied(ddb.get_item, TableName=table, Key={"pk": {"S": "upload#x"}})
-    assert denied(ddb.put_item, TableName=table, Item={"pk": {"S": "upload#x"}})
-    assert denied(
-        ddb.update_item,
-        TableName=table,
-        Key={"pk": {"S": "upload#x"}},
-        UpdateExpression="SET a = :a",
-        ExpressionAttributeValues={":a": {"S": "b"}},
-    )
+    assert denied(ddb.put_item, TableName=aws.env["UPLOADS_TABLE"], Item={"pk": {"S": "upload#x"}})
     aws.s3.put_object(Bucket=aws.bucket, Key="files/u9/a.txt", Body=b"verified")
     s3 = as_role(roles["PublishFunction"], "s3")
     assert denied(s3.get_object, Bucket=aws.bucket, Key="files/u9/a.txt")
