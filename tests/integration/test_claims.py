@@ -417,16 +417,16 @@ def test_a_last_receive_whose_quarantine_copy_failed_gives_up_its_claim(aws: Any
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Failed", "Upload Rejected"]
 
 
-def test_a_rejected_version_replaced_before_its_copy_keeps_the_newer_bytes_for_their_own_notification(
+def test_a_rejected_version_written_over_before_its_copy_leaves_the_decision_to_the_newer_bytes(
     aws: Any, api: Api
 ) -> None:
     from directupload import aws as clients
     from directupload import wiring
 
-    bad = b"MZ\x90\x00" + b"\x00" * 300
+    newer = png()
+    bad = b"MZ\x90\x00" + b"\x00" * (len(newer) - 4)  # an executable of the same size, rejected
     issued = upload(api, bad, "x.png", "image/png", "avatar")
     ref = ref_of(aws, issued, len(bad))
-    newer = png()
     replaced: list[int] = []
 
     def resent(**_: Any) -> None:  # the grant is sent again with other bytes just before the copy
@@ -435,11 +435,11 @@ def test_a_rejected_version_replaced_before_its_copy_keeps_the_newer_bytes_for_t
             post_to_s3(issued, newer)
 
     clients.client("s3").meta.events.register("before-call.s3.CopyObject", resent)
-    assert wiring.processor().process(ref, by=HOLDER) == "rejected"  # the decision about that version stands
+    # the copy is pinned to the rejected version: it fails, and the attempt stands down
+    assert wiring.processor().process(ref, by=HOLDER) == "superseded"
+    assert item(aws, issued["uploadId"])["status"] == {"S": "UPLOADED"}
     assert aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="quarantine/").get("KeyCount") == 0
-    # the newer bytes are still in staging, and their own notification removes them as late bytes
-    assert current_etag(aws, issued["key"]) is not None
+    # the newer bytes' own notification decides: a rejection never names bytes it did not reject
     later = ref_of(aws, issued, len(newer))
-    assert wiring.processor().process(later, by="m1#0001") == "late"
-    assert current_etag(aws, issued["key"]) is None
-    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]
+    assert wiring.processor().process(later, by="m1#0001") == "processed"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]

@@ -203,21 +203,22 @@ class Outcomes:
         """REJECTED: staging version ``etag`` can never be accepted. Its bytes are copied to
         quarantine (if so configured) before the write, as an accepted version is promoted
         before its write: once the record is final, only the staging object is left to remove,
-        and a deletion right after the outcome finds every object it must remove in place."""
+        and a deletion right after the outcome finds every object it must remove in place.
+        VersionChanged when the staging object holds other bytes now (written again since): the
+        attempt stands down and the newer version's own notification decides, so a rejection
+        always names the very bytes it rejected."""
         error = UploadError(
             code=rejection.code, message=rejection.message[:500], threats=list(rejection.threats) or None
         )
         quarantined: list[str] = []
         try:
             head = self.storage.head(record.key)
-            if head is not None and head.etag == etag and self.rejected_objects == "quarantine":
+            if head is not None and head.etag != etag:
+                raise VersionChanged(record.key)
+            if head is not None and self.rejected_objects == "quarantine":
                 quarantined = [keys.quarantine_key(record.key)]
                 # exactly the rejected version (in parts above 5 GiB): the evidence a rejection names
                 self.storage.copy(record.key, quarantined[0], head.size, etag=etag)
-        except VersionChanged:
-            # written again since: the rejected bytes are gone, and the newer ones' own
-            # notification finds the upload final (late bytes, quarantined then)
-            head, quarantined = None, []
         except TRANSIENT as exc:
             self._release(record, etag, attempt, exc)  # a retry decides again; nothing was recorded
             raise
@@ -238,8 +239,8 @@ class Outcomes:
         metrics.add_metric(name="UploadsRejected", unit="Count", value=1)
         metrics.add_metric(name="ProcessingDuration", unit="Milliseconds", value=round(elapsed * 1000, 1))
         logger.warning("upload rejected", code=rejection.code, reason=rejection.message[:200])
-        if head is None or head.etag != etag:
-            return Outcome.REJECTED  # staging holds newer bytes (or none): their own notification's
+        if head is None:
+            return Outcome.REJECTED  # (nothing in staging to remove)
         return self.settle(record.model_copy(update={"status": Status.REJECTED}))
 
     def _write(
@@ -381,6 +382,9 @@ class Outcomes:
         notification's): then the staging object is removed here."""
         fresh = self.store.get(record.upload_id)
         if fresh is not None and fresh.status in _EVENT_OF and fresh.outcome_of == delivery(ref, etag):
+            head = self.storage.head(record.key)
+            if head is None or head.etag != etag:  # removed already, or newer bytes: theirs to decide
+                return Outcome.PROCESSED if fresh.status == Status.PROCESSED else Outcome.REJECTED
             return self.settle(fresh)
         if promoted and (fresh is None or fresh.status != Status.PROCESSED):
             # deleted meanwhile, or rejected (a scan deadline that won the race): nothing may serve it

@@ -308,7 +308,10 @@ class Processor:
             return self._superseded(record, etag, attempt)
         except Rejected as rejection:
             self._discard(written)
-            return self.outcomes.reject(record, ref, rejection, etag, attempt, time.perf_counter() - started)
+            try:
+                return self.outcomes.reject(record, ref, rejection, etag, attempt, time.perf_counter() - started)
+            except VersionChanged:  # the bytes it rejected were written over before it recorded that
+                return self._superseded(record, etag, attempt)
         except Exception as exc:
             # a failed attempt holds no claim (another version need not wait for its retry) and
             # leaves no derived objects behind (a record that never becomes PROCESSED names none)
