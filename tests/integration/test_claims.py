@@ -443,3 +443,20 @@ def test_a_rejected_version_written_over_before_its_copy_leaves_the_decision_to_
     later = ref_of(aws, issued, len(newer))
     assert wiring.processor().process(later, by="m1#0001") == "processed"
     assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Processed"]
+
+
+def test_bytes_sent_after_a_rejection_never_replace_its_quarantined_evidence(aws: Any, api: Api) -> None:
+    from directupload import wiring
+
+    newer = png()
+    bad = b"MZ\x90\x00" + b"\x00" * (len(newer) - 4)
+    issued = upload(api, bad, "x.png", "image/png", "avatar")
+    assert wiring.processor().process(ref_of(aws, issued, len(bad)), by=HOLDER) == "rejected"
+    evidence = f"quarantine/{issued['uploadId']}/x.png"
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=evidence)["Body"].read() == bad
+
+    post_to_s3(issued, newer)  # the grant, still valid, sent again with other bytes
+    assert wiring.processor().process(ref_of(aws, issued, len(newer)), by="m1#0001") == "late"
+    assert current_etag(aws, issued["key"]) is None
+    assert aws.s3.get_object(Bucket=aws.bucket, Key=evidence)["Body"].read() == bad, "the evidence is what was rejected"
+    assert [e["detail-type"] for e in delivered_events(aws)] == ["Upload Rejected"]

@@ -300,8 +300,10 @@ class Outcomes:
             return Outcome.DUPLICATE
         # bytes sent after the outcome (a presigned POST re-sent, a late part URL): they must
         # neither stay in staging nor change what was verified. Kept in quarantine (if so
-        # configured) while a record can still account for them and delete them with it.
-        if record.status in (Status.DELETING, Status.DELETED) or self.rejected_objects != "quarantine":
+        # configured) while a record can still account for them and delete them with it; never
+        # over a rejection's own copy there, the evidence its event names.
+        gone = record.status in (Status.DELETING, Status.DELETED, Status.REJECTED)
+        if gone or self.rejected_objects != "quarantine":
             self.storage.delete(ref.key)
         else:
             self.storage.move(ref.key, keys.quarantine_key(ref.key), head.size)  # in parts above 5 GiB
