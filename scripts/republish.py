@@ -109,7 +109,10 @@ def from_stack(stack: str, region: str | None) -> Target:
 
 
 def _moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time (e.g. 2026-12-01T10:00:00Z)") from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r}: give the time zone (e.g. 2026-12-01T10:00:00Z)")
     return moment.astimezone(UTC)  # the records' times are UTC, compared as text

@@ -108,9 +108,6 @@ class EventPublisher:
         self.bus_name = bus_name
         self.client = client
 
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        self.publish_all([(detail_type, detail)])
-
     def publish_all(self, owed: list[tuple[str, dict[str, Any]]]) -> None:
         """Send these events in order, up to 10 per PutEvents call and never two of one upload in
         one call (EventBridge keeps no order among a call's entries). PublishFailedError names

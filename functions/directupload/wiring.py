@@ -17,7 +17,6 @@ from directupload.uploads import UploadService
 
 if TYPE_CHECKING:
     from directupload.cdn import CloudFrontUrlSigner
-    from directupload.models import UploadRecord
     from directupload.processing.pipeline import Processor
     from directupload.webhooks import DeadLetters, WebhookSender, WebhookSettings
 
@@ -45,16 +44,9 @@ def upload_service() -> UploadService:
         storage=storage(),
         s3=aws.client("s3"),
         quota=quota(),
-        deleter=_DeferredDeleter(),
+        deleter=deleter(),
         download_signer=download_signer(),
     )
-
-
-class _DeferredDeleter:
-    """The Deleter, built on the first deletion: issuing never builds its EventBridge client."""
-
-    def delete(self, record: UploadRecord, reason: str = "owner") -> UploadRecord:
-        return deleter().delete(record, reason)
 
 
 @cache

@@ -25,6 +25,11 @@ def ref_of(aws: Any, issued: dict[str, Any], size: int) -> Any:
     return ObjectRef(bucket=aws.bucket, key=issued["key"], size=size, etag=etag, sequencer="0055AED6DCD90281E5")
 
 
+def executable(size: int) -> bytes:
+    """``size`` bytes that sniff as a Windows executable: what an image profile rejects."""
+    return (b"MZ\x90\x00" + b"\x00" * size)[:size]
+
+
 def item(aws: Any, upload_id: str) -> dict[str, Any]:
     return dict(aws.dynamodb.get_item(TableName=aws.resources.uploads_table, Key=record_key(upload_id))["Item"])
 
@@ -396,7 +401,7 @@ def test_a_last_receive_whose_outcome_write_failed_gives_up_its_claim(aws: Any, 
 
 def test_a_last_receive_whose_quarantine_copy_failed_gives_up_its_claim(aws: Any, api: Api) -> None:
     last = max_receive_count()
-    data = b"MZ\x90\x00" + b"\x00" * 300  # an executable named a PNG: rejected
+    data = executable(300)  # named a PNG: rejected
     issued = upload(api, data, "x.png", "image/png", "avatar")
     etag = current_etag(aws, issued["key"])
 
@@ -424,7 +429,7 @@ def test_a_rejected_version_written_over_before_its_copy_leaves_the_decision_to_
     from directupload import wiring
 
     newer = png()
-    bad = b"MZ\x90\x00" + b"\x00" * (len(newer) - 4)  # an executable of the same size, rejected
+    bad = executable(len(newer))  # of the same size, rejected
     issued = upload(api, bad, "x.png", "image/png", "avatar")
     ref = ref_of(aws, issued, len(bad))
     replaced: list[int] = []
@@ -449,7 +454,7 @@ def test_bytes_sent_after_a_rejection_never_replace_its_quarantined_evidence(aws
     from directupload import wiring
 
     newer = png()
-    bad = b"MZ\x90\x00" + b"\x00" * (len(newer) - 4)
+    bad = executable(len(newer))
     issued = upload(api, bad, "x.png", "image/png", "avatar")
     assert wiring.processor().process(ref_of(aws, issued, len(bad)), by=HOLDER) == "rejected"
     evidence = f"quarantine/{issued['uploadId']}/x.png"
